@@ -1,0 +1,17 @@
+# Every target runs inside the project's Debian trixie environment through docker/run,
+# which provisions it on first use (a Docker image, or a debootstrap root file system).
+RUN  ?= docker/run
+OUT  ?= results
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench env shell
+demo:            ## the main demo: 2D double-well Fokker-Planck, PNGs, VTX/XDMF series, summary
+	$(RUN) xvfb-run -a python3 -m demos.double_well --out $(OUT)/double_well
+test:            ## the test suite (serial and mpirun -n 2 paths)
+	$(RUN) xvfb-run -a python3 -m pytest -q -rs $(PYTEST_ARGS)
+bench:           ## benchmarks: tables on stdout, JSON under $(OUT)/benchmarks
+	$(RUN) python3 -m benchmarks.ou_vs_fd --out $(OUT)/benchmarks
+env:             ## only provision the environment
+	$(RUN) --provision-only
+shell:
+	$(RUN) bash
