@@ -1,0 +1,89 @@
+"""Simplex meshes of intervals, rectangles, boxes and disks from a target cell size."""
+
+from __future__ import annotations
+
+import math
+
+import basix.ufl
+import dolfinx.mesh
+import numpy as np
+import ufl
+from mpi4py import MPI
+
+from solvers.compat import create_mesh
+
+
+def _cells_for(length: float, h: float, name: str) -> int:
+    if not (np.isfinite(h) and h > 0):
+        raise ValueError(f"mesh size h must be a positive finite number, got h={h!r}")
+    if not (np.isfinite(length) and length > 0):
+        raise ValueError(f"{name} must have positive finite extent, got {length!r}")
+    return max(1, int(math.ceil(length / h - 1e-12)))
+
+
+def interval(comm: MPI.Comm, a: float, b: float, h: float) -> dolfinx.mesh.Mesh:
+    """[a, b] split into ceil((b - a) / h) equal cells."""
+    n = _cells_for(b - a, h, f"interval [{a}, {b}]")
+    return dolfinx.mesh.create_interval(comm, n, [a, b])
+
+
+def rectangle(comm: MPI.Comm, lower, upper, h: float, diagonal: str = "right") -> dolfinx.mesh.Mesh:
+    """The rectangle [lower, upper] with right triangles of legs at most h.
+
+    The default 'right' diagonal gives a non-obtuse (Delaunay) triangulation, as the
+    structure-preserving scheme needs; 'crossed' also is.
+    """
+    lower, upper = np.asarray(lower, float), np.asarray(upper, float)
+    n = [_cells_for(upper[i] - lower[i], h, f"rectangle side {i}") for i in range(2)]
+    diag = {"right": dolfinx.mesh.DiagonalType.right, "left": dolfinx.mesh.DiagonalType.left,
+            "crossed": dolfinx.mesh.DiagonalType.crossed}[diagonal]
+    return dolfinx.mesh.create_rectangle(comm, [lower, upper], n, dolfinx.mesh.CellType.triangle,
+                                         diagonal=diag)
+
+
+def box(comm: MPI.Comm, lower, upper, h: float) -> dolfinx.mesh.Mesh:
+    """The box [lower, upper] split into tetrahedra (6 per cube of side at most h)."""
+    lower, upper = np.asarray(lower, float), np.asarray(upper, float)
+    n = [_cells_for(upper[i] - lower[i], h, f"box side {i}") for i in range(3)]
+    return dolfinx.mesh.create_box(comm, [lower, upper], n, dolfinx.mesh.CellType.tetrahedron)
+
+
+def disk_points(radius: float, h: float, center=(0.0, 0.0)) -> np.ndarray:
+    """Concentric rings of points spaced about h apart, the outermost on the circle."""
+    nr = _cells_for(radius, h, f"disk radius {radius}")
+    pts = [np.zeros((1, 2))]
+    for k in range(1, nr + 1):
+        r = radius * k / nr
+        m = max(6, int(round(2 * math.pi * r / (radius / nr))))
+        th = 2 * math.pi * (np.arange(m) + 0.5 * (k % 2)) / m
+        pts.append(np.column_stack([r * np.cos(th), r * np.sin(th)]))
+    return np.vstack(pts) + np.asarray(center, float)
+
+
+def disk(comm: MPI.Comm, radius: float, h: float, center=(0.0, 0.0)) -> dolfinx.mesh.Mesh:
+    """A polygonal disk: the Delaunay triangulation of concentric rings of points.
+
+    Delaunay triangulations of convex point sets have non-negative cotangent edge weights, as the
+    structure-preserving scheme needs. Rank 0 builds the triangulation; dolfinx distributes it.
+    """
+    from scipy.spatial import Delaunay
+
+    if comm.rank == 0:
+        x = disk_points(radius, h, center)
+        tri = Delaunay(x).simplices.astype(np.int64)
+        # orient counter-clockwise
+        a, b, c = x[tri[:, 0]], x[tri[:, 1]], x[tri[:, 2]]
+        det = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+        tri[det < 0] = tri[det < 0][:, [0, 2, 1]]
+    else:
+        x, tri = np.zeros((0, 2)), np.zeros((0, 3), dtype=np.int64)
+    element = ufl.Mesh(basix.ufl.element("Lagrange", "triangle", 1, shape=(2,)))
+    return create_mesh(comm, tri, x, element)
+
+
+def cell_size(msh: dolfinx.mesh.Mesh) -> float:
+    """The largest cell diameter over all ranks."""
+    tdim = msh.topology.dim
+    n = msh.topology.index_map(tdim).size_local
+    h = msh.h(tdim, np.arange(n, dtype=np.int32)) if n else np.zeros(1)
+    return msh.comm.allreduce(float(np.max(h)) if len(h) else 0.0, op=MPI.MAX)

@@ -1,0 +1,62 @@
+"""The few dolfinx APIs renamed between 0.9 (Debian trixie) and 0.10, behind one name each.
+
+Feature detection, not version parsing: each helper looks at what the installed dolfinx offers.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import dolfinx
+import dolfinx.fem
+import dolfinx.mesh
+import numpy as np
+
+
+def interpolation_points(element) -> np.ndarray:
+    """Reference interpolation points of a FiniteElement (a method in 0.9, a property in 0.10)."""
+    pts = element.interpolation_points
+    return pts() if callable(pts) else pts
+
+
+def expression(expr, V) -> dolfinx.fem.Expression:
+    """A compiled UFL expression evaluated at V's interpolation points."""
+    return dolfinx.fem.Expression(expr, interpolation_points(V.element))
+
+
+def interpolate(u: dolfinx.fem.Function, expr) -> dolfinx.fem.Function:
+    """u <- nodal interpolation of a UFL expression, a numpy callable or another Function."""
+    if isinstance(expr, dolfinx.fem.Function) or callable(expr) and not _is_ufl(expr):
+        u.interpolate(expr)
+    else:
+        u.interpolate(expression(expr, u.function_space))
+    u.x.scatter_forward()
+    return u
+
+
+def _is_ufl(obj) -> bool:
+    import ufl.core.expr
+
+    return isinstance(obj, ufl.core.expr.Expr)
+
+
+_CREATE_MESH_PARAMS = list(inspect.signature(dolfinx.mesh.create_mesh).parameters)
+
+
+def create_mesh(comm, cells: np.ndarray, x: np.ndarray, coordinate_element):
+    """dolfinx.mesh.create_mesh with (cells, x, element) in whichever order this dolfinx wants."""
+    kwargs = {}
+    if "x" in _CREATE_MESH_PARAMS and "e" in _CREATE_MESH_PARAMS:
+        kwargs = {"x": x, "e": coordinate_element}
+        return dolfinx.mesh.create_mesh(comm, cells, **kwargs)
+    return dolfinx.mesh.create_mesh(comm, cells, x, coordinate_element)  # pragma: no cover
+
+
+def petsc_vec(u: dolfinx.fem.Function):
+    """The PETSc Vec wrapping a Function's local array (x.petsc_vec since 0.8)."""
+    return u.x.petsc_vec
+
+
+def dolfinx_version() -> tuple[int, int]:
+    major, minor = dolfinx.__version__.split(".")[:2]
+    return int(major), int(minor)

@@ -1,0 +1,58 @@
+"""Checks on user input that fail with an error naming the offending value and where it is."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from mpi4py import MPI
+
+
+def positive_number(name: str, value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be positive and finite, got {name}={value!r}")
+    return v
+
+
+def one_of(name: str, value, allowed) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not one of {sorted(allowed)}")
+    return value
+
+
+def _where(comm: MPI.Comm, values: np.ndarray, coords: np.ndarray, pick) -> tuple[float, np.ndarray]:
+    """Global (value, coordinate) chosen by `pick` (np.argmin/argmax) over the owned entries."""
+    if len(values):
+        i = pick(values)
+        local = (float(values[i]), coords[i])
+    else:
+        local = (math.inf if pick is np.argmin else -math.inf, np.full(3, np.nan))
+    allv = comm.allgather(local)
+    j = pick(np.array([v for v, _ in allv]))
+    return allv[j]
+
+
+def check_density(comm: MPI.Comm, values: np.ndarray, coords: np.ndarray, mass: float, what: str,
+                  mass_tol: float, neg_tol: float = 1e-12) -> None:
+    """values: owned nodal values; coords: their coordinates. Raises on NaN/inf, negative values
+    below -neg_tol * max and a mass farther than mass_tol from 1."""
+    bad = ~np.isfinite(values)
+    nbad = comm.allreduce(int(bad.sum()))
+    if nbad:
+        v, x = _where(comm, np.where(bad, 0.0, 1.0), coords, np.argmin)
+        raise ValueError(f"{what} has {nbad} non-finite values (NaN or inf), e.g. at x={_fmt(x)}")
+    vmin, xmin = _where(comm, values, coords, np.argmin)
+    vmax, _ = _where(comm, values, coords, np.argmax)
+    if vmin < -neg_tol * max(abs(vmax), 1.0):
+        raise ValueError(f"{what} is negative: min value {vmin:.6g} at x={_fmt(xmin)}")
+    if not math.isfinite(mass) or abs(mass - 1.0) > mass_tol:
+        raise ValueError(f"{what} is not normalised: mass {mass:.8g} differs from 1 by "
+                         f"{abs(mass - 1.0):.3g} > mass_tol={mass_tol:g} (pass normalize=True to rescale)")
+
+
+def _fmt(x) -> str:
+    return "(" + ", ".join(f"{c:.4g}" for c in np.atleast_1d(x)) + ")"
