@@ -92,7 +92,7 @@ class FokkerPlanckSolver:
                                            "lumped", lumped_mass=self.m_lumped)
             fmin = self.functionals.fmin
             self.maxwellian = np.exp(-self.beta * (self.f.x.array - fmin))   # M / exp(-beta fmin)
-            self._u = dolfinx.fem.Function(self.V, name="u")
+        self._work = dolfinx.fem.Function(self.V, name="work")   # u (sg) or the new rho (galerkin)
 
     # ------------------------------------------------------------------ set-up
     def _assemble(self, a) -> PETSc.Mat:
@@ -155,9 +155,9 @@ class FokkerPlanckSolver:
             ksp = self._system("sg")
             b = self._mats["L"].createVecLeft()
             b.array[:] = self.m_lumped[:n] * rho.x.array[:n] / self.dt
-            its = solve(ksp, b, petsc_vec(self._u), self._what())
-            self._u.x.scatter_forward()
-            new = self.maxwellian * self._u.x.array
+            its = solve(ksp, b, petsc_vec(self._work), self._what())
+            self._work.x.scatter_forward()
+            new = self.maxwellian * self._work.x.array
         else:
             name = "backward_euler" if (self.scheme == "bdf2" and self.steps == 0) else self.scheme
             ksp = self._system(name)
@@ -179,10 +179,9 @@ class FokkerPlanckSolver:
                 K.mult(petsc_vec(rho), tmp)
                 b.axpy(-0.5, tmp)
                 tmp.destroy()
-            sol = dolfinx.fem.Function(self.V)
-            its = solve(ksp, b, petsc_vec(sol), self._what())
-            sol.x.scatter_forward()
-            new = sol.x.array
+            its = solve(ksp, b, petsc_vec(self._work), self._what())
+            self._work.x.scatter_forward()
+            new = self._work.x.array
         b.destroy()
         self.rho_prev.x.array[:] = rho.x.array
         rho.x.array[:] = new

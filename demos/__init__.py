@@ -1,0 +1,1 @@
+"""Demos: runnable scripts (python3 -m demos.NAME) and the `fpjko` command."""
