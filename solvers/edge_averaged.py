@@ -31,7 +31,8 @@ def bernoulli(s: np.ndarray) -> np.ndarray:
     s = np.asarray(s, dtype=float)
     out = np.ones_like(s)
     nz = s > 1e-300
-    out[nz] = s[nz] / np.expm1(s[nz])
+    with np.errstate(over="ignore"):          # expm1 -> inf gives B = 0, the right limit
+        out[nz] = s[nz] / np.expm1(s[nz])
     return out
 
 
@@ -97,7 +98,8 @@ def check_nonobtuse(V, dofs, Ke, tol: float = 1e-12) -> None:
     if nbad:
         x = V.tabulate_dof_coordinates()
         i = np.flatnonzero(bad)[0] if bad.any() else None
-        where = f" (e.g. the edge at node x={tuple(np.round(x[rows[i]], 4))})" if i is not None else ""
+        where = (f" (e.g. an edge at the node x=({', '.join(f'{c:.4g}' for c in x[rows[i]])}))"
+                 if i is not None else "")
         raise ValueError(f"the mesh has {nbad} edges with negative cotangent weight{where}: it is not "
                          "non-obtuse/Delaunay, so the structure-preserving scheme cannot guarantee "
                          "rho >= 0; use meshes.rectangle/disk or pass check_mesh=False")

@@ -68,6 +68,8 @@ class FokkerPlanckSolver:
         self.x = ufl.SpatialCoordinate(mesh)
         self.f_expr = potential(self.x)
         self.f = interpolate(dolfinx.fem.Function(self.V, name="f"), self.f_expr)
+        validation.finite_field(self.comm, self.f.x.array[: self.n_owned],
+                                self.V.tabulate_dof_coordinates()[: self.n_owned], "potential f")
         self.t, self.steps = 0.0, 0
         self.history: dict[str, list] = {k: [] for k in HISTORY_KEYS}
         self._ksp: dict[str, PETSc.KSP] = {}

@@ -27,13 +27,15 @@ def make_ksp(A: PETSc.Mat, prefix: str, options: dict | None = None) -> PETSc.KS
     merged = {**direct_solver_options(), **(options or {})}
     if options and "pc_type" in options and options["pc_type"] != "lu":
         merged.pop("pc_factor_mat_solver_type", None)
-    for key, value in merged.items():
-        if not db.hasName(prefix + key):
-            db.setValue(prefix + key, value)
+    ours = [key for key in merged if not db.hasName(prefix + key)]   # the rest came from the user
+    for key in ours:
+        db.setValue(prefix + key, merged[key])
     ksp = PETSc.KSP().create(A.getComm())
     ksp.setOperators(A)
     ksp.setOptionsPrefix(prefix)
     ksp.setFromOptions()
+    for key in ours:                 # leave the database as found, so the next solver starts clean
+        db.delValue(prefix + key)
     return ksp
 
 

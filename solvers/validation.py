@@ -36,15 +36,22 @@ def _where(comm: MPI.Comm, values: np.ndarray, coords: np.ndarray, pick) -> tupl
     return allv[j]
 
 
+def finite_field(comm: MPI.Comm, values: np.ndarray, coords: np.ndarray, what: str) -> None:
+    """Raise naming the first non-finite nodal value and its location."""
+    bad = ~np.isfinite(values)
+    nbad = comm.allreduce(int(bad.sum()))
+    if nbad:
+        _, x = _where(comm, np.where(bad, 0.0, 1.0), coords, np.argmin)
+        i = np.flatnonzero(bad)
+        val = values[i[0]] if len(i) else float("nan")
+        raise ValueError(f"{what} is not finite at {nbad} nodes (e.g. {val} at x={_fmt(x)})")
+
+
 def check_density(comm: MPI.Comm, values: np.ndarray, coords: np.ndarray, mass: float, what: str,
                   mass_tol: float, neg_tol: float = 1e-12) -> None:
     """values: owned nodal values; coords: their coordinates. Raises on NaN/inf, negative values
     below -neg_tol * max and a mass farther than mass_tol from 1."""
-    bad = ~np.isfinite(values)
-    nbad = comm.allreduce(int(bad.sum()))
-    if nbad:
-        v, x = _where(comm, np.where(bad, 0.0, 1.0), coords, np.argmin)
-        raise ValueError(f"{what} has {nbad} non-finite values (NaN or inf), e.g. at x={_fmt(x)}")
+    finite_field(comm, values, coords, what)
     vmin, xmin = _where(comm, values, coords, np.argmin)
     vmax, _ = _where(comm, values, coords, np.argmax)
     if vmin < -neg_tol * max(abs(vmax), 1.0):
