@@ -47,8 +47,8 @@ def parse(argv=None):
     p.add_argument("--method", choices=["galerkin", "sg"], default="galerkin")
     p.add_argument("--scheme", default="bdf2")
     p.add_argument("--dt", type=float, default=0.02)
-    p.add_argument("--t-end", type=float, default=10.0)
-    p.add_argument("--snapshots", type=float, nargs="*", default=[0.0, 0.5, 2.0, 10.0])
+    p.add_argument("--t-end", type=float, default=20.0)
+    p.add_argument("--snapshots", type=float, nargs="*", default=[0.0, 0.5, 2.0, 20.0])
     p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--no-png", action="store_true")
@@ -120,7 +120,7 @@ def main(argv=None) -> dict:
         say("\nsummary")
         for k, v in summary.items():
             if k != "pngs":
-                say(f"  {k:26s} {v:.6g}" if isinstance(v, float) else f"  {k:26s} {v}")
+                say(f"  {k:30s} {v:.6g}" if isinstance(v, float) else f"  {k:26s} {v}")
         say(f"  outputs in {a.out}: {len(pngs)} snapshots, free_energy.png, history.json, {os.path.basename(writer.path)}")
     return summary
 

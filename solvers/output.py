@@ -82,6 +82,9 @@ def plot_png(u: dolfinx.fem.Function, filename: str, title: str = "", clim=None,
 
     pyvista.OFF_SCREEN = True
     cells, types, x, vals = g
+    if clim is None:                        # round-off negatives of a density would own the colour bar
+        lo, hi = float(vals.min()), float(vals.max())
+        clim = [0.0 if -1e-8 * abs(hi) < lo < 0 else lo, hi]
     grid = pyvista.UnstructuredGrid(cells, types, x)
     grid.point_data[u.name or "u"] = vals
     grid.set_active_scalars(u.name or "u")

@@ -1,0 +1,1 @@
+"""Speed and accuracy benchmarks: each script prints a table and writes JSON (python3 -m benchmarks.NAME)."""

@@ -1,0 +1,29 @@
+"""The benchmark scripts run and write well-formed JSON (timings are reported, never asserted)."""
+
+import json
+
+import numpy as np
+
+from benchmarks.fd_reference import FiniteDifferenceFP
+
+
+def test_fd_reference_conserves_and_converges():
+    fd = FiniteDifferenceFP(lambda x: 0.5 * x**2, 1.0, [-6], [6], 200)
+    p0 = np.exp(-((fd.grid[0] - 1) ** 2) / 0.4)
+    p0 /= p0.sum() * fd.cell
+    p, _ = fd.solve(p0, 10.0, 0.05)
+    assert abs(p.sum() * fd.cell - 1) < 1e-12
+    ex = np.exp(-0.5 * fd.grid[0] ** 2) / np.sqrt(2 * np.pi)
+    assert np.abs(p - ex).max() < 2e-4
+
+
+def test_ou_vs_fd_quick(tmp_path):
+    from benchmarks import ou_vs_fd
+
+    ou_vs_fd.main(["--out", str(tmp_path), "--quick"])
+    data = json.loads((tmp_path / "ou_vs_fd.json").read_text())
+    assert {r["method"] for r in data["rows"]} >= {"FE P2 BDF2 (LU)", "FD SQRA CN (splu)"}
+    for method in {r["method"] for r in data["rows"]}:
+        errs = [r["error"] for r in data["rows"] if r["method"] == method]
+        assert all(b < a for a, b in zip(errs, errs[1:])), (method, errs)   # refinement helps
+    assert len(data["time_to_error"]) == 5 * 3
