@@ -60,3 +60,10 @@ def petsc_vec(u: dolfinx.fem.Function):
 def dolfinx_version() -> tuple[int, int]:
     major, minor = dolfinx.__version__.split(".")[:2]
     return int(major), int(minor)
+
+
+def expression_at_points(expr, points: np.ndarray, mesh, cells: np.ndarray) -> np.ndarray:
+    """Evaluate a UFL expression at reference points of the given cells: (n_cells, n_points * size).
+    (Expression.eval takes the mesh first since 0.8.)"""
+    e = dolfinx.fem.Expression(expr, points)
+    return np.asarray(e.eval(mesh, cells))

@@ -1,4 +1,9 @@
-"""Isotropic Fokker-Planck solver: rho_t = div(rho grad f + beta^-1 grad rho), no-flux boundary.
+"""Fokker-Planck solver: rho_t = div(rho grad f - rho b + beta^-1 div(D rho)) (+ source), no flux.
+
+(div(D rho))_i = sum_j d_j(D_ij rho) = (D grad rho + rho div D)_i, so the weak form carries the
+drift correction beta^-1 rho div D. The defaults D = I and b = 0 give the isotropic equation
+rho_t = div(rho grad f + beta^-1 grad rho), the W2 gradient flow of
+F = int f rho + beta^-1 int rho log rho with steady state exp(-beta f)/Z.
 
 Two spatial methods:
   'galerkin'  P1/P2/... Lagrange, consistent mass, flux (rho grad f + beta^-1 grad rho) . grad v;
@@ -26,14 +31,14 @@ import numpy as np
 import ufl
 from petsc4py import PETSc
 
-from solvers import edge_averaged, validation
+from solvers import coefficients, edge_averaged, validation
 from solvers.compat import interpolate, petsc_vec
 from solvers.functionals import Functionals
 from solvers.linear import make_ksp, solve
 
 SCHEMES = ("backward_euler", "bdf2", "crank_nicolson")
 METHODS = ("galerkin", "sg")
-HISTORY_KEYS = ("t", "mass", "free_energy", "relative_entropy", "min_rho", "ksp_its")
+HISTORY_KEYS = ("t", "mass", "free_energy", "relative_entropy", "kl_reference", "min_rho", "ksp_its")
 
 
 class FokkerPlanckSolver:
@@ -41,13 +46,20 @@ class FokkerPlanckSolver:
 
     potential: callable x -> UFL expression for f, x the mesh's SpatialCoordinate (so
         `lambda x: 0.5 * (x[0]**2 + x[1]**2)`); its gradient enters the weak form exactly.
+        None means f = 0.
+    diffusion: D(x), see solvers.coefficients (None: identity). Checked SPD at quadrature points.
+    drift: an extra, not necessarily gradient, drift b(x) (callable x -> UFL vector, constant or
+        vector Function): the total drift is -grad f + b.
+    source, boundary_flux: callables (x, t) -> UFL scalar, t a dolfinx Constant: a source g in
+        rho_t + div J = g and the outward flux J.n on the boundary (for manufactured solutions).
     """
 
-    def __init__(self, mesh, potential: Callable, beta: float = 1.0, degree: int = 1,
+    def __init__(self, mesh, potential: Callable | None = None, beta: float = 1.0, degree: int = 1,
                  dt: float = 1e-2, scheme: str = "bdf2", method: str = "galerkin",
                  petsc_options: dict | None = None, prefix: str = "fp_",
                  quadrature_degree: int | None = None, check_mesh: bool = True,
-                 mass_check_tol: float = 1e-8):
+                 mass_check_tol: float = 1e-8, diffusion=None, drift=None,
+                 source: Callable | None = None, boundary_flux: Callable | None = None):
         self.beta = validation.positive_number("beta", beta)
         self.dt = validation.positive_number("dt", dt)
         self.scheme = validation.one_of("scheme", scheme, SCHEMES)
@@ -66,7 +78,26 @@ class FokkerPlanckSolver:
         self.rho = dolfinx.fem.Function(self.V, name="rho")
         self.rho_prev = dolfinx.fem.Function(self.V, name="rho_prev")   # for BDF2
         self.x = ufl.SpatialCoordinate(mesh)
-        self.f_expr = potential(self.x)
+        self.f_expr = potential(self.x) if potential is not None else 0.0 * self.x[0]
+        self.D = coefficients.as_ufl_matrix(diffusion, mesh, self.x)
+        self.b = coefficients.as_ufl_vector(drift, mesh, self.x)
+        if method == "sg" and (self.D is not None or self.b is not None):
+            raise ValueError("method='sg' is for D = I and a gradient drift; use method='galerkin' "
+                             "with diffusion/drift")
+        self.lambda_min_D = (coefficients.check_spd(mesh, self.D, degree=max(2, 2 * degree))
+                             if self.D is not None else 1.0)
+        self.time = dolfinx.fem.Constant(mesh, 0.0)     # the time seen by source/boundary_flux
+        self._source = None
+        if source is not None or boundary_flux is not None:
+            v = ufl.TestFunction(self.V)
+            L = 0
+            if source is not None:
+                L = L + source(self.x, self.time) * v * ufl.dx
+            if boundary_flux is not None:
+                L = L - boundary_flux(self.x, self.time) * v * ufl.ds
+            self._source = dolfinx.fem.form(L)
+            self.mass_check_tol = np.inf                 # mass changes by design
+        self._reference = None
         self.f = interpolate(dolfinx.fem.Function(self.V, name="f"), self.f_expr)
         validation.finite_field(self.comm, self.f.x.array[: self.n_owned],
                                 self.V.tabulate_dof_coordinates()[: self.n_owned], "potential f")
@@ -79,7 +110,7 @@ class FokkerPlanckSolver:
         if method == "galerkin":
             u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
             dx = ufl.dx(metadata={"quadrature_degree": quadrature_degree}) if quadrature_degree else ufl.dx
-            flux = u * ufl.grad(self.f_expr) + ufl.grad(u) / self.beta
+            flux = self.flux(u)
             self._mats["M"] = self._assemble(u * v * dx)
             self._mats["K"] = self._assemble(ufl.inner(flux, ufl.grad(v)) * dx)
             self.functionals = Functionals(self.rho, self.f_expr, self.f.x.array, self.beta,
@@ -97,6 +128,28 @@ class FokkerPlanckSolver:
         self._work = dolfinx.fem.Function(self.V, name="work")   # u (sg) or the new rho (galerkin)
 
     # ------------------------------------------------------------------ set-up
+    def flux(self, u):
+        """-J(u) = u grad f - u b + beta^-1 (D grad u + u div D): the weak form is (u_t, v) + (flux, grad v)."""
+        F = u * ufl.grad(self.f_expr)
+        if self.b is not None:
+            F = F - u * self.b
+        if self.D is None:
+            return F + ufl.grad(u) / self.beta
+        return F + (ufl.dot(self.D, ufl.grad(u)) + u * ufl.div(self.D)) / self.beta
+
+    def current(self, u=None):
+        """The probability current J = -(rho grad f - rho b + beta^-1 div(D rho)) as a UFL expression."""
+        return -self.flux(self.rho if u is None else u)
+
+    def set_reference(self, rho_ref: dolfinx.fem.Function) -> None:
+        """Record KL(rho_t || rho_ref) in history['kl_reference'] (e.g. rho_ref the stationary density)."""
+        if rho_ref.function_space.mesh is not self.mesh:
+            raise ValueError("reference density lives on a different mesh than the solver: mismatched meshes")
+        self._reference = self.functionals.kl_form(rho_ref)
+        h = self.history
+        if h["t"]:
+            h["kl_reference"][-1] = self.functionals.kl(self._reference)
+
     def _assemble(self, a) -> PETSc.Mat:
         A = dolfinx.fem.petsc.assemble_matrix(dolfinx.fem.form(a))
         A.assemble()
@@ -181,6 +234,12 @@ class FokkerPlanckSolver:
                 K.mult(petsc_vec(rho), tmp)
                 b.axpy(-0.5, tmp)
                 tmp.destroy()
+            if self._source is not None:
+                self.time.value = self.t + (0.5 if name == "crank_nicolson" else 1.0) * self.dt
+                g = dolfinx.fem.petsc.assemble_vector(self._source)
+                g.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+                b.axpy(1.0, g)
+                g.destroy()
             its = solve(ksp, b, petsc_vec(self._work), self._what())
             self._work.x.scatter_forward()
             new = self._work.x.array
@@ -215,6 +274,7 @@ class FokkerPlanckSolver:
         h["mass"].append(mass)
         h["free_energy"].append(F)
         h["relative_entropy"].append(self.functionals.relative_entropy(mass, F))
+        h["kl_reference"].append(self.functionals.kl(self._reference) if self._reference else math.nan)
         h["min_rho"].append(self.functionals.min_value())
         h["ksp_its"].append(int(ksp_its))
 

@@ -57,6 +57,17 @@ class Functionals:
         F = self.free_energy() if free_energy is None else free_energy
         return self.beta * F + mass * self.logZ
 
+    def kl_form(self, ref, floor: float = 1e-300):
+        """The compiled form of KL(rho || ref) = int rho log(rho / ref) (ref a positive Function;
+        values of either below `floor` are clipped; where rho <= 0 the integrand is 0)."""
+        rho = self.rho
+        q = 2 * rho.function_space.element.basix_element.degree + 4
+        integrand = ufl.conditional(ufl.gt(rho, 0), rho * ufl.ln(ufl.max_value(rho, floor) / ufl.max_value(ref, floor)), 0)
+        return dolfinx.fem.form(integrand * ufl.dx(metadata={"quadrature_degree": q}))
+
+    def kl(self, form) -> float:
+        return self._sum(form)
+
     def min_value(self) -> float:
         r = self.rho.x.array[: self.n]
         return self.comm.allreduce(float(np.min(r)) if self.n else math.inf, op=MPI.MIN)

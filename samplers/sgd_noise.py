@@ -1,0 +1,73 @@
+"""Minibatch-SGD gradient noise as a diffusion matrix (numpy only).
+
+SGD x_{k+1} = x_k - lr g_B(x_k), g_B the mean gradient over a minibatch of B of the n samples,
+is, for small lr and time t = k lr, the diffusion dX = -grad f dt + sqrt(2/beta D(X)) dW with
+
+    beta^-1 = lr / (2 B),     D(x) = B Cov[g_B(x)] = c * Sigma(x),
+    Sigma(x) = (1/n) sum_i (grad f_i(x) - grad f(x)) (grad f_i(x) - grad f(x))^T,
+
+c = 1 for batches drawn with replacement and c = (n - B) / (n - 1) without (finite population).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def sgd_temperature(lr: float, batch: int) -> float:
+    """beta^-1 = lr / (2 batch)."""
+    if not (lr > 0 and batch >= 1):
+        raise ValueError(f"need lr > 0 and batch >= 1, got lr={lr!r}, batch={batch!r}")
+    return lr / (2.0 * batch)
+
+
+def gradient_covariance(per_sample_grads: np.ndarray) -> np.ndarray:
+    """Sigma at each point: per_sample_grads of shape (n, d, m) -> (d, d, m) (population covariance)."""
+    g = np.asarray(per_sample_grads, dtype=float)
+    if g.ndim != 3:
+        raise ValueError(f"per_sample_grads must have shape (n_samples, d, n_points), got {g.shape}")
+    c = g - g.mean(axis=0, keepdims=True)
+    return np.einsum("nim,njm->ijm", c, c) / g.shape[0]
+
+
+def sgd_diffusion(per_sample_grads: np.ndarray, batch: int, replacement: bool = True) -> np.ndarray:
+    """D(x) = B Cov[g_B(x)] at each point, shape (d, d, m)."""
+    n = np.shape(per_sample_grads)[0]
+    if not (1 <= batch <= n):
+        raise ValueError(f"batch must be in [1, n={n}], got batch={batch}")
+    c = 1.0 if replacement else (n - batch) / (n - 1) if n > 1 else 0.0
+    return c * gradient_covariance(per_sample_grads)
+
+
+class LeastSquares:
+    """f(x) = (1/2n) sum_i (a_i . x - y_i)^2 with per-sample losses f_i = (a_i . x - y_i)^2 / 2."""
+
+    def __init__(self, a: np.ndarray, y: np.ndarray):
+        self.a, self.y = np.asarray(a, float), np.asarray(y, float)
+        self.n, self.d = self.a.shape
+        self.hessian = self.a.T @ self.a / self.n
+        self.minimizer = np.linalg.solve(self.a.T @ self.a, self.a.T @ self.y)
+
+    def per_sample_grads(self, x: np.ndarray) -> np.ndarray:
+        """x of shape (d, m) -> (n, d, m)."""
+        x = np.asarray(x, float)[: self.d]
+        r = self.a @ x - self.y[:, None]                    # (n, m)
+        return self.a[:, :, None] * r[:, None, :]
+
+    def loss(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, float)[: self.d]
+        return 0.5 * np.mean((self.a @ x - self.y[:, None]) ** 2, axis=0)
+
+    def batch_grad(self, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Minibatch gradients for chains x (c, d) and batch indices idx (c, B) -> (c, d)."""
+        a = self.a[idx]                                     # (c, B, d)
+        r = np.einsum("cbd,cd->cb", a, x) - self.y[idx]
+        return np.einsum("cbd,cb->cd", a, r) / idx.shape[1]
+
+    def potential_ufl(self):
+        """x -> f(x) as a UFL-compatible polynomial (also works on numpy arrays)."""
+        H, g0 = self.hessian, self.a.T @ self.y / self.n
+        c0 = 0.5 * float(np.mean(self.y**2))
+        d = self.d
+        return lambda x: (0.5 * sum(H[i, j] * x[i] * x[j] for i in range(d) for j in range(d))
+                          - sum(g0[i] * x[i] for i in range(d)) + c0)

@@ -1,0 +1,130 @@
+"""Diffusion tensors D(x) and drifts b(x) for the Fokker-Planck operator, and their checks.
+
+D may be given as
+  - None: the identity (isotropic case);
+  - a constant array (d x d);
+  - a callable x -> UFL matrix expression (x the SpatialCoordinate; `ufl.as_matrix([[...]])`),
+    or x -> nested lists of UFL expressions;
+  - a dolfinx Function in a tensor Lagrange space on the same mesh (a field, e.g. SGD's
+    gradient covariance estimated at the nodes: see `tensor_field`).
+It must be symmetric positive definite; `check_spd` evaluates it at quadrature points of every
+cell and fails naming the first point where it is not.
+"""
+
+from __future__ import annotations
+
+import basix
+import dolfinx.fem
+import numpy as np
+import ufl
+from mpi4py import MPI
+
+from solvers.validation import _fmt
+
+
+def as_ufl_matrix(D, mesh, x):
+    """The UFL matrix for D (see module doc), or None for the identity."""
+    d = mesh.geometry.dim
+    if D is None:
+        return None
+    if isinstance(D, dolfinx.fem.Function):
+        if D.function_space.mesh is not mesh:
+            raise ValueError("diffusion field D lives on a different mesh than the solver: mismatched meshes")
+        if D.ufl_shape != (d, d):
+            raise ValueError(f"diffusion field D must have shape ({d}, {d}), got {D.ufl_shape}")
+        return D
+    if callable(D):
+        expr = D(x)
+        expr = ufl.as_matrix(expr) if isinstance(expr, (list, tuple)) else ufl.as_ufl(expr)
+    else:
+        arr = np.asarray(D, dtype=float)
+        if arr.shape != (d, d):
+            raise ValueError(f"constant diffusion D must have shape ({d}, {d}), got {arr.shape}")
+        expr = dolfinx.fem.Constant(mesh, arr)
+    if expr.ufl_shape != (d, d):
+        raise ValueError(f"diffusion D(x) must be a {d}x{d} matrix, got shape {expr.ufl_shape}")
+    return expr
+
+
+def as_ufl_vector(b, mesh, x, what="drift"):
+    d = mesh.geometry.dim
+    if b is None:
+        return None
+    if isinstance(b, dolfinx.fem.Function):
+        if b.function_space.mesh is not mesh:
+            raise ValueError(f"{what} field lives on a different mesh than the solver: mismatched meshes")
+        expr = b
+    elif callable(b):
+        expr = b(x)
+        expr = ufl.as_vector(expr) if isinstance(expr, (list, tuple)) else ufl.as_ufl(expr)
+    else:
+        expr = dolfinx.fem.Constant(mesh, np.asarray(b, dtype=float))
+    if expr.ufl_shape != (d,):
+        raise ValueError(f"{what} b(x) must be a vector of length {d}, got shape {expr.ufl_shape}")
+    return expr
+
+
+def evaluate_at_quadrature(mesh, expr, degree: int) -> tuple[np.ndarray, np.ndarray]:
+    """(values, points): expr at the quadrature points of the owned cells, values of shape
+    (n_points, *expr.ufl_shape), points of shape (n_points, gdim)."""
+    from solvers.compat import expression_at_points
+
+    tdim = mesh.topology.dim
+    cell = basix.CellType[mesh.topology.cell_name()]
+    pts, _ = basix.make_quadrature(cell, degree)
+    cells = np.arange(mesh.topology.index_map(tdim).size_local, dtype=np.int32)
+    vals = expression_at_points(expr, pts, mesh, cells)
+    X = expression_at_points(ufl.SpatialCoordinate(mesh), pts, mesh, cells)
+    shape = expr.ufl_shape
+    return vals.reshape(-1, *shape), X.reshape(-1, mesh.geometry.dim)
+
+
+def check_spd(mesh, D, degree: int = 2, rtol: float = 1e-10) -> float:
+    """Raise ValueError if D is not symmetric positive definite at some quadrature point (or at
+    the nodes of a field); returns the smallest eigenvalue found."""
+    comm = mesh.comm
+    vals, X = evaluate_at_quadrature(mesh, D, degree)
+    if isinstance(D, dolfinx.fem.Function):                    # nodal values too
+        V = D.function_space
+        n = V.dofmap.index_map.size_local
+        d = mesh.geometry.dim
+        nodal = D.x.array.reshape(-1, d, d)[:n]
+        vals = np.concatenate([vals, nodal])
+        X = np.concatenate([X, V.tabulate_dof_coordinates()[:n, :d]])
+    bad_msg = None
+    if not np.all(np.isfinite(vals)):
+        i = np.flatnonzero(~np.isfinite(vals).reshape(len(vals), -1).all(axis=1))[0]
+        bad_msg = f"diffusion D is not finite at x={_fmt(X[i])}: D={vals[i].tolist()}"
+    else:
+        scale = np.abs(vals).reshape(len(vals), -1).max(axis=1) if len(vals) else np.zeros(0)
+        asym = np.abs(vals - np.swapaxes(vals, 1, 2)).reshape(len(vals), -1).max(axis=1) if len(vals) else scale
+        if np.any(asym > rtol * np.maximum(scale, 1e-300)):
+            i = int(np.argmax(asym / np.maximum(scale, 1e-300)))
+            bad_msg = f"diffusion D is not symmetric at x={_fmt(X[i])}: D={np.round(vals[i], 6).tolist()}"
+        else:
+            eig = np.linalg.eigvalsh(vals) if len(vals) else np.ones((0, 1))
+            lo = eig[:, 0] if len(vals) else np.zeros(0)
+            if np.any(lo <= rtol * scale):
+                i = int(np.argmin(lo / np.maximum(scale, 1e-300)))
+                bad_msg = (f"diffusion D is not positive definite at x={_fmt(X[i])}: eigenvalues "
+                           f"{_fmt(eig[i])}, D={np.round(vals[i], 6).tolist()}")
+    msgs = [m for m in comm.allgather(bad_msg) if m]
+    if msgs:
+        raise ValueError(msgs[0])
+    local_min = float(np.linalg.eigvalsh(vals)[:, 0].min()) if len(vals) else np.inf
+    return comm.allreduce(local_min, op=MPI.MIN)
+
+
+def tensor_field(mesh, values_at, degree: int = 1, name: str = "D") -> dolfinx.fem.Function:
+    """A d x d tensor Lagrange field with nodal values values_at(x) for x of shape (d, n) returning
+    shape (d, d, n) (e.g. samplers.sgd_noise.gradient_covariance of per-sample gradients)."""
+    d = mesh.geometry.dim
+    T = dolfinx.fem.functionspace(mesh, ("Lagrange", degree, (d, d)))
+    F = dolfinx.fem.Function(T, name=name)
+    X = T.tabulate_dof_coordinates()[:, :d].T
+    vals = np.asarray(values_at(X), dtype=float)
+    if vals.shape != (d, d, X.shape[1]):
+        raise ValueError(f"values_at must return shape ({d}, {d}, n), got {vals.shape}")
+    F.x.array[:] = np.transpose(vals, (2, 0, 1)).ravel()
+    F.x.scatter_forward()
+    return F
