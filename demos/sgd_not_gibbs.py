@@ -1,0 +1,179 @@
+"""SGD is not sampling exp(-beta f): minibatch SGD on 2-parameter least squares.
+
+Per-sample losses f_i(x) = (a_i . x - y_i)^2 / 2 on n samples whose label noise depends on the
+features (heteroscedastic), SGD with learning rate lr and batch B. Its diffusion limit is
+dX = -grad f dt + sqrt(2/beta D(X)) dW with beta^-1 = lr / (2B) and D(x) = Cov_i(grad f_i(x))
+(samplers.sgd_noise), a quadratic matrix field, interpolated exactly on P2 tensor elements.
+
+The FE stationary density rho_ss (solved directly, solvers.stationary) is compared with the Gibbs
+density exp(-beta f)/Z and with real SGD iterates: covariances, KL(rho_ss || Gibbs), Phi =
+-beta^-1 log rho_ss against f, and the probability current J, nonzero because H D(x*) != D(x*) H.
+
+    python3 -m demos.sgd_not_gibbs --out results/sgd_not_gibbs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+
+import dolfinx.fem
+import numpy as np
+import ufl
+from mpi4py import MPI
+
+import meshes
+from samplers import LeastSquares, lyapunov, minibatch_sgd, sgd_diffusion, sgd_temperature
+from solvers import FokkerPlanckSolver
+from solvers.coefficients import tensor_field
+from solvers.evaluate import evaluate_on_points
+from solvers.output import plot_current_png, plot_png
+from solvers.stationary import stationary_density
+
+
+def make_data(n: int, rng) -> LeastSquares:
+    a = rng.multivariate_normal([0, 0], [[1.0, 0.5], [0.5, 0.6]], size=n)
+    noise = (0.2 + 1.5 * (a[:, 0] > 0)) * rng.normal(size=n)        # noisier labels when a_1 > 0
+    return LeastSquares(a, a @ np.array([1.0, -0.5]) + noise)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="results/sgd_not_gibbs")
+    p.add_argument("--n", type=int, default=200)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--batch", type=int, default=5)
+    p.add_argument("--chains", type=int, default=20000)
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--cells", type=int, default=60, help="cells across the domain")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--no-png", action="store_true")
+    a = p.parse_args(argv)
+    comm = MPI.COMM_WORLD
+    t0 = time.perf_counter()
+    prob = make_data(a.n, np.random.default_rng(a.seed))
+    T = sgd_temperature(a.lr, a.batch)
+    beta = 1.0 / T
+    xs, H = prob.minimizer, prob.hessian
+    Dstar = sgd_diffusion(prob.per_sample_grads(xs[:, None]), a.batch)[:, :, 0]
+    S_lyap = lyapunov(H, 2 * T * Dstar)
+    S_gibbs = T * np.linalg.inv(H)
+    half = 6 * math.sqrt(max(np.linalg.eigvalsh(S_lyap).max(), np.linalg.eigvalsh(S_gibbs).max()))
+    msh = meshes.rectangle(comm, xs - half, xs + half, 2 * half / a.cells)
+
+    D = tensor_field(msh, lambda X: sgd_diffusion(prob.per_sample_grads(X), a.batch), degree=2)
+    fp = FokkerPlanckSolver(msh, prob.potential_ufl(), beta=beta, degree=2, diffusion=D, prefix="sgd_")
+    st = stationary_density(fp)
+    x = fp.x
+    logZ = fp.functionals.logZ
+    gibbs = ufl.exp(-beta * fp.f_expr - logZ)
+
+    def integrate(e):
+        return comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(e * ufl.dx(metadata={"quadrature_degree": 8}))))
+
+    mean = np.array([integrate(x[i] * st.rho) for i in range(2)])
+    cov = np.array([[integrate((x[i] - mean[i]) * (x[j] - mean[j]) * st.rho) for j in range(2)] for i in range(2)])
+    kl = integrate(st.rho * ufl.ln(ufl.max_value(st.rho, 1e-300)) - st.rho * ufl.ln(gibbs))
+    ang = integrate((x[0] - mean[0]) * st.current[1] - (x[1] - mean[1]) * st.current[0])
+    # Phi - f over the bulk (rho above 1% of its max): constant iff rho_ss is Gibbs
+    n = fp.n_owned
+    phi_minus_f = dolfinx.fem.Function(fp.V, name="Phi - f")
+    phi_minus_f.x.array[:] = st.phi.x.array - fp.f.x.array
+    rmax = comm.allreduce(float(st.rho.x.array[:n].max()), op=MPI.MAX)
+    bulk = st.rho.x.array[:n] > 0.01 * rmax
+    pm = phi_minus_f.x.array[:n][bulk]
+    spread = comm.allreduce(float(pm.max()) if len(pm) else -np.inf, op=MPI.MAX) - \
+        comm.allreduce(float(pm.min()) if len(pm) else np.inf, op=MPI.MIN)
+    phi_minus_f.x.array[:] -= comm.allreduce(float(pm.min()) if len(pm) else np.inf, op=MPI.MIN)
+
+    # real SGD: chains split over ranks, seeded per rank
+    rng = np.random.default_rng([a.seed, comm.rank])
+    mine = a.chains // comm.size + (comm.rank < a.chains % comm.size)
+    xsgd = minibatch_sgd(prob, np.tile(xs, (mine, 1)), a.lr, a.batch, a.steps, rng)
+    allx = np.vstack(comm.allgather(xsgd))
+    cov_sgd = np.cov(allx.T)
+    se = np.sqrt((cov_sgd**2 + np.outer(np.diag(cov_sgd), np.diag(cov_sgd))) / len(allx))
+
+    summary = {
+        "n_samples": a.n, "lr": a.lr, "batch": a.batch, "beta": beta, "dofs": fp.num_dofs,
+        "commutator_HD_norm": float(np.abs(H @ Dstar - Dstar @ H).max()),
+        "cov_fe_stationary": cov.tolist(), "cov_sgd_iterates": cov_sgd.tolist(), "cov_sgd_stderr": se.tolist(),
+        "cov_lyapunov_at_minimizer": S_lyap.tolist(), "cov_gibbs": S_gibbs.tolist(),
+        "kl_stationary_vs_gibbs": kl, "phi_minus_f_spread_in_bulk": spread,
+        "current_L2": st.current_norm, "angular_momentum_of_current": ang,
+        "stationarity_residual": st.residual, "seconds": time.perf_counter() - t0,
+    }
+    pngs = []
+    if not a.no_png:
+        os.makedirs(a.out, exist_ok=True) if comm.rank == 0 else None
+        gib = dolfinx.fem.Function(fp.V, name="gibbs")
+        from solvers.compat import interpolate
+        interpolate(gib, gibbs)
+        st.rho.name = "rho_ss"
+        for fn, name, title in ((st.rho, "rho_stationary.png", "FE stationary density of SGD's diffusion"),
+                                (gib, "gibbs.png", "Gibbs density exp(-beta f)/Z"),
+                                (phi_minus_f, "phi_minus_f.png", "Phi - f (constant iff SGD samples Gibbs)")):
+            if plot_png(fn, os.path.join(a.out, name), title=title):
+                pngs.append(name)
+        if plot_current_png(st.current, os.path.join(a.out, "current.png"), title="probability current J",
+                            background=st.rho):
+            pngs.append("current.png")
+    grid = _grid(xs, half)
+    rho_grid = evaluate_on_points(st.rho, grid[2])
+    if comm.rank == 0:
+        if not a.no_png:
+            _scatter(allx[:4000], grid, rho_grid, os.path.join(a.out, "sgd_samples.png"), beta, prob)
+            pngs.append("sgd_samples.png")
+        os.makedirs(a.out, exist_ok=True)
+        with open(os.path.join(a.out, "summary.json"), "w") as fh:
+            json.dump(summary, fh, indent=1)
+        print(f"SGD on least squares, n={a.n}, lr={a.lr}, B={a.batch}: beta = 2B/lr = {beta:g}; "
+              f"FE P2, {fp.num_dofs} dofs; ||H D - D H|| = {summary['commutator_HD_norm']:.3g}")
+        fmt = lambda M: np.array2string(np.asarray(M), precision=5, suppress_small=False)  # noqa: E731
+        print(f"  covariance  FE stationary      {fmt(cov).replace(chr(10), ' ')}")
+        print(f"              SGD iterates       {fmt(cov_sgd).replace(chr(10), ' ')}  (+- {fmt(se).replace(chr(10), ' ')})")
+        print(f"              Lyapunov at x*     {fmt(S_lyap).replace(chr(10), ' ')}")
+        print(f"              Gibbs exp(-beta f) {fmt(S_gibbs).replace(chr(10), ' ')}")
+        print(f"  KL(rho_ss || Gibbs) = {kl:.4f}; spread of Phi - f in the bulk = {spread:.4g} (0 for Gibbs)")
+        print(f"  current: ||J|| = {st.current_norm:.4g}, angular momentum = {ang:.4g}; "
+              f"stationarity residual {st.residual:.2e}; {summary['seconds']:.1f} s")
+        if pngs:
+            print(f"  outputs in {a.out}: {', '.join(pngs)}, summary.json")
+    return summary
+
+
+def _grid(xs, half, n=161):
+    g = np.linspace(-half, half, n) * (1 - 1e-9)
+    X, Y = np.meshgrid(xs[0] + g, xs[1] + g)
+    return X, Y, np.column_stack([X.ravel(), Y.ravel(), np.zeros(X.size)])
+
+
+def _scatter(samples, grid, rho, filename, beta, prob):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    X, Y, pts = grid
+    f = prob.loss(pts[:, :2].T).reshape(X.shape)
+    gib = np.exp(-beta * (f - f.min()))
+    rho = rho.reshape(X.shape)
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    ax.scatter(samples[:, 0], samples[:, 1], s=1, alpha=0.25, color="0.4", label="SGD iterates")
+    c1 = ax.contour(X, Y, rho / np.nanmax(rho), levels=[0.05, 0.25, 0.6], colors="C0")
+    c2 = ax.contour(X, Y, gib / gib.max(), levels=[0.05, 0.25, 0.6], colors="C3", linestyles="--")
+    ax.plot([], [], "C0", label="FE stationary density (SGD diffusion)")
+    ax.plot([], [], "C3--", label="Gibbs exp(-beta f)")
+    del c1, c2
+    ax.set_aspect("equal"), ax.legend(loc="upper right", fontsize=8)
+    ax.set_title("SGD does not sample exp(-beta f)")
+    fig.tight_layout()
+    fig.savefig(filename, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

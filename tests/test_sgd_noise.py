@@ -1,0 +1,58 @@
+"""Minibatch-SGD noise: D(x) = B Cov[g_B] checked by enumerating every minibatch."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from samplers import LeastSquares, gradient_covariance, minibatch_sgd, sgd_diffusion, sgd_temperature
+
+
+def problem(n=6, seed=1):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(n, 2)) * [1.0, 0.4]
+    return LeastSquares(a, a @ [0.5, -1.0] + 0.3 * rng.normal(size=n))
+
+
+@pytest.mark.parametrize("replacement", [True, False])
+def test_diffusion_equals_batch_times_minibatch_covariance(replacement):
+    p, B = problem(), 2
+    x = np.array([[0.3, -2.0], [1.0, 0.4]]).T                        # two points, shape (d, m)
+    G = p.per_sample_grads(x)                                          # (n, d, m)
+    batches = (itertools.product(range(p.n), repeat=B) if replacement
+               else itertools.combinations(range(p.n), B))
+    gb = np.array([G[list(b)].mean(axis=0) for b in batches])          # every minibatch, equally likely
+    cov = np.einsum("kim,kjm->ijm", gb - gb.mean(0), gb - gb.mean(0)) / len(gb)
+    np.testing.assert_allclose(sgd_diffusion(G, B, replacement), B * cov, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(gb.mean(0), G.mean(0), atol=1e-13)    # unbiased
+
+
+def test_least_squares_gradients_and_temperature():
+    p = problem(n=30)
+    x = np.array([[0.2], [-0.7]])
+    eps = 1e-6
+    fd = [(p.loss(x + eps * e[:, None]) - p.loss(x - eps * e[:, None])) / (2 * eps) for e in np.eye(2)]
+    np.testing.assert_allclose(p.per_sample_grads(x).mean(0)[:, 0], np.ravel(fd), rtol=1e-7)
+    idx = np.arange(p.n)[None, :]
+    np.testing.assert_allclose(p.batch_grad(x.T, idx)[0], np.ravel(fd), rtol=1e-7)
+    np.testing.assert_allclose(p.potential_ufl()(x), p.loss(x), rtol=1e-12)
+    assert sgd_temperature(0.1, 5) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="batch"):
+        sgd_diffusion(p.per_sample_grads(x), 0)
+    assert gradient_covariance(p.per_sample_grads(x)).shape == (2, 2, 1)
+
+
+def test_sgd_stationary_covariance_matches_lyapunov_prediction():
+    """Small lr: the iterates' covariance solves H S + S H = 2 beta^-1 D(x*), beta^-1 = lr / (2B)."""
+    from samplers.gaussian import lyapunov
+
+    p = problem(n=40, seed=3)
+    lr, B = 0.02, 2
+    rng = np.random.default_rng(0)
+    x0 = np.tile(p.minimizer, (4000, 1))
+    x = minibatch_sgd(p, x0, lr, B, steps=3000, rng=rng)
+    emp = np.cov(x.T)
+    Dstar = sgd_diffusion(p.per_sample_grads(p.minimizer[:, None]), B)[:, :, 0]
+    pred = lyapunov(p.hessian, 2 * sgd_temperature(lr, B) * Dstar)
+    se = np.sqrt((pred**2 + np.outer(np.diag(pred), np.diag(pred))) / len(x))   # Wishart std errors
+    assert np.all(np.abs(emp - pred) < 4 * se + 0.05 * np.abs(pred).max()), (emp, pred)
