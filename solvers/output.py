@@ -92,9 +92,14 @@ def plot_png(u: dolfinx.fem.Function, filename: str, title: str = "", clim=None,
     shown = grid.warp_by_scalar(factor=warp) if warp else grid
     pl.add_mesh(shown, cmap=cmap, clim=clim, show_edges=False,
                 scalar_bar_args={"title": u.name or "u", "vertical": True, "fmt": "%.3g"})
+    return _finish(pl, filename, title, top_view=not warp and _is_planar(x))
+
+
+def _finish(pl, filename: str, title: str, top_view: bool) -> str:
+    """Title, camera from above (2D), screenshot to filename, close."""
     if title:
         pl.add_text(title, font_size=12)
-    if not warp and _is_planar(x):
+    if top_view:
         pl.view_xy()
         pl.camera.zoom(1.25)
     os.makedirs(os.path.dirname(os.path.abspath(filename)), exist_ok=True)
@@ -147,11 +152,4 @@ def plot_current_png(J: dolfinx.fem.Function, filename: str, title: str = "", ba
     arrows.set_active_vectors("J")
     jmax = float(np.max(np.linalg.norm(vec, axis=1))) or 1.0
     pl.add_mesh(arrows.glyph(orient="J", scale="|J|", factor=size / 16 / jmax), color="orange")
-    if title:
-        pl.add_text(title, font_size=12)
-    pl.view_xy()
-    pl.camera.zoom(1.25)
-    os.makedirs(os.path.dirname(os.path.abspath(filename)), exist_ok=True)
-    pl.screenshot(filename)
-    pl.close()
-    return filename
+    return _finish(pl, filename, title, top_view=True)
