@@ -163,11 +163,10 @@ def _scatter(samples, grid, rho, filename, beta, prob):
     rho = rho.reshape(X.shape)
     fig, ax = plt.subplots(figsize=(6.5, 6))
     ax.scatter(samples[:, 0], samples[:, 1], s=1, alpha=0.25, color="0.4", label="SGD iterates")
-    c1 = ax.contour(X, Y, rho / np.nanmax(rho), levels=[0.05, 0.25, 0.6], colors="C0")
-    c2 = ax.contour(X, Y, gib / gib.max(), levels=[0.05, 0.25, 0.6], colors="C3", linestyles="--")
+    ax.contour(X, Y, rho / np.nanmax(rho), levels=[0.05, 0.25, 0.6], colors="C0")
+    ax.contour(X, Y, gib / gib.max(), levels=[0.05, 0.25, 0.6], colors="C3", linestyles="--")
     ax.plot([], [], "C0", label="FE stationary density (SGD diffusion)")
     ax.plot([], [], "C3--", label="Gibbs exp(-beta f)")
-    del c1, c2
     ax.set_aspect("equal"), ax.legend(loc="upper right", fontsize=8)
     ax.set_title("SGD does not sample exp(-beta f)")
     fig.tight_layout()

@@ -23,6 +23,7 @@ import dolfinx.fem
 import dolfinx.fem.petsc
 import numpy as np
 import ufl
+from mpi4py import MPI
 from petsc4py import PETSc
 
 
@@ -73,7 +74,7 @@ def edge_weighted_laplacian(V, f_nodal: np.ndarray, beta: float, dofs=None, Ke=N
     bf = beta * f_nodal[dofs]                                     # (nc, d+1)
     lo = np.minimum(bf[:, :, None], bf[:, None, :])
     gap = np.abs(bf[:, :, None] - bf[:, None, :])
-    bmin = beta * float(V.mesh.comm.allreduce(np.min(f_nodal) if len(f_nodal) else np.inf, op=_min()))
+    bmin = beta * float(V.mesh.comm.allreduce(np.min(f_nodal) if len(f_nodal) else np.inf, op=MPI.MIN))
     H = np.exp(-(lo - bmin)) * bernoulli(gap)                    # harmonic mean of M/exp(-bmin)
     Ae = Ke * H / beta
     idx = np.arange(dofs.shape[1])
@@ -116,9 +117,3 @@ def lumped_mass(V) -> np.ndarray:
     m.x.scatter_forward()
     b.destroy()
     return m.x.array.copy()
-
-
-def _min():
-    from mpi4py import MPI
-
-    return MPI.MIN

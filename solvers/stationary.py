@@ -21,6 +21,7 @@ import dolfinx.fem
 import dolfinx.fem.petsc
 import numpy as np
 import ufl
+from mpi4py import MPI
 from petsc4py import PETSc
 
 from solvers.compat import interpolate, petsc_vec
@@ -121,7 +122,7 @@ def stationary_density(solver, petsc_options: dict | None = None, prefix: str | 
     W = dolfinx.fem.functionspace(solver.mesh, ("Lagrange", solver.degree, (d,)))
     J = project(solver.current(rho), W, prefix=solver.prefix + "proj_")
     J.name = "J"
-    rmax = comm.allreduce(float(np.max(rho.x.array[:n])) if n else 0.0, op=_max())
+    rmax = comm.allreduce(float(np.max(rho.x.array[:n])) if n else 0.0, op=MPI.MAX)
     j = interpolate(dolfinx.fem.Function(W, name="j"), J / ufl.max_value(rho, 1e-12 * rmax))
 
     def norm(e):
@@ -129,9 +130,3 @@ def stationary_density(solver, petsc_options: dict | None = None, prefix: str | 
 
     return Stationary(rho=rho, phi=phi, current=J, velocity=j, residual=float(residual),
                       div_current=norm(ufl.div(J)), current_norm=norm(J), mass=mass, ksp_its=its)
-
-
-def _max():
-    from mpi4py import MPI
-
-    return MPI.MAX
