@@ -67,3 +67,23 @@ def expression_at_points(expr, points: np.ndarray, mesh, cells: np.ndarray) -> n
     (Expression.eval takes the mesh first since 0.8.)"""
     e = dolfinx.fem.Expression(expr, points)
     return np.asarray(e.eval(mesh, cells))
+
+
+def point_ownership(mesh, points: np.ndarray, padding: float = 1e-10):
+    """Collective: the owning rank of each local point (-1 if none) and, for the points this rank
+    owns, their coordinates (m, 3) and local cells. One owner per point even on shared faces.
+    (dolfinx.geometry.determine_point_ownership in 0.10; only the C++ binding in 0.9.)"""
+    import dolfinx.geometry
+
+    points = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
+    if hasattr(dolfinx.geometry, "determine_point_ownership"):
+        data = dolfinx.geometry.determine_point_ownership(mesh, points, padding)
+    else:
+        import dolfinx.cpp.geometry
+
+        data = dolfinx.cpp.geometry.determine_point_ownership(mesh._cpp_object, points, padding)
+    get = (lambda name: getattr(data, name)() if callable(getattr(data, name)) else getattr(data, name))
+    src = np.asarray(get("src_owner"))
+    dest_pts = np.asarray(get("dest_points")).reshape(-1, 3)
+    dest_cells = np.asarray(get("dest_cells"), dtype=np.int32)
+    return src, dest_pts, dest_cells

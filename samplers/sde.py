@@ -1,0 +1,135 @@
+"""Euler-Maruyama for dX = b(X, t) dt + sqrt(2/beta D(X)) dW, particles as rows of x (n, d).
+
+Its law solves rho_t = -div(b rho) + beta^-1 sum_ij d_i d_j (D_ij rho) (Ito), the Fokker-Planck
+equation of solvers.FokkerPlanckSolver with b = -grad f (+ a non-gradient drift).
+D may be None (identity), a constant SPD (d, d) matrix or a callable D(x) -> (n, d, d); the
+per-particle Cholesky factors are computed vectorised (closed form for d <= 2).
+`rng` is a samplers.streams.Streams (rank-count-independent, MPI-split) or a numpy Generator.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+
+def cholesky_batch(D: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
+    """Lower Cholesky factors of SPD matrices D (n, d, d); ValueError naming the first non-SPD one."""
+    D = np.asarray(D, dtype=float)
+    n, d = D.shape[0], D.shape[-1]
+    if D.shape[1:] != (d, d):
+        raise ValueError(f"diffusion must have shape (n, d, d), got {D.shape}")
+    if not np.allclose(D, np.swapaxes(D, 1, 2), rtol=1e-12, atol=1e-14 * max(1.0, float(np.abs(D).max(initial=0)))):
+        i = int(np.argmax(np.abs(D - np.swapaxes(D, 1, 2)).reshape(n, -1).max(axis=1)))
+        raise ValueError(_where("diffusion D is not symmetric", D, x, i))
+    L = np.zeros_like(D)
+    if d == 1:
+        bad = ~(D[:, 0, 0] > 0)
+        L[:, 0, 0] = np.sqrt(np.where(bad, 1.0, D[:, 0, 0]))
+    elif d == 2:
+        a, b, c = D[:, 0, 0], D[:, 1, 0], D[:, 1, 1]
+        l11 = np.sqrt(np.where(a > 0, a, 1.0))
+        l21 = b / l11
+        s = c - l21 * l21
+        bad = ~(a > 0) | ~(s > 0)
+        L[:, 0, 0], L[:, 1, 0], L[:, 1, 1] = l11, l21, np.sqrt(np.where(bad, 1.0, s))
+    else:
+        try:
+            return np.linalg.cholesky(D)
+        except np.linalg.LinAlgError:
+            ev = np.linalg.eigvalsh(D)
+            bad = ev[:, 0] <= 0
+    if bad.any():
+        raise ValueError(_where("diffusion D is not positive definite", D, x, int(np.argmax(bad))))
+    return L
+
+
+def _where(msg, D, x, i) -> str:
+    at = f" at x={np.array2string(np.asarray(x)[i], precision=6)}" if x is not None else ""
+    return (f"{msg} for particle {i}{at}: D={np.array2string(D[i], precision=6).replace(chr(10), '')}, "
+            f"eigenvalues {np.array2string(np.linalg.eigvalsh(0.5 * (D[i] + D[i].T)), precision=6)}")
+
+
+def _normal(rng, n, d):
+    if hasattr(rng, "n_local"):
+        return rng.standard_normal((d,))
+    return rng.standard_normal((n, d))
+
+
+def _check_finite(x, step, dt):
+    if not np.all(np.isfinite(x)):
+        i = int(np.argmax(~np.isfinite(x).all(axis=1)))
+        raise FloatingPointError(f"particles blew up at step {step} (particle {i}); dt={dt} is too large "
+                                 f"for this drift (explicit Euler-Maruyama is unstable)")
+
+
+def noise_factor(diffusion, x: np.ndarray, t: float):
+    """None (identity), a constant Cholesky factor (d, d) or per-particle factors (n, d, d)."""
+    if diffusion is None:
+        return None
+    if callable(diffusion):
+        return cholesky_batch(diffusion(x, t) if _takes_time(diffusion) else diffusion(x), x)
+    D = np.asarray(diffusion, dtype=float)
+    return cholesky_batch(D[None])[0]
+
+
+def _takes_time(fn) -> bool:
+    import inspect
+    try:
+        return len(inspect.signature(fn).parameters) >= 2
+    except (TypeError, ValueError):
+        return False
+
+
+def apply_factor(L, xi: np.ndarray) -> np.ndarray:
+    if L is None:
+        return xi
+    if L.ndim == 2:
+        return xi @ L.T
+    if L.shape[-1] == 2:            # faster than einsum for the common 2D case
+        return np.stack([L[:, 0, 0] * xi[:, 0], L[:, 1, 0] * xi[:, 0] + L[:, 1, 1] * xi[:, 1]], axis=1)
+    return np.einsum("nij,nj->ni", L, xi)
+
+
+def euler_maruyama(x0: np.ndarray, drift: Callable, beta: float, dt: float, steps: int, rng,
+                   diffusion=None, t0: float = 0.0, record_every: int = 0, callback=None):
+    """Advance particles x0 (n, d) by `steps` Euler-Maruyama steps of size dt.
+
+    drift(x, t) -> (n, d); diffusion: None | (d, d) | callable D(x[, t]) -> (n, d, d).
+    Returns x (and the recorded snapshots (k, n, d) when record_every > 0).
+    callback(step, t, x) is called after every step; it may return True to stop early.
+    """
+    if not (beta > 0 and np.isfinite(beta)):
+        raise ValueError(f"beta must be positive and finite, got {beta}")
+    if not (dt > 0 and np.isfinite(dt)):
+        raise ValueError(f"time step must be positive and finite, got dt={dt}")
+    x = np.array(x0, dtype=float, copy=True)
+    if x.ndim != 2:
+        raise ValueError(f"particles must be an (n, d) array, got shape {x.shape}")
+    _check_finite(x, 0, dt)
+    n, d = x.shape
+    if hasattr(rng, "n_local") and rng.n_local != n:
+        raise ValueError(f"rng streams hold {rng.n_local} local particles, x has {n}")
+    if diffusion is not None and not callable(diffusion):
+        D = np.asarray(diffusion, dtype=float)
+        if D.shape != (d, d):
+            raise ValueError(f"constant diffusion must be ({d}, {d}), got {D.shape}")
+    scale = np.sqrt(2.0 * dt / beta)
+    rec, t = [], t0
+    for k in range(1, steps + 1):
+        L = noise_factor(diffusion, x, t)
+        with np.errstate(over="ignore", invalid="ignore"):          # blow-up is reported below
+            x += dt * drift(x, t) + scale * apply_factor(L, _normal(rng, n, d))
+        t = t0 + k * dt
+        _check_finite(x, k, dt)
+        if record_every and k % record_every == 0:
+            rec.append(x.copy())
+        if callback is not None and callback(k, t, x):
+            break
+    return (x, np.array(rec)) if record_every else x
+
+
+def langevin(x0, grad_f: Callable, beta: float, dt: float, steps: int, rng, diffusion=None, **kw):
+    """Noisy gradient descent dX = -grad f(X) dt + sqrt(2/beta D(X)) dW (Euler-Maruyama)."""
+    return euler_maruyama(x0, lambda x, t: -grad_f(x), beta, dt, steps, rng, diffusion=diffusion, **kw)

@@ -1,0 +1,113 @@
+"""Seeded random streams and reductions for particles split across MPI ranks (numpy; mpi4py optional).
+
+Particles 0..n-1 are cut into fixed blocks of `block` consecutive particles; block b owns its own
+PCG64 stream, seeded by SeedSequence(seed, spawn_key=(b,)). A rank holds whole blocks, so every
+particle sees the same random numbers whatever the number of ranks. Reductions (sums, means,
+moments) are done per block and then added in block order on every rank, so they are bitwise equal
+for any rank count too; trajectories of interacting particles are therefore rank-count independent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:  # optional
+    from mpi4py import MPI
+except ImportError:  # pragma: no cover - exercised only without mpi4py
+    MPI = None
+
+
+def _world():
+    return MPI.COMM_WORLD if MPI is not None else None
+
+
+class Streams:
+    """Random streams for the particles this rank owns.
+
+    n: total number of particles; seed: int; comm: an mpi4py communicator (default COMM_WORLD when
+    mpi4py is present, else serial); block: particles per stream.
+    Draw methods take the per-particle shape and return arrays of shape (n_local, *shape).
+    """
+
+    def __init__(self, n: int, seed: int, comm=None, block: int = 16384):
+        if int(n) != n or n < 1:
+            raise ValueError(f"number of particles must be a positive integer, got n={n!r}")
+        if block < 1:
+            raise ValueError(f"block must be >= 1, got {block}")
+        self.n, self.seed, self.block = int(n), int(seed), int(block)
+        self.comm = _world() if comm is None else comm
+        size = self.comm.size if self.comm is not None else 1
+        rank = self.comm.rank if self.comm is not None else 0
+        nb = -(-self.n // self.block)
+        self.nblocks = nb
+        b0, b1 = rank * nb // size, (rank + 1) * nb // size
+        self.blocks = range(b0, b1)
+        self.lo, self.hi = min(b0 * self.block, self.n), min(b1 * self.block, self.n)
+        self.n_local = self.hi - self.lo
+        self._sizes = [min((b + 1) * self.block, self.n) - b * self.block for b in self.blocks]
+        self._gens = [np.random.Generator(np.random.PCG64(np.random.SeedSequence(self.seed, spawn_key=(b,))))
+                      for b in self.blocks]
+        # one stream every rank shares (e.g. the data sample all neurons see in a step)
+        self.shared = np.random.Generator(np.random.PCG64(np.random.SeedSequence(self.seed, spawn_key=(2**31,))))
+
+    # --- draws -------------------------------------------------------------------------------
+    def _draw(self, fn, shape) -> np.ndarray:
+        shape = tuple(np.atleast_1d(shape)) if shape != () else ()
+        parts = [fn(g, (m, *shape)) for g, m in zip(self._gens, self._sizes)]
+        if not parts:
+            return np.empty((0, *shape))
+        return np.concatenate(parts, axis=0)
+
+    def standard_normal(self, shape=()) -> np.ndarray:
+        return self._draw(lambda g, s: g.standard_normal(s), shape)
+
+    def random(self, shape=()) -> np.ndarray:
+        return self._draw(lambda g, s: g.random(s), shape)
+
+    def integers(self, high: int, shape=()) -> np.ndarray:
+        return self._draw(lambda g, s: g.integers(0, high, size=s), shape)
+
+    def sample(self, fn) -> np.ndarray:
+        """Initial positions: fn(generator, m) -> (m, d) per block, concatenated."""
+        parts = [np.asarray(fn(g, m), dtype=float).reshape(m, -1) for g, m in zip(self._gens, self._sizes)]
+        return np.concatenate(parts, axis=0) if parts else np.empty((0, 0))
+
+    # --- deterministic reductions ------------------------------------------------------------
+    def block_sums(self, values: np.ndarray) -> np.ndarray:
+        """Per-block sums of values (n_local, ...) for all blocks, (nblocks, ...), on every rank."""
+        values = np.asarray(values, dtype=float)
+        if values.shape[0] != self.n_local:
+            raise ValueError(f"expected {self.n_local} local rows, got {values.shape[0]}")
+        offs = np.cumsum([0, *self._sizes])
+        local = np.array([values[offs[i]:offs[i + 1]].sum(axis=0) for i in range(len(self._sizes))])
+        local = local.reshape(len(self._sizes), *values.shape[1:])
+        if self.comm is None or self.comm.size == 1:
+            return local
+        parts = self.comm.allgather(local)
+        return np.concatenate([p for p in parts if len(p)], axis=0)
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        """Global sum over particles, the same bits for any rank count."""
+        s = self.block_sums(values)
+        out = np.zeros(s.shape[1:])
+        for row in s:                   # fixed order: block 0, 1, ...
+            out = out + row
+        return out
+
+    def mean(self, values: np.ndarray) -> np.ndarray:
+        return self.sum(values) / self.n
+
+    def moments(self, x: np.ndarray):
+        """Global mean (d,) and covariance (d, d) (1/(n-1) normalisation) of particles x (n_local, d)."""
+        x = np.asarray(x, dtype=float).reshape(self.n_local, -1)
+        m = self.mean(x)
+        dx = x - m
+        c = self.sum(dx[:, :, None] * dx[:, None, :]) / max(self.n - 1, 1)
+        return m, c
+
+    def allgather(self, x: np.ndarray) -> np.ndarray:
+        """All particles (n, ...) in global order on every rank."""
+        x = np.asarray(x)
+        if self.comm is None or self.comm.size == 1:
+            return x
+        return np.concatenate([p for p in self.comm.allgather(x) if len(p)], axis=0)
