@@ -1,0 +1,59 @@
+"""Particle paths run under `mpirun -n N` by test_particles_fe.py. Usage: mpi_particles.py OUTDIR.
+
+Writes OUTDIR/particles-n<N>.npz (gathered particles of three samplers, FE histogram/projection at
+probe points) and prints 'RESULT {json}' on rank 0."""
+
+import json
+import os
+import sys
+
+import dolfinx.fem
+import numpy as np
+from mpi4py import MPI
+
+import meshes
+from samplers.interacting import mckean_vlasov
+from samplers.mean_field_nn import TwoLayerMeanField
+from samplers.sde import langevin
+from samplers.streams import Streams
+from solvers import empirical
+from solvers.evaluate import evaluate_on_points
+
+
+def main(out):
+    comm = MPI.COMM_WORLD
+    s = Streams(5000, 17, block=512)
+    x0 = s.sample(lambda g, m: g.standard_normal((m, 2)))
+    D = lambda x: np.einsum("n,ij->nij", 1.0 + 0.5 * np.tanh(x[:, 0]), np.array([[1.0, 0.3], [0.3, 0.6]]))  # noqa: E731
+    x_lv = langevin(x0, lambda x: x ** 3 - x, 4.0, 0.01, 50, s, diffusion=D)
+
+    si = Streams(600, 3, block=64)
+    y0 = si.sample(lambda g, m: g.standard_normal((m, 2)))
+    gW = lambda z: z * np.exp(-np.sum(z * z, axis=-1, keepdims=True))                           # noqa: E731
+    x_mv = mckean_vlasov(y0, si, beta=2.0, dt=0.01, steps=20, grad_V=lambda x: x, grad_W=gW)
+
+    sn = Streams(500, 5, block=64)
+    th0 = sn.sample(lambda g, m: 0.3 * g.standard_normal((m, 3)))
+    net = TwoLayerMeanField(sn, lambda x: np.tanh(x @ np.array([1.0, -0.5, 0.3])))
+    th = net.train(th0, 0.5, 1.0, 0.5, batch=4, data_seed=2)
+
+    msh = meshes.rectangle(comm, [-4, -4], [4, 4], 0.25)
+    h = empirical.histogram(msh, x_lv)
+    V = dolfinx.fem.functionspace(msh, ("Lagrange", 1))
+    u = empirical.project(V, x_lv)
+    ul = empirical.project(V, x_lv, lumped=True)
+    probes = np.zeros((50, 3))
+    probes[:, :2] = np.random.default_rng(0).uniform(-2, 2, (50, 2))
+    res = {"hist_mass": empirical.integral(h), "proj_mass": empirical.integral(u),
+           "lumped_mass": empirical.integral(ul), "size": comm.size}
+    arrays = dict(x_lv=s.allgather(x_lv), x_mv=si.allgather(x_mv), theta=sn.allgather(th),
+                  h=evaluate_on_points(h, probes), u=evaluate_on_points(u, probes))
+    if comm.rank == 0:
+        path = os.path.join(out, f"particles-n{comm.size}.npz")
+        np.savez(path, **arrays)
+        res["path"] = path
+        print("RESULT " + json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
