@@ -11,6 +11,8 @@ test:            ## the test suite (serial and mpirun -n 2 paths)
 	$(RUN) xvfb-run -a python3 -m pytest -q -rs $(PYTEST_ARGS)
 bench:           ## benchmarks: tables on stdout, JSON under $(OUT)/benchmarks
 	$(RUN) python3 -m benchmarks.ou_vs_fd --out $(OUT)/benchmarks
+	$(RUN) python3 -m benchmarks.particles --out $(OUT)/benchmarks
+	$(RUN) mpirun -n 2 python3 -m benchmarks.particles --out $(OUT)/benchmarks
 env:             ## only provision the environment
 	$(RUN) --provision-only
 shell:

@@ -27,3 +27,13 @@ def test_ou_vs_fd_quick(tmp_path):
         errs = [r["error"] for r in data["rows"] if r["method"] == method]
         assert all(b < a for a, b in zip(errs, errs[1:])), (method, errs)   # refinement helps
     assert len(data["time_to_error"]) == 5 * 3
+
+
+def test_particles_benchmark_quick(tmp_path):
+    from benchmarks import particles
+
+    particles.main(["--out", str(tmp_path), "--quick"])
+    data = json.loads((tmp_path / "particles-n1.json").read_text())
+    methods = {r["method"] for r in data["rows"]}
+    assert any(m.startswith("plain numpy loop") for m in methods) and len(methods) == 5
+    assert all(r["particle_steps_per_s"] > 0 for r in data["rows"]) and data["speedup_vectorised_vs_loop"] > 0
