@@ -87,3 +87,18 @@ def cell_size(msh: dolfinx.mesh.Mesh) -> float:
     n = msh.topology.index_map(tdim).size_local
     h = msh.h(tdim, np.arange(n, dtype=np.int32)) if n else np.zeros(1)
     return msh.comm.allreduce(float(np.max(h)) if len(h) else 0.0, op=MPI.MAX)
+
+
+def space_time(comm: MPI.Comm, lower, upper, h: float, nt: int) -> dolfinx.mesh.Mesh:
+    """The space-time cylinder [lower, upper] x [0, 1] (time is the last coordinate) for the
+    dynamic (Benamou-Brenier) JKO step: triangles for 1D space, tetrahedra for 2D space."""
+    lower, upper = np.atleast_1d(np.asarray(lower, float)), np.atleast_1d(np.asarray(upper, float))
+    if nt < 1:
+        raise ValueError(f"need at least one time layer, got nt={nt}")
+    n = [_cells_for(upper[i] - lower[i], h, f"side {i}") for i in range(len(lower))]
+    lo, hi = [*lower, 0.0], [*upper, 1.0]
+    if len(lower) == 1:
+        return dolfinx.mesh.create_rectangle(comm, [lo, hi], [n[0], nt], dolfinx.mesh.CellType.triangle)
+    if len(lower) == 2:
+        return dolfinx.mesh.create_box(comm, [lo, hi], [n[0], n[1], nt], dolfinx.mesh.CellType.tetrahedron)
+    raise ValueError(f"space-time meshes for 1D or 2D space, got {len(lower)}D")

@@ -1,0 +1,349 @@
+"""JKO minimizing movement rho_{k+1} = argmin W2^2(rho, rho_k) / (2 tau) + F(rho) by ALG2.
+
+The step is solved in its dynamic (Benamou-Brenier) form on the space-time cylinder
+Omega x [0, 1] (meshes.space_time), following the augmented-Lagrangian method ALG2 of Benamou,
+Carlier and Laborde (2016). Scaled by tau, the step is
+
+  min_{rho, m} int_0^1 int |m|^2 / (2 rho) + tau F(rho(1))   s.t.  d_t rho + div m = 0, rho(0) = rho_k,
+
+whose dual is a problem in a space-time potential phi; with Lambda phi = (grad_{x,t} phi, -phi(1))
+and multipliers (mu = (m, rho), rho_1) the iteration is
+  1. phi:  r int int grad phi . grad v + r int_{t=1} phi v
+             = int int (r q - mu) . grad v + int_{t=1} (rho_1 - r p) v - int_{t=0} rho_k v   (one LU)
+  2. q  = projection of grad phi + mu / r onto {a + |b|^2 / 2 <= 0} (a = d_t, b = grad_x), pointwise;
+     rho_1 = prox of r tau F at r (-phi(1) + rho_1 / r), p = -phi(1) + (rho_1_old - rho_1) / r
+  3. mu += r (grad phi - q).
+rho_1 >= 0 by construction, and the mass is that of rho_k up to the ALG2 residual.
+F = int f rho + beta^-1 int rho log rho + c_m int rho^m / (m - 1); an interaction energy
+1/2 iint W(x - y) rho rho enters linearised (W * rho_k added to f, first order in tau).
+phi is P2 (or P1), mu and q are discontinuous P1 (P0) vectors, the densities P1.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import dolfinx.fem
+import dolfinx.fem.petsc
+import dolfinx.la
+import dolfinx.mesh
+import numpy as np
+import ufl
+from mpi4py import MPI
+
+import meshes
+from solvers import linear
+from solvers.compat import expression, petsc_vec
+from solvers.jko_pointwise import project_parabola, prox_energy
+from solvers.validation import positive_number
+
+
+class JKOSolver:
+    def __init__(self, comm: MPI.Comm, lower, upper, h: float, tau: float, nt: int = 10,
+                 potential=None, beta: float | None = None, m: float | None = None, cm: float = 1.0,
+                 interaction=None, degree: int = 2, r: float = 0.3, tol: float = 1e-6, max_iter: int = 3000,
+                 petsc_options: dict | None = None):
+        self.tau = positive_number("tau", tau)
+        self.r = positive_number("r", r)
+        self.eps = 1.0 / positive_number("beta", beta) if beta is not None else 0.0
+        if m is not None and not m > 1:
+            raise ValueError(f"porous-medium exponent must be > 1, got m={m}")
+        if self.eps == 0.0 and m is None:
+            raise ValueError("F needs an entropy (beta) or a porous-medium term (m)")
+        self.m, self.cm, self.tol, self.max_iter = m, cm, tol, max_iter
+        self.mesh = meshes.space_time(comm, lower, upper, h, nt)
+        self.comm = comm
+        msh = self.mesh
+        self.d = msh.geometry.dim - 1
+        tdim = msh.topology.dim
+        self.P = dolfinx.fem.functionspace(msh, ("Lagrange", degree))
+        self.Q = dolfinx.fem.functionspace(msh, ("DG", degree - 1, (self.d + 1,)))
+        self.R = dolfinx.fem.functionspace(msh, ("Lagrange", 1))
+        fdim = tdim - 1
+        msh.topology.create_connectivity(fdim, tdim)
+        top = dolfinx.mesh.locate_entities_boundary(msh, fdim, lambda x: np.isclose(x[self.d], 1.0))
+        bot = dolfinx.mesh.locate_entities_boundary(msh, fdim, lambda x: np.isclose(x[self.d], 0.0))
+        facets = np.concatenate([top, bot])
+        tags = np.concatenate([np.full(len(top), 1, np.int32), np.full(len(bot), 2, np.int32)])
+        order = np.argsort(facets)
+        mt = dolfinx.mesh.meshtags(msh, fdim, facets[order], tags[order])
+        self.ds = ufl.Measure("ds", domain=msh, subdomain_data=mt)
+        self.top = dolfinx.fem.locate_dofs_topological(self.R, fdim, top)
+        self.bot = dolfinx.fem.locate_dofs_topological(self.R, fdim, bot)
+        X = self.R.tabulate_dof_coordinates()[:, : self.d]
+        self._xR = X
+        self.n_owned_R = self.R.dofmap.index_map.size_local
+
+        # potential at the P1 nodes (+ linearised interaction, updated every step)
+        self._potential = potential
+        self.f0 = (np.asarray(potential(np.vstack([X.T, np.zeros((3 - self.d, len(X)))])), float)
+                   if potential is not None else np.zeros(len(X)))
+        if self.f0.shape == ():
+            self.f0 = np.full(len(X), float(self.f0))
+        self.interaction = interaction
+        self.f = self.f0.copy()
+
+        self.phi = dolfinx.fem.Function(self.P, name="phi")
+        self.q, self.mu = dolfinx.fem.Function(self.Q), dolfinx.fem.Function(self.Q)
+        self.rho0, self.rho1, self.p = (dolfinx.fem.Function(self.R, name=n) for n in ("rho_k", "rho", "p"))
+        self.phiR = dolfinx.fem.Function(self.R)
+        self._w = dolfinx.fem.Function(self.Q)
+        rr = dolfinx.fem.Constant(msh, self.r)
+        u, v = ufl.TrialFunction(self.P), ufl.TestFunction(self.P)
+        A = dolfinx.fem.petsc.assemble_matrix(dolfinx.fem.form(rr * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx
+                                                               + rr * u * v * self.ds(1)))
+        A.assemble()
+        self._A = A
+        self._ksp = linear.make_ksp(A, "jko_", petsc_options)
+        self._L = dolfinx.fem.form(ufl.inner(rr * self.q - self.mu, ufl.grad(v)) * ufl.dx
+                                   + (self.rho1 - rr * self.p) * v * self.ds(1) - self.rho0 * v * self.ds(2))
+        self._b = dolfinx.fem.petsc.create_vector(self._L)
+        self._wexpr = expression(ufl.grad(self.phi) + self.mu / rr, self.Q)
+        # functionals of the density at t = 1 (and of rho_k at t = 0)
+        self._fR = dolfinx.fem.Function(self.R)
+        self._fR.x.array[:] = self.f0
+        rho = self.rho1
+        energy = self._fR * rho
+        if self.eps:
+            energy += self.eps * ufl.conditional(ufl.gt(rho, 0), rho * ufl.ln(ufl.max_value(rho, 1e-300)), 0)
+        if m is not None:
+            energy += cm * ufl.max_value(rho, 0) ** m / (m - 1)
+        self._F = dolfinx.fem.form(energy * self.ds(1))
+        self._mass1 = dolfinx.fem.form(self.rho1 * self.ds(1))
+        self._mass0 = dolfinx.fem.form(self.rho0 * self.ds(2))
+        gx = ufl.as_vector([self.phi.dx(i) for i in range(self.d)])
+        self._action = dolfinx.fem.form(ufl.max_value(self.mu[self.d], 0) * ufl.inner(gx, gx) * ufl.dx)
+        self.t, self.step_count = 0.0, 0
+        self.history = {"t": [], "mass": [], "free_energy": [], "w2": [], "iterations": [], "min_rho": [],
+                        "residual": [], "seconds": []}
+
+    # ------------------------------------------------------------------ helpers
+    def _sum(self, form) -> float:
+        return self.comm.allreduce(dolfinx.fem.assemble_scalar(form), op=MPI.SUM)
+
+    def _face_values(self, dofs, values):
+        """Gather (x, value) of the given local face dofs (owned) over all ranks, keyed by x."""
+        own = dofs[dofs < self.n_owned_R]
+        keys = np.round(self._xR[own], 10)
+        parts = self.comm.allgather((keys, values[own]))
+        table = {}
+        for k, vv in parts:
+            for key, val in zip(map(tuple, k), vv):
+                table[key] = val
+        return table
+
+    def _extend(self, table, dofs=None) -> np.ndarray:
+        """Values for all (or the given) R dofs from a table keyed by spatial coordinates."""
+        idx = np.arange(len(self._xR)) if dofs is None else dofs
+        keys = map(tuple, np.round(self._xR[idx], 10))
+        return np.array([table[k] for k in keys])
+
+    def mass(self) -> float:
+        return self._sum(self._mass1)
+
+    def free_energy(self) -> float:
+        return self._sum(self._F)
+
+    # ------------------------------------------------------------------ set-up
+    def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6):
+        """rho0: callable of x ((3, n) array) or nodal values at the R dofs; negative or
+        non-finite values and (unless normalize) a mass away from 1 are errors naming the value."""
+        X3 = np.vstack([self._xR.T, np.zeros((3 - self.d, len(self._xR)))])
+        vals = np.asarray(rho0(X3) if callable(rho0) else rho0, float)
+        vals = np.broadcast_to(vals, (len(self._xR),)).copy()
+        bad = ~np.isfinite(vals)
+        if self.comm.allreduce(int(bad.any())):
+            raise ValueError("initial density is not finite (NaN or inf)")
+        neg = vals.min(initial=0.0)
+        gneg = self.comm.allreduce(neg, op=MPI.MIN)
+        if gneg < 0:
+            i = np.argmin(vals) if neg == gneg else None
+            where = f" at x={self._xR[i]}" if i is not None else ""
+            raise ValueError(f"initial density is negative: min value {gneg:.6g}{where}")
+        self.rho0.x.array[:] = vals
+        mass = self._sum(self._mass0)
+        if normalize:
+            self.rho0.x.array[:] /= mass
+        elif abs(mass - 1) > mass_tol:
+            raise ValueError(f"initial density is not normalised: mass {mass:.8g}; pass normalize=True")
+        self.rho1.x.array[:] = self.rho0.x.array           # constant-in-time guess, rho_1 = rho_k
+        self._reset_mu()
+        mw = dolfinx.fem.assemble_vector(dolfinx.fem.form(ufl.TestFunction(self.R) * self.ds(1)))
+        mw.scatter_reverse(dolfinx.la.InsertMode.add)
+        self._mw = mw.array[self.top].copy()
+        self._top_owned = self.top < self.n_owned_R
+        self._M = self._sum(self._mass0)
+        self._lam = 0.0
+        self._fR.x.array[:] = self.f
+        self.history["t"].append(0.0)
+        self.history["mass"].append(self.mass())
+        self.history["free_energy"].append(self.free_energy())
+        for k in ("w2", "iterations", "residual", "seconds"):
+            self.history[k].append(0.0 if k != "iterations" else 0)
+        self.history["min_rho"].append(self.comm.allreduce(float(self.rho1.x.array[self.top].min(initial=np.inf)),
+                                                           op=MPI.MIN))
+
+    def _reset_mu(self):
+        """mu = (0, rho_k) constant in time (the trivial path), as the multiplier's first guess."""
+        tmp = dolfinx.fem.Function(self.R)
+        tmp.x.array[:] = self.rho0.x.array
+        # rho0 lives on the bottom face; extend it constant in t
+        tab = self._face_values(self.bot, self.rho0.x.array)
+        tmp.x.array[:] = self._extend(tab)
+        self.rho0.x.array[:] = tmp.x.array              # harmless off the face; used by mu and rho_1 guesses
+        self.rho1.x.array[:] = tmp.x.array
+        comps = [dolfinx.fem.Constant(self.mesh, 0.0)] * self.d + [tmp]
+        self.mu.interpolate(dolfinx.fem.Expression(ufl.as_vector(comps), _ipoints(self.Q)))
+        self.q.x.array[:] = 0.0
+        self.p.x.array[:] = 0.0
+
+    # ------------------------------------------------------------------ one step
+    def step(self) -> dict:
+        t0 = time.perf_counter()
+        r, rt = self.r, self.r * self.tau
+        if self.interaction is not None:
+            self._update_interaction()
+        ftop = self.f[self.top]
+        dim = self.d + 1
+        b = self._b
+        it, res, drho = 0, math.inf, math.inf
+        self._trace = []
+        for it in range(1, self.max_iter + 1):
+            with b.localForm() as loc:
+                loc.set(0.0)
+            dolfinx.fem.petsc.assemble_vector(b, self._L)
+            b.ghostUpdate(addv=_ADD, mode=_REVERSE)
+            linear.solve(self._ksp, b, petsc_vec(self.phi), "JKO potential (space-time Poisson)")
+            self.phi.x.scatter_forward()
+            # q and mu, pointwise at the DG nodes
+            self._w.interpolate(self._wexpr)
+            w = self._w.x.array.reshape(-1, dim)
+            qa, qb = project_parabola(w[:, self.d], w[:, : self.d])
+            qv = np.column_stack([qb, qa])
+            gap = w - qv                                   # = grad phi + mu/r - q
+            mu_new = r * gap
+            res_loc = np.abs(mu_new - self.mu.x.array.reshape(-1, dim)).max(initial=0.0) / r
+            self.q.x.array[:] = qv.ravel()
+            self.mu.x.array[:] = mu_new.ravel()
+            # terminal density: prox of r tau F
+            self.phiR.interpolate(self.phi)
+            z = -self.phiR.x.array[self.top] + self.rho1.x.array[self.top] / r
+            old = self.rho1.x.array[self.top].copy()
+            new = self._prox_fixed_mass(r * z, ftop, rt)
+            self.p.x.array[self.top] = z - new / r
+            self.rho1.x.array[self.top] = new
+            scale = self.comm.allreduce(float(np.abs(new).max(initial=0.0)), op=MPI.MAX)
+            drho = self.comm.allreduce(float(np.abs(new - old).max(initial=0.0)), op=MPI.MAX) / scale
+            res = self.comm.allreduce(res_loc, op=MPI.MAX)
+            self._trace.append((drho, res))
+            if drho < self.tol and res < self.tol * 10:
+                break
+        if not np.all(np.isfinite(self.rho1.x.array[self.top])):
+            raise FloatingPointError(f"ALG2 diverged in JKO step {self.step_count + 1} (tau={self.tau}, r={self.r})")
+        F_old = self.history["free_energy"][-1]
+        self.t += self.tau
+        self.step_count += 1
+        w2 = math.sqrt(max(self._sum(self._action), 0.0))
+        # move rho_1 to the bottom face: the next step starts from it
+        tab = self._face_values(self.top, self.rho1.x.array)
+        self.rho0.x.array[:] = self._extend(tab)
+        F = self.free_energy()
+        rec = {"t": self.t, "mass": self.mass(), "free_energy": F, "w2": w2, "iterations": it,
+               "min_rho": self.comm.allreduce(float(self.rho1.x.array[self.top].min(initial=np.inf)), op=MPI.MIN),
+               "residual": max(res, drho), "seconds": time.perf_counter() - t0}
+        for k, v in rec.items():
+            self.history[k].append(v)
+        rec["energy_decrease"] = F_old - F
+        return rec
+
+    def _prox_fixed_mass(self, c, ftop, rt):
+        """The prox with the mass of rho_k imposed: rho_i = prox(c_i + lam), the scalar lam found by
+        safeguarded Newton on sum_i w_i rho_i = M (the exact minimiser has this mass anyway; imposing it
+        keeps every iterate, hence every step, mass-conserving to round-off)."""
+        own = self._top_owned
+        w = self._mw
+        M = self._M
+        kw = dict(eps=self.eps, m=self.m, cm=self.cm)
+
+        def mass_and_slope(lam):
+            rho = prox_energy(c + lam, ftop, rt, **kw)
+            if self.eps:
+                drho = rho / (rho + rt * self.eps + (rt * self.cm * self.m * (self.m - 1) * rho ** (self.m - 1)
+                                                     if self.m else 0.0))
+            else:
+                drho = (rho > 0) / (1.0 + rt * self.cm * self.m * np.maximum(rho, 0) ** (self.m - 2))
+            loc = np.array([np.dot(w[own], rho[own]), np.dot(w[own], drho[own])])
+            return rho, self.comm.allreduce(loc, op=MPI.SUM)
+
+        lam, lo, hi = self._lam, -np.inf, np.inf
+        for _ in range(100):
+            rho, (mass, slope) = mass_and_slope(lam)
+            g = mass - M
+            if abs(g) <= 1e-14 * M:
+                break
+            if g > 0:
+                hi = lam
+            else:
+                lo = lam
+            step = -g / slope if slope > 0 else (-1.0 if g > 0 else 1.0)
+            new = lam + step
+            if not (lo < new < hi):
+                if np.isfinite(lo) and np.isfinite(hi):
+                    new = 0.5 * (lo + hi)
+                else:
+                    new = lam + 2 * step if step else lam + 1.0
+            lam = new
+        self._lam = lam
+        return rho
+
+    def _update_interaction(self):
+        """f = f0 + W * rho_k at the P1 nodes (rho_k from the bottom face, trapezoidal quadrature)."""
+        tab = self._face_values(self.bot, self.rho0.x.array)
+        xs = np.array(list(tab.keys()))
+        vals = np.array(list(tab.values()))
+        wq = _nodal_weights(xs)
+        conv = np.array([np.sum(self.interaction(x - xs) * vals * wq) for x in self._xR])
+        self.f = self.f0 + conv
+        self._fR.x.array[:] = self.f
+
+    def run(self, t_end: float, callback=None, progress: bool = False):
+        n = int(round((t_end - self.t) / self.tau))
+        for _ in range(n):
+            rec = self.step()
+            if progress and self.comm.rank == 0:
+                print(f"JKO step {self.step_count}: t={rec['t']:.4g} F={rec['free_energy']:.6g} "
+                      f"W2={rec['w2']:.3e} its={rec['iterations']} mass={rec['mass']:.12f}", flush=True)
+            if callback is not None:
+                callback(self)
+        return self
+
+    def density(self):
+        """(x (n, d), rho (n,)) of the current density on the top face, gathered and sorted."""
+        tab = self._face_values(self.top, self.rho1.x.array)
+        xs = np.array(list(tab.keys()))
+        vals = np.array(list(tab.values()))
+        order = np.lexsort(xs.T[::-1])
+        return xs[order], vals[order]
+
+
+def _nodal_weights(xs: np.ndarray) -> np.ndarray:
+    """Trapezoidal weights for nodes of a 1D grid (tensor grids in 2D)."""
+    w = np.ones(len(xs))
+    for j in range(xs.shape[1]):
+        u = np.unique(xs[:, j])
+        h = np.gradient(u) if len(u) > 1 else np.ones(1)
+        h[0] *= 0.5 if len(u) > 1 else 1
+        h[-1] *= 0.5 if len(u) > 1 else 1
+        w *= h[np.searchsorted(u, xs[:, j])]
+    return w
+
+
+def _ipoints(V):
+    from solvers.compat import interpolation_points
+    return interpolation_points(V.element)
+
+
+from petsc4py import PETSc  # noqa: E402
+
+_ADD, _REVERSE = PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE

@@ -1,0 +1,25 @@
+"""ALG2 JKO steps under `mpirun -n N` (test_jko.py): prints 'RESULT {json}' with the density."""
+
+import json
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+from solvers.jko import JKOSolver
+
+
+def main():
+    s = JKOSolver(MPI.COMM_WORLD, [-5], [5], 0.1, 0.1, nt=8, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0,
+                  tol=1e-7, max_iter=300)
+    s.set_initial(lambda x: np.exp(-(x[0] - 1) ** 2 / 0.18) / np.sqrt(0.18 * np.pi))
+    s.run(0.2)
+    x, rho = s.density()
+    if MPI.COMM_WORLD.rank == 0:
+        print("RESULT " + json.dumps({"x": x[:, 0].tolist(), "rho": rho.tolist(), "its": s.history["iterations"],
+                                      "mass": s.history["mass"]}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
