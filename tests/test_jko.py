@@ -144,3 +144,27 @@ def test_jko_serial_and_two_ranks_agree():
     assert np.allclose(r1["x"], r2["x"])
     assert np.abs(np.array(r1["rho"]) - np.array(r2["rho"])).max() < 1e-8
     assert np.ptp(r2["mass"]) < 1e-13
+
+
+def test_entropic_jko_is_a_cheaper_approximation():
+    """Entropic JKO with the heat-kernel Gibbs operator: mass exact, rho >= 0, F decreasing; against the
+    exact discrete JKO Gaussian after two steps the error is a few percent and falls as the heat kernel is
+    resolved better (more implicit substeps: implicit Euler's kernel tails are too heavy)."""
+    import meshes
+    from solvers.jko_entropic import EntropicJKO
+
+    tau, errs = 0.1, []
+    m, sd = 1.0, 0.3
+    for _ in range(2):
+        m, sd = discrete_jko_gaussian(m, sd, 1.0, 1.0, tau)
+    for sub in (8, 64):
+        s = EntropicJKO(meshes.interval(COMM, -5, 5, 0.02), tau, 0.02, potential=lambda x: 0.5 * x[0] ** 2,
+                        beta=1.0, substeps=sub)
+        s.set_initial(lambda x: gauss(x[0], 1.0, 0.3), normalize=True)
+        s.run(0.2)
+        x = s.V.tabulate_dof_coordinates()[:, 0]
+        ex = gauss(x, m, sd)
+        errs.append(np.abs(s.rho.x.array - ex).max() / ex.max())
+        assert np.ptp(s.history["mass"]) < 1e-13 and min(s.history["min_rho"]) >= 0
+        assert all(np.diff(s.history["free_energy"]) < 0)
+    assert errs[1] < 0.06 and errs[1] < 0.6 * errs[0], errs          # measured 0.097 -> 0.038
