@@ -105,10 +105,12 @@ class EntropicJKO:
             Ka = self.heat(a)
             q = np.maximum(Ka, 1e-300)
             logr = expo * (np.log(q) - sigma * self.f)
-            r = np.exp(logr - self.comm.allreduce(float(logr.max()), op=MPI.MAX))
+            r = np.exp(logr - self.comm.allreduce(float(logr.max(initial=-np.inf)), op=MPI.MAX))
             r *= self.M / self._sum(r)                  # mass multiplier
             b = r / q
-            change = self.comm.allreduce(float(np.abs(r - new).max()), op=MPI.MAX) / max(float(np.abs(r).max()), 1e-300)
+            num = self.comm.allreduce(float(np.abs(r - new).max(initial=0.0)), op=MPI.MAX)
+            den = self.comm.allreduce(float(np.abs(r).max(initial=0.0)), op=MPI.MAX)
+            change = num / max(den, 1e-300)           # the same on every rank, so all stop together
             new = r
             if change < self.tol:
                 break

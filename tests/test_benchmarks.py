@@ -37,3 +37,12 @@ def test_particles_benchmark_quick(tmp_path):
     methods = {r["method"] for r in data["rows"]}
     assert any(m.startswith("plain numpy loop") for m in methods) and len(methods) == 5
     assert all(r["particle_steps_per_s"] > 0 for r in data["rows"]) and data["speedup_vectorised_vs_loop"] > 0
+
+
+def test_jko_benchmark_runs(tmp_path):
+    from benchmarks import jko
+
+    jko.main(["--out", str(tmp_path), "--hs", "0.25", "--iters", "20"])
+    data = json.loads((tmp_path / "jko-n1.json").read_text())
+    assert [r["method"].split()[0] for r in data["rows"]] == ["ALG2", "entropic"]
+    assert data["rows"][0]["iterations"] == 20 and all(r["seconds_per_step"] > 0 for r in data["rows"])
