@@ -38,14 +38,20 @@ def _points(x, what) -> np.ndarray:
     return x
 
 
+def _sorted_cdf(x: np.ndarray, w: np.ndarray):
+    """Sorted atoms and their cumulative weights (the last set to exactly 1)."""
+    ix = np.argsort(x, kind="stable")
+    c = np.cumsum(w[ix])
+    c[-1] = 1.0
+    return x[ix], c
+
+
 def wasserstein_1d(x, y, p: float = 1.0, wx=None, wy=None) -> float:
     """Exact W_p between sum_i wx_i delta_{x_i} and sum_j wy_j delta_{y_j} on the real line."""
     x, y = _points(x, "x").ravel(), _points(y, "y").ravel()
     wx, wy = _weights(x, wx, "x"), _weights(y, wy, "y")
-    ix, iy = np.argsort(x, kind="stable"), np.argsort(y, kind="stable")
-    xs, ys = x[ix], y[iy]
-    cx, cy = np.cumsum(wx[ix]), np.cumsum(wy[iy])
-    cx[-1] = cy[-1] = 1.0
+    xs, cx = _sorted_cdf(x, wx)
+    ys, cy = _sorted_cdf(y, wy)
     u = np.unique(np.concatenate([[0.0], cx, cy]))
     du, um = np.diff(u), 0.5 * (u[1:] + u[:-1])
     qx = xs[np.minimum(np.searchsorted(cx, um), len(xs) - 1)]
@@ -120,9 +126,7 @@ def wasserstein_1d_cdf(x, grid, cdf, p: float = 1.0, wx=None) -> float:
     if abs(cdf[0]) > 1e-12 or abs(cdf[-1] - 1) > 1e-9:
         raise ValueError(f"cdf must run from 0 to 1, got {cdf[0]} .. {cdf[-1]}")
     cdf = cdf / cdf[-1]
-    ix = np.argsort(x, kind="stable")
-    xs, cx = x[ix], np.cumsum(wx[ix])
-    cx[-1] = 1.0
+    xs, cx = _sorted_cdf(x, wx)
     u = np.unique(np.concatenate([[0.0], cx, cdf]))
     u0, u1 = u[:-1], u[1:]
     um = 0.5 * (u0 + u1)

@@ -9,6 +9,7 @@ per-particle Cholesky factors are computed vectorised (closed form for d <= 2).
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import numpy as np
@@ -64,18 +65,23 @@ def _check_finite(x, step, dt):
                                  f"for this drift (explicit Euler-Maruyama is unstable)")
 
 
-def noise_factor(diffusion, x: np.ndarray, t: float):
-    """None (identity), a constant Cholesky factor (d, d) or per-particle factors (n, d, d)."""
+def noise_factor(diffusion, d: int):
+    """A function (x, t) -> None (identity), the constant Cholesky factor (d, d) (computed once here),
+    or per-particle factors (n, d, d) of a callable D(x) or D(x, t)."""
     if diffusion is None:
-        return None
+        return lambda x, t: None
     if callable(diffusion):
-        return cholesky_batch(diffusion(x, t) if _takes_time(diffusion) else diffusion(x), x)
+        if _takes_time(diffusion):
+            return lambda x, t: cholesky_batch(diffusion(x, t), x)
+        return lambda x, t: cholesky_batch(diffusion(x), x)
     D = np.asarray(diffusion, dtype=float)
-    return cholesky_batch(D[None])[0]
+    if D.shape != (d, d):
+        raise ValueError(f"constant diffusion must be ({d}, {d}), got {D.shape}")
+    L = cholesky_batch(D[None])[0]
+    return lambda x, t: L
 
 
 def _takes_time(fn) -> bool:
-    import inspect
     try:
         return len(inspect.signature(fn).parameters) >= 2
     except (TypeError, ValueError):
@@ -111,14 +117,11 @@ def euler_maruyama(x0: np.ndarray, drift: Callable, beta: float, dt: float, step
     n, d = x.shape
     if hasattr(rng, "n_local") and rng.n_local != n:
         raise ValueError(f"rng streams hold {rng.n_local} local particles, x has {n}")
-    if diffusion is not None and not callable(diffusion):
-        D = np.asarray(diffusion, dtype=float)
-        if D.shape != (d, d):
-            raise ValueError(f"constant diffusion must be ({d}, {d}), got {D.shape}")
+    factor = noise_factor(diffusion, d)
     scale = np.sqrt(2.0 * dt / beta)
     rec, t = [], t0
     for k in range(1, steps + 1):
-        L = noise_factor(diffusion, x, t)
+        L = factor(x, t)
         with np.errstate(over="ignore", invalid="ignore"):          # blow-up is reported below
             x += dt * drift(x, t) + scale * apply_factor(L, _normal(rng, n, d))
         t = t0 + k * dt
