@@ -11,7 +11,6 @@ import json
 import os
 
 import numpy as np
-from mpi4py import MPI
 
 
 def _fingerprint(solver) -> dict:

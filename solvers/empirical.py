@@ -20,6 +20,7 @@ from mpi4py import MPI
 
 from solvers import linear
 from solvers.compat import petsc_vec, point_ownership
+from solvers.edge_averaged import lumped_mass
 
 
 def _pad3(x: np.ndarray, gdim: int) -> np.ndarray:
@@ -115,10 +116,7 @@ def project(V, x: np.ndarray, lumped: bool = False, outside: str = "raise",
         if V.element.basix_element.degree != 1:
             raise ValueError(f"lumped projection needs P1 (the row sums of the P{V.element.basix_element.degree} "
                              "mass matrix vanish at the vertices); use lumped=False")
-        m = dolfinx.fem.assemble_vector(dolfinx.fem.form(v * ufl.dx))
-        m.scatter_reverse(dolfinx.la.InsertMode.add)
-        m.scatter_forward()
-        u_h.x.array[:] = b.x.array / m.array
+        u_h.x.array[:] = b.x.array / lumped_mass(V)
         u_h.x.scatter_forward()
         return u_h
     M = dolfinx.fem.petsc.assemble_matrix(dolfinx.fem.form(u * v * ufl.dx))
@@ -131,24 +129,25 @@ def project(V, x: np.ndarray, lumped: bool = False, outside: str = "raise",
     return u_h
 
 
+def _assemble(integrand, mesh, quadrature_degree: int | None = None) -> float:
+    md = {"quadrature_degree": quadrature_degree} if quadrature_degree else {}
+    f = dolfinx.fem.form(integrand * ufl.dx(domain=mesh, metadata=md))
+    return mesh.comm.allreduce(dolfinx.fem.assemble_scalar(f), op=MPI.SUM)
+
+
 def integral(u) -> float:
-    mesh = u.function_space.mesh
-    return mesh.comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(u * ufl.dx)), op=MPI.SUM)
+    return _assemble(u, u.function_space.mesh)
 
 
 def l1_distance(u, v, quadrature_degree: int = 8) -> float:
     """int |u - v| dx (high-order quadrature; the kink of |.| limits it to O(h^2) accuracy)."""
-    mesh = u.function_space.mesh
-    f = dolfinx.fem.form(abs(u - v) * ufl.dx(domain=mesh, metadata={"quadrature_degree": quadrature_degree}))
-    return mesh.comm.allreduce(dolfinx.fem.assemble_scalar(f), op=MPI.SUM)
+    return _assemble(abs(u - v), u.function_space.mesh, quadrature_degree)
 
 
 def kl_divergence(p, q, quadrature_degree: int = 8, floor: float = 1e-300) -> float:
     """KL(p || q) = int p log(p / q) with 0 log 0 = 0; q is floored at `floor`."""
-    mesh = p.function_space.mesh
     integrand = ufl.conditional(ufl.gt(p, 0), p * ufl.ln(ufl.max_value(p, floor) / ufl.max_value(q, floor)), 0)
-    f = dolfinx.fem.form(integrand * ufl.dx(domain=mesh, metadata={"quadrature_degree": quadrature_degree}))
-    return mesh.comm.allreduce(dolfinx.fem.assemble_scalar(f), op=MPI.SUM)
+    return _assemble(integrand, p.function_space.mesh, quadrature_degree)
 
 
 def density_as_measure(rho, quadrature_degree: int = 6, gather: bool = True, neg_tol: float = 1e-8):
@@ -176,7 +175,7 @@ def density_as_measure(rho, quadrature_degree: int = 6, gather: bool = True, neg
         i = int(np.argmin(w))
         raise ValueError(f"density is negative at x={pts[i]} (weight {w[i]:.3e}); it is not a probability density")
     w = np.maximum(w, 0.0)
-    total = comm.allreduce(w.sum(), op=MPI.SUM) if not gather or comm.size == 1 else w.sum()
+    total = w.sum() if gather else comm.allreduce(w.sum(), op=MPI.SUM)     # gathered: the whole cloud
     return pts, w / total
 
 

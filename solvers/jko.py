@@ -31,12 +31,12 @@ import dolfinx.mesh
 import numpy as np
 import ufl
 from mpi4py import MPI
+from petsc4py import PETSc
 
 import meshes
-from solvers import linear
-from solvers.compat import expression, petsc_vec
+from solvers import linear, validation
+from solvers.compat import expression, interpolation_points, petsc_vec
 from solvers.jko_pointwise import project_parabola, prox_energy
-from solvers.validation import positive_number
 
 
 class JKOSolver:
@@ -44,9 +44,9 @@ class JKOSolver:
                  potential=None, beta: float | None = None, m: float | None = None, cm: float = 1.0,
                  interaction=None, degree: int = 2, r: float = 0.3, tol: float = 1e-6, max_iter: int = 3000,
                  petsc_options: dict | None = None):
-        self.tau = positive_number("tau", tau)
-        self.r = positive_number("r", r)
-        self.eps = 1.0 / positive_number("beta", beta) if beta is not None else 0.0
+        self.tau = validation.positive_number("tau", tau)
+        self.r = validation.positive_number("r", r)
+        self.eps = 1.0 / validation.positive_number("beta", beta) if beta is not None else 0.0
         if m is not None and not m > 1:
             raise ValueError(f"porous-medium exponent must be > 1, got m={m}")
         if self.eps == 0.0 and m is None:
@@ -151,23 +151,16 @@ class JKOSolver:
         non-finite values and (unless normalize) a mass away from 1 are errors naming the value."""
         X3 = np.vstack([self._xR.T, np.zeros((3 - self.d, len(self._xR)))])
         vals = np.asarray(rho0(X3) if callable(rho0) else rho0, float)
-        vals = np.broadcast_to(vals, (len(self._xR),)).copy()
-        bad = ~np.isfinite(vals)
-        if self.comm.allreduce(int(bad.any())):
-            raise ValueError("initial density is not finite (NaN or inf)")
-        neg = vals.min(initial=0.0)
-        gneg = self.comm.allreduce(neg, op=MPI.MIN)
-        if gneg < 0:
-            i = np.argmin(vals) if neg == gneg else None
-            where = f" at x={self._xR[i]}" if i is not None else ""
-            raise ValueError(f"initial density is negative: min value {gneg:.6g}{where}")
-        self.rho0.x.array[:] = vals
-        mass = self._sum(self._mass0)
+        self.rho0.x.array[:] = np.broadcast_to(vals, (len(self._xR),))
+        own = slice(0, self.n_owned_R)
+        validation.finite_field(self.comm, self.rho0.x.array[own], X3.T[own], "initial density")
         if normalize:
+            mass = self._sum(self._mass0)
+            if not mass > 0:
+                raise ValueError(f"cannot normalise the initial density: its mass is {mass!r}")
             self.rho0.x.array[:] /= mass
-        elif abs(mass - 1) > mass_tol:
-            raise ValueError(f"initial density is not normalised: mass {mass:.8g}; pass normalize=True")
-        self.rho1.x.array[:] = self.rho0.x.array           # constant-in-time guess, rho_1 = rho_k
+        validation.check_density(self.comm, self.rho0.x.array[own], X3.T[own], self._sum(self._mass0),
+                                 "initial density", mass_tol, neg_tol=0.0)
         self._reset_mu()
         mw = dolfinx.fem.assemble_vector(dolfinx.fem.form(ufl.TestFunction(self.R) * self.ds(1)))
         mw.scatter_reverse(dolfinx.la.InsertMode.add)
@@ -186,15 +179,11 @@ class JKOSolver:
 
     def _reset_mu(self):
         """mu = (0, rho_k) constant in time (the trivial path), as the multiplier's first guess."""
-        tmp = dolfinx.fem.Function(self.R)
-        tmp.x.array[:] = self.rho0.x.array
-        # rho0 lives on the bottom face; extend it constant in t
-        tab = self._face_values(self.bot, self.rho0.x.array)
-        tmp.x.array[:] = self._extend(tab)
-        self.rho0.x.array[:] = tmp.x.array              # harmless off the face; used by mu and rho_1 guesses
-        self.rho1.x.array[:] = tmp.x.array
-        comps = [dolfinx.fem.Constant(self.mesh, 0.0)] * self.d + [tmp]
-        self.mu.interpolate(dolfinx.fem.Expression(ufl.as_vector(comps), _ipoints(self.Q)))
+        # rho_k lives on the bottom face; extend it constant in t (also the first guess of rho_1)
+        self.rho0.x.array[:] = self._extend(self._face_values(self.bot, self.rho0.x.array))
+        self.rho1.x.array[:] = self.rho0.x.array
+        comps = [dolfinx.fem.Constant(self.mesh, 0.0)] * self.d + [self.rho0]
+        self.mu.interpolate(dolfinx.fem.Expression(ufl.as_vector(comps), interpolation_points(self.Q.element)))
         self.q.x.array[:] = 0.0
         self.p.x.array[:] = 0.0
 
@@ -208,12 +197,11 @@ class JKOSolver:
         dim = self.d + 1
         b = self._b
         it, res, drho = 0, math.inf, math.inf
-        self._trace = []
         for it in range(1, self.max_iter + 1):
             with b.localForm() as loc:
                 loc.set(0.0)
             dolfinx.fem.petsc.assemble_vector(b, self._L)
-            b.ghostUpdate(addv=_ADD, mode=_REVERSE)
+            b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
             linear.solve(self._ksp, b, petsc_vec(self.phi), "JKO potential (space-time Poisson)")
             self.phi.x.scatter_forward()
             # q and mu, pointwise at the DG nodes
@@ -236,7 +224,6 @@ class JKOSolver:
             scale = self.comm.allreduce(float(np.abs(new).max(initial=0.0)), op=MPI.MAX)
             drho = self.comm.allreduce(float(np.abs(new - old).max(initial=0.0)), op=MPI.MAX) / scale
             res = self.comm.allreduce(res_loc, op=MPI.MAX)
-            self._trace.append((drho, res))
             if drho < self.tol and res < self.tol * 10:
                 break
         if not np.all(np.isfinite(self.rho1.x.array[self.top])):
@@ -337,13 +324,3 @@ def _nodal_weights(xs: np.ndarray) -> np.ndarray:
         h[-1] *= 0.5 if len(u) > 1 else 1
         w *= h[np.searchsorted(u, xs[:, j])]
     return w
-
-
-def _ipoints(V):
-    from solvers.compat import interpolation_points
-    return interpolation_points(V.element)
-
-
-from petsc4py import PETSc  # noqa: E402
-
-_ADD, _REVERSE = PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE

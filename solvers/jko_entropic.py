@@ -12,7 +12,6 @@ O(gamma) smoothing per step; it is much cheaper per step than ALG2 (only spatial
 
 from __future__ import annotations
 
-import math
 import time
 
 import dolfinx.fem
@@ -21,17 +20,17 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-from solvers import linear
+from solvers import linear, validation
 from solvers.compat import petsc_vec
 from solvers.edge_averaged import lumped_mass
-from solvers.validation import positive_number
+from solvers.functionals import Functionals
 
 
 class EntropicJKO:
     def __init__(self, mesh, tau: float, gamma: float, potential=None, beta: float = 1.0, substeps: int = 4,
                  tol: float = 1e-9, max_iter: int = 5000):
-        self.tau, self.gamma = positive_number("tau", tau), positive_number("gamma", gamma)
-        self.beta = positive_number("beta", beta)
+        self.tau, self.gamma = validation.positive_number("tau", tau), validation.positive_number("gamma", gamma)
+        self.beta = validation.positive_number("beta", beta)
         self.tol, self.max_iter = tol, max_iter
         self.mesh, self.comm = mesh, mesh.comm
         self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
@@ -50,6 +49,7 @@ class EntropicJKO:
         self._A, self.substeps = A, substeps
         self._u, self._rhs = dolfinx.fem.Function(self.V), dolfinx.fem.Function(self.V)
         self.rho = dolfinx.fem.Function(self.V, name="rho")
+        self.functionals = Functionals(self.rho, None, self.f, self.beta, "lumped", lumped_mass=self.ml)
         self.t = 0.0
         self.history = {"t": [], "mass": [], "free_energy": [], "iterations": [], "min_rho": [], "seconds": []}
 
@@ -65,30 +65,26 @@ class EntropicJKO:
     def _sum(self, v) -> float:
         return self.comm.allreduce(float(np.dot(self.ml[: self.n], v[: self.n])), op=MPI.SUM)
 
-    def free_energy(self) -> float:
-        r = self.rho.x.array
-        ent = np.where(r > 0, r * np.log(np.maximum(r, 1e-300)), 0.0)
-        return self._sum(self.f * r + ent / self.beta)
-
-    def set_initial(self, rho0, normalize: bool = False):
+    def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6):
         X = self.V.tabulate_dof_coordinates()
-        vals = np.asarray(rho0(X.T), float)
-        if not np.all(np.isfinite(vals)) or vals.min(initial=0) < 0:
-            raise ValueError(f"initial density must be finite and >= 0, min value {vals.min():.6g}")
-        self.rho.x.array[:] = vals
-        mass = self._sum(vals)
+        self.rho.x.array[:] = np.asarray(rho0(X.T), float)
+        own = slice(0, self.n)
+        validation.finite_field(self.comm, self.rho.x.array[own], X[own], "initial density")
         if normalize:
+            mass = self.functionals.mass()
+            if not mass > 0:
+                raise ValueError(f"cannot normalise the initial density: its mass is {mass!r}")
             self.rho.x.array[:] /= mass
-        elif abs(mass - 1) > 1e-6:
-            raise ValueError(f"initial density is not normalised: mass {mass:.8g}; pass normalize=True")
-        self.M = self._sum(self.rho.x.array)
+        self.M = self.functionals.mass()
+        validation.check_density(self.comm, self.rho.x.array[own], X[own], self.M, "initial density", mass_tol,
+                                 neg_tol=0.0)
         self._log(0, 0.0)
 
     def _log(self, its, sec):
         h = self.history
         h["t"].append(self.t)
-        h["mass"].append(self._sum(self.rho.x.array))
-        h["free_energy"].append(self.free_energy())
+        h["mass"].append(self.functionals.mass())
+        h["free_energy"].append(self.functionals.free_energy())
         h["iterations"].append(its)
         h["min_rho"].append(self.comm.allreduce(float(self.rho.x.array[: self.n].min(initial=np.inf)), op=MPI.MIN))
         h["seconds"].append(sec)
