@@ -71,7 +71,6 @@ def main(argv=None):
     sec = time.perf_counter() - t0
     rows.append({"method": "vectorised EM, D(x) (samplers.sde)", "particles": a.n, "steps": a.steps,
                  "seconds": sec, "particle_steps_per_s": a.n * a.steps / sec})
-    sec_const = None
     t0 = time.perf_counter()
     euler_maruyama(x, drift, BETA, DT, a.steps, st)
     comm.Barrier()

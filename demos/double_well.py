@@ -28,6 +28,7 @@ import ufl  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 
 import meshes  # noqa: E402
+from demos import figures  # noqa: E402
 from samplers.gaussian import gaussian_density  # noqa: E402
 from solvers import FokkerPlanckSolver  # noqa: E402
 from solvers.checkpoint import Checkpointer, resume  # noqa: E402
@@ -126,10 +127,7 @@ def main(argv=None) -> dict:
 
 
 def _plot_energy(h, summary, filename):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     t = np.array(h["t"])
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
@@ -141,8 +139,7 @@ def _plot_energy(h, summary, filename):
     ax[1].set_xlabel("t"), ax[1].set_ylabel("KL(rho_t || exp(-beta f)/Z)")
     fig.suptitle("double well: free energy decay")
     fig.tight_layout()
-    fig.savefig(filename, dpi=110)
-    plt.close(fig)
+    figures.save(fig, filename)
 
 
 if __name__ == "__main__":

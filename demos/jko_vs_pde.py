@@ -19,6 +19,7 @@ import os
 import numpy as np
 from mpi4py import MPI
 
+from demos import figures
 import meshes
 from samplers.gaussian import gaussian_density
 from solvers import FokkerPlanckSolver
@@ -91,9 +92,7 @@ def main(argv=None) -> dict:
 
 
 def _plot(results, pde_F, filename):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     t, F = zip(*pde_F)
@@ -106,8 +105,7 @@ def _plot(results, pde_F, filename):
     ax1.legend()
     ax2.legend()
     fig.tight_layout()
-    fig.savefig(filename, dpi=110)
-    plt.close(fig)
+    figures.save(fig, filename)
 
 
 def _gif(frames, xg, pde, tau, filename):

@@ -19,16 +19,16 @@ import json
 import os
 import time
 
-import dolfinx.fem
 import numpy as np
 from mpi4py import MPI
 
+from demos import figures
 import meshes
 from samplers.distances import sliced_wasserstein, wasserstein_1d_cdf
 from samplers.gaussian import gaussian_density
 from samplers.sde import langevin
 from samplers.streams import Streams
-from samplers.study import fitted_slope, format_table
+from samplers.study import convergence_in_n, format_table
 from solvers import FokkerPlanckSolver, empirical
 
 CASES = {
@@ -90,21 +90,22 @@ def main(argv=None) -> dict:
             pts, w = empirical.density_as_measure(fe.rho, quadrature_degree=2)
             dist = lambda x: sliced_wasserstein(x, pts, wy=w, n_projections=64)           # noqa: E731
             label = "sliced W2"
-        rows, last = [], None
-        for n in a.ns:
-            vals = []
-            for r in range(a.repeats):
-                st, x = particles(case, n, a.seed + 1000 * r, a.t_end, a.dt_particles, comm)
-                vals.append(dist(st.allgather(x)))          # same value on every rank
-                last = (st, x)
-            rows.append((n, float(np.mean(vals)), float(np.std(vals))))
-        slope = fitted_slope([r[0] for r in rows], [r[1] for r in rows])
+        last = []
+
+        def sample(n, seed):
+            st, x = particles(case, n, seed, a.t_end, a.dt_particles, comm)
+            last[:] = [st, x]
+            return st.allgather(x)                          # the distance is the same on every rank
+
+        # seeds a.seed + 1000 r, r < repeats (convergence_in_n adds 1000 r + 1)
+        res = convergence_in_n(sample, dist, a.ns, repeats=a.repeats, seed=a.seed - 1, echo=False, label=label)
+        rows, slope = list(zip(res["n"], res["mean"], res["std"])), res["slope"]
         st, x = last
         hist_mesh = (meshes.interval(comm, -CASES[case]["L"], CASES[case]["L"], 0.05) if dim == 1 else
                      meshes.rectangle(comm, [-CASES[case]["L"]] * 2, [CASES[case]["L"]] * 2, 0.15))
         h = empirical.histogram(hist_mesh, x)
-        summary[case] = {"distance": label, "n": [r[0] for r in rows], "mean": [r[1] for r in rows],
-                         "std": [r[2] for r in rows], "slope": slope, "fe_dofs": fe.num_dofs,
+        summary[case] = {"distance": label, "n": res["n"], "mean": res["mean"], "std": res["std"], "slope": slope,
+                         "fe_dofs": fe.num_dofs,
                          "fe_mass_drift": abs(fe.history["mass"][-1] - fe.history["mass"][0]),
                          "hist_mass": empirical.integral(h), "seconds": time.perf_counter() - t0}
         if comm.rank == 0:
@@ -150,9 +151,7 @@ def _figure(case, fe, h, x, st, filename):
         rho = evaluate_on_points(fe.rho, cen)
     if comm.rank:
         return
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
     from matplotlib.collections import PolyCollection
 
     n = st.n
@@ -176,8 +175,7 @@ def _figure(case, fe, h, x, st, filename):
             ax.set_title(title)
         fig.colorbar(pc, ax=axs, shrink=0.8)
     fig.suptitle(f"{case}: Langevin particles vs Fokker-Planck FE")
-    fig.savefig(filename, dpi=110)
-    plt.close(fig)
+    figures.save(fig, filename)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
+from demos import figures
 import meshes
 from samplers import LeastSquares, lyapunov, minibatch_sgd, sgd_diffusion, sgd_temperature
 from solvers import FokkerPlanckSolver
@@ -152,10 +153,7 @@ def _grid(xs, half, n=161):
 
 
 def _scatter(samples, grid, rho, filename, beta, prob):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     X, Y, pts = grid
     f = prob.loss(pts[:, :2].T).reshape(X.shape)
@@ -170,8 +168,7 @@ def _scatter(samples, grid, rho, filename, beta, prob):
     ax.set_aspect("equal"), ax.legend(loc="upper right", fontsize=8)
     ax.set_title("SGD does not sample exp(-beta f)")
     fig.tight_layout()
-    fig.savefig(filename, dpi=110)
-    plt.close(fig)
+    figures.save(fig, filename)
 
 
 if __name__ == "__main__":
