@@ -19,8 +19,8 @@ import numpy as np
 from mpi4py import MPI
 
 import meshes
-from solvers.jko import JKOSolver
-from solvers.jko_entropic import EntropicJKO
+from solvers.jko.alg2 import JKOSolver
+from solvers.jko.entropic import EntropicJKO
 
 
 def main(argv=None):

@@ -24,7 +24,7 @@ import meshes
 from benchmarks.fd_reference import FiniteDifferenceFP
 from samplers.gaussian import gaussian_density, ou_law
 from solvers import FokkerPlanckSolver
-from solvers.exact import ou_solution_ufl, quadratic_potential
+from solvers.core.exact import ou_solution_ufl, quadratic_potential
 
 A = np.array([[1.0, 0.6], [0.6, 2.0]])
 BETA, M0, S0, T, L = 2.0, [1.0, -0.5], 0.2 * np.eye(2), 1.0, 5.0

@@ -31,8 +31,8 @@ import meshes  # noqa: E402
 from demos import figures  # noqa: E402
 from samplers.gaussian import gaussian_density  # noqa: E402
 from solvers import FokkerPlanckSolver  # noqa: E402
-from solvers.checkpoint import Checkpointer, resume  # noqa: E402
-from solvers.output import SeriesWriter, plot_png  # noqa: E402
+from solvers.io.checkpoint import Checkpointer, resume  # noqa: E402
+from solvers.io.output import SeriesWriter, plot_png  # noqa: E402
 
 
 def potential(x):

@@ -23,8 +23,8 @@ from demos import figures
 import meshes
 from samplers.gaussian import gaussian_density
 from solvers import FokkerPlanckSolver
-from solvers.evaluate import evaluate_on_points
-from solvers.jko import JKOSolver
+from solvers.particles.evaluate import evaluate_on_points
+from solvers.jko.alg2 import JKOSolver
 
 L, BETA = 2.5, 3.0
 

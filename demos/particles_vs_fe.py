@@ -29,7 +29,8 @@ from samplers.gaussian import gaussian_density
 from samplers.sde import langevin
 from samplers.streams import Streams
 from samplers.study import convergence_in_n, format_table
-from solvers import FokkerPlanckSolver, empirical
+from solvers import FokkerPlanckSolver
+from solvers.particles import empirical
 
 CASES = {
     "ou_1d": dict(dim=1, f=lambda x: 0.5 * x[0] ** 2, grad=lambda x: x, beta=1.0, m0=[1.5], s0=0.3, L=7.0),
@@ -134,7 +135,7 @@ def _cells(h):
 
 
 def _figure(case, fe, h, x, st, filename):
-    from solvers.evaluate import evaluate_on_points
+    from solvers.particles.evaluate import evaluate_on_points
 
     xy, vals = _cells(h)
     comm = fe.comm

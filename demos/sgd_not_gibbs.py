@@ -29,10 +29,10 @@ from demos import figures
 import meshes
 from samplers import LeastSquares, lyapunov, minibatch_sgd, sgd_diffusion, sgd_temperature
 from solvers import FokkerPlanckSolver
-from solvers.coefficients import tensor_field
-from solvers.evaluate import evaluate_on_points
-from solvers.output import plot_current_png, plot_png
-from solvers.stationary import stationary_density
+from solvers.fokker_planck.coefficients import tensor_field
+from solvers.particles.evaluate import evaluate_on_points
+from solvers.io.output import plot_current_png, plot_png
+from solvers.fokker_planck.stationary import stationary_density
 
 
 def make_data(n: int, rng) -> LeastSquares:
@@ -111,7 +111,7 @@ def main(argv=None) -> dict:
     if not a.no_png:
         os.makedirs(a.out, exist_ok=True) if comm.rank == 0 else None
         gib = dolfinx.fem.Function(fp.V, name="gibbs")
-        from solvers.compat import interpolate
+        from solvers.core.compat import interpolate
         interpolate(gib, gibbs)
         st.rho.name = "rho_ss"
         for fn, name, title in ((st.rho, "rho_stationary.png", "FE stationary density of SGD's diffusion"),

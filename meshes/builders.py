@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import basix.ufl
@@ -10,7 +11,17 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-from solvers.compat import create_mesh
+
+
+_CREATE_MESH_PARAMS = list(inspect.signature(dolfinx.mesh.create_mesh).parameters)
+
+
+def create_mesh(comm, cells: np.ndarray, x: np.ndarray, coordinate_element):
+    """dolfinx.mesh.create_mesh with (cells, x, element) in whichever order this dolfinx wants
+    (dolfinx 0.9 takes (comm, cells, x, e), 0.10 (comm, cells, e, x)): feature detection."""
+    if "x" in _CREATE_MESH_PARAMS and "e" in _CREATE_MESH_PARAMS:
+        return dolfinx.mesh.create_mesh(comm, cells, x=x, e=coordinate_element)
+    return dolfinx.mesh.create_mesh(comm, cells, x, coordinate_element)  # pragma: no cover
 
 
 def _cells_for(length: float, h: float, name: str) -> int:

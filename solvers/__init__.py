@@ -1,5 +1,41 @@
-"""Finite-element Fokker-Planck solvers on dolfinx (PETSc-dependent code lives here)."""
+"""Finite-element solvers on dolfinx (the PETSc-dependent half of the package).
 
-from solvers.fokker_planck import METHODS, SCHEMES, FokkerPlanckSolver
+    core/           compat (dolfinx 0.9/0.10), validation, linear (KSP set-up), functionals, exact
+    fokker_planck/  stepper (FokkerPlanckSolver), stationary, coefficients, edge_averaged
+    jko/            alg2 (JKOSolver), entropic (EntropicJKO), pointwise kernels
+    particles/      empirical (particles on the mesh), evaluate (point evaluation)
+    io/             output (VTX/XDMF, PNG), checkpoint
 
-__all__ = ["FokkerPlanckSolver", "SCHEMES", "METHODS"]
+The public names are importable from `solvers` itself, so moving a module never breaks a user.
+Imports flow one way: solvers -> meshes, samplers; never demos or benchmarks.
+"""
+
+from importlib import import_module
+
+_PUBLIC = {
+    "FokkerPlanckSolver": "solvers.fokker_planck.stepper",
+    "SCHEMES": "solvers.fokker_planck.stepper",
+    "METHODS": "solvers.fokker_planck.stepper",
+    "stationary_density": "solvers.fokker_planck.stationary",
+    "tensor_field": "solvers.fokker_planck.coefficients",
+    "JKOSolver": "solvers.jko.alg2",
+    "EntropicJKO": "solvers.jko.entropic",
+    "Checkpointer": "solvers.io.checkpoint",
+    "resume": "solvers.io.checkpoint",
+    "SeriesWriter": "solvers.io.output",
+    "plot_png": "solvers.io.output",
+    "evaluate_on_points": "solvers.particles.evaluate",
+    "empirical": "solvers.particles.empirical",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    """Public names load on first use (importing `solvers` stays cheap)."""
+    if name in _PUBLIC:
+        mod = import_module(_PUBLIC[name])
+        value = mod if mod.__name__.endswith("." + name) else getattr(mod, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'solvers' has no attribute {name!r}")

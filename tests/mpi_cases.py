@@ -14,8 +14,8 @@ from mpi4py import MPI
 import meshes
 from samplers.gaussian import gaussian_density
 from solvers import FokkerPlanckSolver
-from solvers.checkpoint import Checkpointer, resume
-from solvers.exact import ou_solution_ufl, quadratic_potential
+from solvers.io.checkpoint import Checkpointer, resume
+from solvers.core.exact import ou_solution_ufl, quadratic_potential
 
 A = np.array([[1.0, 0.6], [0.6, 2.0]])
 

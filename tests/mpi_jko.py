@@ -6,7 +6,7 @@ import sys
 import numpy as np
 from mpi4py import MPI
 
-from solvers.jko import JKOSolver
+from solvers.jko.alg2 import JKOSolver
 
 
 def main():

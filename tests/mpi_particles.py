@@ -16,8 +16,8 @@ from samplers.interacting import mckean_vlasov
 from samplers.mean_field_nn import TwoLayerMeanField
 from samplers.sde import langevin
 from samplers.streams import Streams
-from solvers import empirical
-from solvers.evaluate import evaluate_on_points
+from solvers.particles import empirical
+from solvers.particles.evaluate import evaluate_on_points
 
 
 def main(out):

@@ -11,8 +11,8 @@ from mpi4py import MPI
 import meshes
 from samplers.gaussian import gaussian_density, lyapunov
 from solvers import FokkerPlanckSolver
-from solvers.exact import gaussian_ufl
-from solvers.stationary import stationary_density
+from solvers.core.exact import gaussian_ufl
+from solvers.fokker_planck.stationary import stationary_density
 
 COMM = MPI.COMM_WORLD
 Q = {"quadrature_degree": 8}

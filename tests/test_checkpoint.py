@@ -7,7 +7,7 @@ from mpi4py import MPI
 import meshes
 from samplers.gaussian import gaussian_density
 from solvers import FokkerPlanckSolver
-from solvers.checkpoint import Checkpointer, resume
+from solvers.io.checkpoint import Checkpointer, resume
 
 
 def make(dt=0.05, h=0.25):

@@ -11,9 +11,9 @@ import meshes
 from conftest import fitted_slope, run_mpi
 from samplers.gaussian import gaussian_density
 from solvers import FokkerPlanckSolver
-from solvers.evaluate import evaluate_on_points
-from solvers.jko import JKOSolver
-from solvers.jko_pointwise import project_parabola, prox_energy
+from solvers.particles.evaluate import evaluate_on_points
+from solvers.jko.alg2 import JKOSolver
+from solvers.jko.pointwise import project_parabola, prox_energy
 
 COMM = MPI.COMM_WORLD
 
@@ -151,7 +151,7 @@ def test_entropic_jko_is_a_cheaper_approximation():
     exact discrete JKO Gaussian after two steps the error is a few percent and falls as the heat kernel is
     resolved better (more implicit substeps: implicit Euler's kernel tails are too heavy)."""
     import meshes
-    from solvers.jko_entropic import EntropicJKO
+    from solvers.jko.entropic import EntropicJKO
 
     tau, errs = 0.1, []
     m, sd = 1.0, 0.3

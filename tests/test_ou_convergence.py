@@ -11,7 +11,7 @@ from mpi4py import MPI
 import meshes
 from samplers.gaussian import gaussian_density
 from solvers import FokkerPlanckSolver
-from solvers.exact import ou_solution_ufl, quadratic_potential
+from solvers.core.exact import ou_solution_ufl, quadratic_potential
 
 BETA = 2.0
 CASES = {

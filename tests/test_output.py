@@ -10,7 +10,7 @@ from mpi4py import MPI
 import meshes
 from samplers.gaussian import gaussian_density
 from solvers import FokkerPlanckSolver
-from solvers.output import SeriesWriter, plot_png
+from solvers.io.output import SeriesWriter, plot_png
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import meshes
 from samplers.distances import sliced_wasserstein, wasserstein_1d, wasserstein_1d_cdf
 from samplers.gaussian import gaussian_density
 from samplers.streams import Streams
-from solvers import empirical
+from solvers.particles import empirical
 
 from conftest import run_mpi
 

@@ -11,7 +11,7 @@ from mpi4py import MPI
 import meshes
 from samplers.gaussian import gaussian_density
 from solvers import FokkerPlanckSolver
-from solvers.compat import interpolate
+from solvers.core.compat import interpolate
 
 BETA = 2.0
 

@@ -8,7 +8,7 @@ from mpi4py import MPI
 import meshes
 from samplers.gaussian import gaussian_density
 from solvers import FokkerPlanckSolver
-from solvers.edge_averaged import bernoulli
+from solvers.fokker_planck.edge_averaged import bernoulli
 
 from test_ou_convergence import ou_run
 
@@ -68,7 +68,7 @@ def test_rejects_obtuse_mesh_accepts_box():
     import basix.ufl
     import ufl
 
-    from solvers.compat import create_mesh
+    from meshes import create_mesh
 
     comm = MPI.COMM_WORLD
     x = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, 0.1], [0.5, -1.0]]) if comm.rank == 0 else np.zeros((0, 2))

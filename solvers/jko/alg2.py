@@ -34,9 +34,9 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 import meshes
-from solvers import linear, validation
-from solvers.compat import expression, interpolation_points, petsc_vec
-from solvers.jko_pointwise import project_parabola, prox_energy
+from solvers.core import linear, validation
+from solvers.core.compat import expression, interpolation_points, petsc_vec
+from solvers.jko.pointwise import project_parabola, prox_energy
 
 
 class JKOSolver:

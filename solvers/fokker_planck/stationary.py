@@ -24,8 +24,8 @@ import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from solvers.compat import interpolate, petsc_vec
-from solvers.linear import make_ksp, solve
+from solvers.core.compat import interpolate, petsc_vec
+from solvers.core.linear import make_ksp, solve
 
 
 @dataclass

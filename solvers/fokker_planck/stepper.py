@@ -31,10 +31,11 @@ import numpy as np
 import ufl
 from petsc4py import PETSc
 
-from solvers import coefficients, edge_averaged, validation
-from solvers.compat import interpolate, petsc_vec
-from solvers.functionals import Functionals
-from solvers.linear import make_ksp, solve
+from solvers.fokker_planck import coefficients, edge_averaged
+from solvers.core import validation
+from solvers.core.compat import interpolate, petsc_vec
+from solvers.core.functionals import Functionals
+from solvers.core.linear import make_ksp, solve
 
 SCHEMES = ("backward_euler", "bdf2", "crank_nicolson")
 METHODS = ("galerkin", "sg")

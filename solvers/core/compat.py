@@ -5,11 +5,8 @@ Feature detection, not version parsing: each helper looks at what the installed 
 
 from __future__ import annotations
 
-import inspect
-
 import dolfinx
 import dolfinx.fem
-import dolfinx.mesh
 import numpy as np
 
 
@@ -38,18 +35,6 @@ def _is_ufl(obj) -> bool:
     import ufl.core.expr
 
     return isinstance(obj, ufl.core.expr.Expr)
-
-
-_CREATE_MESH_PARAMS = list(inspect.signature(dolfinx.mesh.create_mesh).parameters)
-
-
-def create_mesh(comm, cells: np.ndarray, x: np.ndarray, coordinate_element):
-    """dolfinx.mesh.create_mesh with (cells, x, element) in whichever order this dolfinx wants."""
-    kwargs = {}
-    if "x" in _CREATE_MESH_PARAMS and "e" in _CREATE_MESH_PARAMS:
-        kwargs = {"x": x, "e": coordinate_element}
-        return dolfinx.mesh.create_mesh(comm, cells, **kwargs)
-    return dolfinx.mesh.create_mesh(comm, cells, x, coordinate_element)  # pragma: no cover
 
 
 def petsc_vec(u: dolfinx.fem.Function):

@@ -19,7 +19,7 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-from solvers.validation import _fmt
+from solvers.core.validation import _fmt
 
 
 def as_ufl_matrix(D, mesh, x):
@@ -67,7 +67,7 @@ def as_ufl_vector(b, mesh, x, what="drift"):
 def evaluate_at_quadrature(mesh, expr, degree: int) -> tuple[np.ndarray, np.ndarray]:
     """(values, points): expr at the quadrature points of the owned cells, values of shape
     (n_points, *expr.ufl_shape), points of shape (n_points, gdim)."""
-    from solvers.compat import expression_at_points
+    from solvers.core.compat import expression_at_points
 
     tdim = mesh.topology.dim
     cell = basix.CellType[mesh.topology.cell_name()]

@@ -20,10 +20,10 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-from solvers import linear, validation
-from solvers.compat import petsc_vec
-from solvers.edge_averaged import lumped_mass
-from solvers.functionals import Functionals
+from solvers.core import linear, validation
+from solvers.core.compat import petsc_vec
+from solvers.fokker_planck.edge_averaged import lumped_mass
+from solvers.core.functionals import Functionals
 
 
 class EntropicJKO:

@@ -18,9 +18,9 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-from solvers import linear
-from solvers.compat import petsc_vec, point_ownership
-from solvers.edge_averaged import lumped_mass
+from solvers.core import linear
+from solvers.core.compat import petsc_vec, point_ownership
+from solvers.fokker_planck.edge_averaged import lumped_mass
 
 
 def _pad3(x: np.ndarray, gdim: int) -> np.ndarray:
@@ -182,7 +182,7 @@ def density_as_measure(rho, quadrature_degree: int = 6, gather: bool = True, neg
 def cdf_1d(rho, sub: int = 4, gauss: int = 4, neg_tol: float = 1e-8):
     """CDF of a 1D FE density on a grid refining each cell `sub` times (Gauss quadrature of rho on every
     sub-interval); collective, the whole grid on every rank. For samplers.distances.wasserstein_1d_cdf."""
-    from solvers.evaluate import evaluate_on_points
+    from solvers.particles.evaluate import evaluate_on_points
 
     mesh = rho.function_space.mesh
     if mesh.topology.dim != 1:

@@ -1,0 +1,1 @@
+"""Output (VTX/XDMF series, PNGs) and checkpoint/resume."""

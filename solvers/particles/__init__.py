@@ -1,0 +1,1 @@
+"""Particles on the mesh: histograms, projections, point evaluation, FE densities as weighted clouds."""
