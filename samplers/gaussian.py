@@ -60,6 +60,21 @@ def ou_law(A, beta: float, m0, S0, t: float, D=None) -> tuple[np.ndarray, np.nda
     return E @ m0, 0.5 * (S + S.T)
 
 
+def mckean_vlasov_law(A, K, beta: float, m0, S0, t: float, D=None) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, covariance) at time t of the McKean-Vlasov process with f = x^T A x / 2 and W = z^T K z / 2:
+    dX = -A X dt - K (X - E X) dt + sqrt(2/beta D) dW, X_0 ~ N(m0, S0).
+
+    The interaction force averages to zero, so m' = -A m; the deviation Y = X - m solves an OU equation
+    with matrix A + K, so S' = -(A + K) S - S (A + K)^T + 2 beta^-1 D. The law is Gaussian at all times
+    (and so is the limit of the particle system's empirical measure)."""
+    A = np.atleast_2d(np.asarray(A, float))
+    K = np.atleast_2d(np.asarray(K, float))
+    K = 0.5 * (K + K.T)                     # grad of z^T K z / 2 is the symmetric part times z
+    m, _ = ou_law(A, beta, m0, S0, t, D)
+    _, S = ou_law(A + K, beta, m0, S0, t, D)
+    return m, S
+
+
 def gaussian_density(x: np.ndarray, mean, cov) -> np.ndarray:
     """N(mean, cov) density at points x of shape (d, n) (or (>=d, n): extra rows are ignored,
     as in dolfinx's (3, n) interpolation points)."""

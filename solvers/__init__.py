@@ -1,7 +1,9 @@
 """Finite-element solvers on dolfinx (the PETSc-dependent half of the package).
 
     core/           compat (dolfinx 0.9/0.10), validation, linear (KSP set-up), functionals, exact
-    fokker_planck/  stepper (FokkerPlanckSolver), stationary, coefficients, edge_averaged
+    fokker_planck/  stepper (FokkerPlanckSolver), stationary, coefficients, edge_averaged, interaction
+    transport/      the continuity equation (DG upwind) for deterministic mean-field limits
+    mean_field/     mean-field PDEs built from the above: two-layer network, Desai-Zwanzig reference
     jko/            alg2 (JKOSolver), entropic (EntropicJKO), pointwise kernels
     particles/      empirical (particles on the mesh), evaluate (point evaluation)
     io/             output (VTX/XDMF, PNG), checkpoint

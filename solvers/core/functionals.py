@@ -1,8 +1,13 @@
-"""Mass, free energy F = int f rho + beta^-1 int rho log rho, and KL(rho || exp(-beta f)/Z).
+"""Mass, free energy F = int f rho + beta^-1 int rho log rho (+ 1/2 iint W rho rho), and
+KL(rho || exp(-beta f)/Z).
 
 Two discretisations: 'quadrature' (exact integrals of the FE function, for Galerkin) and
 'lumped' (nodal sums with the lumped mass, the discrete energy the edge-averaged scheme
-dissipates). KL = beta F + mass log Z, which for unit mass is the relative entropy.
+dissipates). KL = beta F + mass log Z, which for unit mass is the relative entropy (F without
+the interaction energy there: it is the KL to exp(-beta f)/Z).
+With an interaction, `interaction_energy` is 1/2 int psi rho, psi = W * rho the field the caller
+keeps equal to W * (current rho): a UFL expression ('quadrature') or a function returning its nodal
+values ('lumped').
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from mpi4py import MPI
 
 class Functionals:
     def __init__(self, rho: dolfinx.fem.Function, f_expr, f_nodal: np.ndarray, beta: float,
-                 kind: str, lumped_mass: np.ndarray | None = None, quadrature_degree: int | None = None):
-        self.rho, self.beta, self.kind = rho, beta, kind
+                 kind: str, lumped_mass: np.ndarray | None = None, quadrature_degree: int | None = None,
+                 psi=None):
+        self.rho, self.beta, self.kind, self.psi = rho, beta, kind, psi
         V = rho.function_space
         self.comm = V.mesh.comm
         self.n = V.dofmap.index_map.size_local
@@ -34,6 +40,7 @@ class Functionals:
             entropy = ufl.conditional(ufl.gt(rho, 0), rho * ufl.ln(ufl.max_value(rho, 1e-300)), 0)
             self._mass = dolfinx.fem.form(rho * dx)
             self._energy = dolfinx.fem.form((f_expr * rho + entropy / beta) * dx)
+            self._interaction = dolfinx.fem.form(0.5 * psi * rho * dx) if psi is not None else None
             zform = dolfinx.fem.form(ufl.exp(-beta * (f_expr - self.fmin)) * dx)
             self.logZ = math.log(self._sum(zform)) - beta * self.fmin
 
@@ -45,16 +52,29 @@ class Functionals:
             return self.comm.allreduce(float(np.sum(self.m * self.rho.x.array[: self.n])))
         return self._sum(self._mass)
 
-    def free_energy(self) -> float:
+    def free_energy(self, interaction: bool = True) -> float:
+        """F, with the interaction energy unless interaction=False."""
         if self.kind == "lumped":
             r = self.rho.x.array[: self.n]
             ent = np.where(r > 0, r * np.log(np.where(r > 0, r, 1.0)), 0.0)
-            return self.comm.allreduce(float(np.sum(self.m * (self.f_nodal[: self.n] * r + ent / self.beta))))
-        return self._sum(self._energy)
+            F = self.comm.allreduce(float(np.sum(self.m * (self.f_nodal[: self.n] * r + ent / self.beta))))
+        else:
+            F = self._sum(self._energy)
+        return F + self.interaction_energy() if interaction else F
+
+    def interaction_energy(self) -> float:
+        """1/2 iint W rho rho = 1/2 int psi rho (0 without an interaction)."""
+        if self.psi is None:
+            return 0.0
+        if self.kind == "lumped":
+            r = self.rho.x.array[: self.n]
+            return 0.5 * self.comm.allreduce(float(np.sum(self.m * self.psi()[: self.n] * r)))
+        return self._sum(self._interaction)
 
     def relative_entropy(self, mass: float | None = None, free_energy: float | None = None) -> float:
+        """KL(rho || exp(-beta f)/Z) = beta F_0 + mass log Z, F_0 the free energy without interaction."""
         mass = self.mass() if mass is None else mass
-        F = self.free_energy() if free_energy is None else free_energy
+        F = self.free_energy(interaction=False) if free_energy is None else free_energy
         return self.beta * F + mass * self.logZ
 
     def kl_form(self, ref, floor: float = 1e-300):

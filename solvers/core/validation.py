@@ -24,6 +24,13 @@ def one_of(name: str, value, allowed) -> str:
     return value
 
 
+def raise_collectively(comm: MPI.Comm, message: str | None, exc=ValueError) -> None:
+    """Every rank raises (the first rank's message) if any rank has a message."""
+    msgs = [m for m in comm.allgather(message) if m]
+    if msgs:
+        raise exc(msgs[0])
+
+
 def _where(comm: MPI.Comm, values: np.ndarray, coords: np.ndarray, pick) -> tuple[float, np.ndarray]:
     """Global (value, coordinate) chosen by `pick` (np.argmin/argmax) over the owned entries."""
     if len(values):

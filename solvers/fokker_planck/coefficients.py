@@ -19,7 +19,7 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-from solvers.core.validation import _fmt
+from solvers.core.validation import _fmt, raise_collectively
 
 
 def as_ufl_matrix(D, mesh, x):
@@ -79,6 +79,28 @@ def evaluate_at_quadrature(mesh, expr, degree: int) -> tuple[np.ndarray, np.ndar
     return vals.reshape(-1, *shape), X.reshape(-1, mesh.geometry.dim)
 
 
+def spd_problem(vals: np.ndarray, X: np.ndarray, rtol: float = 1e-10, what: str = "diffusion D") -> str | None:
+    """A message naming the first point x (rows of X) where the matrices vals (n, d, d) are not finite,
+    not symmetric or not positive definite; None if all are SPD. Local (no communication)."""
+    if not np.all(np.isfinite(vals)):
+        i = np.flatnonzero(~np.isfinite(vals).reshape(len(vals), -1).all(axis=1))[0]
+        return f"{what} is not finite at x={_fmt(X[i])}: D={vals[i].tolist()}"
+    if not len(vals):
+        return None
+    scale = np.abs(vals).reshape(len(vals), -1).max(axis=1)
+    asym = np.abs(vals - np.swapaxes(vals, 1, 2)).reshape(len(vals), -1).max(axis=1)
+    if np.any(asym > rtol * np.maximum(scale, 1e-300)):
+        i = int(np.argmax(asym / np.maximum(scale, 1e-300)))
+        return f"{what} is not symmetric at x={_fmt(X[i])}: D={np.round(vals[i], 6).tolist()}"
+    eig = np.linalg.eigvalsh(vals)
+    lo = eig[:, 0]
+    if np.any(lo <= rtol * scale):
+        i = int(np.argmin(lo / np.maximum(scale, 1e-300)))
+        return (f"{what} is not positive definite at x={_fmt(X[i])}: eigenvalues "
+                f"{_fmt(eig[i])}, D={np.round(vals[i], 6).tolist()}")
+    return None
+
+
 def check_spd(mesh, D, degree: int = 2, rtol: float = 1e-10) -> float:
     """Raise ValueError if D is not symmetric positive definite at some quadrature point (or at
     the nodes of a field); returns the smallest eigenvalue found."""
@@ -91,28 +113,53 @@ def check_spd(mesh, D, degree: int = 2, rtol: float = 1e-10) -> float:
         nodal = D.x.array.reshape(-1, d, d)[:n]
         vals = np.concatenate([vals, nodal])
         X = np.concatenate([X, V.tabulate_dof_coordinates()[:n, :d]])
-    bad_msg = None
-    if not np.all(np.isfinite(vals)):
-        i = np.flatnonzero(~np.isfinite(vals).reshape(len(vals), -1).all(axis=1))[0]
-        bad_msg = f"diffusion D is not finite at x={_fmt(X[i])}: D={vals[i].tolist()}"
-    else:
-        scale = np.abs(vals).reshape(len(vals), -1).max(axis=1) if len(vals) else np.zeros(0)
-        asym = np.abs(vals - np.swapaxes(vals, 1, 2)).reshape(len(vals), -1).max(axis=1) if len(vals) else scale
-        if np.any(asym > rtol * np.maximum(scale, 1e-300)):
-            i = int(np.argmax(asym / np.maximum(scale, 1e-300)))
-            bad_msg = f"diffusion D is not symmetric at x={_fmt(X[i])}: D={np.round(vals[i], 6).tolist()}"
-        else:
-            eig = np.linalg.eigvalsh(vals) if len(vals) else np.ones((0, 1))
-            lo = eig[:, 0] if len(vals) else np.zeros(0)
-            if np.any(lo <= rtol * scale):
-                i = int(np.argmin(lo / np.maximum(scale, 1e-300)))
-                bad_msg = (f"diffusion D is not positive definite at x={_fmt(X[i])}: eigenvalues "
-                           f"{_fmt(eig[i])}, D={np.round(vals[i], 6).tolist()}")
-    msgs = [m for m in comm.allgather(bad_msg) if m]
-    if msgs:
-        raise ValueError(msgs[0])
+    raise_collectively(comm, spd_problem(vals, X, rtol))
     local_min = float(np.linalg.eigvalsh(vals)[:, 0].min()) if len(vals) else np.inf
     return comm.allreduce(local_min, op=MPI.MIN)
+
+
+class StateDependentDiffusion:
+    """A diffusion tensor that depends on the density, D = D(x; rho), held as a P1 tensor field.
+
+    Subclasses fill `values(X, rho)` -> (n, d, d) at the field's nodes X (n, d); FokkerPlanckSolver calls
+    `update(rho)` before each step with the (extrapolated) density and re-assembles its operator. A P1
+    field that is SPD at the nodes is SPD everywhere (convex combinations), so the nodal check is
+    complete; a failure names the node and the eigenvalues on every rank."""
+
+    def __init__(self, mesh, name: str = "D"):
+        d = mesh.geometry.dim
+        self.field = dolfinx.fem.Function(dolfinx.fem.functionspace(mesh, ("Lagrange", 1, (d, d))), name=name)
+        V = self.field.function_space
+        self.X = V.tabulate_dof_coordinates()[:, :d]
+        self.n_owned = V.dofmap.index_map.size_local
+        self.comm = mesh.comm
+
+    def values(self, X: np.ndarray, rho) -> np.ndarray:
+        raise NotImplementedError
+
+    def update(self, rho) -> None:
+        d = self.X.shape[1]
+        vals = np.asarray(self.values(self.X, rho), float)
+        if vals.shape != (len(self.X), d, d):
+            raise ValueError(f"values(X, rho) must return shape ({len(self.X)}, {d}, {d}), got {vals.shape}")
+        n = self.n_owned
+        raise_collectively(self.comm, spd_problem(vals[:n], self.X[:n], what=f"diffusion {self.field.name}"))
+        self.field.x.array[:] = vals.ravel()
+
+
+def as_ufl_scalar(f, mesh, x, what: str = "potential"):
+    """A potential as UFL: None (0), a callable of the SpatialCoordinate, or a scalar Function on the mesh."""
+    if f is None:
+        return 0.0 * x[0]
+    if isinstance(f, dolfinx.fem.Function):
+        if f.function_space.mesh is not mesh:
+            raise ValueError(f"{what} Function lives on a different mesh than the solver: mismatched meshes")
+        if f.ufl_shape != ():
+            raise ValueError(f"{what} Function must be scalar, got shape {f.ufl_shape}")
+        return f
+    if callable(f):
+        return f(x)
+    raise TypeError(f"{what} must be None, a callable x -> UFL expression or a Function, got {type(f).__name__}")
 
 
 def tensor_field(mesh, values_at, degree: int = 1, name: str = "D") -> dolfinx.fem.Function:

@@ -1,4 +1,4 @@
-"""Fokker-Planck solver: rho_t = div(rho grad f - rho b + beta^-1 div(D rho)) (+ source), no flux.
+"""Fokker-Planck solver: rho_t = div(rho grad(f + W * rho) - rho b + beta^-1 div(D rho)) (+ source), no flux.
 
 (div(D rho))_i = sum_j d_j(D_ij rho) = (D grad rho + rho div D)_i, so the weak form carries the
 drift correction beta^-1 rho div D. The defaults D = I and b = 0 give the isotropic equation
@@ -17,6 +17,26 @@ Matrices are assembled once; each step is one linear solve through a PETSc KSP w
 live under a per-problem prefix (default 'fp_'; e.g. -fp_ksp_type gmres -fp_pc_type hypre).
 Mass, free energy, relative entropy to exp(-beta f)/Z, min(rho) and KSP iterations are recorded
 after every step in `history`.
+
+McKean-Vlasov interaction (`interaction=W`, see solvers.fokker_planck.interaction): the field
+psi = W * rho is linear in rho, so it is extrapolated from the two previous levels at the cost of one
+pass over rho per step, psi* = psi(rho*) with rho* = rho_n for backward Euler, 2 rho_n - rho_{n-1}
+for BDF2 and 3/2 rho_n - 1/2 rho_{n-1} for Crank-Nicolson (first, second, second order in dt).
+  interaction_scheme='semi-implicit' (default): the flux rho^{n+1} grad psi* is implicit in the density
+            with the field psi* given, so the operator is re-assembled (and re-factorised) every step;
+            no step-size restriction from the interaction (a linear advection-diffusion step).
+  interaction_scheme='explicit': the flux rho* grad psi* goes to the right-hand side, so the matrix and
+            its factorisation are reused (cheapest per step), but it is stable only for
+            dt <~ 2 beta^-1 / max|grad psi|^2 (explicit advection with implicit diffusion), and never
+            with Crank-Nicolson (refused).
+  method='sg': psi(rho_n) is lagged into the Slotboom potential f + psi (first order); rho >= 0 and,
+            measured, F non-increasing for every dt.
+Mass is conserved exactly by all of them (the test function 1 sees no flux).
+F = int f rho + 1/2 iint W rho rho + beta^-1 int rho log rho is recorded (the interaction energy also
+on its own); for which dt it is non-increasing is measured in tests/test_interaction.py (README).
+A diffusion that depends on the density (a coefficients.StateDependentDiffusion, e.g. the
+two-layer network's SGD covariance) is evaluated at the same extrapolated density and the operator
+is re-assembled every step.
 """
 
 from __future__ import annotations
@@ -29,26 +49,36 @@ import dolfinx.fem
 import dolfinx.fem.petsc
 import numpy as np
 import ufl
+from mpi4py import MPI
 from petsc4py import PETSc
 
-from solvers.fokker_planck import coefficients, edge_averaged
 from solvers.core import validation
+from solvers.fokker_planck import coefficients, edge_averaged
+from solvers.fokker_planck.interaction import as_interaction
 from solvers.core.compat import interpolate, petsc_vec
 from solvers.core.functionals import Functionals
 from solvers.core.linear import make_ksp, solve
 
 SCHEMES = ("backward_euler", "bdf2", "crank_nicolson")
 METHODS = ("galerkin", "sg")
-HISTORY_KEYS = ("t", "mass", "free_energy", "relative_entropy", "kl_reference", "min_rho", "ksp_its")
+INTERACTION_SCHEMES = ("semi-implicit", "explicit")
+HISTORY_KEYS = ("t", "mass", "free_energy", "interaction_energy", "relative_entropy", "kl_reference",
+                "min_rho", "ksp_its")
+# (weight of rho_n, weight of rho_{n-1}) of the extrapolated density the explicit terms see
+EXTRAPOLATION = {"backward_euler": (1.0, 0.0), "bdf2": (2.0, -1.0), "crank_nicolson": (1.5, -0.5),
+                 "sg": (1.0, 0.0)}
 
 
 class FokkerPlanckSolver:
-    """Time stepper for rho_t = div(rho grad f + beta^-1 grad rho) with no-flux boundaries.
+    """Time stepper for rho_t = div(rho grad(f + W * rho) - rho b + beta^-1 div(D rho)), no flux.
 
     potential: callable x -> UFL expression for f, x the mesh's SpatialCoordinate (so
         `lambda x: 0.5 * (x[0]**2 + x[1]**2)`); its gradient enters the weak form exactly.
-        None means f = 0.
+        Or a scalar Function on the mesh. None means f = 0.
+    interaction: W, see solvers.fokker_planck.interaction.as_interaction: a number k (W = k|z|^2/2),
+        a matrix K (z^T K z / 2), a numpy callable W(z), or an Interaction object. None: no interaction.
     diffusion: D(x), see solvers.coefficients (None: identity). Checked SPD at quadrature points.
+        A coefficients.StateDependentDiffusion makes D depend on rho (re-assembled every step).
     drift: an extra, not necessarily gradient, drift b(x) (callable x -> UFL vector, constant or
         vector Function): the total drift is -grad f + b.
     source, boundary_flux: callables (x, t) -> UFL scalar, t a dolfinx Constant: a source g in
@@ -60,7 +90,8 @@ class FokkerPlanckSolver:
                  petsc_options: dict | None = None, prefix: str = "fp_",
                  quadrature_degree: int | None = None, check_mesh: bool = True,
                  mass_check_tol: float = 1e-8, diffusion=None, drift=None,
-                 source: Callable | None = None, boundary_flux: Callable | None = None):
+                 source: Callable | None = None, boundary_flux: Callable | None = None,
+                 interaction=None, interaction_scheme: str = "semi-implicit"):
         self.beta = validation.positive_number("beta", beta)
         self.dt = validation.positive_number("dt", dt)
         self.scheme = validation.one_of("scheme", scheme, SCHEMES)
@@ -78,15 +109,30 @@ class FokkerPlanckSolver:
         self.n_owned = self.V.dofmap.index_map.size_local
         self.rho = dolfinx.fem.Function(self.V, name="rho")
         self.rho_prev = dolfinx.fem.Function(self.V, name="rho_prev")   # for BDF2
+        self._rho_star = dolfinx.fem.Function(self.V, name="rho_star")  # extrapolated, for explicit terms
         self.x = ufl.SpatialCoordinate(mesh)
-        self.f_expr = potential(self.x) if potential is not None else 0.0 * self.x[0]
-        self.D = coefficients.as_ufl_matrix(diffusion, mesh, self.x)
+        self.f_expr = coefficients.as_ufl_scalar(potential, mesh, self.x)
+        self._D_state = diffusion if isinstance(diffusion, coefficients.StateDependentDiffusion) else None
+        self.D = coefficients.as_ufl_matrix(diffusion if self._D_state is None else diffusion.field, mesh, self.x)
         self.b = coefficients.as_ufl_vector(drift, mesh, self.x)
         if method == "sg" and (self.D is not None or self.b is not None):
             raise ValueError("method='sg' is for D = I and a gradient drift; use method='galerkin' "
                              "with diffusion/drift")
         self.lambda_min_D = (coefficients.check_spd(mesh, self.D, degree=max(2, 2 * degree))
-                             if self.D is not None else 1.0)
+                             if self.D is not None and self._D_state is None else 1.0)
+        self.interaction = as_interaction(interaction, mesh.geometry.dim)
+        self.interaction_scheme = validation.one_of("interaction_scheme", interaction_scheme, INTERACTION_SCHEMES)
+        if self.interaction is not None and interaction_scheme == "explicit" and scheme == "crank_nicolson":
+            raise ValueError("interaction_scheme='explicit' with scheme='crank_nicolson' (explicit AB2 transport "
+                             "by grad psi) is unstable for every dt measured; use the semi-implicit default or bdf2")
+        if self.interaction is not None:
+            self.interaction.bind(self.V)
+        self._s = self._s_prev = None                   # interaction states of rho_n and rho_{n-1}
+        self._implicit_psi = self.interaction is not None and interaction_scheme == "semi-implicit"
+        # K changes every step: a density-dependent D, or psi* in the operator
+        self._reassemble_K = method == "galerkin" and (self._D_state is not None or self._implicit_psi)
+        # the step matrix changes every step: the above, or the SG potential f + psi
+        self._dynamic = self._reassemble_K or (method == "sg" and self.interaction is not None)
         self.time = dolfinx.fem.Constant(mesh, 0.0)     # the time seen by source/boundary_flux
         self._source = None
         if source is not None or boundary_flux is not None:
@@ -111,27 +157,36 @@ class FokkerPlanckSolver:
         if method == "galerkin":
             u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
             dx = ufl.dx(metadata={"quadrature_degree": quadrature_degree}) if quadrature_degree else ufl.dx
-            flux = self.flux(u)
+            flux = self.flux(u, interaction=self._implicit_psi)
             self._mats["M"] = self._assemble(u * v * dx)
-            self._mats["K"] = self._assemble(ufl.inner(flux, ufl.grad(v)) * dx)
+            self._K_form = dolfinx.fem.form(ufl.inner(flux, ufl.grad(v)) * dx)
+            self._mats["K"] = self._assemble(self._K_form)
+            psi = self.interaction.psi if self.interaction is not None else None
             self.functionals = Functionals(self.rho, self.f_expr, self.f.x.array, self.beta,
-                                           "quadrature", quadrature_degree=quadrature_degree)
+                                           "quadrature", quadrature_degree=quadrature_degree, psi=psi)
+            if psi is not None and not self._implicit_psi:   # the explicit flux, on the right-hand side
+                self._L_int = dolfinx.fem.form(-ufl.inner(self._rho_star * ufl.grad(psi), ufl.grad(v)) * dx)
         else:
             dofs, Ke = edge_averaged.p1_element_stiffness(self.V)
             if check_mesh:
                 edge_averaged.check_nonobtuse(self.V, dofs, Ke)
             self._mats["L"] = edge_averaged.edge_weighted_laplacian(self.V, self.f.x.array, self.beta, dofs, Ke)
             self.m_lumped = edge_averaged.lumped_mass(self.V)
-            self.functionals = Functionals(self.rho, self.f_expr, self.f.x.array, self.beta,
-                                           "lumped", lumped_mass=self.m_lumped)
+            self._sg_dofs, self._sg_Ke = dofs, Ke
+            self.functionals = Functionals(self.rho, self.f_expr, self.f.x.array, self.beta, "lumped",
+                                           lumped_mass=self.m_lumped,
+                                           psi=self.interaction.nodal if self.interaction is not None else None)
             fmin = self.functionals.fmin
             self.maxwellian = np.exp(-self.beta * (self.f.x.array - fmin))   # M / exp(-beta fmin)
         self._work = dolfinx.fem.Function(self.V, name="work")   # u (sg) or the new rho (galerkin)
 
     # ------------------------------------------------------------------ set-up
-    def flux(self, u):
-        """-J(u) = u grad f - u b + beta^-1 (D grad u + u div D): the weak form is (u_t, v) + (flux, grad v)."""
+    def flux(self, u, interaction: bool = False):
+        """-J(u) = u grad f - u b + beta^-1 (D grad u + u div D) (+ u grad psi if interaction): the weak
+        form is (u_t, v) + (flux, grad v)."""
         F = u * ufl.grad(self.f_expr)
+        if interaction and self.interaction is not None:
+            F = F + u * ufl.grad(self.interaction.psi)
         if self.b is not None:
             F = F - u * self.b
         if self.D is None:
@@ -139,8 +194,9 @@ class FokkerPlanckSolver:
         return F + (ufl.dot(self.D, ufl.grad(u)) + u * ufl.div(self.D)) / self.beta
 
     def current(self, u=None):
-        """The probability current J = -(rho grad f - rho b + beta^-1 div(D rho)) as a UFL expression."""
-        return -self.flux(self.rho if u is None else u)
+        """The probability current J = -(rho grad(f + psi) - rho b + beta^-1 div(D rho)) as a UFL
+        expression (psi = W * rho_n, the field of the current density)."""
+        return -self.flux(self.rho if u is None else u, interaction=True)
 
     def set_reference(self, rho_ref: dolfinx.fem.Function) -> None:
         """Record KL(rho_t || rho_ref) in history['kl_reference'] (e.g. rho_ref the stationary density)."""
@@ -152,29 +208,74 @@ class FokkerPlanckSolver:
             h["kl_reference"][-1] = self.functionals.kl(self._reference)
 
     def _assemble(self, a) -> PETSc.Mat:
-        A = dolfinx.fem.petsc.assemble_matrix(dolfinx.fem.form(a))
+        A = dolfinx.fem.petsc.assemble_matrix(a if isinstance(a, dolfinx.fem.Form) else dolfinx.fem.form(a))
         A.assemble()
         return A
 
+    def _operator(self, name: str) -> PETSc.Mat:
+        """The step matrix of `name` from the current K (galerkin) or L and Maxwellian (sg)."""
+        dt = self.dt
+        if name == "sg":
+            A = self._mats["L"].copy()
+            d = A.createVecLeft()
+            d.array[:] = self.m_lumped[: self.n_owned] * self.maxwellian[: self.n_owned] / dt
+            A.setDiagonal(d, addv=PETSc.InsertMode.ADD_VALUES)
+            d.destroy()
+            return A
+        a_m, a_k = {"backward_euler": (1 / dt, 1.0), "bdf2": (1.5 / dt, 1.0),
+                    "crank_nicolson": (1 / dt, 0.5)}[name]
+        A = self._mats["M"].copy()
+        A.scale(a_m)
+        A.axpy(a_k, self._mats["K"], PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
+        return A
+
     def _system(self, name: str) -> PETSc.KSP:
-        """The KSP for one of the step matrices, built and factorised on first use."""
-        if name not in self._ksp:
-            dt = self.dt
-            if name == "sg":
-                A = self._mats["L"].copy()
-                d = A.createVecLeft()
-                d.array[:] = self.m_lumped[: self.n_owned] * self.maxwellian[: self.n_owned] / dt
-                A.setDiagonal(d, addv=PETSc.InsertMode.ADD_VALUES)
-                d.destroy()
-            else:
-                a_m, a_k = {"backward_euler": (1 / dt, 1.0), "bdf2": (1.5 / dt, 1.0),
-                            "crank_nicolson": (1 / dt, 0.5)}[name]
-                A = self._mats["M"].copy()
-                A.scale(a_m)
-                A.axpy(a_k, self._mats["K"], PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
+        """The KSP for one of the step matrices, built and factorised on first use (and again every
+        step when the operator depends on the density)."""
+        if name not in self._ksp or self._dynamic:
+            A = self._operator(name)
+            old = self._mats.pop("A_" + name, None)
             self._mats["A_" + name] = A
-            self._ksp[name] = make_ksp(A, self.prefix, self.petsc_options)
+            if name in self._ksp:
+                self._ksp[name].setOperators(A)
+            else:
+                self._ksp[name] = make_ksp(A, self.prefix, self.petsc_options)
+            if old is not None:
+                old.destroy()
         return self._ksp[name]
+
+    # ------------------------------------------------------------------ density-dependent terms
+    def _refresh_state(self) -> None:
+        """Interaction states of rho and rho_prev (after set_initial or resume); psi = W * rho."""
+        if self.interaction is not None:
+            self._s_prev = self.interaction.state(self.rho_prev)
+            self._s = self.interaction.update(self.rho)
+        if self._D_state is not None:
+            self._D_state.update(self.rho)
+
+    def _explicit_terms(self, name: str) -> None:
+        """Set rho*, psi(rho*) and D(rho*) for the step `name` (see the module doc)."""
+        if self.interaction is None and self._D_state is None:
+            return
+        c0, c1 = EXTRAPOLATION[name]
+        self._rho_star.x.array[:] = c0 * self.rho.x.array + c1 * self.rho_prev.x.array
+        if self.interaction is not None:
+            self.interaction.set_state(c0 * self._s + c1 * self._s_prev)
+        if self._D_state is not None:
+            self._D_state.update(self._rho_star)
+        if self._reassemble_K:
+            K = self._mats["K"]
+            K.zeroEntries()
+            dolfinx.fem.petsc.assemble_matrix(K, self._K_form)
+            K.assemble()
+        if self.method == "sg":             # lagged Slotboom potential f + psi(rho_n)
+            f_eff = self.f.x.array + self.interaction.nodal()
+            self._mats["L"].destroy()
+            self._mats["L"] = edge_averaged.edge_weighted_laplacian(self.V, f_eff, self.beta,
+                                                                    self._sg_dofs, self._sg_Ke)
+            fmin = self.comm.allreduce(float(np.min(f_eff[: self.n_owned])) if self.n_owned else math.inf,
+                                       op=MPI.MIN)
+            self.maxwellian = np.exp(-self.beta * (f_eff - fmin))
 
     def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-2) -> None:
         """rho0: a numpy callable x -> values (x of shape (3, n)), a UFL expression, or a Function
@@ -198,6 +299,7 @@ class FokkerPlanckSolver:
         self.t, self.steps = 0.0, 0
         self.history = {k: [] for k in HISTORY_KEYS}
         self._initialised = True
+        self._refresh_state()
         self._mass0 = self.functionals.mass()
         self.record(ksp_its=0)
 
@@ -208,6 +310,7 @@ class FokkerPlanckSolver:
             raise RuntimeError("call set_initial(rho0) before stepping")
         rho, n = self.rho, self.n_owned
         if self.method == "sg":
+            self._explicit_terms("sg")
             ksp = self._system("sg")
             b = self._mats["L"].createVecLeft()
             b.array[:] = self.m_lumped[:n] * rho.x.array[:n] / self.dt
@@ -216,6 +319,7 @@ class FokkerPlanckSolver:
             new = self.maxwellian * self._work.x.array
         else:
             name = "backward_euler" if (self.scheme == "bdf2" and self.steps == 0) else self.scheme
+            self._explicit_terms(name)
             ksp = self._system(name)
             M, K = self._mats["M"], self._mats["K"]
             b = M.createVecLeft()
@@ -241,6 +345,11 @@ class FokkerPlanckSolver:
                 g.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
                 b.axpy(1.0, g)
                 g.destroy()
+            if self.interaction is not None and not self._implicit_psi:
+                g = dolfinx.fem.petsc.assemble_vector(self._L_int)
+                g.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+                b.axpy(1.0, g)
+                g.destroy()
             its = solve(ksp, b, petsc_vec(self._work), self._what())
             self._work.x.scatter_forward()
             new = self._work.x.array
@@ -249,6 +358,8 @@ class FokkerPlanckSolver:
         rho.x.array[:] = new
         self.t += self.dt
         self.steps += 1
+        if self.interaction is not None:
+            self._s_prev, self._s = self._s, self.interaction.update(rho)
         self.record(ksp_its=its)
         self._check_step()
 
@@ -273,8 +384,10 @@ class FokkerPlanckSolver:
         h = self.history
         h["t"].append(self.t)
         h["mass"].append(mass)
+        E = self.functionals.interaction_energy()
         h["free_energy"].append(F)
-        h["relative_entropy"].append(self.functionals.relative_entropy(mass, F))
+        h["interaction_energy"].append(E)
+        h["relative_entropy"].append(self.functionals.relative_entropy(mass, F - E))
         h["kl_reference"].append(self.functionals.kl(self._reference) if self._reference else math.nan)
         h["min_rho"].append(self.functionals.min_value())
         h["ksp_its"].append(int(ksp_its))

@@ -16,7 +16,8 @@ import numpy as np
 def _fingerprint(solver) -> dict:
     return {"degree": solver.degree, "method": solver.method, "scheme": solver.scheme,
             "beta": solver.beta, "dt": solver.dt, "num_dofs": solver.num_dofs,
-            "gdim": solver.mesh.geometry.dim}
+            "gdim": solver.mesh.geometry.dim,
+            "interaction": getattr(getattr(solver, "interaction", None), "kind", None)}
 
 
 def _gather(comm, a: np.ndarray):
@@ -88,3 +89,4 @@ def resume(solver, path: str) -> None:
     solver._mass0 = float(data["mass0"])
     solver.history = json.loads(str(data["history"]))
     solver._initialised = True
+    solver._refresh_state()                 # psi = W * rho and D(rho) from the loaded densities

@@ -1,0 +1,343 @@
+"""The interaction field psi = W * rho of McKean-Vlasov equations, psi(x) = int W(x - y) rho(y) dy.
+
+rho_t = div(rho grad(f + W * rho) - rho b + beta^-1 div(D rho)) is the limit of n particles with
+dX_i = -grad f(X_i) dt - (1/n) sum_j grad W(X_i - X_j) dt + ... (samplers.interacting). psi is
+linear in rho, so every interaction here splits into
+    state(rho)       a vector s, linear in rho, from one quadrature pass over rho (collective), and
+    set_state(s)     which makes the UFL field `psi` equal to the field of that state.
+Linearity lets a time stepper extrapolate psi (psi(2 rho_n - rho_{n-1}) = 2 psi_n - psi_{n-1}) at the
+cost of one pass per step. Three kinds:
+
+  PolynomialInteraction  W(z) = sum_a c_a z^a. W(x - y) expands into monomials of x times moments of
+                         rho, so the state is the moments M_b = int y^b rho and psi is an exact
+                         polynomial UFL expression in x (no interpolation error). O(dofs) per pass.
+                         `quadratic(K)` is W(z) = z^T K z / 2.
+  SeparableInteraction   W(x, y) = sum_m w_m phi_m(x) phi_m(y) (rank M, not necessarily a
+                         function of x - y; e.g. the two-layer network's U(theta, theta')). The state
+                         is c_m = int phi_m rho; psi is interpolated in a Lagrange space.
+                         O(M dofs) time and memory per pass.
+  KernelInteraction      any W(z) given as a numpy function: psi at the nodes of a Lagrange space
+                         is the quadrature sum over all cells, done in blocks that travel around the
+                         ranks (a ring), so memory is O(dofs / ranks + block), never O(dofs^2);
+                         time is O(dofs^2) per pass.
+
+The sources of every pass are the quadrature points of the owned cells (degree `quadrature_degree`,
+default the density's degree + the polynomial degree where that makes the moments exact); the
+energy 1/2 iint W rho rho = 1/2 int psi rho is assembled by the solver.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Callable
+
+import basix
+import dolfinx.fem
+import numpy as np
+import ufl
+from mpi4py import MPI
+
+from solvers.core.compat import expression
+
+
+class _Sources:
+    """Quadrature points (nq, gdim) of the owned cells, their weights |J| w (nq,), and the values of
+    a density at them (one compiled Expression per density Function)."""
+
+    def __init__(self, mesh, degree: int):
+        cell = basix.CellType[mesh.topology.cell_name()]
+        self.Xref, wref = basix.make_quadrature(cell, max(1, int(degree)))
+        self.mesh = mesh
+        nc = mesh.topology.index_map(mesh.topology.dim).size_local
+        self.cells = np.arange(nc, dtype=np.int32)
+        gdim = mesh.geometry.dim
+        x = ufl.SpatialCoordinate(mesh)
+        xe = dolfinx.fem.Expression(x, self.Xref)
+        je = dolfinx.fem.Expression(abs(ufl.JacobianDeterminant(mesh)), self.Xref)
+        self.points = np.asarray(xe.eval(mesh, self.cells)).reshape(-1, gdim)
+        self.weights = (np.asarray(je.eval(mesh, self.cells)).reshape(nc, -1) * wref[None, :]).ravel()
+        self._rho_expr: dict[int, dolfinx.fem.Expression] = {}
+
+    def density(self, rho: dolfinx.fem.Function) -> np.ndarray:
+        """rho(y_q) |J| w_q at the owned quadrature points, shape (nq,)."""
+        key = id(rho)
+        if key not in self._rho_expr:
+            self._rho_expr[key] = dolfinx.fem.Expression(rho, self.Xref)
+        vals = np.asarray(self._rho_expr[key].eval(self.mesh, self.cells)).ravel()
+        return vals * self.weights
+
+
+class Interaction:
+    """Base class: bind(V, V_psi) once, then state(rho) / set_state(s); `psi` is the UFL field."""
+
+    kind = "interaction"
+    psi = None
+
+    def bind(self, V: dolfinx.fem.FunctionSpace, V_psi: dolfinx.fem.FunctionSpace | None = None):
+        """Set up for densities in V; psi lives in V_psi (default: V if it is continuous Lagrange)."""
+        raise NotImplementedError
+
+    def state(self, rho: dolfinx.fem.Function) -> np.ndarray:
+        raise NotImplementedError
+
+    def set_state(self, s: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def update(self, rho: dolfinx.fem.Function) -> np.ndarray:
+        """psi <- W * rho; returns the state."""
+        s = self.state(rho)
+        self.set_state(s)
+        return s
+
+    def nodal(self) -> np.ndarray:
+        """psi at the dofs of V_psi (local, ghosts included)."""
+        return self._psi_h.x.array
+
+    def _lagrange_field(self, V, V_psi):
+        if V_psi is None:
+            if V.element.basix_element.discontinuous or V.dofmap.index_map_bs != 1:
+                raise ValueError("the interaction field needs a continuous scalar Lagrange space V_psi "
+                                 f"(the density's space {V.ufl_element()} is not one)")
+            V_psi = V
+        self.V_psi = V_psi
+        self._psi_h = dolfinx.fem.Function(V_psi, name="psi")
+        self._n_owned = V_psi.dofmap.index_map.size_local
+        return V_psi
+
+
+class PolynomialInteraction(Interaction):
+    """W(z) = sum_a coeffs[a] prod_i z_i^a_i, coeffs a dict {exponent tuple (d,): coefficient}."""
+
+    kind = "polynomial"
+
+    def __init__(self, coeffs: dict, quadrature_degree: int | None = None):
+        if not coeffs:
+            raise ValueError("a polynomial interaction needs at least one coefficient")
+        dims = {len(a) for a in coeffs}
+        if len(dims) != 1:
+            raise ValueError(f"exponent tuples of one length (the dimension) expected, got {sorted(coeffs)}")
+        for a, c in coeffs.items():
+            if any(int(e) != e or e < 0 for e in a) or not math.isfinite(c):
+                raise ValueError(f"bad polynomial term {c!r} * z^{a}: exponents must be integers >= 0, "
+                                 "coefficients finite")
+        self.coeffs = {tuple(int(e) for e in a): float(c) for a, c in coeffs.items()}
+        self.d = dims.pop()
+        self.degree = max(sum(a) for a in self.coeffs)
+        self.quadrature_degree = quadrature_degree
+        # W(x - y) = sum_a c_a sum_{b <= a} prod_i binom(a_i, b_i) x_i^(a_i - b_i) (-y_i)^b_i
+        #          = sum_g x^g sum_b T[g, b] M_b,  M_b = int y^b rho
+        terms = {}
+        for a, c in self.coeffs.items():
+            for b in itertools.product(*(range(e + 1) for e in a)):
+                g = tuple(ai - bi for ai, bi in zip(a, b))
+                coef = c * math.prod(math.comb(ai, bi) for ai, bi in zip(a, b)) * (-1) ** sum(b)
+                terms[(g, b)] = terms.get((g, b), 0.0) + coef
+        self.moments = sorted({b for _, b in terms})
+        self.monomials = sorted({g for g, _ in terms})
+        T = np.zeros((len(self.monomials), len(self.moments)))
+        gi = {g: i for i, g in enumerate(self.monomials)}
+        bi = {b: j for j, b in enumerate(self.moments)}
+        for (g, b), c in terms.items():
+            T[gi[g], bi[b]] += c
+        self.T = T
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        """W(z) for z (..., d) (numpy), e.g. for particles."""
+        z = np.asarray(z, float)
+        return sum(c * np.prod(z ** np.array(a), axis=-1) for a, c in self.coeffs.items())
+
+    def grad(self, z: np.ndarray) -> np.ndarray:
+        """grad W(z) for z (..., d)."""
+        z = np.asarray(z, float)
+        out = np.zeros_like(z)
+        for a, c in self.coeffs.items():
+            for i in range(self.d):
+                if a[i]:
+                    e = np.array(a)
+                    e[i] -= 1
+                    out[..., i] += c * a[i] * np.prod(z ** e, axis=-1)
+        return out
+
+    def bind(self, V, V_psi=None):
+        mesh = V.mesh
+        if mesh.geometry.dim != self.d:
+            raise ValueError(f"interaction W is {self.d}D but the mesh is {mesh.geometry.dim}D")
+        k = V.element.basix_element.degree
+        self._src = _Sources(mesh, self.quadrature_degree or k + self.degree)   # exact moments
+        self.comm = mesh.comm
+        self._Y = np.stack([np.prod(self._src.points ** np.array(b), axis=1) for b in self.moments], axis=1)
+        self._a = dolfinx.fem.Constant(mesh, np.zeros(len(self.monomials)))
+        x = ufl.SpatialCoordinate(mesh)
+        mono = [math.prod([x[i] ** g[i] for i in range(self.d) if g[i]] or [1.0]) for g in self.monomials]
+        self.psi = sum(self._a[i] * m for i, m in enumerate(mono))
+        self._V_nodal = V_psi or (V if not V.element.basix_element.discontinuous else None)
+        self._psi_h, self._nodal_expr, self._fresh = None, None, False
+        return self
+
+    def state(self, rho):
+        loc = self._src.density(rho) @ self._Y
+        return self.comm.allreduce(loc, op=MPI.SUM)
+
+    def set_state(self, s):
+        self._a.value[:] = self.T @ np.asarray(s, float)
+        self._fresh = False
+
+    def nodal(self):
+        """psi interpolated in the density's Lagrange space (or V_psi), refreshed after set_state."""
+        if self._V_nodal is None:
+            raise ValueError("nodal values of psi need a Lagrange space (bind with V_psi)")
+        if self._psi_h is None:
+            self._psi_h = dolfinx.fem.Function(self._V_nodal, name="psi")
+            self._nodal_expr = expression(self.psi, self._V_nodal)
+        if not self._fresh:
+            self._psi_h.interpolate(self._nodal_expr)
+            self._psi_h.x.scatter_forward()
+            self._fresh = True
+        return self._psi_h.x.array
+
+    def evaluate(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """psi(x) for points x (n, d) from a state s (numpy)."""
+        a = self.T @ np.asarray(s, float)
+        return sum(ai * np.prod(np.asarray(x, float) ** np.array(g), axis=-1) for ai, g in zip(a, self.monomials))
+
+
+def quadratic(K, d: int | None = None, **kw) -> PolynomialInteraction:
+    """W(z) = z^T K z / 2 (K a scalar k, meaning k I, or a symmetric (d, d) matrix)."""
+    K = np.asarray(K, float)
+    if K.ndim == 0:
+        if d is None:
+            raise ValueError("quadratic(k) with a scalar k needs the dimension d")
+        K = float(K) * np.eye(d)
+    d = K.shape[0]
+    if K.shape != (d, d) or not np.allclose(K, K.T):
+        raise ValueError(f"quadratic interaction needs a symmetric (d, d) matrix, got {K.tolist()}")
+    coeffs = {}
+    for i in range(d):
+        for j in range(i, d):
+            e = [0] * d
+            e[i] += 1
+            e[j] += 1
+            c = K[i, i] / 2 if i == j else K[i, j]
+            if c:
+                coeffs[tuple(e)] = coeffs.get(tuple(e), 0.0) + c
+    if not coeffs:
+        coeffs[(0,) * d] = 0.0
+    out = PolynomialInteraction(coeffs, **kw)
+    out.K = K
+    return out
+
+
+class SeparableInteraction(Interaction):
+    """W(x, y) = sum_m weights[m] phi_m(x) phi_m(y), features(x (n, d)) -> (n, M) in numpy."""
+
+    kind = "separable"
+
+    def __init__(self, features: Callable[[np.ndarray], np.ndarray], weights, quadrature_degree: int | None = None):
+        self.features = features
+        self.weights = np.atleast_1d(np.asarray(weights, float))
+        if not np.all(np.isfinite(self.weights)):
+            raise ValueError(f"separable interaction weights must be finite, got {self.weights}")
+        self.quadrature_degree = quadrature_degree
+
+    def _phi(self, x: np.ndarray) -> np.ndarray:
+        P = np.asarray(self.features(x), float)
+        if P.ndim != 2 or P.shape[0] != len(x) or (P.shape[1] != len(self.weights) and len(self.weights) != 1):
+            raise ValueError(f"features(x) must return shape ({len(x)}, {len(self.weights)}), got {P.shape}")
+        return P
+
+    def bind(self, V, V_psi=None):
+        V_psi = self._lagrange_field(V, V_psi)
+        mesh = V.mesh
+        gdim = mesh.geometry.dim
+        self.comm = mesh.comm
+        self._src = _Sources(mesh, self.quadrature_degree or 2 * V.element.basix_element.degree)
+        self._Phi_src = self._phi(self._src.points)                                     # (nq, M)
+        self._Phi_dof = self._phi(V_psi.tabulate_dof_coordinates()[:, :gdim])           # (ndofs, M)
+        self.psi = self._psi_h
+        return self
+
+    def state(self, rho):
+        return self.comm.allreduce(self._src.density(rho) @ self._Phi_src, op=MPI.SUM)
+
+    def set_state(self, s):
+        self._psi_h.x.array[:] = self._Phi_dof @ (self.weights * np.asarray(s, float))
+
+    def evaluate(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return self._phi(np.asarray(x, float)) @ (self.weights * np.asarray(s, float))
+
+
+def kernel_sum(targets: np.ndarray, sources: np.ndarray, weights: np.ndarray, W: Callable,
+               block: int = 2**22) -> np.ndarray:
+    """sum_q W(targets_i - sources_q) weights_q for targets (n, d), sources (m, d), in blocks of about
+    `block` pairs (memory O(block), time O(n m))."""
+    n, m = len(targets), len(sources)
+    out = np.zeros(n)
+    if n == 0 or m == 0:
+        return out
+    rows = max(1, block // m) if m <= block else 1
+    cols = m if m <= block else block
+    for i0 in range(0, n, rows):
+        ti = targets[i0:i0 + rows, None, :]
+        acc = np.zeros(len(ti))
+        for j0 in range(0, m, cols):
+            acc += np.asarray(W(ti - sources[None, j0:j0 + cols, :])) @ weights[j0:j0 + cols]
+        out[i0:i0 + rows] = acc
+    return out
+
+
+class KernelInteraction(Interaction):
+    """A general W(z), z (..., d) -> (...) vectorised in numpy (smooth, for quadrature accuracy)."""
+
+    kind = "kernel"
+
+    def __init__(self, W: Callable[[np.ndarray], np.ndarray], quadrature_degree: int | None = None,
+                 block: int = 2**22):
+        self.W, self.quadrature_degree, self.block = W, quadrature_degree, int(block)
+
+    def bind(self, V, V_psi=None):
+        V_psi = self._lagrange_field(V, V_psi)
+        mesh = V.mesh
+        self.comm = mesh.comm
+        self._src = _Sources(mesh, self.quadrature_degree or V.element.basix_element.degree)
+        self._targets = V_psi.tabulate_dof_coordinates()[: self._n_owned, : mesh.geometry.dim].copy()
+        self.psi = self._psi_h
+        return self
+
+    def state(self, rho):
+        """psi at the owned dofs of V_psi: the sources of every rank pass once around the ring."""
+        comm = self.comm
+        y, w = self._src.points, self._src.density(rho)
+        out = kernel_sum(self._targets, y, w, self.W, self.block)
+        if comm.size > 1:
+            dest, src = (comm.rank + 1) % comm.size, (comm.rank - 1) % comm.size
+            for _ in range(comm.size - 1):
+                y, w = comm.sendrecv((y, w), dest=dest, source=src)
+                out += kernel_sum(self._targets, y, w, self.W, self.block)
+        return out
+
+    def set_state(self, s):
+        self._psi_h.x.array[: self._n_owned] = s
+        self._psi_h.x.scatter_forward()
+
+    def evaluate_at(self, rho, x: np.ndarray) -> np.ndarray:
+        """W * rho at arbitrary points x (n, d) given on this rank (collective)."""
+        comm = self.comm
+        y, w = self._src.points, self._src.density(rho)
+        total = np.zeros(len(x))
+        for part in (comm.allgather((y, w)) if comm.size > 1 else [(y, w)]):
+            total += kernel_sum(np.asarray(x, float), part[0], part[1], self.W, self.block)
+        return total
+
+
+def as_interaction(W, d: int) -> Interaction | None:
+    """None, an Interaction, a number k (W = k |z|^2 / 2) or a (d, d) matrix K (z^T K z / 2), or a
+    numpy callable W(z) (general kernel)."""
+    if W is None or isinstance(W, Interaction):
+        return W
+    if callable(W):
+        return KernelInteraction(W)
+    arr = np.asarray(W, float)
+    if arr.ndim == 0:
+        return quadratic(float(arr), d)
+    return quadratic(arr)

@@ -1,0 +1,188 @@
+"""McKean-Vlasov Fokker-Planck on FE: rho_t = div(rho grad(f + W * rho) + beta^-1 grad rho).
+
+Exact reference: f = x^T A x / 2, W = z^T K z / 2 keep Gaussians Gaussian, mean' = -A m,
+S' = -(A + K) S - S (A + K)^T + 2 beta^-1 I (samplers.gaussian.mckean_vlasov_law). Asserted: h-orders
+2/3 (P1/P2), dt-orders 1/2/2 (backward Euler / BDF2 / Crank-Nicolson with the extrapolated field), the
+three interaction paths (polynomial moments, rank-M separable, general kernel) against each other,
+mass to round-off, for which dt the discrete free energy is non-increasing, the SG scheme's positivity,
+checkpoint/resume, and the errors for bad input."""
+
+import math
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+import meshes
+from conftest import fitted_slope
+from samplers.gaussian import gaussian_density, mckean_vlasov_law
+from solvers import FokkerPlanckSolver
+from solvers.core.exact import mckean_vlasov_solution_ufl, quadratic_potential
+from solvers.fokker_planck.interaction import KernelInteraction, SeparableInteraction, quadratic
+from solvers.io.checkpoint import Checkpointer, resume
+
+COMM = MPI.COMM_WORLD
+A1, K1, BETA, M0, S0 = np.array([[1.0]]), np.array([[2.0]]), 2.0, [1.0], np.array([[0.2]])
+
+
+def gaussian_run(h, dt, degree, scheme, W=2.0, T=0.5, **kw):
+    msh = meshes.interval(COMM, -5, 5, h)
+    s = FokkerPlanckSolver(msh, lambda x: 0.5 * x[0] ** 2, beta=BETA, degree=degree, dt=dt, scheme=scheme,
+                           interaction=W, **kw)
+    s.set_initial(lambda x: gaussian_density(x, M0, S0))
+    s.run(T)
+    return s, s.l2_error(mckean_vlasov_solution_ufl(A1, K1, BETA, M0, S0, s.t))
+
+
+@pytest.mark.parametrize("degree,order", [(1, 2), (2, 3)])
+def test_h_order_against_exact_mckean_vlasov_gaussian(degree, order):
+    hs = [0.2, 0.1, 0.05]
+    errs = []
+    for h in hs:
+        s, e = gaussian_run(h, 1e-3 if degree == 1 else 5e-4, degree, "bdf2")
+        errs.append(e)
+        m = np.array(s.history["mass"])
+        assert np.abs(m - m[0]).max() < 1e-12
+    assert abs(fitted_slope(hs, errs) - order) < 0.15, errs
+
+
+@pytest.mark.parametrize("scheme,order", [("backward_euler", 1), ("bdf2", 2), ("crank_nicolson", 2)])
+def test_dt_order_with_extrapolated_field(scheme, order):
+    dts = [0.05, 0.025, 0.0125]
+    errs = [gaussian_run(0.02, dt, 2, scheme)[1] for dt in dts]
+    assert abs(fitted_slope(dts, errs) - order) < 0.15, errs
+
+
+def test_explicit_interaction_is_second_order_with_bdf2_and_refused_with_cn():
+    dts = [0.05, 0.025, 0.0125]
+    errs = [gaussian_run(0.02, dt, 2, "bdf2", interaction_scheme="explicit")[1] for dt in dts]
+    assert abs(fitted_slope(dts, errs) - 2) < 0.2, errs
+    with pytest.raises(ValueError, match="unstable for every dt"):
+        gaussian_run(0.1, 0.1, 1, "crank_nicolson", interaction_scheme="explicit")
+
+
+def test_anisotropic_linear_case_in_2d():
+    """Non-diagonal A and K in 2D, P1: error order 2 in h (BDF2, small dt)."""
+    A = np.array([[1.0, 0.3], [0.3, 1.5]])
+    K = np.array([[1.0, -0.4], [-0.4, 0.5]])
+    m0, S = [0.8, -0.4], 0.2 * np.eye(2)
+    hs, errs = [0.4, 0.2, 0.1], []
+    for h in hs:
+        msh = meshes.rectangle(COMM, [-4, -4], [4, 4], h)
+        s = FokkerPlanckSolver(msh, quadratic_potential(A), beta=BETA, degree=1, dt=2.5e-3, interaction=K)
+        s.set_initial(lambda x: gaussian_density(x, m0, S))
+        s.run(0.25)
+        errs.append(s.l2_error(mckean_vlasov_solution_ufl(A, K, BETA, m0, S, s.t)))
+    assert abs(fitted_slope(hs, errs) - 2) < 0.2, errs
+
+
+def quadratic_as_separable(k):
+    """k (x - y)^2 / 2 = sum_m w_m phi_m(x) phi_m(y) with phi in span(1, x, x^2): eigen-decomposition of
+    the symmetric coefficient matrix [[0, 0, k/2], [0, -k, 0], [k/2, 0, 0]] (rank 3, indefinite)."""
+    C = np.array([[0.0, 0.0, k / 2], [0.0, -k, 0.0], [k / 2, 0.0, 0.0]])
+    lam, V = np.linalg.eigh(C)
+    return SeparableInteraction(lambda x: np.stack([np.ones(len(x)), x[:, 0], x[:, 0] ** 2], axis=1) @ V, lam)
+
+
+def test_interaction_paths_agree():
+    """Polynomial moments, rank-3 separable and the general kernel path on the same W = z^2 (P2)."""
+    ref, e_ref = gaussian_run(0.1, 0.01, 2, "bdf2", W=quadratic(2.0, 1))
+    sep, e_sep = gaussian_run(0.1, 0.01, 2, "bdf2", W=quadratic_as_separable(2.0))
+    ker, e_ker = gaussian_run(0.1, 0.01, 2, "bdf2", W=KernelInteraction(lambda z: z[..., 0] ** 2))
+    scale = np.abs(ref.rho.x.array).max()
+    # psi is quadratic: P2 interpolation and degree-4 moments are exact, so these agree to round-off
+    assert np.abs(sep.rho.x.array - ref.rho.x.array).max() < 1e-10 * scale
+    assert np.abs(np.array(sep.history["free_energy"]) - ref.history["free_energy"]).max() < 1e-10
+    # the kernel path sums W(x_i - y_q) rho(y_q) by degree-2 quadrature: an O(h^3) difference
+    assert np.abs(ker.rho.x.array - ref.rho.x.array).max() < 1e-3 * scale
+    assert e_ker == pytest.approx(e_ref, rel=0.05)
+
+
+def test_interaction_energy_is_half_int_psi_rho():
+    """For W = k z^2/2 and unit mass, 1/2 iint W rho rho = k/2 Var(rho): check against the exact law."""
+    s, _ = gaussian_run(0.05, 0.01, 2, "bdf2", T=0.3)
+    _, S = mckean_vlasov_law(A1, K1, BETA, M0, S0, s.t)
+    assert s.history["interaction_energy"][-1] == pytest.approx(0.5 * 2.0 * S[0, 0], rel=1e-4)
+
+
+def desai_zwanzig(dt, k, scheme="bdf2", method="galerkin", interaction_scheme="semi-implicit", T=6.0):
+    msh = meshes.interval(COMM, -3, 3, 0.02)
+    s = FokkerPlanckSolver(msh, lambda x: 0.25 * x[0] ** 4 - 0.5 * x[0] ** 2, beta=3.0, degree=1, dt=dt,
+                           scheme=scheme, method=method, interaction=k, interaction_scheme=interaction_scheme)
+    s.set_initial(lambda x: 0.5 * gaussian_density(x, [-1.0], np.array([[0.05]]))
+                  + 0.5 * gaussian_density(x, [1.2], np.array([[0.1]])))
+    s.run(T)
+    return np.array(s.history["free_energy"]), np.array(s.history["min_rho"]), np.array(s.history["mass"])
+
+
+def test_free_energy_decay_and_its_step_size_limit():
+    """Measured (double well, beta 3, W = k z^2/2, P1, h = 0.02): backward Euler and SG dissipate F for
+    every dt (up to 0.8) and every k (1, 5, 20); BDF2 with the extrapolated field only for dt k <~ 0.25;
+    the explicit variant needs dt <~ 2 beta^-1 / max|grad psi|^2."""
+    for k in (1.0, 20.0):
+        for dt in (0.8, 0.1):
+            for method in ("galerkin", "sg"):
+                F, mn, m = desai_zwanzig(dt, k, "backward_euler", method)
+                assert np.all(np.diff(F) < 0), (k, dt, method, np.diff(F).max())
+                assert np.abs(m - m[0]).max() < 1e-12
+                if method == "sg":
+                    assert mn.min() >= 0.0
+    F, _, _ = desai_zwanzig(0.4, 1.0)              # dt k = 0.4: still monotone for k = 1 ...
+    assert np.all(np.diff(F) < 0)
+    F, _, _ = desai_zwanzig(0.8, 1.0)              # ... not at dt k = 0.8
+    assert np.diff(F).max() > 1e-5
+    F, _, _ = desai_zwanzig(0.05, 5.0)             # dt k = 0.25
+    assert np.all(np.diff(F) < 0)
+    F, _, _ = desai_zwanzig(0.2, 5.0)              # dt k = 1
+    assert np.diff(F).max() > 1e-3
+    F, _, _ = desai_zwanzig(0.2, 1.0, "backward_euler", interaction_scheme="explicit")
+    assert np.all(np.diff(F) < 0)
+    F, _, _ = desai_zwanzig(0.4, 1.0, "backward_euler", interaction_scheme="explicit")
+    assert np.diff(F).max() > 1e-4
+
+
+def test_sg_with_interaction_converges_and_stays_positive():
+    """The lagged SG scheme on the exact Gaussian: first order in (h^2, dt) jointly, rho >= 0."""
+    errs, dts = [], [0.02, 0.01, 0.005]
+    for dt in dts:
+        h = math.sqrt(dt) * 0.5
+        msh = meshes.interval(COMM, -5, 5, h)
+        s = FokkerPlanckSolver(msh, lambda x: 0.5 * x[0] ** 2, beta=BETA, dt=dt, scheme="backward_euler",
+                               method="sg", interaction=2.0)
+        s.set_initial(lambda x: gaussian_density(x, M0, S0))
+        s.run(0.5)
+        assert min(s.history["min_rho"]) >= 0.0
+        errs.append(s.l2_error(mckean_vlasov_solution_ufl(A1, K1, BETA, M0, S0, s.t)))
+    assert abs(fitted_slope(dts, errs) - 1) < 0.15, errs
+
+
+def test_checkpoint_resume_with_interaction(tmp_path):
+    """BDF2 needs rho_{n-1} and the extrapolated field: a resumed run equals an uninterrupted one."""
+    def make():
+        msh = meshes.interval(COMM, -3, 3, 0.05)
+        s = FokkerPlanckSolver(msh, lambda x: 0.25 * x[0] ** 4 - 0.5 * x[0] ** 2, beta=3.0, degree=2, dt=0.05,
+                               interaction=KernelInteraction(lambda z: -np.exp(-z[..., 0] ** 2)))
+        s.set_initial(lambda x: gaussian_density(x, [0.4], np.array([[0.2]])), normalize=True)
+        return s
+    ref = make()
+    ref.run(1.0)
+    a = make()
+    a.run(0.5, checkpoint=Checkpointer(tmp_path / "ck.npz", every=5))
+    b = make()
+    resume(b, tmp_path / "ck.npz")
+    b.run(1.0)
+    assert np.abs(b.rho.x.array - ref.rho.x.array).max() < 1e-12 * np.abs(ref.rho.x.array).max()
+    assert b.history["interaction_energy"][-1] == pytest.approx(ref.history["interaction_energy"][-1], rel=1e-12)
+
+
+def test_bad_interactions_are_named():
+    msh = meshes.interval(COMM, -1, 1, 0.1)
+    with pytest.raises(ValueError, match="symmetric"):
+        FokkerPlanckSolver(msh, None, interaction=np.array([[1.0, 2.0], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="2D but the mesh is 1D"):
+        FokkerPlanckSolver(msh, None, interaction=quadratic(1.0, 2))
+    with pytest.raises(ValueError, match="interaction_scheme='implicit'"):
+        FokkerPlanckSolver(msh, None, interaction=1.0, interaction_scheme="implicit")
+    bad = SeparableInteraction(lambda x: np.ones((len(x), 3)), [1.0, 1.0])
+    with pytest.raises(ValueError, match=r"features\(x\) must return shape"):
+        FokkerPlanckSolver(msh, None, interaction=bad)
