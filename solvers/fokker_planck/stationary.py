@@ -10,12 +10,18 @@ non-singular when the stationary density is unique (then lambda = 0). It is asse
 AIJ matrix (the extra row lives on the last rank) and solved by LU (MUMPS) by default.
 From rho_ss: Phi = -beta^-1 log rho_ss (so rho_ss = exp(-beta Phi)), the current
 J = -(rho grad f - rho b + beta^-1 div(D rho)), its L2 projection J_h, div J_h, and j = J / rho_ss.
+
+With an interaction W (McKean-Vlasov), `mean_field_stationary` solves the self-consistency
+rho = exp(-beta (f + W * rho)) / Z (D = I, gradient drift) as a fixed point on the nodal values,
+accelerated by Anderson mixing; several stationary states may exist (phase transitions), and the
+initial guess picks the branch.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import dolfinx.fem
 import dolfinx.fem.petsc
@@ -26,6 +32,7 @@ from petsc4py import PETSc
 
 from solvers.core.compat import interpolate, petsc_vec
 from solvers.core.linear import make_ksp, solve
+from solvers.fokker_planck.edge_averaged import lumped_mass
 
 
 @dataclass
@@ -87,6 +94,9 @@ def project(expr, V, prefix: str = "proj_") -> dolfinx.fem.Function:
 
 def stationary_density(solver, petsc_options: dict | None = None, prefix: str | None = None) -> Stationary:
     """The unit-mass stationary density of a FokkerPlanckSolver's operator, with its current."""
+    if getattr(solver, "interaction", None) is not None:
+        raise ValueError("the solver has an interaction W: its stationary states solve a nonlinear "
+                         "self-consistency; use mean_field_stationary(solver, guess)")
     V, comm, n = solver.V, solver.comm, solver.n_owned
     rho = dolfinx.fem.Function(V, name="rho_ss")
     its = 0
@@ -130,3 +140,92 @@ def stationary_density(solver, petsc_options: dict | None = None, prefix: str | 
 
     return Stationary(rho=rho, phi=phi, current=J, velocity=j, residual=float(residual),
                       div_current=norm(ufl.div(J)), current_norm=norm(J), mass=mass, ksp_its=its)
+
+
+@dataclass
+class MeanFieldStationary:
+    rho: dolfinx.fem.Function          # unit-mass solution of rho = exp(-beta (f + W * rho)) / Z (nodal)
+    converged: bool                    # the stopping test max|G(rho) - rho| <= tol max|rho| fired
+    iterations: int
+    residuals: list = field(default_factory=list)     # max|G(rho_k) - rho_k| / max|rho_k| per iteration
+    free_energy: float = math.nan      # F = int f rho + 1/2 iint W rho rho + beta^-1 int rho log rho
+
+
+def mean_field_stationary(solver, guess=None, tol: float = 1e-10, max_iter: int = 500, memory: int = 5,
+                          warn: bool = True) -> MeanFieldStationary:
+    """A stationary state of the McKean-Vlasov equation of `solver` (D = I, no extra drift): the
+    nodal fixed point rho = G(rho) = I_h exp(-beta (f + W * rho)) / Z, Z = int I_h exp(...), with
+    Anderson mixing of depth `memory` (falling back to the plain Picard step where mixing would make a
+    value negative). guess: a Function on the solver's space, or a callable/UFL expression (default: the
+    solver's current rho); for several stationary states the guess chooses the branch.
+    Stops when max|G(rho) - rho| <= tol max|rho|; if max_iter is reached first it warns and returns
+    converged=False."""
+    if solver.interaction is None:
+        raise ValueError("mean_field_stationary needs a solver with an interaction; use stationary_density")
+    if solver.D is not None or solver.b is not None:
+        raise ValueError("mean_field_stationary solves rho = exp(-beta (f + W * rho)) / Z, valid for D = I and "
+                         "a gradient drift only; time-step the solver to equilibrium otherwise")
+    comm, n, V = solver.comm, solver.n_owned, solver.V
+    w = lumped_mass(V)[:n]                                     # int phi_i: int I_h g = sum_i w_i g_i
+    f = solver.f.x.array
+    rho = dolfinx.fem.Function(V, name="rho_mf")
+    if guess is None:
+        rho.x.array[:] = solver.rho.x.array
+    elif isinstance(guess, dolfinx.fem.Function):
+        rho.interpolate(guess)
+    else:
+        interpolate(rho, guess)
+    inter = solver.interaction
+
+    def G(x_owned):
+        rho.x.array[:n] = x_owned
+        rho.x.scatter_forward()
+        inter.update(rho)
+        e = f + inter.nodal()
+        emin = comm.allreduce(float(np.min(e[:n])) if n else math.inf, op=MPI.MIN)
+        g = np.exp(-solver.beta * (e[:n] - emin))
+        return g / comm.allreduce(float(np.dot(w, g)))
+
+    def gmax(a):
+        return comm.allreduce(float(np.max(np.abs(a))) if len(a) else 0.0, op=MPI.MAX)
+
+    def gdot(a, b):
+        return comm.allreduce(a.T @ b)
+
+    x = rho.x.array[:n].copy()
+    X, Gs, residuals, converged = [], [], [], False
+    for _ in range(max_iter):
+        gx = G(x)
+        res = gmax(gx - x) / max(gmax(x), 1e-300)
+        residuals.append(res)
+        if res <= tol:
+            x, converged = gx, True
+            break
+        X, Gs = (X + [x])[-(memory + 1):], (Gs + [gx])[-(memory + 1):]
+        x = gx
+        if len(X) > 1:                      # Anderson (type II): least-squares combination of the last steps
+            R = [g - y for g, y in zip(Gs, X)]
+            dR = np.stack([R[j + 1] - R[j] for j in range(len(R) - 1)], axis=1)
+            dG = np.stack([Gs[j + 1] - Gs[j] for j in range(len(R) - 1)], axis=1)
+            A = gdot(dR, dR)
+            gam = np.linalg.lstsq(A + 1e-14 * np.trace(A) * np.eye(len(A)), gdot(dR, R[-1]), rcond=None)[0]
+            mixed = gx - dG @ gam
+            if comm.allreduce(int(np.any(mixed < 0)), op=MPI.MAX):   # keep rho >= 0: Picard, restart
+                X, Gs = [], []
+            else:
+                x = mixed
+    rho.x.array[:n] = x
+    rho.x.scatter_forward()
+    inter.update(rho)
+    if not converged and warn:
+        warnings.warn(f"mean_field_stationary did not converge in {max_iter} iterations "
+                      f"(residual {residuals[-1]:.3e} > tol={tol:g})", RuntimeWarning, stacklevel=2)
+    # free energy of the result, with the solver's own functionals (rho temporarily swapped in)
+    saved = solver.rho.x.array.copy()
+    solver.rho.x.array[:] = rho.x.array
+    solver.interaction.update(solver.rho)
+    F = solver.functionals.free_energy()
+    solver.rho.x.array[:] = saved
+    solver.interaction.update(solver.rho)
+    return MeanFieldStationary(rho=rho, converged=converged, iterations=len(residuals), residuals=residuals,
+                               free_energy=F)
