@@ -14,8 +14,11 @@ and multipliers (mu = (m, rho), rho_1) the iteration is
      rho_1 = prox of r tau F at r (-phi(1) + rho_1 / r), p = -phi(1) + (rho_1_old - rho_1) / r
   3. mu += r (grad phi - q).
 rho_1 >= 0 by construction, and the mass is that of rho_k up to the ALG2 residual.
-F = int f rho + beta^-1 int rho log rho + c_m int rho^m / (m - 1); an interaction energy
-1/2 iint W(x - y) rho rho enters linearised (W * rho_k added to f, first order in tau).
+F = int f rho + beta^-1 int rho log rho + c_m int rho^m / (m - 1) + 1/2 iint W(x - y) rho rho. The
+interaction is treated exactly: the prox of the terminal density solves
+rho + r tau (f + W * rho + ...) = c + lambda by an inner fixed point on W * rho (a contraction for
+r tau |W| small; warm-started from the previous ALG2 iteration, so usually one or two passes), with
+W * rho the lumped quadrature sum over the top-face nodes (blockwise, solvers.fokker_planck.interaction).
 phi is P2 (or P1), mu and q are discontinuous P1 (P0) vectors, the densities P1.
 """
 
@@ -36,6 +39,7 @@ from petsc4py import PETSc
 import meshes
 from solvers.core import linear, validation
 from solvers.core.compat import expression, interpolation_points, petsc_vec
+from solvers.fokker_planck.interaction import KernelInteraction, PolynomialInteraction, as_interaction, kernel_sum
 from solvers.jko.pointwise import project_parabola, prox_energy
 
 
@@ -43,7 +47,7 @@ class JKOSolver:
     def __init__(self, comm: MPI.Comm, lower, upper, h: float, tau: float, nt: int = 10,
                  potential=None, beta: float | None = None, m: float | None = None, cm: float = 1.0,
                  interaction=None, degree: int = 2, r: float = 0.3, tol: float = 1e-6, max_iter: int = 3000,
-                 petsc_options: dict | None = None):
+                 petsc_options: dict | None = None, inner_tol: float = 1e-12, inner_max: int = 100):
         self.tau = validation.positive_number("tau", tau)
         self.r = validation.positive_number("r", r)
         self.eps = 1.0 / validation.positive_number("beta", beta) if beta is not None else 0.0
@@ -75,14 +79,14 @@ class JKOSolver:
         self._xR = X
         self.n_owned_R = self.R.dofmap.index_map.size_local
 
-        # potential at the P1 nodes (+ linearised interaction, updated every step)
+        # potential at the P1 nodes
         self._potential = potential
-        self.f0 = (np.asarray(potential(np.vstack([X.T, np.zeros((3 - self.d, len(X)))])), float)
-                   if potential is not None else np.zeros(len(X)))
-        if self.f0.shape == ():
-            self.f0 = np.full(len(X), float(self.f0))
-        self.interaction = interaction
-        self.f = self.f0.copy()
+        self.f = (np.asarray(potential(np.vstack([X.T, np.zeros((3 - self.d, len(X)))])), float)
+                  if potential is not None else np.zeros(len(X)))
+        if self.f.shape == ():
+            self.f = np.full(len(X), float(self.f))
+        self.W = _numpy_kernel(as_interaction(interaction, self.d))
+        self.inner_tol, self.inner_max = inner_tol, inner_max
 
         self.phi = dolfinx.fem.Function(self.P, name="phi")
         self.q, self.mu = dolfinx.fem.Function(self.Q), dolfinx.fem.Function(self.Q)
@@ -102,7 +106,7 @@ class JKOSolver:
         self._wexpr = expression(ufl.grad(self.phi) + self.mu / rr, self.Q)
         # functionals of the density at t = 1 (and of rho_k at t = 0)
         self._fR = dolfinx.fem.Function(self.R)
-        self._fR.x.array[:] = self.f0
+        self._fR.x.array[:] = self.f
         rho = self.rho1
         energy = self._fR * rho
         if self.eps:
@@ -115,8 +119,8 @@ class JKOSolver:
         gx = ufl.as_vector([self.phi.dx(i) for i in range(self.d)])
         self._action = dolfinx.fem.form(ufl.max_value(self.mu[self.d], 0) * ufl.inner(gx, gx) * ufl.dx)
         self.t, self.step_count = 0.0, 0
-        self.history = {"t": [], "mass": [], "free_energy": [], "w2": [], "iterations": [], "min_rho": [],
-                        "residual": [], "seconds": []}
+        self.history = {"t": [], "mass": [], "free_energy": [], "interaction_energy": [], "w2": [],
+                        "iterations": [], "inner_iterations": [], "min_rho": [], "residual": [], "seconds": []}
 
     # ------------------------------------------------------------------ helpers
     def _sum(self, form) -> float:
@@ -143,7 +147,24 @@ class JKOSolver:
         return self._sum(self._mass1)
 
     def free_energy(self) -> float:
-        return self._sum(self._F)
+        return self._sum(self._F) + self.interaction_energy()
+
+    def interaction_energy(self) -> float:
+        """1/2 sum_i w_i rho_i (W * rho)_i over the top-face nodes (lumped weights w_i = int phi_i)."""
+        if self.W is None:
+            return 0.0
+        rho = self.rho1.x.array[self.top]
+        own = self._top_owned
+        return 0.5 * self.comm.allreduce(float(np.sum(self._mw[own] * rho[own] * self._convolve(rho)[own])))
+
+    def _convolve(self, rho_top: np.ndarray) -> np.ndarray:
+        """(W * rho)(x_i) = sum_j W(x_i - x_j) w_j rho_j for the local top-face dofs, the sum over the
+        owned top-face nodes of all ranks (each node once)."""
+        own = self._top_owned
+        parts = self.comm.allgather((self._xtop[own], self._mw[own] * rho_top[own]))
+        src = np.concatenate([p[0] for p in parts])
+        wts = np.concatenate([p[1] for p in parts])
+        return kernel_sum(self._xtop, src, wts, self.W)
 
     # ------------------------------------------------------------------ set-up
     def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6):
@@ -166,14 +187,16 @@ class JKOSolver:
         mw.scatter_reverse(dolfinx.la.InsertMode.add)
         self._mw = mw.array[self.top].copy()
         self._top_owned = self.top < self.n_owned_R
+        self._xtop = self._xR[self.top]
         self._M = self._sum(self._mass0)
         self._lam = 0.0
         self._fR.x.array[:] = self.f
         self.history["t"].append(0.0)
         self.history["mass"].append(self.mass())
         self.history["free_energy"].append(self.free_energy())
-        for k in ("w2", "iterations", "residual", "seconds"):
-            self.history[k].append(0.0 if k != "iterations" else 0)
+        self.history["interaction_energy"].append(self.interaction_energy())
+        for k in ("w2", "iterations", "inner_iterations", "residual", "seconds"):
+            self.history[k].append(0.0 if k not in ("iterations", "inner_iterations") else 0)
         self.history["min_rho"].append(self.comm.allreduce(float(self.rho1.x.array[self.top].min(initial=np.inf)),
                                                            op=MPI.MIN))
 
@@ -191,12 +214,10 @@ class JKOSolver:
     def step(self) -> dict:
         t0 = time.perf_counter()
         r, rt = self.r, self.r * self.tau
-        if self.interaction is not None:
-            self._update_interaction()
         ftop = self.f[self.top]
         dim = self.d + 1
         b = self._b
-        it, res, drho = 0, math.inf, math.inf
+        it, res, drho, inner = 0, math.inf, math.inf, 0
         for it in range(1, self.max_iter + 1):
             with b.localForm() as loc:
                 loc.set(0.0)
@@ -218,7 +239,8 @@ class JKOSolver:
             self.phiR.interpolate(self.phi)
             z = -self.phiR.x.array[self.top] + self.rho1.x.array[self.top] / r
             old = self.rho1.x.array[self.top].copy()
-            new = self._prox_fixed_mass(r * z, ftop, rt)
+            new, k = self._prox(r * z, ftop, rt, old)
+            inner += k
             self.p.x.array[self.top] = z - new / r
             self.rho1.x.array[self.top] = new
             scale = self.comm.allreduce(float(np.abs(new).max(initial=0.0)), op=MPI.MAX)
@@ -236,7 +258,8 @@ class JKOSolver:
         tab = self._face_values(self.top, self.rho1.x.array)
         self.rho0.x.array[:] = self._extend(tab)
         F = self.free_energy()
-        rec = {"t": self.t, "mass": self.mass(), "free_energy": F, "w2": w2, "iterations": it,
+        rec = {"t": self.t, "mass": self.mass(), "free_energy": F, "interaction_energy": self.interaction_energy(),
+               "w2": w2, "iterations": it, "inner_iterations": inner,
                "min_rho": self.comm.allreduce(float(self.rho1.x.array[self.top].min(initial=np.inf)), op=MPI.MIN),
                "residual": max(res, drho), "seconds": time.perf_counter() - t0}
         for k, v in rec.items():
@@ -284,15 +307,22 @@ class JKOSolver:
         self._lam = lam
         return rho
 
-    def _update_interaction(self):
-        """f = f0 + W * rho_k at the P1 nodes (rho_k from the bottom face, trapezoidal quadrature)."""
-        tab = self._face_values(self.bot, self.rho0.x.array)
-        xs = np.array(list(tab.keys()))
-        vals = np.array(list(tab.values()))
-        wq = _nodal_weights(xs)
-        conv = np.array([np.sum(self.interaction(x - xs) * vals * wq) for x in self._xR])
-        self.f = self.f0 + conv
-        self._fR.x.array[:] = self.f
+    def _prox(self, c, ftop, rt, guess):
+        """The prox with the interaction: rho = prox_fixed_mass(c, f + W * rho), by fixed-point passes
+        from `guess` until the relative change is <= inner_tol; returns (rho, passes)."""
+        if self.W is None:
+            return self._prox_fixed_mass(c, ftop, rt), 0
+        rho = guess
+        for k in range(1, self.inner_max + 1):
+            new = self._prox_fixed_mass(c, ftop + self._convolve(rho), rt)
+            scale = self.comm.allreduce(float(np.abs(new).max(initial=0.0)), op=MPI.MAX)
+            change = self.comm.allreduce(float(np.abs(new - rho).max(initial=0.0)), op=MPI.MAX)
+            rho = new
+            if change <= self.inner_tol * scale:
+                return rho, k
+        raise RuntimeError(f"JKO step {self.step_count + 1}: the interaction fixed point did not converge in "
+                           f"{self.inner_max} passes (last change {change / scale:.3e}); r tau |W| is too large: "
+                           f"reduce tau={self.tau} or r={self.r}")
 
     def run(self, t_end: float, callback=None, progress: bool = False):
         n = int(round((t_end - self.t) / self.tau))
@@ -314,13 +344,12 @@ class JKOSolver:
         return xs[order], vals[order]
 
 
-def _nodal_weights(xs: np.ndarray) -> np.ndarray:
-    """Trapezoidal weights for nodes of a 1D grid (tensor grids in 2D)."""
-    w = np.ones(len(xs))
-    for j in range(xs.shape[1]):
-        u = np.unique(xs[:, j])
-        h = np.gradient(u) if len(u) > 1 else np.ones(1)
-        h[0] *= 0.5 if len(u) > 1 else 1
-        h[-1] *= 0.5 if len(u) > 1 else 1
-        w *= h[np.searchsorted(u, xs[:, j])]
-    return w
+def _numpy_kernel(W):
+    """The numpy W(z), z (..., d) -> (...), of an interaction (None for none)."""
+    if W is None:
+        return None
+    if isinstance(W, PolynomialInteraction):
+        return W
+    if isinstance(W, KernelInteraction):
+        return W.W
+    raise ValueError(f"JKOSolver takes a polynomial or kernel interaction W(x - y), got {type(W).__name__}")
