@@ -1,14 +1,29 @@
-"""Mean-field two-layer network trained by online SGD, neurons split across MPI ranks.
+"""Mean-field two-layer networks: neurons trained by SGD, and the continuous-time model, split across ranks.
 
-Prediction f(x) = (1/N) sum_i sigma(<theta_i, x>); data x ~ N(0, I_d), label y = teacher(x); loss
-(f(x) - y)^2 / 2 on a minibatch of `batch` fresh samples per step. SGD with step gamma N^b moves
-each neuron by -gamma N^(b-1) (f(x) - y) sigma'(<theta_i, x>) x, so one step advances the mean-field
-time by gamma N^(b-1) and
-  b < 1: the empirical measure of the neurons converges to the deterministic continuity equation
-         rho_t = div(rho grad Psi(theta; rho)), Psi = E[(f_rho(x) - y) sigma(<theta, x>)];
-  b = 1: the step does not vanish, the SGD noise survives the limit (second-order term
-         (gamma/2) d_ij(rho Sigma_ij) with Sigma the covariance of the per-sample gradient field).
-All neurons see the same data in a step (Streams.shared), so runs are rank-count independent.
+Prediction f(x) = (1/N) sum_i sigma(<theta_i, x>), square loss (f(x) - y)^2 / 2. With the data
+distribution P (fresh Gaussian samples and a teacher, or a finite data set of M points),
+    Psi(theta; rho) = E_P[(f_rho(x) - y) sigma(<theta, x>)],   f_rho(x) = int sigma(<theta', x>) rho(dtheta'),
+so grad Psi(theta; rho) = E_P[g(theta, x, y)], g = (f_rho(x) - y) sigma'(<theta, x>) x the per-sample gradient,
+and Sigma(theta; rho) = Cov_P[g(theta, x, y)].
+
+Which particle system has which limit (the tests measure each):
+- `TwoLayerMeanField.train`: online SGD as practitioners run it. Every neuron sees the same sample(s) in
+  a step (common noise, Streams.shared / the data stream), step gamma N^b, so one step advances the
+  mean-field time by h = gamma N^(b-1).
+    b < 1: h -> 0 and the empirical measure of the neurons converges to the deterministic continuity
+           equation rho_t = div(rho grad Psi(theta; rho)) (SGD noise of size h^(1/2) per unit time:
+           squared distance ~ N^-(1-b), besides the N^-1 of the initial sample).
+    b = 1: h = gamma does not vanish and the noise, shared by all neurons, does not average out: the
+           measure stays random as N grows (the spread over data seeds does not decay with N). It does
+           NOT converge to a deterministic PDE.
+- `continuous_time`: d theta_k = -grad Psi(theta_k; nu_N) dt + (gamma Sigma(theta_k; nu_N))^(1/2) dB_k
+  (+ (2 T)^(1/2) dW_k) with independent Brownian motions per neuron: the diffusive model of SGD at b = 1
+  with independent noise. Its limit is the McKean-Vlasov equation
+    rho_t = div(rho grad Psi) + (gamma/2) d_ij(rho Sigma_ij) + T Laplacian(rho),
+  approached at the rate N^-1 for the squared distance (the noiseless PDE is not its limit).
+- temperature T alone (gamma = 0): noisy gradient descent / mean-field Langevin, limit
+  rho_t = div(rho grad Psi) + T Laplacian(rho).
+Runs are rank-count independent: neurons are split by Streams, all sums are block-ordered.
 """
 
 from __future__ import annotations
@@ -18,6 +33,7 @@ from typing import Callable
 
 import numpy as np
 
+from samplers.sde import euler_maruyama
 from samplers.streams import Streams
 
 ACTIVATIONS = {
@@ -27,48 +43,167 @@ ACTIVATIONS = {
 }
 
 
+def _activation(name: str):
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]
+
+
+@dataclass
+class TeacherData:
+    """A finite data set: inputs X (M, d), labels Y (M,). The population is the uniform law on it, so
+    Psi, Sigma and the risk are exact finite sums (the mean-field PDE's features, rank M)."""
+    X: np.ndarray
+    Y: np.ndarray
+    activation: str = "tanh"
+
+    def __post_init__(self):
+        self.X = np.atleast_2d(np.asarray(self.X, float))
+        self.Y = np.asarray(self.Y, float).ravel()
+        if len(self.Y) != len(self.X):
+            raise ValueError(f"{len(self.X)} inputs but {len(self.Y)} labels")
+        if not (np.all(np.isfinite(self.X)) and np.all(np.isfinite(self.Y))):
+            raise ValueError("data set contains NaN or inf")
+        self.sigma, self.dsigma = _activation(self.activation)
+        M, d = self.X.shape
+        self.XX = (self.X[:, :, None] * self.X[:, None, :]).reshape(M, d * d)
+
+    @classmethod
+    def teacher(cls, M: int, theta_star, seed: int = 0, activation: str = "tanh") -> "TeacherData":
+        """M Gaussian inputs labelled by the teacher y = mean_k sigma(<theta*_k, x>) (theta_star (K, d))."""
+        theta_star = np.atleast_2d(np.asarray(theta_star, float))
+        X = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(11,))).standard_normal((M, theta_star.shape[1]))
+        sig, _ = _activation(activation)
+        return cls(X, sig(X @ theta_star.T).mean(axis=1), activation)
+
+    @property
+    def M(self) -> int:
+        return len(self.Y)
+
+    def features(self, theta: np.ndarray) -> np.ndarray:
+        """sigma(<theta, x_m>): (n, M) for theta (n, d)."""
+        return self.sigma(np.asarray(theta, float) @ self.X.T)
+
+    def risk(self, c: np.ndarray) -> float:
+        """R = 1/2 mean_m (f(x_m) - y_m)^2 from the predictions c_m = f(x_m)."""
+        return 0.5 * float(np.mean((np.asarray(c) - self.Y) ** 2))
+
+    def grad_psi(self, theta: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """grad Psi(theta) = (1/M) sum_m (c_m - y_m) sigma'(<theta, x_m>) x_m: (n, d)."""
+        r = np.asarray(c) - self.Y
+        return (self.dsigma(np.asarray(theta, float) @ self.X.T) * r[None, :]) @ self.X / self.M
+
+    def noise_covariance(self, theta: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Sigma(theta) = Cov_m[(c_m - y_m) sigma'(<theta, x_m>) x_m]: (n, d, d)."""
+        theta = np.asarray(theta, float)
+        r = np.asarray(c) - self.Y
+        s = self.dsigma(theta @ self.X.T) * r[None, :]                       # (n, M)
+        d = self.X.shape[1]
+        second = ((s * s) @ self.XX / self.M).reshape(len(theta), d, d)
+        g = s @ self.X / self.M
+        return second - g[:, :, None] * g[:, None, :]
+
+
 @dataclass
 class TwoLayerMeanField:
-    """Student network of N = streams.n neurons; theta holds this rank's neurons (n_local, d)."""
+    """Student network of N = streams.n neurons; theta holds this rank's neurons (n_local, d).
+
+    teacher: labels y = teacher(x) for fresh inputs x ~ N(0, I) (online SGD); or data: a TeacherData,
+    whose points are sampled uniformly (all neurons see the same sample in a step)."""
     streams: Streams
-    teacher: Callable[[np.ndarray], np.ndarray]
+    teacher: Callable[[np.ndarray], np.ndarray] | None = None
     activation: str = "tanh"
+    data: TeacherData | None = None
     history: dict = field(default_factory=lambda: {"t": [], "risk": []})
 
     def __post_init__(self):
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        self.sigma, self.dsigma = ACTIVATIONS[self.activation]
+        if (self.teacher is None) == (self.data is None):
+            raise ValueError("give either a teacher (online Gaussian inputs) or a data set (TeacherData)")
+        if self.data is not None:
+            self.activation = self.data.activation
+        self.sigma, self.dsigma = _activation(self.activation)
 
     def predict(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
         """f(x) for data x (m, d): the mean over all N neurons (deterministic block-order sum)."""
         return self.streams.mean(self.sigma(theta @ x.T))
 
-    def risk(self, theta: np.ndarray, x: np.ndarray) -> float:
+    def risk(self, theta: np.ndarray, x: np.ndarray | None = None) -> float:
+        """The square-loss risk on inputs x (teacher labels), or on the data set."""
+        if x is None:
+            return self.data.risk(self.predict(theta, self.data.X))
         return 0.5 * float(np.mean((self.predict(theta, x) - self.teacher(x)) ** 2))
 
     def train(self, theta0: np.ndarray, gamma: float, b: float, t_end: float, batch: int = 1,
               data_seed: int = 0, test_x: np.ndarray | None = None, record_every: int = 0) -> np.ndarray:
-        """Online SGD up to mean-field time t_end; returns the local neurons.
+        """Online SGD with step gamma N^b up to mean-field time t_end; returns the local neurons.
 
-        The data stream is seeded by data_seed alone (shared by all ranks), so the initial neurons and
-        the SGD noise can be varied independently."""
+        The samples are drawn from a stream seeded by data_seed alone (shared by all ranks), so the
+        initial neurons and the SGD noise can be varied independently."""
         if not (gamma > 0 and np.isfinite(gamma)):
             raise ValueError(f"gamma must be positive, got {gamma}")
         N = self.streams.n
         h = gamma * N ** (b - 1.0)                          # mean-field time per step
         steps = int(round(t_end / h))
-        data = np.random.default_rng(np.random.SeedSequence(data_seed, spawn_key=(7,)))
+        rng = np.random.default_rng(np.random.SeedSequence(data_seed, spawn_key=(7,)))
         theta = np.array(theta0, dtype=float, copy=True)
         d = theta.shape[1]
         for k in range(1, steps + 1):
-            x = data.standard_normal((batch, d))
+            if self.data is None:
+                x = rng.standard_normal((batch, d))
+                y = self.teacher(x)
+            else:
+                idx = rng.integers(0, self.data.M, batch)
+                x, y = self.data.X[idx], self.data.Y[idx]
             z = theta @ x.T                                 # (n_local, batch)
-            r = self.streams.mean(self.sigma(z)) - self.teacher(x)          # residual (batch,)
+            r = self.streams.mean(self.sigma(z)) - y        # residual (batch,), the same on every rank
             theta -= (h / batch) * (self.dsigma(z) * r[None, :]) @ x
             if not np.all(np.isfinite(theta)):
                 raise FloatingPointError(f"SGD diverged at step {k}: gamma={gamma}, b={b} too large")
-            if record_every and k % record_every == 0 and test_x is not None:
+            if record_every and k % record_every == 0:
                 self.history["t"].append(k * h)
-                self.history["risk"].append(self.risk(theta, test_x))
+                self.history["risk"].append(self.risk(theta, test_x) if self.data is None or test_x is not None
+                                            else self.risk(theta))
         return theta
+
+
+def continuous_time(theta0: np.ndarray, streams: Streams, data: TeacherData, gamma: float, t_end: float,
+                    dt: float, temperature: float = 0.0, record_every: int = 0, callback=None):
+    """Euler-Maruyama for d theta_k = -grad Psi(theta_k; nu_N) dt + (gamma Sigma(theta_k; nu_N))^(1/2) dB_k
+    + (2 temperature)^(1/2) dW_k, independent noise per neuron, Psi and Sigma from the data set (O(N M) per
+    step). theta0: this rank's neurons (streams.n_local, d). Returns the local neurons (and snapshots with
+    record_every, as samplers.sde.euler_maruyama)."""
+    if gamma < 0 or temperature < 0 or not (np.isfinite(gamma) and np.isfinite(temperature)):
+        raise ValueError(f"gamma and temperature must be finite and >= 0, got gamma={gamma}, temperature={temperature}")
+    d = data.X.shape[1]
+    cache = {}
+
+    def predictions(x, t):
+        if cache.get("t") != t:
+            cache["t"], cache["c"] = t, streams.mean(data.features(x))    # f_N(x_m), block-ordered
+        return cache["c"]
+
+    def drift(x, t):
+        return -data.grad_psi(x, predictions(x, t))
+
+    noise = None
+    if gamma > 0 or temperature > 0:
+        def noise(x, t):                                    # euler_maruyama with beta = 2 adds sqrt(dt D) xi
+            D = gamma * data.noise_covariance(x, predictions(x, t)) if gamma > 0 else np.zeros((len(x), d, d))
+            return D + 2.0 * temperature * np.eye(d)
+    steps = int(round(t_end / dt))
+    if noise is None:                                       # deterministic: plain explicit Euler
+        return _euler(theta0, drift, dt, steps, record_every, callback)
+    return euler_maruyama(theta0, drift, 2.0, dt, steps, streams, diffusion=noise, record_every=record_every,
+                          callback=callback)
+
+
+def _euler(x0, drift, dt, steps, record_every, callback):
+    x = np.array(x0, dtype=float, copy=True)
+    rec = []
+    for k in range(1, steps + 1):
+        x += dt * drift(x, (k - 1) * dt)
+        if record_every and k % record_every == 0:
+            rec.append(x.copy())
+        if callback is not None and callback(k, k * dt, x):
+            break
+    return (x, np.array(rec)) if record_every else x

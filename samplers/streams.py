@@ -70,7 +70,10 @@ class Streams:
     def sample(self, fn) -> np.ndarray:
         """Initial positions: fn(generator, m) -> (m, d) per block, concatenated."""
         parts = [np.asarray(fn(g, m), dtype=float).reshape(m, -1) for g, m in zip(self._gens, self._sizes)]
-        return np.concatenate(parts, axis=0) if parts else np.empty((0, 0))
+        if not parts:           # a rank without blocks: (0, d), d from a draw of zero particles
+            empty = np.asarray(fn(np.random.default_rng(0), 0), dtype=float)
+            return empty.reshape(0, *(empty.shape[1:] or (1,)))
+        return np.concatenate(parts, axis=0)
 
     # --- deterministic reductions ------------------------------------------------------------
     def block_sums(self, values: np.ndarray) -> np.ndarray:

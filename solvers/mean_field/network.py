@@ -1,0 +1,91 @@
+"""The mean-field PDE of a two-layer network f(x) = (1/N) sum_i sigma(<theta_i, x>) on a mesh of parameter space.
+
+For square loss on a data set of M points (samplers.mean_field_nn.TeacherData), the density rho(t, theta)
+of the neurons solves
+
+    rho_t = div(rho grad Psi(theta; rho)) [+ (gamma/2) d_ij(rho Sigma_ij(theta; rho))] [+ T Laplacian(rho)],
+    Psi = V + int U(theta, theta') rho(dtheta'),   V(theta) = -(1/M) sum_m y_m sigma(<theta, x_m>),
+    U(theta, theta') = (1/M) sum_m sigma(<theta, x_m>) sigma(<theta', x_m>),
+
+the gradient flow (in W2) of the risk R(rho) = 1/2 mean_m (f_rho(x_m) - y_m)^2. U has rank M, so
+int U rho = (1/M) sum_m sigma(<theta, x_m>) c_m, c_m = int sigma(<theta, x_m>) rho = f_rho(x_m): a
+SeparableInteraction, O(M dofs) per step, never O(dofs^2); its state c is the network's predictions on
+the data, so the risk of the PDE is data.risk(c). Sigma(theta; rho), the covariance over the data of
+the per-sample gradient (f_rho(x_m) - y_m) sigma'(<theta, x_m>) x_m, is computed by the same numpy code
+as the particles' (TeacherData.noise_covariance), at the nodes of a P1 tensor field.
+
+`network_pde` builds the solver for each particle system (samplers.mean_field_nn says which is which):
+    gamma = 0, T = 0   noiseless continuity equation (SGD with step gamma N^b, b < 1): DG upwind,
+                       solvers.transport.ContinuityEquation;
+    gamma = 0, T > 0   mean-field Langevin: FokkerPlanckSolver with beta = 1/T (constant operator);
+    gamma > 0          the continuous-time model at b = 1 (independent noise per neuron): FokkerPlanckSolver
+                       with the density-dependent D = (gamma/2) Sigma(theta; rho) + T I (beta = 1),
+                       re-assembled every step.
+"""
+
+from __future__ import annotations
+
+import dolfinx.fem
+import numpy as np
+
+from samplers.mean_field_nn import TeacherData
+from solvers.fokker_planck.coefficients import StateDependentDiffusion
+from solvers.fokker_planck.interaction import SeparableInteraction
+
+
+def network_interaction(data: TeacherData, **kw) -> SeparableInteraction:
+    """U(theta, theta') = (1/M) sum_m sigma(<theta, x_m>) sigma(<theta', x_m>); state c_m = f_rho(x_m)."""
+    return SeparableInteraction(data.features, np.full(data.M, 1.0 / data.M), **kw)
+
+
+def network_potential(V: dolfinx.fem.FunctionSpace, data: TeacherData) -> dolfinx.fem.Function:
+    """V(theta) = -(1/M) sum_m y_m sigma(<theta, x_m>), interpolated in the Lagrange space V."""
+    d = V.mesh.geometry.dim
+    pot = dolfinx.fem.Function(V, name="V")
+    X = V.tabulate_dof_coordinates()[:, :d]
+    pot.x.array[:] = -(data.features(X) @ data.Y) / data.M
+    return pot
+
+
+class SGDNoise(StateDependentDiffusion):
+    """D(theta; rho) = (gamma/2) Sigma(theta; rho) + T I at the nodes of a P1 tensor field."""
+
+    def __init__(self, mesh, data: TeacherData, gamma: float, temperature: float = 0.0, interaction=None):
+        super().__init__(mesh, name="D_sgd")
+        self.data, self.gamma, self.temperature = data, float(gamma), float(temperature)
+        self.interaction = interaction          # bound SeparableInteraction giving c(rho)
+
+    def values(self, X, rho):
+        c = self.interaction.state(rho)
+        d = X.shape[1]
+        return 0.5 * self.gamma * self.data.noise_covariance(X, c) + self.temperature * np.eye(d)
+
+
+def network_pde(mesh, data: TeacherData, gamma: float = 0.0, temperature: float = 0.0, dt: float | None = None,
+                degree: int = 1, scheme: str = "bdf2", psi_degree: int = 2, **kw):
+    """The limit PDE's solver for the given noise (see the module doc). The returned solver's
+    `interaction.state(rho)` is c = f_rho(x_m), so `data.risk(solver.interaction.state(solver.rho))` is R(rho)."""
+    from solvers.fokker_planck.stepper import FokkerPlanckSolver
+    from solvers.transport.continuity import ContinuityEquation
+
+    if gamma < 0 or temperature < 0:
+        raise ValueError(f"gamma and temperature must be >= 0, got gamma={gamma}, temperature={temperature}")
+    inter = network_interaction(data)
+    if gamma == 0 and temperature == 0:
+        Vpsi = dolfinx.fem.functionspace(mesh, ("Lagrange", psi_degree))
+        return ContinuityEquation(mesh, potential=network_potential(Vpsi, data), interaction=inter,
+                                  degree=degree, dt=dt, psi_degree=psi_degree, **kw)
+    V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree))
+    pot = network_potential(V, data)
+    if gamma == 0:
+        return FokkerPlanckSolver(mesh, pot, beta=1.0 / temperature, degree=degree, dt=dt or 1e-2, scheme=scheme,
+                                  interaction=inter, **kw)
+    noise = SGDNoise(mesh, data, gamma, temperature, interaction=inter)
+    solver = FokkerPlanckSolver(mesh, pot, beta=1.0, degree=degree, dt=dt or 1e-2, scheme=scheme,
+                                interaction=inter, diffusion=noise, **kw)
+    return solver
+
+
+def risk(solver, data: TeacherData) -> float:
+    """R(rho) = 1/2 mean_m (f_rho(x_m) - y_m)^2 of the solver's current density."""
+    return data.risk(solver.interaction.state(solver.rho))
