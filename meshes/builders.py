@@ -16,12 +16,17 @@ from mpi4py import MPI
 _CREATE_MESH_PARAMS = list(inspect.signature(dolfinx.mesh.create_mesh).parameters)
 
 
-def create_mesh(comm, cells: np.ndarray, x: np.ndarray, coordinate_element):
+def create_mesh(comm, cells: np.ndarray, x: np.ndarray, coordinate_element, ghosted: bool = True):
     """dolfinx.mesh.create_mesh with (cells, x, element) in whichever order this dolfinx wants
-    (dolfinx 0.9 takes (comm, cells, x, e), 0.10 (comm, cells, e, x)): feature detection."""
+    (dolfinx 0.9 takes (comm, cells, x, e), 0.10 (comm, cells, e, x)): feature detection. ghosted: one
+    layer of ghost cells across rank boundaries (GhostMode.shared_facet, as the built-in rectangle and
+    box have), which interior-facet integrals (DG transport) need."""
+    kw = {}
+    if ghosted and comm.size > 1:
+        kw["partitioner"] = dolfinx.mesh.create_cell_partitioner(dolfinx.mesh.GhostMode.shared_facet)
     if "x" in _CREATE_MESH_PARAMS and "e" in _CREATE_MESH_PARAMS:
-        return dolfinx.mesh.create_mesh(comm, cells, x=x, e=coordinate_element)
-    return dolfinx.mesh.create_mesh(comm, cells, x, coordinate_element)  # pragma: no cover
+        return dolfinx.mesh.create_mesh(comm, cells, x=x, e=coordinate_element, **kw)
+    return dolfinx.mesh.create_mesh(comm, cells, x, coordinate_element, **kw)  # pragma: no cover
 
 
 def _cells_for(length: float, h: float, name: str) -> int:

@@ -14,8 +14,12 @@ from mpi4py import MPI
 import meshes
 from samplers.gaussian import gaussian_density
 from solvers import FokkerPlanckSolver
-from solvers.io.checkpoint import Checkpointer, resume
+from samplers.mean_field_nn import TeacherData
 from solvers.core.exact import ou_solution_ufl, quadratic_potential
+from solvers.fokker_planck.interaction import KernelInteraction
+from solvers.io.checkpoint import Checkpointer, resume
+from solvers.mean_field.network import network_pde, risk
+from solvers.transport.continuity import ContinuityEquation
 
 A = np.array([[1.0, 0.6], [0.6, 2.0]])
 
@@ -36,9 +40,61 @@ def double_well_disk():
     return s
 
 
+K = np.array([[1.0, -0.4], [-0.4, 0.5]])
+
+
+def all_cells_on_rank_0(comm, cell_types, cells):
+    """A partitioner that leaves every other rank without cells (an empty local partition)."""
+    import dolfinx.graph
+
+    n = sum(len(c) for c in cells) // 3
+    return dolfinx.graph.adjacencylist(np.zeros(n, dtype=np.int32))
+
+
+def mean_field(kind, empty_rank=False):
+    """McKean-Vlasov cases: the polynomial, kernel (ring-passed) and SG paths, DG transport, the network;
+    empty_rank: the mesh lives on rank 0 only."""
+    comm = MPI.COMM_WORLD
+    start = lambda x: gaussian_density(x, [0.5, -0.3], 0.3 * np.eye(2))                     # noqa: E731
+    if kind == "network":
+        data = TeacherData.teacher(16, [[2.0, 1.0], [-1.0, 1.5]], seed=1)
+        s = network_pde(meshes.rectangle(comm, [-3, -3], [3, 3], 0.3), data, gamma=1.0, dt=0.02)
+        s.set_initial(lambda x: gaussian_density(x, [0.0, 0.0], 0.25 * np.eye(2)), normalize=True)
+        s.run(0.2)
+        s.history["risk"] = [risk(s, data)]
+        return s
+    if empty_rank:
+        import dolfinx.mesh
+
+        msh = dolfinx.mesh.create_rectangle(comm, [[-3, -3], [3, 3]], [24, 24],
+                                            partitioner=lambda c, n, t, cells: all_cells_on_rank_0(c, t, cells))
+    else:
+        msh = meshes.rectangle(comm, [-3, -3], [3, 3], 0.25)
+    f = quadratic_potential(A)
+    if kind == "transport":
+        s = ContinuityEquation(msh, f, interaction=K, degree=1, cfl=0.2)
+    elif kind == "kernel":
+        s = FokkerPlanckSolver(msh, f, beta=2.0, degree=1, dt=0.02,
+                               interaction=KernelInteraction(lambda z: -np.exp(-0.5 * np.sum(z * z, axis=-1))))
+    elif kind == "sg":
+        s = FokkerPlanckSolver(msh, f, beta=2.0, dt=0.02, scheme="backward_euler", method="sg", interaction=K)
+    else:
+        s = FokkerPlanckSolver(msh, f, beta=2.0, degree=2, dt=0.02, interaction=K)
+    s.set_initial(start, normalize=True)
+    s.run(0.2)
+    return s
+
+
 def gathered(s):
+    """Owned dofs keyed by coordinates (and, for DG, by their cell's centroid: DG dofs share points)."""
     comm, n = s.comm, s.n_owned
-    X = comm.gather(s.V.tabulate_dof_coordinates()[:n], root=0)
+    coords = s.V.tabulate_dof_coordinates()
+    if s.V.element.basix_element.discontinuous:
+        cells = s.V.dofmap.list
+        centroid = np.zeros_like(coords)
+        centroid[cells.ravel()] = np.repeat(coords[cells].mean(axis=1), cells.shape[1], axis=0)
+        coords = np.hstack([coords, centroid])
+    X = comm.gather(coords[:n], root=0)
     r = comm.gather(s.rho.x.array[:n].copy(), root=0)
     if comm.rank:
         return None, None
@@ -66,16 +122,22 @@ def main(case, out):
         s = ou()
         resume(s, os.path.join(out, f"ck-n{case[-1]}.npz"))
         s.run(0.4)
+    elif case.startswith("mv_empty_"):
+        s = mean_field(case[9:], empty_rank=True)
+        cells = s.mesh.topology.index_map(s.mesh.topology.dim).size_local
+        assert comm.size == 1 or comm.allgather(cells)[1:] == [0] * (comm.size - 1)
+    elif case.startswith("mv_"):
+        s = mean_field(case[3:])
     else:
         raise SystemExit(f"unknown case {case}")
     X, r = gathered(s)
-    ex = ou_solution_ufl(A, 2.0, [1.0, -0.5], 0.2 * np.eye(2), s.t) if case != "sg_disk" else None
+    ex = ou_solution_ufl(A, 2.0, [1.0, -0.5], 0.2 * np.eye(2), s.t) if case.startswith(("ou", "checkpoint")) else None
     err = s.l2_error(ex) if ex else 0.0
     if comm.rank == 0:
         path = os.path.join(out, f"{case}-n{comm.size}.npz")
         np.savez(path, X=X, rho=r, **{k: np.array(v) for k, v in s.history.items()})
         print("RESULT " + json.dumps({"path": path, "l2_error": err, "dofs": s.num_dofs,
-                                      "ksp_its": int(sum(s.history["ksp_its"]))}), flush=True)
+                                      "ksp_its": int(sum(s.history.get("ksp_its", [0])))}), flush=True)
 
 
 if __name__ == "__main__":

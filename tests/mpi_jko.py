@@ -9,17 +9,17 @@ from mpi4py import MPI
 from solvers.jko.alg2 import JKOSolver
 
 
-def main():
+def main(interaction=None):
     s = JKOSolver(MPI.COMM_WORLD, [-5], [5], 0.1, 0.1, nt=8, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0,
-                  tol=1e-7, max_iter=300)
+                  tol=1e-7, max_iter=300 if interaction is None else 100, interaction=interaction)
     s.set_initial(lambda x: np.exp(-(x[0] - 1) ** 2 / 0.18) / np.sqrt(0.18 * np.pi))
     s.run(0.2)
     x, rho = s.density()
     if MPI.COMM_WORLD.rank == 0:
         print("RESULT " + json.dumps({"x": x[:, 0].tolist(), "rho": rho.tolist(), "its": s.history["iterations"],
-                                      "mass": s.history["mass"]}), flush=True)
+                                      "mass": s.history["mass"], "F": s.history["free_energy"]}), flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    main(float(sys.argv[1]) if len(sys.argv) > 1 else None)
     sys.exit(0)

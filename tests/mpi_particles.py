@@ -13,7 +13,7 @@ from mpi4py import MPI
 
 import meshes
 from samplers.interacting import mckean_vlasov
-from samplers.mean_field_nn import TwoLayerMeanField
+from samplers.mean_field_nn import TeacherData, TwoLayerMeanField, continuous_time
 from samplers.sde import langevin
 from samplers.streams import Streams
 from solvers.particles import empirical
@@ -37,6 +37,13 @@ def main(out):
     net = TwoLayerMeanField(sn, lambda x: np.tanh(x @ np.array([1.0, -0.5, 0.3])))
     th = net.train(th0, 0.5, 1.0, 0.5, batch=4, data_seed=2)
 
+    # the network on a finite data set: N = 100 neurons in one block, so rank 0 holds none under -n 2
+    data = TeacherData.teacher(16, [[2.0, 1.0], [-1.0, 1.5]], seed=1)
+    se = Streams(100, 8)
+    e0 = se.sample(lambda g, m: 0.5 * g.standard_normal((m, 2)))
+    th_ct = continuous_time(e0, se, data, 1.0, 0.2, 0.01, temperature=0.01)
+    th_sgd = TwoLayerMeanField(se, data=data).train(e0, 0.5, 0.5, 0.5, data_seed=3)
+
     msh = meshes.rectangle(comm, [-4, -4], [4, 4], 0.25)
     h = empirical.histogram(msh, x_lv)
     V = dolfinx.fem.functionspace(msh, ("Lagrange", 1))
@@ -45,8 +52,9 @@ def main(out):
     probes = np.zeros((50, 3))
     probes[:, :2] = np.random.default_rng(0).uniform(-2, 2, (50, 2))
     res = {"hist_mass": empirical.integral(h), "proj_mass": empirical.integral(u),
-           "lumped_mass": empirical.integral(ul), "size": comm.size}
+           "lumped_mass": empirical.integral(ul), "size": comm.size, "local_neurons": comm.allgather(se.n_local)}
     arrays = dict(x_lv=s.allgather(x_lv), x_mv=si.allgather(x_mv), theta=sn.allgather(th),
+                  theta_ct=se.allgather(th_ct), theta_sgd=se.allgather(th_sgd),
                   h=evaluate_on_points(h, probes), u=evaluate_on_points(u, probes))
     if comm.rank == 0:
         path = os.path.join(out, f"particles-n{comm.size}.npz")

@@ -164,10 +164,12 @@ def test_bad_input():
         s.set_initial(lambda x: 2.0 + 0 * x[0])
 
 
-def test_jko_serial_and_two_ranks_agree():
-    r1, r2 = run_mpi(1, "mpi_jko.py"), run_mpi(2, "mpi_jko.py")
+@pytest.mark.parametrize("interaction", [(), (2.0,)], ids=["plain", "interaction"])
+def test_jko_serial_and_two_ranks_agree(interaction):
+    r1, r2 = run_mpi(1, "mpi_jko.py", *interaction), run_mpi(2, "mpi_jko.py", *interaction)
     assert np.allclose(r1["x"], r2["x"])
     assert np.abs(np.array(r1["rho"]) - np.array(r2["rho"])).max() < 1e-8
+    assert np.allclose(r1["F"], r2["F"], rtol=1e-10)
     assert np.ptp(r2["mass"]) < 1e-13
 
 

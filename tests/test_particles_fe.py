@@ -110,8 +110,9 @@ def test_particle_paths_agree_serial_and_two_ranks(tmp_path):
     r1 = run_mpi(1, "mpi_particles.py", tmp_path)
     r2 = run_mpi(2, "mpi_particles.py", tmp_path)
     a, b = np.load(r1["path"]), np.load(r2["path"])
-    for key in ("x_lv", "x_mv", "theta"):
+    for key in ("x_lv", "x_mv", "theta", "theta_ct", "theta_sgd"):     # bitwise, also with an empty rank
         assert np.array_equal(a[key], b[key]), key
+    assert r2["local_neurons"] == [0, 100]
     assert np.allclose(a["h"], b["h"], rtol=0, atol=1e-12)
     assert np.allclose(a["u"], b["u"], rtol=0, atol=1e-10)
     for r in (r1, r2):

@@ -56,7 +56,7 @@ class _Sources:
         xe = dolfinx.fem.Expression(x, self.Xref)
         je = dolfinx.fem.Expression(abs(ufl.JacobianDeterminant(mesh)), self.Xref)
         self.points = np.asarray(xe.eval(mesh, self.cells)).reshape(-1, gdim)
-        self.weights = (np.asarray(je.eval(mesh, self.cells)).reshape(nc, -1) * wref[None, :]).ravel()
+        self.weights = (np.asarray(je.eval(mesh, self.cells)).reshape(nc, len(wref)) * wref[None, :]).ravel()
         self._rho_expr: dict[int, dolfinx.fem.Expression] = {}
 
     def density(self, rho: dolfinx.fem.Function) -> np.ndarray:

@@ -59,6 +59,12 @@ class ContinuityEquation:
         self.dt = None if dt is None else validation.positive_number("dt", dt)
         self.cfl = validation.positive_number("cfl", cfl)
         self.mesh, self.comm, self.degree, self.limiter = mesh, mesh.comm, degree, limiter and degree == 1
+        tdim = mesh.topology.dim
+        unghosted = mesh.topology.index_map(0).num_ghosts > 0 and mesh.topology.index_map(tdim).num_ghosts == 0
+        if self.comm.allreduce(int(unghosted), op=MPI.MAX):
+            raise ValueError("DG transport on several ranks needs ghost cells across rank boundaries (the upwind "
+                             "flux lives on interior facets): build the mesh with GhostMode.shared_facet "
+                             "(meshes.* do)")
         self.V = dolfinx.fem.functionspace(mesh, ("DG", degree))
         self.n_owned = self.V.dofmap.index_map.size_local
         self.x = ufl.SpatialCoordinate(mesh)
@@ -90,7 +96,6 @@ class ContinuityEquation:
         d = mesh.geometry.dim
         self._U = dolfinx.fem.Function(dolfinx.fem.functionspace(mesh, ("DG", degree + 1, (d,))))
         self._u_expr = expression(u, self._U.function_space)
-        tdim = mesh.topology.dim
         nc = mesh.topology.index_map(tdim).size_local
         hloc = float(np.min(mesh.h(tdim, np.arange(nc, dtype=np.int32)))) if nc else math.inf
         self.h_min = self.comm.allreduce(hloc, op=MPI.MIN)
@@ -154,21 +159,23 @@ class ContinuityEquation:
         return self._rate.x.array.copy()
 
     def _limit(self, a: np.ndarray) -> np.ndarray:
-        """Zhang-Shu scaling limiter on DG1 (vertex values >= 0, cell means kept)."""
-        if not self.limiter:
-            return a
-        vals = a[self._cells]
-        mean = vals.mean(axis=1)
-        vmin = vals.min(axis=1)
-        bad = vmin < 0
-        if bad.any():
-            mb = np.maximum(mean[bad], 0.0)
-            theta = np.where(mb > 0, mb / (mb - vmin[bad]), 0.0)
-            # (the max with 0 only removes round-off of the scaling: the limited minimum is 0 exactly)
-            vals[bad] = np.maximum(mb[:, None] + theta[:, None] * (vals[bad] - mean[bad][:, None]), 0.0)
-            a = a.copy()
-            a[self._cells[bad]] = vals[bad]
-        return a
+        """Zhang-Shu scaling limiter on DG1 (vertex values >= 0, cell means kept) on the owned cells; the
+        ghost cells' values are then refreshed from their owners."""
+        if self.limiter:
+            vals = a[self._cells]
+            mean = vals.mean(axis=1)
+            vmin = vals.min(axis=1)
+            bad = vmin < 0
+            if bad.any():
+                mb = np.maximum(mean[bad], 0.0)
+                theta = np.where(mb > 0, mb / (mb - vmin[bad]), 0.0)
+                # (the max with 0 only removes round-off of the scaling: the limited minimum is 0 exactly)
+                vals[bad] = np.maximum(mb[:, None] + theta[:, None] * (vals[bad] - mean[bad][:, None]), 0.0)
+                a = a.copy()
+                a[self._cells[bad]] = vals[bad]
+        self._stage.x.array[:] = a
+        self._stage.x.scatter_forward()
+        return self._stage.x.array.copy()
 
     def max_speed(self) -> float:
         """max |u| over the nodes of a DG(k+1) vector space, for the current stage density."""
