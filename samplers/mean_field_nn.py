@@ -88,20 +88,30 @@ class TeacherData:
         """R = 1/2 mean_m (f(x_m) - y_m)^2 from the predictions c_m = f(x_m)."""
         return 0.5 * float(np.mean((np.asarray(c) - self.Y) ** 2))
 
+    def activations(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """sigma(<theta, x_m>) and sigma'(<theta, x_m>), both (n, M), from one evaluation (tanh' = 1 - tanh^2)."""
+        z = np.asarray(theta, float) @ self.X.T
+        sig = self.sigma(z)
+        return sig, (1.0 - sig * sig if self.activation == "tanh" else self.dsigma(z))
+
+    def gradient_statistics(self, ds: np.ndarray, c: np.ndarray, covariance: bool = True):
+        """From sigma' (n, M) and the predictions c (M,): grad Psi (n, d) = mean_m g_m and, if asked,
+        Sigma (n, d, d) = mean_m g_m g_m^T - grad Psi grad Psi^T, g_m = (c_m - y_m) sigma'_m x_m."""
+        w = ds * (np.asarray(c) - self.Y)[None, :]                           # (n, M)
+        g = w @ self.X / self.M
+        if not covariance:
+            return g
+        d = self.X.shape[1]
+        second = ((w * w) @ self.XX / self.M).reshape(len(w), d, d)
+        return g, second - g[:, :, None] * g[:, None, :]
+
     def grad_psi(self, theta: np.ndarray, c: np.ndarray) -> np.ndarray:
         """grad Psi(theta) = (1/M) sum_m (c_m - y_m) sigma'(<theta, x_m>) x_m: (n, d)."""
-        r = np.asarray(c) - self.Y
-        return (self.dsigma(np.asarray(theta, float) @ self.X.T) * r[None, :]) @ self.X / self.M
+        return self.gradient_statistics(self.activations(theta)[1], c, covariance=False)
 
     def noise_covariance(self, theta: np.ndarray, c: np.ndarray) -> np.ndarray:
         """Sigma(theta) = Cov_m[(c_m - y_m) sigma'(<theta, x_m>) x_m]: (n, d, d)."""
-        theta = np.asarray(theta, float)
-        r = np.asarray(c) - self.Y
-        s = self.dsigma(theta @ self.X.T) * r[None, :]                       # (n, M)
-        d = self.X.shape[1]
-        second = ((s * s) @ self.XX / self.M).reshape(len(theta), d, d)
-        g = s @ self.X / self.M
-        return second - g[:, :, None] * g[:, None, :]
+        return self.gradient_statistics(self.activations(theta)[1], c)[1]
 
 
 @dataclass
@@ -134,11 +144,13 @@ class TwoLayerMeanField:
         return 0.5 * float(np.mean((self.predict(theta, x) - self.teacher(x)) ** 2))
 
     def train(self, theta0: np.ndarray, gamma: float, b: float, t_end: float, batch: int = 1,
-              data_seed: int = 0, test_x: np.ndarray | None = None, record_every: int = 0) -> np.ndarray:
+              data_seed: int = 0, test_x: np.ndarray | None = None, record_every: int = 0,
+              callback=None) -> np.ndarray:
         """Online SGD with step gamma N^b up to mean-field time t_end; returns the local neurons.
 
         The samples are drawn from a stream seeded by data_seed alone (shared by all ranks), so the
-        initial neurons and the SGD noise can be varied independently."""
+        initial neurons and the SGD noise can be varied independently. callback(step, t, theta) after
+        every step (t the mean-field time) may return True to stop."""
         if not (gamma > 0 and np.isfinite(gamma)):
             raise ValueError(f"gamma must be positive, got {gamma}")
         N = self.streams.n
@@ -163,6 +175,8 @@ class TwoLayerMeanField:
                 self.history["t"].append(k * h)
                 self.history["risk"].append(self.risk(theta, test_x) if self.data is None or test_x is not None
                                             else self.risk(theta))
+            if callback is not None and callback(k, k * h, theta):
+                break
         return theta
 
 
@@ -177,18 +191,22 @@ def continuous_time(theta0: np.ndarray, streams: Streams, data: TeacherData, gam
     d = data.X.shape[1]
     cache = {}
 
-    def predictions(x, t):
+    def at(x, t):
+        """grad Psi and Sigma at the neurons x, from f_N(x_m) (block-ordered over all ranks), once per step."""
         if cache.get("t") != t:
-            cache["t"], cache["c"] = t, streams.mean(data.features(x))    # f_N(x_m), block-ordered
-        return cache["c"]
+            sig, ds = data.activations(x)
+            c = streams.mean(sig)
+            cache["t"], cache["stats"] = t, data.gradient_statistics(ds, c, covariance=gamma > 0)
+        return cache["stats"]
 
     def drift(x, t):
-        return -data.grad_psi(x, predictions(x, t))
+        stats = at(x, t)
+        return -(stats[0] if gamma > 0 else stats)
 
     noise = None
     if gamma > 0 or temperature > 0:
         def noise(x, t):                                    # euler_maruyama with beta = 2 adds sqrt(dt D) xi
-            D = gamma * data.noise_covariance(x, predictions(x, t)) if gamma > 0 else np.zeros((len(x), d, d))
+            D = gamma * at(x, t)[1] if gamma > 0 else np.zeros((len(x), d, d))
             return D + 2.0 * temperature * np.eye(d)
     steps = int(round(t_end / dt))
     if noise is None:                                       # deterministic: plain explicit Euler

@@ -1,0 +1,17 @@
+"""The two-layer network demo, short: the distance to the right limit falls, to the wrong one does not."""
+
+
+def test_mean_field_network_demo_short(tmp_path):
+    from demos import mean_field_network
+
+    s = mean_field_network.main(["--out", str(tmp_path), "--ns", "100", "1000", "10000", "--repeats", "1",
+                                 "--n-show", "1000", "--h", "0.2", "--frames", "4"])
+    t = {row["N"]: row for row in s["table"]}
+    assert t[10000]["ct_to_diffusive"] < 0.25 * t[100]["ct_to_diffusive"]
+    assert t[10000]["ct_to_noiseless"] > 0.8 * t[100]["ct_to_noiseless"]
+    assert t[10000]["sgd_to_noiseless"] < 0.4 * t[100]["sgd_to_noiseless"]
+    assert all(v["mass_drift"] < 1e-12 for v in s["pde"].values())
+    assert 0 < s["fe_floor_sw2"]["diffusive"] < t[10000]["ct_to_diffusive"]
+    assert s["spread_b1"][-1]["spread_b1"] > 0.8 * s["spread_b1"][0]["spread_b1"]
+    for name in ("neurons_over_pde.gif", "risk.png", "distance_vs_N.png", "summary.json"):
+        assert (tmp_path / name).stat().st_size > 1000
