@@ -46,3 +46,13 @@ def test_jko_benchmark_runs(tmp_path):
     data = json.loads((tmp_path / "jko-n1.json").read_text())
     assert [r["method"].split()[0] for r in data["rows"]] == ["ALG2", "entropic"]
     assert data["rows"][0]["iterations"] == 20 and all(r["seconds_per_step"] > 0 for r in data["rows"])
+
+
+def test_interaction_benchmark_quick(tmp_path):
+    from benchmarks import interaction
+
+    out = interaction.main(["--out", str(tmp_path), "--quick"])
+    data = json.loads((tmp_path / "interaction-n1.json").read_text())
+    assert len({r["path"] for r in data["rows"]}) == 4 and len(data["rows"]) == 8
+    assert all(r["seconds_step_semi_implicit"] > 0 and r["seconds_step_explicit"] > 0 for r in data["rows"])
+    assert set(out["exponents"]) == {r["path"] for r in data["rows"]}
