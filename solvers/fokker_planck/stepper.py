@@ -56,6 +56,7 @@ from solvers.core import validation
 from solvers.fokker_planck import coefficients, edge_averaged
 from solvers.fokker_planck.interaction import as_interaction
 from solvers.core.compat import interpolate, petsc_vec
+from solvers.core.diagnostics import DensityDiagnostics
 from solvers.core.functionals import Functionals
 from solvers.core.linear import make_ksp, solve
 
@@ -69,7 +70,7 @@ EXTRAPOLATION = {"backward_euler": (1.0, 0.0), "bdf2": (2.0, -1.0), "crank_nicol
                  "sg": (1.0, 0.0)}
 
 
-class FokkerPlanckSolver:
+class FokkerPlanckSolver(DensityDiagnostics):
     """Time stepper for rho_t = div(rho grad(f + W * rho) - rho b + beta^-1 div(D rho)), no flux.
 
     potential: callable x -> UFL expression for f, x the mesh's SpatialCoordinate (so
@@ -409,22 +410,6 @@ class FokkerPlanckSolver:
                 print(f"  step {self.steps:5d}  t={self.t:8.4f}  F={h['free_energy'][-1]: .6f}  "
                       f"KL={h['relative_entropy'][-1]:.3e}  min rho={h['min_rho'][-1]: .2e}", flush=True)
         return {"steps": nsteps, "seconds": _time.perf_counter() - t0}
-
-    # ------------------------------------------------------------------ diagnostics
-    @property
-    def num_dofs(self) -> int:
-        return self.V.dofmap.index_map.size_global
-
-    def l2_error(self, exact) -> float:
-        """||rho - exact||_L2 with exact a callable x -> UFL expression (high-order quadrature)."""
-        e = self.rho - exact(self.x)
-        q = 2 * self.degree + 6
-        form = dolfinx.fem.form(e * e * ufl.dx(metadata={"quadrature_degree": q}))
-        return math.sqrt(self.comm.allreduce(dolfinx.fem.assemble_scalar(form)))
-
-    def l2_norm(self, expr) -> float:
-        form = dolfinx.fem.form(expr(self.x) ** 2 * ufl.dx(metadata={"quadrature_degree": 2 * self.degree + 6}))
-        return math.sqrt(self.comm.allreduce(dolfinx.fem.assemble_scalar(form)))
 
     def destroy(self) -> None:
         for k in self._ksp.values():

@@ -35,6 +35,7 @@ from petsc4py import PETSc
 
 from solvers.core import validation
 from solvers.core.compat import expression, interpolate, petsc_vec
+from solvers.core.diagnostics import DensityDiagnostics
 from solvers.core.linear import make_ksp, solve
 from solvers.fokker_planck import coefficients
 from solvers.fokker_planck.interaction import as_interaction
@@ -42,7 +43,7 @@ from solvers.fokker_planck.interaction import as_interaction
 HISTORY_KEYS = ("t", "mass", "energy", "min_rho", "boundary_rho", "dt", "cfl")
 
 
-class ContinuityEquation:
+class ContinuityEquation(DensityDiagnostics):
     """rho_t + div(rho u) = 0, u = -grad(f + W * rho) + b, on a dolfinx mesh (any number of ranks).
 
     potential: None, a callable x -> UFL expression of the SpatialCoordinate, or a scalar Function.
@@ -241,16 +242,6 @@ class ContinuityEquation:
             if callback is not None:
                 callback(self)
         return {"steps": k, "seconds": _time.perf_counter() - t0}
-
-    @property
-    def num_dofs(self) -> int:
-        return self.V.dofmap.index_map.size_global
-
-    def l2_error(self, exact) -> float:
-        """||rho - exact||_L2, exact a callable x -> UFL expression."""
-        e = self.rho - exact(self.x)
-        form = dolfinx.fem.form(e * e * ufl.dx(metadata={"quadrature_degree": 2 * self.degree + 6}))
-        return math.sqrt(self._sum(form))
 
     def destroy(self) -> None:
         self._ksp.destroy()
