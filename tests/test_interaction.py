@@ -9,6 +9,7 @@ checkpoint/resume, and the errors for bad input."""
 
 import math
 
+import dolfinx.fem
 import numpy as np
 import pytest
 from mpi4py import MPI
@@ -18,7 +19,7 @@ from conftest import fitted_slope
 from samplers.gaussian import gaussian_density, mckean_vlasov_law
 from solvers import FokkerPlanckSolver
 from solvers.core.exact import mckean_vlasov_solution_ufl, quadratic_potential
-from solvers.fokker_planck.interaction import KernelInteraction, SeparableInteraction, quadratic
+from solvers.fokker_planck.interaction import KernelInteraction, PolynomialInteraction, SeparableInteraction, quadratic
 from solvers.io.checkpoint import Checkpointer, resume
 
 COMM = MPI.COMM_WORLD
@@ -186,3 +187,23 @@ def test_bad_interactions_are_named():
     bad = SeparableInteraction(lambda x: np.ones((len(x), 3)), [1.0, 1.0])
     with pytest.raises(ValueError, match=r"features\(x\) must return shape"):
         FokkerPlanckSolver(msh, None, interaction=bad)
+
+
+def test_polynomial_moments_equal_exact_kernel_sums():
+    """A non-symmetric quartic W(z) = z1^3 z2 + z2^2 - 0.5 z1 in 2D: the psi built from moments equals the kernel
+    path's quadrature sums to round-off when that quadrature is exact (degree k + 4 for P2 rho)."""
+    coeffs = {(3, 1): 1.0, (0, 2): 1.0, (1, 0): -0.5}
+    poly = PolynomialInteraction(coeffs)
+    W = lambda z: z[..., 0] ** 3 * z[..., 1] + z[..., 1] ** 2 - 0.5 * z[..., 0]                   # noqa: E731
+    z = np.random.default_rng(0).standard_normal((7, 2))
+    assert np.allclose(poly(z), W(z), rtol=1e-14)
+    msh = meshes.rectangle(COMM, [-2, -1], [2, 1.5], 0.25)
+    V = dolfinx.fem.functionspace(msh, ("Lagrange", 2))
+    rho = dolfinx.fem.Function(V)
+    rho.interpolate(lambda x: gaussian_density(x, [0.3, 0.1], np.diag([0.3, 0.2])))
+    ker = KernelInteraction(W, quadrature_degree=6).bind(V)
+    poly.bind(V)
+    ker.update(rho)
+    poly.update(rho)
+    n = V.dofmap.index_map.size_local
+    assert np.abs(poly.nodal()[:n] - ker.nodal()[:n]).max() < 1e-11 * np.abs(ker.nodal()).max()

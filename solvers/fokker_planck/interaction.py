@@ -147,18 +147,6 @@ class PolynomialInteraction(Interaction):
         z = np.asarray(z, float)
         return sum(c * np.prod(z ** np.array(a), axis=-1) for a, c in self.coeffs.items())
 
-    def grad(self, z: np.ndarray) -> np.ndarray:
-        """grad W(z) for z (..., d)."""
-        z = np.asarray(z, float)
-        out = np.zeros_like(z)
-        for a, c in self.coeffs.items():
-            for i in range(self.d):
-                if a[i]:
-                    e = np.array(a)
-                    e[i] -= 1
-                    out[..., i] += c * a[i] * np.prod(z ** e, axis=-1)
-        return out
-
     def bind(self, V, V_psi=None):
         mesh = V.mesh
         if mesh.geometry.dim != self.d:
@@ -195,11 +183,6 @@ class PolynomialInteraction(Interaction):
             self._psi_h.x.scatter_forward()
             self._fresh = True
         return self._psi_h.x.array
-
-    def evaluate(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """psi(x) for points x (n, d) from a state s (numpy)."""
-        a = self.T @ np.asarray(s, float)
-        return sum(ai * np.prod(np.asarray(x, float) ** np.array(g), axis=-1) for ai, g in zip(a, self.monomials))
 
 
 def quadratic(K, d: int | None = None, **kw) -> PolynomialInteraction:
@@ -263,9 +246,6 @@ class SeparableInteraction(Interaction):
     def set_state(self, s):
         self._psi_h.x.array[:] = self._Phi_dof @ (self.weights * np.asarray(s, float))
 
-    def evaluate(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
-        return self._phi(np.asarray(x, float)) @ (self.weights * np.asarray(s, float))
-
 
 def kernel_sum(targets: np.ndarray, sources: np.ndarray, weights: np.ndarray, W: Callable,
                block: int = 2**22) -> np.ndarray:
@@ -319,15 +299,6 @@ class KernelInteraction(Interaction):
     def set_state(self, s):
         self._psi_h.x.array[: self._n_owned] = s
         self._psi_h.x.scatter_forward()
-
-    def evaluate_at(self, rho, x: np.ndarray) -> np.ndarray:
-        """W * rho at arbitrary points x (n, d) given on this rank (collective)."""
-        comm = self.comm
-        y, w = self._src.points, self._src.density(rho)
-        total = np.zeros(len(x))
-        for part in (comm.allgather((y, w)) if comm.size > 1 else [(y, w)]):
-            total += kernel_sum(np.asarray(x, float), part[0], part[1], self.W, self.block)
-        return total
 
 
 def as_interaction(W, d: int) -> Interaction | None:
