@@ -31,6 +31,8 @@ import numpy as np
 from samplers.mean_field_nn import TeacherData
 from solvers.fokker_planck.coefficients import StateDependentDiffusion
 from solvers.fokker_planck.interaction import SeparableInteraction
+from solvers.fokker_planck.stepper import FokkerPlanckSolver
+from solvers.transport.continuity import ContinuityEquation
 
 
 def network_interaction(data: TeacherData, **kw) -> SeparableInteraction:
@@ -65,9 +67,6 @@ def network_pde(mesh, data: TeacherData, gamma: float = 0.0, temperature: float 
                 degree: int = 1, scheme: str = "bdf2", psi_degree: int = 2, **kw):
     """The limit PDE's solver for the given noise (see the module doc). The returned solver's
     `interaction.state(rho)` is c = f_rho(x_m), so `data.risk(solver.interaction.state(solver.rho))` is R(rho)."""
-    from solvers.fokker_planck.stepper import FokkerPlanckSolver
-    from solvers.transport.continuity import ContinuityEquation
-
     if gamma < 0 or temperature < 0:
         raise ValueError(f"gamma and temperature must be >= 0, got gamma={gamma}, temperature={temperature}")
     inter = network_interaction(data)
@@ -81,9 +80,8 @@ def network_pde(mesh, data: TeacherData, gamma: float = 0.0, temperature: float 
         return FokkerPlanckSolver(mesh, pot, beta=1.0 / temperature, degree=degree, dt=dt or 1e-2, scheme=scheme,
                                   interaction=inter, **kw)
     noise = SGDNoise(mesh, data, gamma, temperature, interaction=inter)
-    solver = FokkerPlanckSolver(mesh, pot, beta=1.0, degree=degree, dt=dt or 1e-2, scheme=scheme,
-                                interaction=inter, diffusion=noise, **kw)
-    return solver
+    return FokkerPlanckSolver(mesh, pot, beta=1.0, degree=degree, dt=dt or 1e-2, scheme=scheme,
+                              interaction=inter, diffusion=noise, **kw)
 
 
 def risk(solver, data: TeacherData) -> float:

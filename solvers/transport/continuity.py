@@ -124,7 +124,7 @@ class ContinuityEquation(DensityDiagnostics):
         """rho0: a numpy callable, a UFL expression or a Function (interpolated into DG); NaN, negative
         values and a mass away from 1 (unless normalize) are errors naming the value."""
         interpolate(self.rho, rho0)
-        self._stage.x.array[:] = self.rho.x.array
+        self._stage.x.array[:] = self.rho.x.array           # the functionals read the stage density
         mass = self._sum(self._mass)
         if normalize:
             if not (math.isfinite(mass) and mass > 0):
