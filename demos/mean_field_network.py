@@ -87,10 +87,11 @@ def parse(argv=None):
 # grid are kept for the animation.
 
 # %%
-def solve_pdes(comm, data, a, h, times, grid=None):
+def solve_pdes(comm, data, a, h, times, grid=None, models=None):
     msh = meshes.rectangle(comm, [-3.5, -3.5], [3.5, 3.5], h)
     out = {}
-    for name, kw in (("noiseless", {}), ("diffusive", dict(gamma=a.gamma, dt=0.01))):
+    models = models or {"noiseless": {}, "diffusive": dict(gamma=a.gamma, dt=0.01)}
+    for name, kw in models.items():
         t0 = time.perf_counter()
         s = network_pde(msh, data, **kw)
         s.set_initial(lambda x: gaussian_density(x, [0.0, 0.0], 0.25 * np.eye(2)), normalize=True)
@@ -149,18 +150,24 @@ def run_particles(comm, data, a, N, seed, times, show):
     return st.allgather(th_ct), st.allgather(th_sgd), snaps, curves, h
 
 
-def spread_at_b1(comm, data, a, Ns=(100, 1000, 10000), seeds=8):
-    """Online SGD at b = 1 (gamma = 0.1): the spread over data seeds of the neurons' mean, against N."""
+def spread_at_b1(comm, data, a, clouds, Ns=(100, 1000, 10000), seeds=8, gamma=0.1):
+    """Online SGD at b = 1 (step gamma = 0.1, 10 steps per unit time whatever N) against b = a.b: the spread
+    over data seeds of the neurons' mean, and the mean sliced W2 of the b = 1 measures to the noiseless PDE
+    and to the diffusive PDE with the same gamma, against N."""
     rows = []
     for N in Ns:
         st = Streams(N, 5, comm=comm)
         th0 = st.sample(lambda g, m: 0.5 * g.standard_normal((m, 2)))
         net = TwoLayerMeanField(st, data=data)
-        sp = {}
+        row = {"N": N}
         for b in (1.0, a.b):
-            means = np.array([st.mean(net.train(th0, 0.1, b, a.t_end, data_seed=r)) for r in range(seeds)])
-            sp[b] = float(np.linalg.norm(means.std(axis=0)))
-        rows.append({"N": N, "spread_b1": sp[1.0], f"spread_b{a.b:g}": sp[a.b]})
+            finals = [st.allgather(net.train(th0, gamma, b, a.t_end, data_seed=r)) for r in range(seeds)]
+            row[f"spread_b{b:g}"] = float(np.linalg.norm(np.array([f.mean(axis=0) for f in finals]).std(axis=0)))
+            if b == 1.0:
+                for k, cloud in clouds.items():
+                    row[f"b1_to_{k}"] = float(np.mean([sliced_wasserstein(f, cloud[0], wy=cloud[1], n_projections=64)
+                                                       for f in finals]))
+        rows.append(row)
     return rows
 
 
@@ -204,10 +211,16 @@ def main(argv=None) -> dict:
                          "sgd_to_diffusive": sw2(th_sgd, clouds["diffusive"]),
                          "ct_risk": curves["continuous-time"][-1][1], "sgd_risk": curves["sgd"][-1][1],
                          "seconds": time.perf_counter() - t0})
-    keys = ("ct_to_diffusive", "ct_to_noiseless", "sgd_to_noiseless", "sgd_to_diffusive", "ct_risk", "sgd_risk")
+    for r in rows:      # risk of the particles against the risk of their limit PDE at t_end
+        r["ct_risk_error"] = abs(r["ct_risk"] - pdes["diffusive"]["risk"][-1, 1])
+        r["sgd_risk_error"] = abs(r["sgd_risk"] - pdes["noiseless"]["risk"][-1, 1])
+    keys = ("ct_to_diffusive", "ct_to_noiseless", "sgd_to_noiseless", "sgd_to_diffusive", "ct_risk_error",
+            "sgd_risk_error", "ct_risk", "sgd_risk")
     table = [{"N": N, **{k: float(np.mean([r[k] for r in rows if r["N"] == N])) for k in keys}} for N in a.ns]
-    slopes = {k: fitted_slope(a.ns, [t[k] for t in table]) for k in keys[:4]} if len(a.ns) > 1 else {}
-    spread = spread_at_b1(comm, data, a)
+    slopes = {k: fitted_slope(a.ns, [t[k] for t in table]) for k in keys[:6]} if len(a.ns) > 1 else {}
+    b1 = solve_pdes(comm, data, a, a.h, times[-1:], models={"diffusive_gamma0.1": dict(gamma=0.1, dt=0.01)})
+    spread = spread_at_b1(comm, data, a, {"noiseless": clouds["noiseless"],
+                                          "diffusive_gamma0.1": b1["diffusive_gamma0.1"]["cloud"]})
     summary = {"pde": {k: {"dofs": v["dofs"], "seconds": v["seconds"], "risk_t_end": float(v["risk"][-1, 1]),
                            "mass_drift": v["mass_drift"]} for k, v in pdes.items()},
                "fe_floor_sw2": floor, "table": table, "slopes": slopes, "runs": rows, "spread_b1": spread,
@@ -226,13 +239,18 @@ def main(argv=None) -> dict:
 def _report(s, a):
     print(f"PDEs ({', '.join(f'{k}: {v['dofs']} dofs, {v['seconds']:.1f} s' for k, v in s['pde'].items())}); "
           f"FE floor (SW2 to h/2): {s['fe_floor_sw2']}")
-    print(f"{'N':>8} {'ct->diff':>10} {'ct->plain':>10} {'sgd->plain':>11} {'sgd->diff':>10} {'R ct':>8} {'R sgd':>8}")
+    print("sliced W2 of the neurons to each PDE, and |R(particles) - R(their limit PDE)| at t_end:")
+    print(f"{'N':>8} {'ct->diff':>10} {'ct->plain':>10} {'sgd->plain':>11} {'sgd->diff':>10} {'|dR| ct':>9} "
+          f"{'|dR| sgd':>9}")
     for t in s["table"]:
         print(f"{t['N']:>8d} {t['ct_to_diffusive']:>10.4f} {t['ct_to_noiseless']:>10.4f} {t['sgd_to_noiseless']:>11.4f} "
-              f"{t['sgd_to_diffusive']:>10.4f} {t['ct_risk']:>8.4f} {t['sgd_risk']:>8.4f}")
+              f"{t['sgd_to_diffusive']:>10.4f} {t['ct_risk_error']:>9.2e} {t['sgd_risk_error']:>9.2e}")
     print("fitted slopes in N:", {k: round(v, 3) for k, v in s["slopes"].items()})
     print(f"PDE risks at t={a.t_end}: " + ", ".join(f"{k} {v['risk_t_end']:.4f}" for k, v in s["pde"].items()))
-    print("online SGD spread over data seeds of the neurons' mean (gamma = 0.1):", s["spread_b1"])
+    print(f"online SGD at b = 1 (gamma = 0.1) against b = {a.b:g}: spread over data seeds of the neurons' mean, "
+          "and sliced W2 of the b = 1 measures to each PDE:")
+    for r in s["spread_b1"]:
+        print("  " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()))
 
 
 # %% [markdown]
