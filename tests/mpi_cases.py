@@ -76,6 +76,8 @@ def mean_field(kind, empty_rank=False):
     elif kind == "kernel":
         s = FokkerPlanckSolver(msh, f, beta=2.0, degree=1, dt=0.02,
                                interaction=KernelInteraction(lambda z: -np.exp(-0.5 * np.sum(z * z, axis=-1))))
+    elif kind == "badkernel":                 # W returns (..., d): every rank must fail, also one without cells
+        s = FokkerPlanckSolver(msh, f, beta=2.0, degree=1, dt=0.02, interaction=KernelInteraction(lambda z: z))
     elif kind == "sg":
         s = FokkerPlanckSolver(msh, f, beta=2.0, dt=0.02, scheme="backward_euler", method="sg", interaction=K)
     else:

@@ -207,3 +207,11 @@ def test_polynomial_moments_equal_exact_kernel_sums():
     poly.update(rho)
     n = V.dofmap.index_map.size_local
     assert np.abs(poly.nodal()[:n] - ker.nodal()[:n]).max() < 1e-11 * np.abs(ker.nodal()).max()
+
+
+def test_bad_kernels_are_named_on_every_rank():
+    msh = meshes.interval(COMM, -1, 1, 0.1)
+    with pytest.raises(ValueError, match=r"must return finite values of shape \(1, 2\)"):
+        FokkerPlanckSolver(msh, None, interaction=KernelInteraction(lambda z: z))             # (..., d) not (...)
+    with pytest.raises(ValueError, match="W\\(z\\) failed on z of shape \\(1, 2, 1\\): KeyError"):
+        FokkerPlanckSolver(msh, None, interaction=KernelInteraction(lambda z: {}["x"]))

@@ -55,3 +55,9 @@ def test_mean_field_serial_and_two_ranks_agree(tmp_path, kind):
             np.testing.assert_allclose(a[k], b[k], rtol=1e-10, atol=1e-12)
     m = b["mass"]
     assert np.abs(m - m[0]).max() < 1e-12 * m[0]
+
+
+def test_bad_kernel_ends_every_rank_with_the_message(tmp_path):
+    """An error found where rank 1 has no cells is decided collectively: all ranks exit, none waits."""
+    with pytest.raises(AssertionError, match=r"must return finite values of shape \(1, 2\)"):
+        run_mpi(2, "mpi_cases.py", "mv_empty_badkernel", tmp_path, timeout=60)

@@ -39,6 +39,7 @@ import ufl
 from mpi4py import MPI
 
 from solvers.core.compat import expression
+from solvers.core.validation import raise_collectively
 
 
 class _Sources:
@@ -235,8 +236,14 @@ class SeparableInteraction(Interaction):
         gdim = mesh.geometry.dim
         self.comm = mesh.comm
         self._src = _Sources(mesh, self.quadrature_degree or 2 * V.element.basix_element.degree)
-        self._Phi_src = self._phi(self._src.points)                                     # (nq, M)
-        self._Phi_dof = self._phi(V_psi.tabulate_dof_coordinates()[:, :gdim])           # (ndofs, M)
+        problem = None
+        try:                                # a rank without cells must fail with the others, not wait
+            self._Phi_src = self._phi(self._src.points)                                 # (nq, M)
+            self._Phi_dof = self._phi(V_psi.tabulate_dof_coordinates()[:, :gdim])       # (ndofs, M)
+            self._phi(np.zeros((1, gdim)))
+        except (ValueError, TypeError, IndexError) as e:
+            problem = str(e)
+        raise_collectively(self.comm, problem)
         self.psi = self._psi_h
         return self
 
@@ -281,6 +288,15 @@ class KernelInteraction(Interaction):
         self.comm = mesh.comm
         self._src = _Sources(mesh, self.quadrature_degree or V.element.basix_element.degree)
         self._targets = V_psi.tabulate_dof_coordinates()[: self._n_owned, : mesh.geometry.dim].copy()
+        d = mesh.geometry.dim
+        try:                                # the same probe on every rank, so all agree on the verdict
+            w = np.asarray(self.W(np.full((1, 2, d), 0.5)), float)
+            problem = None if w.shape == (1, 2) and np.all(np.isfinite(w)) else (
+                f"W(z) for z of shape (1, 2, {d}) must return finite values of shape (1, 2), got {w.tolist()} "
+                f"(shape {w.shape})")
+        except Exception as e:              # noqa: BLE001  (any failure of the user's W)
+            problem = f"W(z) failed on z of shape (1, 2, {d}): {type(e).__name__}: {e}"
+        raise_collectively(self.comm, problem)
         self.psi = self._psi_h
         return self
 
