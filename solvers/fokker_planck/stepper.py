@@ -13,8 +13,9 @@ Two spatial methods:
               flux in the Slotboom variable u = rho / exp(-beta f), backward Euler. Keeps rho >= 0
               and makes the lumped free energy decay on non-obtuse meshes (see edge_averaged).
 
-Matrices are assembled once; each step is one linear solve through a PETSc KSP whose options
-live under a per-problem prefix (default 'fp_'; e.g. -fp_ksp_type gmres -fp_pc_type hypre).
+Without interaction or a density-dependent D, matrices are assembled once; each step is one linear
+solve through a PETSc KSP whose options live under a per-problem prefix (default 'fp_'; e.g.
+-fp_ksp_type gmres -fp_pc_type hypre).
 Mass, free energy, relative entropy to exp(-beta f)/Z, min(rho) and KSP iterations are recorded
 after every step in `history`.
 
@@ -53,12 +54,12 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from solvers.core import validation
-from solvers.fokker_planck import coefficients, edge_averaged
-from solvers.fokker_planck.interaction import as_interaction
 from solvers.core.compat import interpolate, petsc_vec
 from solvers.core.diagnostics import DensityDiagnostics
 from solvers.core.functionals import Functionals
 from solvers.core.linear import make_ksp, solve
+from solvers.fokker_planck import coefficients, edge_averaged
+from solvers.fokker_planck.interaction import as_interaction
 
 SCHEMES = ("backward_euler", "bdf2", "crank_nicolson")
 METHODS = ("galerkin", "sg")
@@ -254,7 +255,7 @@ class FokkerPlanckSolver(DensityDiagnostics):
         if self._D_state is not None:
             self._D_state.update(self.rho)
 
-    def _explicit_terms(self, name: str) -> None:
+    def _extrapolated_terms(self, name: str) -> None:
         """Set rho*, psi(rho*) and D(rho*) for the step `name` (see the module doc)."""
         if self.interaction is None and self._D_state is None:
             return
@@ -311,7 +312,7 @@ class FokkerPlanckSolver(DensityDiagnostics):
             raise RuntimeError("call set_initial(rho0) before stepping")
         rho, n = self.rho, self.n_owned
         if self.method == "sg":
-            self._explicit_terms("sg")
+            self._extrapolated_terms("sg")
             ksp = self._system("sg")
             b = self._mats["L"].createVecLeft()
             b.array[:] = self.m_lumped[:n] * rho.x.array[:n] / self.dt
@@ -320,7 +321,7 @@ class FokkerPlanckSolver(DensityDiagnostics):
             new = self.maxwellian * self._work.x.array
         else:
             name = "backward_euler" if (self.scheme == "bdf2" and self.steps == 0) else self.scheme
-            self._explicit_terms(name)
+            self._extrapolated_terms(name)
             ksp = self._system(name)
             M, K = self._mats["M"], self._mats["K"]
             b = M.createVecLeft()

@@ -22,8 +22,8 @@ from mpi4py import MPI
 
 from solvers.core import linear, validation
 from solvers.core.compat import petsc_vec
-from solvers.fokker_planck.edge_averaged import lumped_mass
 from solvers.core.functionals import Functionals
+from solvers.fokker_planck.edge_averaged import lumped_mass
 
 
 class EntropicJKO:
