@@ -172,14 +172,12 @@ class FokkerPlanckSolver(DensityDiagnostics):
             dofs, Ke = edge_averaged.p1_element_stiffness(self.V)
             if check_mesh:
                 edge_averaged.check_nonobtuse(self.V, dofs, Ke)
-            self._mats["L"] = edge_averaged.edge_weighted_laplacian(self.V, self.f.x.array, self.beta, dofs, Ke)
-            self.m_lumped = edge_averaged.lumped_mass(self.V)
             self._sg_dofs, self._sg_Ke = dofs, Ke
+            self._set_slotboom(self.f.x.array)
+            self.m_lumped = edge_averaged.lumped_mass(self.V)
             self.functionals = Functionals(self.rho, self.f_expr, self.f.x.array, self.beta, "lumped",
                                            lumped_mass=self.m_lumped,
                                            psi=self.interaction.nodal if self.interaction is not None else None)
-            fmin = self.functionals.fmin
-            self.maxwellian = np.exp(-self.beta * (self.f.x.array - fmin))   # M / exp(-beta fmin)
         self._work = dolfinx.fem.Function(self.V, name="work")   # u (sg) or the new rho (galerkin)
 
     # ------------------------------------------------------------------ set-up
@@ -271,13 +269,16 @@ class FokkerPlanckSolver(DensityDiagnostics):
             dolfinx.fem.petsc.assemble_matrix(K, self._K_form)
             K.assemble()
         if self.method == "sg":             # lagged Slotboom potential f + psi(rho_n)
-            f_eff = self.f.x.array + self.interaction.nodal()
-            self._mats["L"].destroy()
-            self._mats["L"] = edge_averaged.edge_weighted_laplacian(self.V, f_eff, self.beta,
-                                                                    self._sg_dofs, self._sg_Ke)
-            fmin = self.comm.allreduce(float(np.min(f_eff[: self.n_owned])) if self.n_owned else math.inf,
-                                       op=MPI.MIN)
-            self.maxwellian = np.exp(-self.beta * (f_eff - fmin))
+            self._set_slotboom(self.f.x.array + self.interaction.nodal())
+
+    def _set_slotboom(self, f_nodal: np.ndarray) -> None:
+        """The SG operator L and the Maxwellian exp(-beta (f - min f)) of a nodal potential (local + ghosts)."""
+        old = self._mats.pop("L", None)
+        if old is not None:
+            old.destroy()
+        self._mats["L"] = edge_averaged.edge_weighted_laplacian(self.V, f_nodal, self.beta, self._sg_dofs, self._sg_Ke)
+        fmin = self.comm.allreduce(float(np.min(f_nodal[: self.n_owned])) if self.n_owned else math.inf, op=MPI.MIN)
+        self.maxwellian = np.exp(-self.beta * (f_nodal - fmin))
 
     def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-2) -> None:
         """rho0: a numpy callable x -> values (x of shape (3, n)), a UFL expression, or a Function
@@ -382,14 +383,14 @@ class FokkerPlanckSolver(DensityDiagnostics):
 
     def record(self, ksp_its: int) -> None:
         mass = self.functionals.mass()
-        F = self.functionals.free_energy()
+        F0 = self.functionals.free_energy(interaction=False)
+        E = self.functionals.interaction_energy()
         h = self.history
         h["t"].append(self.t)
         h["mass"].append(mass)
-        E = self.functionals.interaction_energy()
-        h["free_energy"].append(F)
+        h["free_energy"].append(F0 + E)
         h["interaction_energy"].append(E)
-        h["relative_entropy"].append(self.functionals.relative_entropy(mass, F - E))
+        h["relative_entropy"].append(self.functionals.relative_entropy(mass, F0))
         h["kl_reference"].append(self.functionals.kl(self._reference) if self._reference else math.nan)
         h["min_rho"].append(self.functionals.min_value())
         h["ksp_its"].append(int(ksp_its))
