@@ -18,6 +18,7 @@ extreme values of a linear function, are >= 0), which keeps the mass and the ord
 Error: O(h^(k+1/2)) in L2 in the worst case, O(h^(k+1)) for smooth solutions on regular meshes (DG
 upwind theory; DG1 measured second order in the tests); O(dt^3) in time.
 The step is dt, or (dt=None) cfl * h_min / max|u| chosen at every step from the current velocity.
+psi = W * rho is refreshed by set_initial and after every step (change rho only through them).
 """
 
 from __future__ import annotations
@@ -138,17 +139,18 @@ class ContinuityEquation(DensityDiagnostics):
         self.history = {k: [] for k in HISTORY_KEYS}
         self._initialised = True
         if self.interaction is not None:
-            self.interaction.update(self.rho)
+            self.interaction.update(self._stage)
         self._record(math.nan, math.nan)
 
     def _sum(self, form) -> float:
         return self.comm.allreduce(dolfinx.fem.assemble_scalar(form), op=MPI.SUM)
 
     # ------------------------------------------------------------------ stepping
-    def _rhs(self, rho_values: np.ndarray) -> np.ndarray:
-        """M^-1 L(rho): the time derivative of the DG density with the velocity of that density."""
+    def _rhs(self, rho_values: np.ndarray, refresh: bool = True) -> np.ndarray:
+        """M^-1 L(rho): the time derivative of the DG density with the velocity of that density
+        (refresh=False: psi already is W * rho_values)."""
         self._stage.x.array[:] = rho_values
-        if self.interaction is not None:
+        if refresh and self.interaction is not None:
             self.interaction.update(self._stage)
         b = self._b
         with b.localForm() as loc:
@@ -179,7 +181,7 @@ class ContinuityEquation(DensityDiagnostics):
         return self._stage.x.array.copy()
 
     def max_speed(self) -> float:
-        """max |u| over the nodes of a DG(k+1) vector space, for the current stage density."""
+        """max |u| over the nodes of a DG(k+1) vector space, u from the current psi."""
         self._U.interpolate(self._u_expr)
         d = self.mesh.geometry.dim
         n = self._U.function_space.dofmap.index_map.size_local
@@ -192,10 +194,7 @@ class ContinuityEquation(DensityDiagnostics):
         if not self._initialised:
             raise RuntimeError("call set_initial(rho0) before stepping")
         r0 = self.rho.x.array.copy()
-        self._stage.x.array[:] = r0
-        if self.interaction is not None:
-            self.interaction.update(self._stage)
-        umax = self.max_speed()
+        umax = self.max_speed()                     # psi = W * rho since set_initial / the last step
         if dt is None:
             dt = self.dt if self.dt is not None else self.cfl * self.h_min / max(umax, 1e-300)
         last = t_end is not None and self.t + dt >= t_end - 1e-9 * dt
@@ -206,7 +205,7 @@ class ContinuityEquation(DensityDiagnostics):
             raise FloatingPointError(f"unstable transport step {self.steps + 1}: dt={dt:.4g} with max|u|={umax:.4g} "
                                      f"and h_min={self.h_min:.4g} gives CFL {cfl:.3g} > 1; reduce dt (or pass "
                                      f"dt=None for the CFL step cfl={self.cfl:g})")
-        r1 = self._limit(r0 + dt * self._rhs(r0))
+        r1 = self._limit(r0 + dt * self._rhs(r0, refresh=False))
         r2 = self._limit(0.75 * r0 + 0.25 * (r1 + dt * self._rhs(r1)))
         r3 = self._limit(r0 / 3.0 + 2.0 / 3.0 * (r2 + dt * self._rhs(r2)))
         self.rho.x.array[:] = r3
