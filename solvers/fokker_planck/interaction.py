@@ -207,9 +207,7 @@ def quadratic(K, d: int | None = None, **kw) -> PolynomialInteraction:
                 coeffs[tuple(e)] = coeffs.get(tuple(e), 0.0) + c
     if not coeffs:
         coeffs[(0,) * d] = 0.0
-    out = PolynomialInteraction(coeffs, **kw)
-    out.K = K
-    return out
+    return PolynomialInteraction(coeffs, **kw)
 
 
 class SeparableInteraction(Interaction):

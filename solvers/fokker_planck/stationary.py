@@ -216,7 +216,6 @@ def mean_field_stationary(solver, guess=None, tol: float = 1e-10, max_iter: int 
                 x = mixed
     rho.x.array[:n] = x
     rho.x.scatter_forward()
-    inter.update(rho)
     if not converged and warn:
         warnings.warn(f"mean_field_stationary did not converge in {max_iter} iterations "
                       f"(residual {residuals[-1]:.3e} > tol={tol:g})", RuntimeWarning, stacklevel=2)
