@@ -143,6 +143,17 @@ def test_mean_field_langevin(pdes):
     assert dist[1] < 0.25 * dist[0] and dist[1] < 0.02, dist
 
 
+def test_noiseless_continuous_time_neurons_follow_the_continuity_equation(pdes):
+    """gamma = 0, temperature = 0: the N-neuron gradient flow (explicit Euler) against the DG solution."""
+    dist = []
+    for N in (100, 10000):
+        st, th0 = neurons(N, 400)
+        th, rec = continuous_time(th0, st, DATA, 0.0, T, 2e-3, record_every=250)
+        assert rec.shape == (2, N, 2) and np.array_equal(rec[-1], th)
+        dist.append(sw2(th, pdes["noiseless"]["cloud"]))
+    assert dist[1] < 0.25 * dist[0] and dist[1] < 0.02, dist
+
+
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="64 inputs but 3 labels"):
         TeacherData(DATA.X, [1.0, 2.0, 3.0])
