@@ -109,6 +109,14 @@ def _plot(results, pde_F, filename):
 
 
 def _gif(frames, xg, pde, tau, filename):
+    from solvers.io import render
+
+    ok, why = render.can_render()
+    if not ok:
+        import warnings
+
+        warnings.warn(f"pyvista cannot render here ({why}); {filename} is not written", RuntimeWarning, stacklevel=2)
+        return
     import pyvista
 
     pyvista.OFF_SCREEN = True

@@ -7,6 +7,8 @@ import math
 import numpy as np
 from mpi4py import MPI
 
+from samplers.collective import agree
+
 
 def positive_number(name: str, value) -> float:
     try:
@@ -26,9 +28,7 @@ def one_of(name: str, value, allowed) -> str:
 
 def raise_collectively(comm: MPI.Comm, message: str | None, exc=ValueError) -> None:
     """Every rank raises (the first rank's message) if any rank has a message."""
-    msgs = [m for m in comm.allgather(message) if m]
-    if msgs:
-        raise exc(msgs[0])
+    agree(comm, message, exc)
 
 
 def _where(comm: MPI.Comm, values: np.ndarray, coords: np.ndarray, pick) -> tuple[float, np.ndarray]:

@@ -2,22 +2,45 @@
 
 Nodal values are gathered with their dof coordinates to rank 0 and written atomically to one .npz;
 on resume every rank finds its dofs by coordinate, so a run may resume on another number of ranks.
-The problem's fingerprint (degree, method, scheme, beta, dt, global dofs) must match.
+The problem's fingerprint (degree, method, scheme, beta, dt, global dofs, and moments of the
+potential f, so that resuming with another f is refused) must match. Writes are atomic (unique
+temporary name, then rename) and collective: a failure on rank 0 raises on every rank and keeps the
+previous checkpoint; a missing, truncated or foreign file is an error naming the path on every rank.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 
+import dolfinx.fem
 import numpy as np
+import ufl
+
+from samplers.checkpoint import read_npz, write_npz
 
 
 def _fingerprint(solver) -> dict:
     return {"degree": solver.degree, "method": solver.method, "scheme": solver.scheme,
             "beta": solver.beta, "dt": solver.dt, "num_dofs": solver.num_dofs,
             "gdim": solver.mesh.geometry.dim,
-            "interaction": getattr(getattr(solver, "interaction", None), "kind", None)}
+            "interaction": getattr(getattr(solver, "interaction", None), "kind", None),
+            "potential_moments": _potential_moments(solver)}
+
+
+def _potential_moments(solver) -> list[float]:
+    """int f, int f^2 and int f x_i over the mesh: a partition-independent fingerprint of f."""
+    f, x = solver.f_expr, solver.x
+    forms = [f, f * f] + [f * x[i] for i in range(solver.mesh.geometry.dim)]
+    return [solver.comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(g * ufl.dx))) for g in forms]
+
+
+def _differs(saved, current) -> bool:
+    if isinstance(current, list) and isinstance(saved, list) and len(saved) == len(current):
+        scale = max([abs(c) for c in current] + [1e-300])
+        return any(not math.isclose(a, b, rel_tol=1e-8, abs_tol=1e-10 * scale) for a, b in zip(saved, current))
+    return saved != current
 
 
 def _gather(comm, a: np.ndarray):
@@ -32,19 +55,16 @@ class Checkpointer:
         if every < 1:
             raise ValueError(f"checkpoint every must be >= 1, got every={every}")
         self.path, self.every = os.fspath(path), int(every)
+        self.extra: dict = {}               # more JSON state saved with each checkpoint (e.g. the series)
 
     def save(self, solver) -> None:
         comm, n = solver.comm, solver.n_owned
         coords = _gather(comm, solver.V.tabulate_dof_coordinates()[:n])
         rho = _gather(comm, solver.rho.x.array[:n])
         prev = _gather(comm, solver.rho_prev.x.array[:n])
-        if comm.rank == 0:
-            tmp = self.path + ".tmp.npz"
-            np.savez(tmp, coords=coords, rho=rho, rho_prev=prev, t=solver.t, steps=solver.steps,
-                     mass0=solver._mass0, meta=json.dumps(_fingerprint(solver)),
-                     history=json.dumps(solver.history))
-            os.replace(tmp, self.path)
-        comm.barrier()
+        meta = json.dumps({**_fingerprint(solver), **self.extra})
+        write_npz(comm, self.path, "checkpoint", coords=coords, rho=rho, rho_prev=prev, t=solver.t,
+                  steps=solver.steps, mass0=solver._mass0, meta=meta, history=json.dumps(solver.history))
 
 
 def _keys(coords: np.ndarray, scale: float) -> np.ndarray:
@@ -53,19 +73,15 @@ def _keys(coords: np.ndarray, scale: float) -> np.ndarray:
 
 
 def resume(solver, path: str) -> None:
-    """Load the state saved by Checkpointer into `solver` (same problem, any number of ranks)."""
+    """Load the state saved by Checkpointer into `solver` (same problem, any number of ranks).
+    Returns the checkpoint's metadata (the fingerprint and any Checkpointer.extra)."""
     comm = solver.comm
-    data = None
-    if comm.rank == 0:
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"no checkpoint at {path!r}")
-        with np.load(path) as z:
-            data = {k: z[k] for k in z.files}
-    data = comm.bcast(data, root=0)
+    data = read_npz(comm, path, "checkpoint",
+                    keys=("coords", "rho", "rho_prev", "t", "steps", "mass0", "meta", "history"))
     meta, want = json.loads(str(data["meta"])), _fingerprint(solver)
-    diff = {k: (meta.get(k), v) for k, v in want.items() if meta.get(k) != v}
+    diff = {k: (meta.get(k), v) for k, v in want.items() if _differs(meta.get(k), v)}
     if diff:
-        raise ValueError("checkpoint does not match this problem (saved, current): "
+        raise ValueError(f"checkpoint {os.fspath(path)!r} does not match this problem (saved vs current): "
                          + ", ".join(f"{k}={a!r} vs {b!r}" for k, (a, b) in diff.items()))
     n = solver.n_owned
     X = solver.V.tabulate_dof_coordinates()
@@ -90,3 +106,4 @@ def resume(solver, path: str) -> None:
     solver.history = json.loads(str(data["history"]))
     solver._initialised = True
     solver._refresh_state()                 # psi = W * rho and D(rho) from the loaded densities
+    return meta

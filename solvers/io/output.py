@@ -2,56 +2,160 @@
 
 from __future__ import annotations
 
+import ctypes
+import json
 import os
+import re
 
 import dolfinx.fem
 import dolfinx.io
 import dolfinx.plot
 import numpy as np
 
+from samplers.collective import collectively, on_root
+from solvers.io import render
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _clean(e: BaseException) -> str:
+    """An ADIOS2/HDF5 message without its colour codes and line breaks."""
+    return " ".join(_ANSI.sub("", str(e)).split())
+
+
+def _abandon(writer) -> None:
+    """Keep a writer whose file failed alive for good: its C++ destructor would close the file
+    again, throw, and abort the process (std::terminate) instead of reporting the error."""
+    obj = getattr(writer, "_cpp_object", writer)
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+    _ABANDONED.append(obj)
+
+
+_ABANDONED: list = []
+
+
+def read_index(path: str) -> dict:
+    """The series index written next to a series: {'format', 'segments': [{'file', 'times'}]}.
+    A resumed run continues in a new segment file; `times` lists each segment's valid frames
+    (frames a killed run wrote after its last checkpoint are left out)."""
+    with open(series_index_path(path)) as fh:
+        return json.load(fh)
+
+
+def series_index_path(path: str) -> str:
+    root, ext = os.path.splitext(os.fspath(path))
+    return (root if ext in (".bp", ".xdmf") else os.fspath(path)) + ".series.json"
+
 
 class SeriesWriter:
     """Writes Functions at given times. fmt 'vtx' (any Lagrange degree; needs ADIOS2) or 'xdmf'
-    (interpolated to P1, the mesh's geometry degree); 'auto' picks VTX where dolfinx has ADIOS2."""
+    (interpolated to P1, the mesh's geometry degree); 'auto' picks VTX where dolfinx has ADIOS2.
 
-    def __init__(self, path: str, functions: list, fmt: str = "auto"):
+    An index `<path>.series.json` lists the segment files and their frame times. resume_at=t
+    continues a series after a restart from a checkpoint at time t: earlier frames are kept
+    (the index drops those after t, which a killed run may have written) and new frames go to the
+    next segment file `<path>.<k>.bp` (dolfinx 0.9's VTXWriter cannot append to a file).
+    A failed write (read-only or full disk) raises OSError on every rank, naming the file."""
+
+    def __init__(self, path: str, functions: list, fmt: str = "auto", resume_at: float | None = None):
         self.functions = list(functions)
         msh = self.functions[0].function_space.mesh
+        self.comm = msh.comm
         if fmt == "auto":
             fmt = "vtx" if dolfinx.common.has_adios2 else "xdmf"
         if fmt not in ("vtx", "xdmf"):
             raise ValueError(f"fmt must be 'vtx', 'xdmf' or 'auto', got fmt={fmt!r}")
-        self.fmt = fmt
+        self.fmt, self._broken = fmt, False
         root, _ = os.path.splitext(os.fspath(path))
-        if msh.comm.rank == 0:
-            os.makedirs(os.path.dirname(root) or ".", exist_ok=True)
-        msh.comm.barrier()
-        if fmt == "vtx":
-            self.path = root + ".bp"
-            self._w = dolfinx.io.VTXWriter(msh.comm, self.path, self.functions, engine="BP4")
-        else:
-            self.path = root + ".xdmf"
-            V1 = dolfinx.fem.functionspace(msh, ("Lagrange", 1))
-            self._p1 = [dolfinx.fem.Function(V1, name=f.name) for f in self.functions]
-            self._w = dolfinx.io.XDMFFile(msh.comm, self.path, "w")
-            self._w.write_mesh(msh)
+        ext = ".bp" if fmt == "vtx" else ".xdmf"
+        self.index_path = root + ".series.json"
+        self.index = on_root(self.comm, self._start_index, root, ext, resume_at)
+        self.path = os.path.join(os.path.dirname(root), self.index["segments"][-1]["file"])
+        self.times = self.index["segments"][-1]["times"]
+        try:
+            if fmt == "vtx":
+                self._w = collectively(self.comm, dolfinx.io.VTXWriter, self.comm, self.path, self.functions,
+                                       engine="BP4")
+            else:
+                V1 = dolfinx.fem.functionspace(msh, ("Lagrange", 1))
+                self._p1 = [dolfinx.fem.Function(V1, name=f.name) for f in self.functions]
+                self._w = collectively(self.comm, dolfinx.io.XDMFFile, self.comm, self.path, "w")
+                collectively(self.comm, self._w.write_mesh, msh)
+        except Exception as e:
+            self._broken = True
+            raise OSError(f"cannot write the series {self.path!r}: {_clean(e)}") from None
+
+    def _start_index(self, root: str, ext: str, resume_at) -> dict:
+        os.makedirs(os.path.dirname(root) or ".", exist_ok=True)
+        base = os.path.basename(root)
+        index = {"format": self.fmt, "segments": []}
+        if resume_at is not None and os.path.exists(self.index_path):
+            with open(self.index_path) as fh:
+                index = json.load(fh)
+            if index.get("format") != self.fmt:
+                raise ValueError(f"series {self.index_path!r} is {index.get('format')!r}, not {self.fmt!r}")
+            for seg in index["segments"]:
+                seg["times"] = [t for t in seg["times"] if t <= resume_at + 1e-12 * max(1.0, abs(resume_at))]
+            index["segments"] = [g for g in index["segments"] if g["times"]]
+        k = len(index["segments"])
+        index["segments"].append({"file": base + (f".{k}" if k else "") + ext, "times": []})
+        _write_json(self.index_path, index)
+        return index
 
     def write(self, t: float) -> None:
-        if self.fmt == "vtx":
-            self._w.write(t)
-        else:
-            for g, f in zip(self._p1, self.functions):
-                g.interpolate(f)
-                self._w.write_function(g, t)
+        """Add a frame at time t (skipped if the series already has a frame at t or later)."""
+        if self._broken:
+            raise OSError(f"the series {self.path!r} failed earlier; no more frames are written")
+        last = [t0 for g in self.index["segments"] for t0 in g["times"]]
+        if last and t <= last[-1]:
+            return                              # a resumed run's first frame is already in the series
+        try:
+            if self.fmt == "vtx":
+                collectively(self.comm, self._w.write, float(t))
+            else:
+                for g, f in zip(self._p1, self.functions):
+                    g.interpolate(f)
+                    collectively(self.comm, self._w.write_function, g, float(t))
+        except Exception as e:
+            self._broken = True
+            _abandon(self._w)
+            raise OSError(f"writing the series {self.path!r} at t={t:g} failed: {_clean(e)}; frames up to "
+                          f"t={last[-1] if last else float('nan'):g} are listed in {self.index_path!r}") from None
+        self.times.append(float(t))
+        on_root(self.comm, _write_json, self.index_path, self.index, broadcast=False)
 
     def close(self) -> None:
-        self._w.close()
+        if self._broken:
+            return
+        try:
+            collectively(self.comm, self._w.close)
+        except Exception as e:
+            self._broken = True
+            _abandon(self._w)
+            raise OSError(f"closing the series {self.path!r} failed: {_clean(e)}") from None
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.close()
+        if exc[0] is None:
+            self.close()
+        elif not self._broken:
+            try:
+                self.close()
+            except OSError:
+                pass
+
+
+def _write_json(path: str, obj) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w") as fh:
+            json.dump(obj, fh, indent=1)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OSError(e.errno, f"could not write {path!r}: {e.strerror or e}") from None
 
 
 def gather_grid(u: dolfinx.fem.Function):
@@ -78,13 +182,17 @@ def plot_png(u: dolfinx.fem.Function, filename: str, title: str = "", clim=None,
     g = gather_grid(u)
     if g is None:
         return None
-    import pyvista
-
-    pyvista.OFF_SCREEN = True
     cells, types, x, vals = g
     if clim is None:                        # round-off negatives of a density would own the colour bar
         lo, hi = float(vals.min()), float(vals.max())
         clim = [0.0 if -1e-8 * abs(hi) < lo < 0 else lo, hi]
+    ok, why = render.can_render()
+    if not ok:
+        render.warn_fallback(why)
+        return render.matplotlib_png(cells, types, x, vals, filename, title, clim, u.name or "u")
+    import pyvista
+
+    pyvista.OFF_SCREEN = True
     grid = pyvista.UnstructuredGrid(cells, types, x)
     grid.point_data[u.name or "u"] = vals
     grid.set_active_scalars(u.name or "u")
@@ -119,10 +227,14 @@ def plot_current_png(J: dolfinx.fem.Function, filename: str, title: str = "", ba
     bg = gather_grid(background) if background is not None else None
     if g is None:
         return None
+    cells, types, x, vals = g
+    ok, why = render.can_render()
+    if not ok:
+        render.warn_fallback(why)
+        return render.matplotlib_png(cells, types, x, vals, filename, title, None, J.name or "J")
     import pyvista
 
     pyvista.OFF_SCREEN = True
-    cells, types, x, vals = g
     vec = np.zeros((len(x), 3))
     vec[:, :2] = vals.reshape(len(x), -1)[:, :2]
     grid = pyvista.UnstructuredGrid(cells, types, x)
