@@ -15,24 +15,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
-import petsc4py
+import dolfinx.fem
+import numpy as np
+import ufl
+from mpi4py import MPI
 
-petsc4py.init(sys.argv[:1] + [a for a in sys.argv[1:] if a.startswith("-") and a[1:2] != "-"])
-
-import dolfinx.fem  # noqa: E402
-import numpy as np  # noqa: E402
-import ufl  # noqa: E402
-from mpi4py import MPI  # noqa: E402
-
-import meshes  # noqa: E402
-from demos import figures  # noqa: E402
-from samplers.gaussian import gaussian_density  # noqa: E402
-from solvers import FokkerPlanckSolver  # noqa: E402
-from solvers.io.checkpoint import Checkpointer, resume  # noqa: E402
-from solvers.io.output import SeriesWriter, plot_png  # noqa: E402
+import meshes
+from demos import cli, figures
+from samplers.collective import on_root
+from samplers.gaussian import gaussian_density
+from solvers import FokkerPlanckSolver
+from solvers.io.checkpoint import Checkpointer, resume
+from solvers.io.output import SeriesWriter, plot_png
+from solvers.io.rundir import OutputDir
 
 
 def potential(x):
@@ -51,9 +48,22 @@ def parse(argv=None):
     p.add_argument("--t-end", type=float, default=20.0)
     p.add_argument("--snapshots", type=float, nargs="*", default=[0.0, 0.5, 2.0, 20.0])
     p.add_argument("--checkpoint-every", type=int, default=50)
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.npz; the rho series goes on in a new segment")
     p.add_argument("--no-png", action="store_true")
-    args, _petsc = p.parse_known_args(argv)
+    p.epilog = ("PETSc options for the time-step solver go under the prefix dw_, e.g. -dw_ksp_type gmres "
+                "-dw_pc_type hypre (or -dw_ksp_type=gmres).")
+    args = cli.parse_args(p, argv, petsc_prefixes=("dw_",))
+    for name in ("t_end", "beta", "h", "dt"):
+        v = getattr(args, name)
+        if not (np.isfinite(v) and (v > 0 or (name == "t_end" and v == 0))):
+            p.error(f"--{name.replace('_', '-')} must be {'>= 0' if name == 't_end' else 'positive'} and finite, "
+                    f"got {v!r}")
+    if args.checkpoint_every < 1:
+        p.error(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+    bad = [s for s in args.snapshots if not np.isfinite(s)]
+    if bad:
+        p.error(f"--snapshots must be finite times, got {bad[0]!r}")
     if args.method == "sg":
         args.degree, args.scheme = 1, "backward_euler"
     return args
@@ -69,16 +79,19 @@ def main(argv=None) -> dict:
                             method=a.method, prefix="dw_")
     say(f"double well: P{a.degree} {a.method}/{a.scheme}, {fp.num_dofs} dofs on {comm.size} rank(s), "
         f"beta={a.beta}, dt={a.dt}, T={a.t_end}")
-    os.makedirs(a.out, exist_ok=True) if comm.rank == 0 else None
-    comm.barrier()
-    ckpt = Checkpointer(os.path.join(a.out, "checkpoint.npz"), every=a.checkpoint_every)
+    with OutputDir(comm, a.out) as out:
+        return _run(a, comm, fp, out, say, t_start)
+
+
+def _run(a, comm, fp, out, say, t_start) -> dict:
+    ckpt = Checkpointer(out.file("checkpoint.npz"), every=a.checkpoint_every)
     if a.resume:
         resume(fp, ckpt.path)
         say(f"resumed at t={fp.t:.4f} (step {fp.steps})")
     else:
         fp.set_initial(lambda x: gaussian_density(x, [0.15, 1.0], 0.08 * np.eye(2)), normalize=True)
 
-    writer = SeriesWriter(os.path.join(a.out, "rho"), [fp.rho])
+    writer = SeriesWriter(out.file("rho"), [fp.rho], resume_at=fp.t if a.resume else None)
     writer.write(fp.t)
     pngs, pending = [], sorted(s for s in a.snapshots if s >= fp.t - 1e-12)
 
@@ -86,7 +99,7 @@ def main(argv=None) -> dict:
         while pending and s.t >= pending[0] - 1e-9 * s.dt:
             tag = pending.pop(0)
             if not a.no_png:
-                name = os.path.join(a.out, f"rho_t{tag:07.3f}.png")
+                name = out.file(f"rho_t{tag:07.3f}.png")
                 if plot_png(s.rho, name, title=f"rho at t = {s.t:.3f}"):
                     pngs.append(name)
 
@@ -96,8 +109,20 @@ def main(argv=None) -> dict:
         snapshot(s)
 
     snapshot(fp)
-    fp.run(a.t_end, callback=every_step, checkpoint=ckpt, progress=True)
-    writer.close()
+    try:
+        fp.run(a.t_end, callback=every_step, checkpoint=ckpt, progress=True)
+        writer.close()
+    except Exception as e:          # keep what was computed: the history up to the failure
+        def save_partial():
+            with open(out.file("history.json"), "w") as fh:
+                json.dump({"status": "failed", "error": str(e), "history": fp.history}, fh, indent=1)
+        try:
+            on_root(comm, save_partial, broadcast=False)
+            kept = f"the history up to t={fp.t:g} is in {out.file('history.json')!r}"
+        except OSError as e2:
+            kept = f"the history could not be written either ({e2})"
+        e.add_note(f"{kept}; the last checkpoint is {ckpt.path!r} (rerun with --resume)")
+        raise
 
     # equilibrium and well occupancy
     h = fp.history
@@ -114,15 +139,17 @@ def main(argv=None) -> dict:
         "mass_in_left_well": p_left, "mass_in_left_well_equilibrium": 0.5, "seconds": time.perf_counter() - t_start, "series": writer.path,
         "pngs": pngs,
     }
+    def save():
+        with open(out.file("history.json"), "w") as fh:
+            json.dump({"status": "done", "summary": summary, "history": h}, fh, indent=1)
+        _plot_energy(h, summary, out.file("free_energy.png"))
+    on_root(comm, save, broadcast=False)
     if comm.rank == 0:
-        _plot_energy(h, summary, os.path.join(a.out, "free_energy.png"))
-        with open(os.path.join(a.out, "history.json"), "w") as fh:
-            json.dump({"summary": summary, "history": h}, fh, indent=1)
         say("\nsummary")
         for k, v in summary.items():
             if k != "pngs":
                 say(f"  {k:30s} {v:.6g}" if isinstance(v, float) else f"  {k:26s} {v}")
-        say(f"  outputs in {a.out}: {len(pngs)} snapshots, free_energy.png, history.json, {os.path.basename(writer.path)}")
+        say(f"  outputs in {out.path}: {len(pngs)} snapshots, free_energy.png, history.json, {os.path.basename(writer.path)}")
     return summary
 
 

@@ -33,6 +33,8 @@ from typing import Callable
 
 import numpy as np
 
+from samplers import checks
+from samplers.collective import agree
 from samplers.sde import euler_maruyama
 from samplers.streams import Streams
 
@@ -151,11 +153,12 @@ class TwoLayerMeanField:
         The samples are drawn from a stream seeded by data_seed alone (shared by all ranks), so the
         initial neurons and the SGD noise can be varied independently. callback(step, t, theta) after
         every step (t the mean-field time) may return True to stop."""
-        if not (gamma > 0 and np.isfinite(gamma)):
-            raise ValueError(f"gamma must be positive, got {gamma}")
+        comm = self.streams.comm
+        agree(comm, checks.problem(checks.positive_number, "gamma", gamma) or checks.problem(checks.number, "b", b)
+              or checks.problem(checks.integer, "batch", batch, 1))
         N = self.streams.n
         h = gamma * N ** (b - 1.0)                          # mean-field time per step
-        steps = int(round(t_end / h))
+        steps = _steps(comm, t_end, h)
         rng = np.random.default_rng(np.random.SeedSequence(data_seed, spawn_key=(7,)))
         theta = np.array(theta0, dtype=float, copy=True)
         d = theta.shape[1]
@@ -169,8 +172,8 @@ class TwoLayerMeanField:
             z = theta @ x.T                                 # (n_local, batch)
             r = self.streams.mean(self.sigma(z)) - y        # residual (batch,), the same on every rank
             theta -= (h / batch) * (self.dsigma(z) * r[None, :]) @ x
-            if not np.all(np.isfinite(theta)):
-                raise FloatingPointError(f"SGD diverged at step {k}: gamma={gamma}, b={b} too large")
+            agree(comm, None if np.all(np.isfinite(theta)) else
+                  f"SGD diverged at step {k}: gamma={gamma}, b={b} too large", FloatingPointError)
             if record_every and k % record_every == 0:
                 self.history["t"].append(k * h)
                 self.history["risk"].append(self.risk(theta, test_x) if self.data is None or test_x is not None
@@ -186,8 +189,8 @@ def continuous_time(theta0: np.ndarray, streams: Streams, data: TeacherData, gam
     + (2 temperature)^(1/2) dW_k, independent noise per neuron, Psi and Sigma from the data set (O(N M) per
     step). theta0: this rank's neurons (streams.n_local, d). Returns the local neurons (and snapshots with
     record_every, as samplers.sde.euler_maruyama)."""
-    if gamma < 0 or temperature < 0 or not (np.isfinite(gamma) and np.isfinite(temperature)):
-        raise ValueError(f"gamma and temperature must be finite and >= 0, got gamma={gamma}, temperature={temperature}")
+    agree(streams.comm, checks.problem(checks.number, "gamma", gamma, nonnegative=True)
+          or checks.problem(checks.number, "temperature", temperature, nonnegative=True))
     d = data.X.shape[1]
     cache = {}
 
@@ -208,20 +211,14 @@ def continuous_time(theta0: np.ndarray, streams: Streams, data: TeacherData, gam
         def noise(x, t):                                    # euler_maruyama with beta = 2 adds sqrt(dt D) xi
             D = gamma * at(x, t)[1] if gamma > 0 else np.zeros((len(x), d, d))
             return D + 2.0 * temperature * np.eye(d)
-    steps = int(round(t_end / dt))
-    if noise is None:                                       # deterministic: plain explicit Euler
-        return _euler(theta0, drift, dt, steps, record_every, callback)
+    steps = _steps(streams.comm, t_end, dt)
     return euler_maruyama(theta0, drift, 2.0, dt, steps, streams, diffusion=noise, record_every=record_every,
-                          callback=callback)
+                          callback=callback, noise=noise is not None)
 
 
-def _euler(x0, drift, dt, steps, record_every, callback):
-    x = np.array(x0, dtype=float, copy=True)
-    rec = []
-    for k in range(1, steps + 1):
-        x += dt * drift(x, (k - 1) * dt)
-        if record_every and k % record_every == 0:
-            rec.append(x.copy())
-        if callback is not None and callback(k, k * dt, x):
-            break
-    return (x, np.array(rec)) if record_every else x
+def _steps(comm, t_end, h) -> int:
+    """round(t_end / h) after collective checks that both are finite, t_end >= 0 and h > 0."""
+    agree(comm, checks.problem(checks.number, "t_end", t_end, nonnegative=True)
+          or checks.problem(checks.positive_number, "time step", h))
+    return int(round(t_end / h))
+

@@ -14,6 +14,9 @@ from typing import Callable
 
 import numpy as np
 
+from samplers import checks
+from samplers.collective import agree, collectively
+
 
 def cholesky_batch(D: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
     """Lower Cholesky factors of SPD matrices D (n, d, d); ValueError naming the first non-SPD one."""
@@ -58,11 +61,41 @@ def _normal(rng, n, d):
     return rng.standard_normal((n, d))
 
 
-def _check_finite(x, step, dt):
-    if not np.all(np.isfinite(x)):
-        i = int(np.argmax(~np.isfinite(x).all(axis=1)))
-        raise FloatingPointError(f"particles blew up at step {step} (particle {i}); dt={dt} is too large "
-                                 f"for this drift (explicit Euler-Maruyama is unstable)")
+def _blow_up(x, step, dt, offset: int = 0) -> str | None:
+    if np.all(np.isfinite(x)):
+        return None
+    i = int(np.argmax(~np.isfinite(x).all(axis=1)))
+    if step == 0:
+        return f"initial particle {offset + i} is not finite: x={x[i]}"
+    return (f"particles blew up at step {step} (particle {offset + i}); dt={dt} is too large "
+            f"for this drift (explicit Euler-Maruyama is unstable)")
+
+
+def _check_finite(x, step, dt, comm=None, offset: int = 0):
+    """Collective over comm: FloatingPointError on every rank if any rank's particles are not finite."""
+    agree(comm, _blow_up(x, step, dt, offset), FloatingPointError)
+
+
+def _arguments(x0, beta, dt, steps, record_every, rng) -> str | None:
+    """What is wrong with euler_maruyama's arguments on this rank, or None."""
+    for check in (lambda: checks.positive_number("beta", beta), lambda: checks.positive_number("dt", dt),
+                  lambda: checks.integer("steps", steps, 0), lambda: checks.integer("record_every", record_every, 0)):
+        msg = checks.problem(check)
+        if msg:
+            return msg
+    x = np.asarray(x0)
+    if x.ndim != 2:
+        return f"particles must be an (n, d) array, got shape {x.shape}"
+    if hasattr(rng, "n_local") and rng.n_local != len(x):
+        return f"rng streams hold {rng.n_local} local particles, x has {len(x)}"
+    return None
+
+
+def _drift_shape(b, x) -> str | None:
+    b = np.asarray(b)
+    if b.shape != x.shape:
+        return f"drift(x, t) returned shape {b.shape} for particles of shape {x.shape}; it must match (n, d)"
+    return None
 
 
 def noise_factor(diffusion, d: int):
@@ -99,33 +132,35 @@ def apply_factor(L, xi: np.ndarray) -> np.ndarray:
 
 
 def euler_maruyama(x0: np.ndarray, drift: Callable, beta: float, dt: float, steps: int, rng,
-                   diffusion=None, t0: float = 0.0, record_every: int = 0, callback=None):
+                   diffusion=None, t0: float = 0.0, record_every: int = 0, callback=None, noise: bool = True):
     """Advance particles x0 (n, d) by `steps` Euler-Maruyama steps of size dt.
 
     drift(x, t) -> (n, d); diffusion: None | (d, d) | callable D(x[, t]) -> (n, d, d).
     Returns x (and the recorded snapshots (k, n, d) when record_every > 0).
     callback(step, t, x) is called after every step; it may return True to stop early.
+    noise=False: plain explicit Euler for dX = b dt (no random numbers are drawn).
+    With Streams as rng the checks are collective: bad arguments, a non-finite start, a non-SPD D
+    or a blow-up on any rank raise the same error on every rank.
     """
-    if not (beta > 0 and np.isfinite(beta)):
-        raise ValueError(f"beta must be positive and finite, got {beta}")
-    if not (dt > 0 and np.isfinite(dt)):
-        raise ValueError(f"time step must be positive and finite, got dt={dt}")
+    comm, off = getattr(rng, "comm", None), getattr(rng, "lo", 0)
+    agree(comm, _arguments(x0, beta, dt, steps, record_every, rng))
     x = np.array(x0, dtype=float, copy=True)
-    if x.ndim != 2:
-        raise ValueError(f"particles must be an (n, d) array, got shape {x.shape}")
-    _check_finite(x, 0, dt)
+    _check_finite(x, 0, dt, comm, off)
     n, d = x.shape
-    if hasattr(rng, "n_local") and rng.n_local != n:
-        raise ValueError(f"rng streams hold {rng.n_local} local particles, x has {n}")
-    factor = noise_factor(diffusion, d)
+    factor = collectively(comm, noise_factor, diffusion, d) if noise else None
     scale = np.sqrt(2.0 * dt / beta)
     rec, t = [], t0
     for k in range(1, steps + 1):
-        L = factor(x, t)
+        L = collectively(comm, factor, x, t) if noise else None
         with np.errstate(over="ignore", invalid="ignore"):          # blow-up is reported below
-            x += dt * drift(x, t) + scale * apply_factor(L, _normal(rng, n, d))
+            b = drift(x, t)
+            if k == 1:
+                agree(comm, _drift_shape(b, x))
+            x += dt * b
+            if noise:
+                x += scale * apply_factor(L, _normal(rng, n, d))
         t = t0 + k * dt
-        _check_finite(x, k, dt)
+        _check_finite(x, k, dt, comm, off)
         if record_every and k % record_every == 0:
             rec.append(x.copy())
         if callback is not None and callback(k, t, x):

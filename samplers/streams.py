@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from samplers import checks
+from samplers.collective import agree
+
 try:  # optional
     from mpi4py import MPI
 except ImportError:  # pragma: no cover - exercised only without mpi4py
@@ -30,11 +33,9 @@ class Streams:
     """
 
     def __init__(self, n: int, seed: int, comm=None, block: int = 16384):
-        if int(n) != n or n < 1:
-            raise ValueError(f"number of particles must be a positive integer, got n={n!r}")
-        if block < 1:
-            raise ValueError(f"block must be >= 1, got {block}")
-        self.n, self.seed, self.block = int(n), int(seed), int(block)
+        self.n = checks.integer("number of particles n", n, 1)
+        self.seed = checks.integer("seed", seed, 0)
+        self.block = checks.integer("block", block, 1)
         self.comm = _world() if comm is None else comm
         size = self.comm.size if self.comm is not None else 1
         rank = self.comm.rank if self.comm is not None else 0
@@ -79,8 +80,9 @@ class Streams:
     def block_sums(self, values: np.ndarray) -> np.ndarray:
         """Per-block sums of values (n_local, ...) for all blocks, (nblocks, ...), on every rank."""
         values = np.asarray(values, dtype=float)
-        if values.shape[0] != self.n_local:
-            raise ValueError(f"expected {self.n_local} local rows, got {values.shape[0]}")
+        rows = values.shape[0] if values.ndim else None
+        agree(self.comm, None if rows == self.n_local else
+              f"expected {self.n_local} local rows (this rank's particles), got an array of shape {values.shape}")
         offs = np.cumsum([0, *self._sizes])
         local = np.array([values[offs[i]:offs[i + 1]].sum(axis=0) for i in range(len(self._sizes))])
         local = local.reshape(len(self._sizes), *values.shape[1:])
@@ -102,7 +104,10 @@ class Streams:
 
     def moments(self, x: np.ndarray):
         """Global mean (d,) and covariance (d, d) (1/(n-1) normalisation) of particles x (n_local, d)."""
-        x = np.asarray(x, dtype=float).reshape(self.n_local, -1)
+        x = np.asarray(x, dtype=float)
+        x = x.reshape(-1, 1) if x.ndim == 1 else x
+        agree(self.comm, None if x.ndim == 2 and len(x) == self.n_local else
+              f"moments need this rank's particles as ({self.n_local}, d), got shape {x.shape}")
         m = self.mean(x)
         dx = x - m
         c = self.sum(dx[:, :, None] * dx[:, None, :]) / max(self.n - 1, 1)

@@ -7,23 +7,8 @@ import math
 import numpy as np
 from mpi4py import MPI
 
+from samplers.checks import integer, number, one_of, positive_number  # noqa: F401  (re-exported)
 from samplers.collective import agree
-
-
-def positive_number(name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be positive and finite, got {name}={value!r}")
-    return v
-
-
-def one_of(name: str, value, allowed) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not one of {sorted(allowed)}")
-    return value
 
 
 def raise_collectively(comm: MPI.Comm, message: str | None, exc=ValueError) -> None:

@@ -399,7 +399,17 @@ class FokkerPlanckSolver(DensityDiagnostics):
             progress: bool = False) -> dict:
         """Step until t >= t_end (within 1e-9 dt). callback(solver) after each step;
         checkpoint: a solvers.checkpoint.Checkpointer, saved every its `every` steps and at the end."""
-        nsteps = int(math.ceil((t_end - self.t) / self.dt - 1e-9))
+        try:
+            t_end = float(t_end)
+        except (TypeError, ValueError):
+            raise TypeError(f"run(t_end): t_end must be a number, got {t_end!r}") from None
+        if not math.isfinite(t_end):
+            raise ValueError(f"run(t_end): t_end must be finite, got t_end={t_end!r}")
+        if t_end < self.t - 1e-9 * self.dt:
+            raise ValueError(f"run(t_end): t_end={t_end:g} is before the current time t={self.t:g}")
+        if not self._initialised:
+            raise RuntimeError("call set_initial(rho0) (or resume a checkpoint) before run()")
+        nsteps = max(0, int(math.ceil((t_end - self.t) / self.dt - 1e-9)))
         t0 = _time.perf_counter()
         for k in range(nsteps):
             self.step()

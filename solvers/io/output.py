@@ -134,6 +134,19 @@ class SeriesWriter:
             self._broken = True
             _abandon(self._w)
             raise OSError(f"closing the series {self.path!r} failed: {_clean(e)}") from None
+        self._broken = True                 # closed: no more frames
+        if not self.times and len(self.index["segments"]) > 1:    # a resumed run that added nothing
+            on_root(self.comm, self._drop_empty_segment, broadcast=False)
+
+    def _drop_empty_segment(self) -> None:
+        import shutil
+
+        self.index["segments"].pop()
+        _write_json(self.index_path, self.index)
+        shutil.rmtree(self.path, ignore_errors=True) if os.path.isdir(self.path) else os.remove(self.path)
+        h5 = os.path.splitext(self.path)[0] + ".h5"
+        if self.fmt == "xdmf" and os.path.exists(h5):
+            os.remove(h5)
 
     def __enter__(self):
         return self

@@ -18,19 +18,37 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
+from samplers.collective import agree
 from solvers.core import linear
 from solvers.core.compat import petsc_vec, point_ownership
 from solvers.fokker_planck.edge_averaged import lumped_mass
 
 
-def _pad3(x: np.ndarray, gdim: int) -> np.ndarray:
-    x = np.asarray(x, dtype=float)
-    x = x.reshape(-1, 1) if x.ndim == 1 else x
-    if x.shape[1] != gdim:
-        raise ValueError(f"particles are {x.shape[1]}D but the mesh is {gdim}D")
+OUTSIDE = ("raise", "ignore")
+
+
+def _problem(x, gdim: int) -> str | None:
+    """What is wrong with this rank's particles x, or None."""
+    try:
+        x = np.asarray(x, dtype=float)
+    except (TypeError, ValueError) as e:
+        return f"particles must be a float array (n, {gdim}): {e}"
+    if gdim == 1 and x.ndim == 1:
+        x = x.reshape(-1, 1)
+    if x.ndim != 2 or x.shape[1] != gdim:
+        return (f"particles must have shape (n, {gdim}) on this {gdim}D mesh, got shape {x.shape}"
+                + (" (a 1D array is only read as (n, 1) on a 1D mesh)" if x.ndim == 1 else ""))
     if not np.all(np.isfinite(x)):
         i = int(np.argmax(~np.isfinite(x).all(axis=1)))
-        raise ValueError(f"particle {i} is not finite: {x[i]}")
+        return f"particle {i} is not finite: x={x[i]}"
+    return None
+
+
+def _pad3(comm, x: np.ndarray, gdim: int) -> np.ndarray:
+    """Particles (n_local, gdim) padded to 3 coordinates; the check is collective (every rank
+    raises if any rank's particles are malformed)."""
+    agree(comm, _problem(x, gdim))
+    x = np.asarray(x, dtype=float).reshape(-1, gdim)
     p = np.zeros((len(x), 3))
     p[:, :gdim] = x
     return p
@@ -42,9 +60,13 @@ def locate(mesh, x: np.ndarray, outside: str = "raise"):
     outside='raise' names the first particle outside the mesh; 'ignore' drops such particles (they
     still count in n, so the histogram's mass is the fraction inside)."""
     comm = mesh.comm
-    p = _pad3(x, mesh.geometry.dim)
-    src, pts, cells = point_ownership(mesh, p)
+    if outside not in OUTSIDE:
+        raise ValueError(f"outside={outside!r} is not one of {OUTSIDE}")
+    p = _pad3(comm, x, mesh.geometry.dim)
     n = comm.allreduce(len(p), op=MPI.SUM)
+    if n == 0:
+        raise ValueError("no particles on any rank (n = 0): an empirical measure needs at least one")
+    src, pts, cells = point_ownership(mesh, p)
     lost = int(np.sum(src < 0))
     lost_all = comm.allreduce(lost, op=MPI.SUM)
     if lost_all and outside == "raise":
