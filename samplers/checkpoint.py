@@ -50,8 +50,8 @@ def _read(path: str, what: str) -> dict:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as e:
-        raise ValueError(f"the {what} {path!r} is truncated or not a {what} file "
-                         f"({type(e).__name__}: {e})") from None
+        why = "it holds pickled objects, not arrays" if "pickled" in str(e) else f"{type(e).__name__}: {e}"
+        raise ValueError(f"the {what} {path!r} is truncated or not a {what} file ({why})") from None
 
 
 def read_npz(comm, path: str, what: str = "checkpoint", keys=()) -> dict:

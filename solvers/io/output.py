@@ -120,8 +120,9 @@ class SeriesWriter:
         except Exception as e:
             self._broken = True
             _abandon(self._w)
-            raise OSError(f"writing the series {self.path!r} at t={t:g} failed: {_clean(e)}; frames up to "
-                          f"t={last[-1] if last else float('nan'):g} are listed in {self.index_path!r}") from None
+            kept = (f"frames up to t={last[-1]:g} are listed in {self.index_path!r}" if last else
+                    "no frame was written")
+            raise OSError(f"writing the series {self.path!r} at t={t:g} failed: {_clean(e)}; {kept}") from None
         self.times.append(float(t))
         on_root(self.comm, _write_json, self.index_path, self.index, broadcast=False)
 

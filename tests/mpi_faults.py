@@ -1,0 +1,303 @@
+"""Fault cases run under `mpirun -n 2` by test_mpi_faults.py: a failure on one rank (or in rank-0-only
+I/O) must raise the same error on every rank, never leave a rank waiting in a collective.
+
+Usage: mpi_faults.py WORKDIR RO_DIR FULL_DIR [CASE ...]
+RO_DIR: a directory on a read-only file system and FULL_DIR one on a tiny file system ('-' where
+the test could not mount them; those cases are then skipped). For each case every rank prints
+    FAULT {"case": ..., "rank": r, "type": ..., "message": ...}
+(type null when nothing was raised). A watchdog ends the process if a case hangs for 60 s, so the
+test sees which case never finished.
+"""
+
+import builtins
+import errno
+import faulthandler
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+import meshes
+from demos import double_well
+from samplers.gaussian import gaussian_density
+from samplers.mean_field_nn import TeacherData, continuous_time
+from samplers.sde import euler_maruyama
+from samplers.streams import Streams
+from solvers import FokkerPlanckSolver
+from solvers.io.checkpoint import Checkpointer, resume
+from solvers.io.output import SeriesWriter
+from solvers.io.rundir import OutputDir
+from solvers.particles import empirical
+
+comm = MPI.COMM_WORLD
+WORK, RO, FULL = sys.argv[1:4]
+DEMO = ["--h", "0.3", "--degree", "1", "--dt", "0.02", "--t-end", "0.04", "--no-png", "--snapshots"]
+
+
+def on(rank, value, otherwise):
+    return value if comm.rank == rank else otherwise
+
+
+def solver(h=0.3, degree=1, f=lambda x: (x[0] ** 2 - 1) ** 2 + 0.5 * x[1] ** 2):
+    msh = meshes.rectangle(comm, [-2.2, -2.0], [2.2, 2.0], h)
+    s = FokkerPlanckSolver(msh, f, beta=3.0, degree=degree, dt=0.02, scheme="backward_euler")
+    s.set_initial(lambda x: gaussian_density(x, [0.1, 0.2], 0.3 * np.eye(2)), normalize=True)
+    return s
+
+
+def workdir(name):
+    path = os.path.join(WORK, name)
+    if comm.rank == 0:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path)
+    comm.Barrier()
+    return path
+
+
+def needs(path):
+    if path == "-":
+        raise SkipCase("no such file system here")
+    if comm.rank == 0 and os.path.isdir(path) and os.access(path, os.W_OK):
+        for name in os.listdir(path):                  # the tiny file system starts empty for each case
+            p = os.path.join(path, name)
+            shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
+    comm.Barrier()
+
+
+class SkipCase(Exception):
+    pass
+
+
+class fail_io_on_rank0:
+    """Rank 0's writes under `path` fail with errno (a disk that fills up or turns read-only while
+    the run goes on); the other ranks are untouched."""
+
+    def __init__(self, path, err=errno.ENOSPC):
+        self.path, self.err = os.path.abspath(path), err
+
+    def __enter__(self):
+        if comm.rank != 0:
+            return self
+        self.saved = builtins.open, os.replace
+
+        def guarded(fn):
+            def wrapper(p, *a, **k):
+                if isinstance(p, (str, os.PathLike)) and os.path.abspath(p).startswith(self.path) and (
+                        fn is os.replace or any(m in (a[0] if a else k.get("mode", "r")) for m in "wax+")):
+                    raise OSError(self.err, os.strerror(self.err), os.fspath(p))
+                return fn(p, *a, **k)
+            return wrapper
+        builtins.open, os.replace = guarded(builtins.open), guarded(os.replace)
+        return self
+
+    def __exit__(self, *exc):
+        if comm.rank == 0:
+            builtins.open, os.replace = self.saved
+
+
+# ------------------------------------------------------------------ cases
+def out_is_file():
+    path = os.path.join(workdir("out_is_file"), "a_file")
+    if comm.rank == 0:
+        open(path, "w").close()
+    comm.Barrier()
+    double_well.main(["--out", path, *DEMO, "0"])
+
+
+def out_read_only():
+    needs(RO)
+    double_well.main(["--out", os.path.join(RO, "run"), *DEMO, "0"])
+
+
+def out_locked():
+    path = workdir("locked")
+    with OutputDir(comm, path):
+        OutputDir(comm, path)
+
+
+def resume_missing():
+    double_well.main(["--out", workdir("resume_missing"), *DEMO, "0", "--resume"])
+
+
+def _checkpoint_copy(name, mangle):
+    path = workdir(name)
+    double_well.main(["--out", path, *DEMO, "0"])
+    ck = os.path.join(path, "checkpoint.npz")
+    if comm.rank == 0:
+        data = open(ck, "rb").read()
+        open(ck, "wb").write(mangle(data))
+    comm.Barrier()
+    double_well.main(["--out", path, *DEMO, "0", "--t-end", "0.08", "--resume"])
+
+
+def resume_truncated():
+    _checkpoint_copy("resume_truncated", lambda b: b[: len(b) // 2])
+
+
+def resume_garbage():
+    _checkpoint_copy("resume_garbage", lambda b: np.random.default_rng(0).bytes(len(b)))
+
+
+def resume_other_potential():
+    path = os.path.join(workdir("resume_other_f"), "ck.npz")
+    a = solver()
+    a.run(0.04, checkpoint=Checkpointer(path, every=1))
+    resume(solver(f=lambda x: (x[0] ** 2 - 1) ** 2 + 0.6 * x[1] ** 2), path)
+
+
+def checkpoint_read_only():
+    needs(RO)
+    Checkpointer(os.path.join(RO, "ck.npz")).save(solver())
+
+
+def checkpoint_full_disk():
+    needs(FULL)
+    Checkpointer(os.path.join(FULL, "ck.npz")).save(solver(h=0.05, degree=2))
+
+
+def checkpoint_disk_fails_on_rank0():
+    s, path = solver(), workdir("ck_enospc")
+    with fail_io_on_rank0(path):
+        Checkpointer(os.path.join(path, "ck.npz")).save(s)
+
+
+def series_read_only():
+    needs(RO)
+    SeriesWriter(os.path.join(RO, "rho"), [solver().rho])
+
+
+def series_full_disk():
+    needs(FULL)
+    s = solver(h=0.05, degree=2)
+    w = SeriesWriter(os.path.join(FULL, "rho"), [s.rho])
+    for k in range(50):
+        w.write(0.1 * k)
+
+
+def demo_full_disk():
+    needs(FULL)
+    double_well.main(["--out", os.path.join(FULL, "demo"), "--h", "0.05", "--t-end", "1.0", "--no-png",
+                      "--snapshots", "0"])
+
+
+def demo_disk_fails_on_rank0():
+    path = workdir("demo_enospc")
+    with fail_io_on_rank0(os.path.join(path, "checkpoint")):
+        double_well.main(["--out", path, *DEMO, "0", "--checkpoint-every", "1"])
+
+
+def _particles(bad, d=2):
+    x = np.random.default_rng(comm.rank).uniform(-1, 1, (50, d))
+    return bad(x) if comm.rank == 1 else x
+
+
+def _nan(x):
+    x = x.copy()
+    x[7, 0] = np.nan
+    return x
+
+
+def histogram_nan_on_rank1():
+    empirical.histogram(meshes.rectangle(comm, [-2, -2], [2, 2], 0.3), _particles(_nan))
+
+
+def histogram_wrong_dim_on_rank1():
+    empirical.histogram(meshes.rectangle(comm, [-2, -2], [2, 2], 0.3), _particles(lambda x: np.c_[x, x[:, :1]]))
+
+
+def project_nan_on_rank0():
+    import dolfinx.fem
+
+    msh = meshes.rectangle(comm, [-2, -2], [2, 2], 0.3)
+    x = np.random.default_rng(comm.rank).uniform(-1, 1, (50, 2))
+    empirical.project(dolfinx.fem.functionspace(msh, ("Lagrange", 1)), _nan(x) if comm.rank == 0 else x)
+
+
+def project_wrong_dim_on_rank0():
+    import dolfinx.fem
+
+    msh = meshes.rectangle(comm, [-2, -2], [2, 2], 0.3)
+    x = np.random.default_rng(comm.rank).uniform(-1, 1, (50, 2))
+    empirical.project(dolfinx.fem.functionspace(msh, ("Lagrange", 1)), x[:, 0] if comm.rank == 0 else x)
+
+
+def _langevin(x0=None, dt=0.01, drift=None, steps=20):
+    st = Streams(2000, seed=1, block=500)
+    x = st.standard_normal((2,)) if x0 is None else x0(st)
+    x = euler_maruyama(x, drift or (lambda x, t: -x), 1.0, dt, steps, st)
+    return st.moments(x)
+
+
+def sampler_nan_start_on_rank1():
+    _langevin(x0=lambda st: _nan(st.standard_normal((2,))) if comm.rank == 1 else st.standard_normal((2,)))
+
+
+def sampler_blow_up_on_rank1():
+    _langevin(drift=lambda x, t: -x if comm.rank == 0 else 50.0 * x ** 3, dt=0.1)
+
+
+def sampler_nan_dt_on_rank1():
+    _langevin(dt=on(1, float("nan"), 0.01))
+
+
+def sampler_drift_shape_on_rank0():
+    _langevin(drift=lambda x, t: -x[:, :1] if comm.rank == 0 else -x)
+
+
+def network_nan_neuron_on_rank1():
+    data = TeacherData.teacher(64, np.array([[1.0, 0.5], [-0.5, 1.0]]), seed=0)
+    st = Streams(400, seed=3, block=100)
+    th = st.standard_normal((2,))
+    if comm.rank == 1:
+        th[0, 1] = np.inf
+    x = continuous_time(th, st, data, gamma=0.1, t_end=0.1, dt=0.01)
+    st.moments(x)
+
+
+def moments_wrong_rows_on_rank0():
+    st = Streams(1000, seed=1, block=250)
+    x = st.standard_normal((2,))
+    st.moments(x[:-1] if comm.rank == 0 else x)
+
+
+def streams_empty_rank_sample():
+    """Not a fault: with one block, rank 1 owns no particles and gets (0, d) (no error expected)."""
+    st = Streams(100, seed=1, block=16384)
+    x = st.sample(lambda g, m: g.standard_normal((m, 2)))
+    assert x.shape == (st.n_local, 2), x.shape
+    m, c = st.moments(x)
+    assert np.all(np.isfinite(m)) and c.shape == (2, 2)
+
+
+CASES = {f.__name__: f for f in [
+    out_is_file, out_read_only, out_locked, resume_missing, resume_truncated, resume_garbage,
+    resume_other_potential, checkpoint_read_only, checkpoint_full_disk, checkpoint_disk_fails_on_rank0,
+    series_read_only, series_full_disk, demo_full_disk, demo_disk_fails_on_rank0,
+    histogram_nan_on_rank1, histogram_wrong_dim_on_rank1, project_nan_on_rank0, project_wrong_dim_on_rank0,
+    sampler_nan_start_on_rank1, sampler_blow_up_on_rank1, sampler_nan_dt_on_rank1, sampler_drift_shape_on_rank0,
+    network_nan_neuron_on_rank1, moments_wrong_rows_on_rank0, streams_empty_rank_sample]}
+
+
+def main():
+    names = sys.argv[4:] or list(CASES)
+    for name in names:
+        faulthandler.dump_traceback_later(60, exit=True)
+        print(f"START {name} {comm.rank}", flush=True)
+        kind = message = None
+        try:
+            CASES[name]()
+        except SkipCase as e:
+            kind, message = "skip", str(e)
+        except Exception as e:
+            kind = type(e).__name__
+            message = " | ".join([str(e), *getattr(e, "__notes__", [])])
+        faulthandler.cancel_dump_traceback_later()
+        print("FAULT " + json.dumps({"case": name, "rank": comm.rank, "type": kind, "message": message}), flush=True)
+        comm.Barrier()
+
+
+if __name__ == "__main__":
+    main()

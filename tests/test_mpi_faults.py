@@ -1,0 +1,113 @@
+"""Faults under `mpirun -n 2`: an error on one rank, or in rank-0-only I/O, ends every rank with the
+same message (no rank waits forever in a collective). The cases live in tests/mpi_faults.py; the
+read-only and full file systems are real (tmpfs mounts) where the test may mount them."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+# case -> (exception type, words its message must contain); None: no error expected
+EXPECTED = {
+    "out_is_file": ("NotADirectoryError", ["--out", "is a file"]),
+    "out_read_only": ("OSError", ["--out", "not writable", "Read-only file system"]),
+    "out_locked": ("RuntimeError", ["another run", "is writing to"]),
+    "resume_missing": ("FileNotFoundError", ["no checkpoint at", "checkpoint.npz"]),
+    "resume_truncated": ("ValueError", ["checkpoint.npz", "truncated or not a checkpoint"]),
+    "resume_garbage": ("ValueError", ["checkpoint.npz", "truncated or not a checkpoint"]),
+    "resume_other_potential": ("ValueError", ["does not match", "potential_moments"]),
+    "checkpoint_read_only": ("OSError", ["could not write the checkpoint", "Read-only file system"]),
+    "checkpoint_full_disk": ("OSError", ["could not write the checkpoint", "No space left on device"]),
+    "checkpoint_disk_fails_on_rank0": ("OSError", ["could not write the checkpoint", "No space left on device"]),
+    "series_read_only": ("OSError", ["rho", "Read-only file system"]),
+    "series_full_disk": ("OSError", ["writing the series", "No space left on device"]),
+    "demo_full_disk": ("OSError", ["No space left on device"]),
+    "demo_disk_fails_on_rank0": ("OSError", ["checkpoint", "No space left on device", "history up to t=",
+                                             "rerun with --resume"]),
+    "histogram_nan_on_rank1": ("ValueError", ["on rank 1 of 2", "particle 7 is not finite"]),
+    "histogram_wrong_dim_on_rank1": ("ValueError", ["on rank 1 of 2", "shape (50, 3)"]),
+    "project_nan_on_rank0": ("ValueError", ["on rank 0 of 2", "particle 7 is not finite"]),
+    "project_wrong_dim_on_rank0": ("ValueError", ["on rank 0 of 2", "shape (50,)"]),
+    "sampler_nan_start_on_rank1": ("FloatingPointError", ["on rank 1 of 2", "initial particle", "not finite"]),
+    "sampler_blow_up_on_rank1": ("FloatingPointError", ["on rank 1 of 2", "blew up at step", "dt=0.1"]),
+    "sampler_nan_dt_on_rank1": ("ValueError", ["on rank 1 of 2", "dt=nan"]),
+    "sampler_drift_shape_on_rank0": ("ValueError", ["on rank 0 of 2", "shape (1000, 1)"]),
+    "network_nan_neuron_on_rank1": ("FloatingPointError", ["on rank 1 of 2", "not finite", "inf"]),
+    "moments_wrong_rows_on_rank0": ("ValueError", ["on rank 0 of 2", "(499, 2)"]),
+    "streams_empty_rank_sample": None,
+}
+
+
+def _mount(path, options):
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", path], capture_output=True)
+    return path if r.returncode == 0 else "-"
+
+
+@pytest.fixture(scope="module")
+def faults(tmp_path_factory):
+    base = tmp_path_factory.mktemp("faults")
+    ro = _mount(str(base / "ro"), "ro,size=64k")
+    full = _mount(str(base / "full"), "size=48k")
+    cmd = ["mpirun", "-n", "2", sys.executable, os.path.join(ROOT, "tests", "mpi_faults.py"),
+           str(base / "work"), ro, full]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=420, env=ENV, cwd=ROOT)
+        out = p.stdout
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+    finally:
+        for m in (ro, full):
+            if m != "-":
+                subprocess.run(["umount", m], capture_output=True)
+    results = {}
+    for line in out.splitlines():
+        if line.startswith("FAULT "):
+            r = json.loads(line[len("FAULT "):])
+            results.setdefault(r["case"], {})[r["rank"]] = r
+    started = [ln.split()[1] for ln in out.splitlines() if ln.startswith("START ")]
+    return results, started, out
+
+
+@pytest.mark.parametrize("case", list(EXPECTED))
+def test_fault_ends_every_rank(faults, case):
+    results, started, out = faults
+    assert case in started, f"{case} never started (an earlier case hung):\n{out[-3000:]}"
+    got = results.get(case, {})
+    assert set(got) == {0, 1}, f"{case}: ranks {sorted(got)} finished, the others hung:\n{out[-3000:]}"
+    if any(r["type"] == "skip" for r in got.values()):
+        pytest.skip(f"{case}: {got[0]['message']} (cannot mount tmpfs here)")
+    want = EXPECTED[case]
+    for rank, r in got.items():
+        if want is None:
+            assert r["type"] is None, f"{case} rank {rank}: unexpected {r['type']}: {r['message']}"
+            continue
+        assert r["type"] == want[0], f"{case} rank {rank}: {r['type']}: {r['message']}"
+        for word in want[1]:
+            assert word in r["message"], f"{case} rank {rank}: {word!r} not in {r['message']!r}"
+    if want is not None:                          # the same error on both ranks (up to the rank prefix)
+        strip = [r["message"].replace("on rank 0 of 2: ", "").replace("on rank 1 of 2: ", "") for r in got.values()]
+        assert strip[0] == strip[1]
+
+
+def test_demo_cli_exits_nonzero_on_every_rank(tmp_path):
+    """`mpirun -n 2 python3 -m demos.double_well --resume` without a checkpoint: every rank exits
+    non-zero within the timeout, each printing the message (it used to hang on rank 1)."""
+    cmd = ["mpirun", "-n", "2", sys.executable, "-m", "demos.double_well", "--no-png", "--t-end", "0.2",
+           "--out", str(tmp_path / "x"), "--resume"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=ENV, cwd=ROOT)
+    assert p.returncode != 0
+    assert p.stderr.count("FileNotFoundError: ") == 2, p.stderr[-3000:]
+    assert p.stderr.count("checkpoint.npz") >= 2
+
+
+def test_demo_rejects_unknown_flag_on_every_rank(tmp_path):
+    cmd = ["mpirun", "-n", "2", sys.executable, "-m", "demos.double_well", "--t_end", "0.2", "--out", str(tmp_path)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=ENV, cwd=ROOT)
+    assert p.returncode != 0
+    assert p.stderr.count("unrecognized arguments: --t_end") == 2, p.stderr[-2000:]
