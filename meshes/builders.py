@@ -34,12 +34,27 @@ def _cells_for(length: float, h: float, name: str) -> int:
         raise ValueError(f"mesh size h must be a positive finite number, got h={h!r}")
     if not (np.isfinite(length) and length > 0):
         raise ValueError(f"{name} must have positive finite extent, got {length!r}")
-    return max(1, int(math.ceil(length / h - 1e-12)))
+    n = math.ceil(length / h - 1e-12)
+    check_size(n, f"{name} (length {length:g}) with h={h:g}")
+    return max(1, int(n))
+
+
+MAX_CELLS = 2 * 10**8       # about 100-200 GB for a P1 Fokker-Planck solve; raise it for a bigger machine
+BYTES_PER_CELL = 600        # mesh, topology and a P1 solver's share, measured order of magnitude
+
+
+def check_size(cells: float, what: str) -> None:
+    """Refuse a mesh of more than MAX_CELLS cells before building it, with the estimate."""
+    if cells > MAX_CELLS:
+        raise ValueError(f"{what} would need {cells:.3g} cells (about {cells * BYTES_PER_CELL / 1e9:.3g} GB), "
+                         f"more than meshes.builders.MAX_CELLS = {MAX_CELLS:.3g}: use a larger h "
+                         "(or raise MAX_CELLS on purpose)")
 
 
 def interval(comm: MPI.Comm, a: float, b: float, h: float) -> dolfinx.mesh.Mesh:
     """[a, b] split into ceil((b - a) / h) equal cells."""
     n = _cells_for(b - a, h, f"interval [{a}, {b}]")
+    check_size(n, f"interval [{a}, {b}] with h={h:g}")
     return dolfinx.mesh.create_interval(comm, n, [a, b])
 
 
@@ -51,6 +66,7 @@ def rectangle(comm: MPI.Comm, lower, upper, h: float, diagonal: str = "right") -
     """
     lower, upper = np.asarray(lower, float), np.asarray(upper, float)
     n = [_cells_for(upper[i] - lower[i], h, f"rectangle side {i}") for i in range(2)]
+    check_size(2.0 * n[0] * n[1] * (2 if diagonal == "crossed" else 1), f"rectangle {n[0]} x {n[1]} with h={h:g}")
     diag = {"right": dolfinx.mesh.DiagonalType.right, "left": dolfinx.mesh.DiagonalType.left,
             "crossed": dolfinx.mesh.DiagonalType.crossed}[diagonal]
     return dolfinx.mesh.create_rectangle(comm, [lower, upper], n, dolfinx.mesh.CellType.triangle,
@@ -61,12 +77,14 @@ def box(comm: MPI.Comm, lower, upper, h: float) -> dolfinx.mesh.Mesh:
     """The box [lower, upper] split into tetrahedra (6 per cube of side at most h)."""
     lower, upper = np.asarray(lower, float), np.asarray(upper, float)
     n = [_cells_for(upper[i] - lower[i], h, f"box side {i}") for i in range(3)]
+    check_size(6.0 * n[0] * n[1] * n[2], f"box {n[0]} x {n[1]} x {n[2]} with h={h:g}")
     return dolfinx.mesh.create_box(comm, [lower, upper], n, dolfinx.mesh.CellType.tetrahedron)
 
 
 def disk_points(radius: float, h: float, center=(0.0, 0.0)) -> np.ndarray:
     """Concentric rings of points spaced about h apart, the outermost on the circle."""
     nr = _cells_for(radius, h, f"disk radius {radius}")
+    check_size(2 * math.pi * nr * nr, f"disk of radius {radius} with h={h:g}")
     pts = [np.zeros((1, 2))]
     for k in range(1, nr + 1):
         r = radius * k / nr

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from samplers import checks
+
 
 def _weights(x: np.ndarray, w, what: str) -> np.ndarray:
     n = len(x)
@@ -38,6 +40,22 @@ def _points(x, what) -> np.ndarray:
     return x
 
 
+def _order(p) -> float:
+    """The order p of W_p: a finite number >= 1 (W_p is a distance only for p >= 1)."""
+    p = checks.number("p", p)
+    if p < 1:
+        raise ValueError(f"W_p needs p >= 1, got p={p!r}")
+    return p
+
+
+def _line(x, what) -> np.ndarray:
+    x = _points(x, what)
+    if x.ndim > 2 or (x.ndim == 2 and x.shape[1] != 1):
+        raise ValueError(f"{what}: points on the line must have shape (n,) or (n, 1), got {x.shape}; "
+                         "use sliced_wasserstein or wasserstein_ot in several dimensions")
+    return x.ravel()
+
+
 def _sorted_cdf(x: np.ndarray, w: np.ndarray):
     """Sorted atoms and their cumulative weights (the last set to exactly 1)."""
     ix = np.argsort(x, kind="stable")
@@ -48,7 +66,7 @@ def _sorted_cdf(x: np.ndarray, w: np.ndarray):
 
 def wasserstein_1d(x, y, p: float = 1.0, wx=None, wy=None) -> float:
     """Exact W_p between sum_i wx_i delta_{x_i} and sum_j wy_j delta_{y_j} on the real line."""
-    x, y = _points(x, "x").ravel(), _points(y, "y").ravel()
+    x, y, p = _line(x, "x"), _line(y, "y"), _order(p)
     wx, wy = _weights(x, wx, "x"), _weights(y, wy, "y")
     xs, cx = _sorted_cdf(x, wx)
     ys, cy = _sorted_cdf(y, wy)
@@ -65,8 +83,10 @@ def wasserstein_ot(x, y, p: float = 2.0, wx=None, wy=None, max_points: int = 600
         import ot
     except ImportError as e:  # pragma: no cover
         raise ImportError("wasserstein_ot needs POT (python3-pot); use sliced_wasserstein instead") from e
-    x, y = _points(x, "x"), _points(y, "y")
+    x, y, p = _points(x, "x"), _points(y, "y"), _order(p)
     x, y = x.reshape(len(x), -1), y.reshape(len(y), -1)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"dimension mismatch: x is {x.shape[1]}D, y is {y.shape[1]}D")
     if max(len(x), len(y)) > max_points:
         raise ValueError(f"wasserstein_ot: {len(x)} x {len(y)} points exceed max_points={max_points}; "
                          "use sliced_wasserstein for large clouds")
@@ -85,10 +105,11 @@ def sliced_wasserstein(x, y, p: float = 2.0, wx=None, wy=None, n_projections: in
     """(E_theta W_p^p(theta#mu, theta#nu))^(1/p) over uniform directions theta, Monte Carlo.
 
     For a translation by v, SW_2 = |v| / sqrt(d)."""
-    x, y = _points(x, "x"), _points(y, "y")
+    x, y, p = _points(x, "x"), _points(y, "y"), _order(p)
     x, y = x.reshape(len(x), -1), y.reshape(len(y), -1)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"dimension mismatch: x is {x.shape[1]}D, y is {y.shape[1]}D")
+    n_projections = checks.integer("n_projections", n_projections, 1)
     acc = 0.0
     dirs = directions(x.shape[1], n_projections, seed)
     for th in dirs:

@@ -20,6 +20,14 @@ import ufl
 from mpi4py import MPI
 
 
+def _log_partition(z: float, beta: float) -> float:
+    if not (math.isfinite(z) and z > 0):
+        raise ValueError(f"Z = int exp(-beta (f - min f)) = {z!r} for beta={beta:g}: exp(-beta f) underflows at every "
+                         "quadrature point (the Gibbs density is narrower than the mesh resolves, or f is not "
+                         "finite); reduce beta or refine the mesh")
+    return math.log(z)
+
+
 class Functionals:
     def __init__(self, rho: dolfinx.fem.Function, f_expr, f_nodal: np.ndarray, beta: float,
                  kind: str, lumped_mass: np.ndarray | None = None, quadrature_degree: int | None = None,
@@ -33,7 +41,7 @@ class Functionals:
         if kind == "lumped":
             self.m = lumped_mass[: self.n]
             z = float(np.sum(self.m * np.exp(-beta * (f_nodal[: self.n] - self.fmin))))
-            self.logZ = math.log(self.comm.allreduce(z)) - beta * self.fmin
+            self.logZ = _log_partition(self.comm.allreduce(z), beta) - beta * self.fmin
         else:
             q = quadrature_degree or 2 * V.element.basix_element.degree + 4
             dx = ufl.dx(metadata={"quadrature_degree": q})
@@ -42,7 +50,7 @@ class Functionals:
             self._energy = dolfinx.fem.form((f_expr * rho + entropy / beta) * dx)
             self._interaction = dolfinx.fem.form(0.5 * psi * rho * dx) if psi is not None else None
             zform = dolfinx.fem.form(ufl.exp(-beta * (f_expr - self.fmin)) * dx)
-            self.logZ = math.log(self._sum(zform)) - beta * self.fmin
+            self.logZ = _log_partition(self._sum(zform), beta) - beta * self.fmin
 
     def _sum(self, form) -> float:
         return self.comm.allreduce(dolfinx.fem.assemble_scalar(form), op=MPI.SUM)

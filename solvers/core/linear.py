@@ -33,9 +33,16 @@ def make_ksp(A: PETSc.Mat, prefix: str, options: dict | None = None) -> PETSc.KS
     ksp = PETSc.KSP().create(A.getComm())
     ksp.setOperators(A)
     ksp.setOptionsPrefix(prefix)
-    ksp.setFromOptions()
-    for key in ours:                 # leave the database as found, so the next solver starts clean
-        db.delValue(prefix + key)
+    try:
+        ksp.setFromOptions()
+    except PETSc.Error as e:
+        given = {k: v for k, v in db.getAll().items() if k.startswith(prefix)}
+        raise ValueError(f"PETSc rejected the solver options under prefix {prefix!r}: "
+                         + ", ".join(f"-{k} {v}" for k, v in sorted(given.items()))
+                         + f" (PETSc error {e.ierr}: an unknown or misspelled type or value?)") from None
+    finally:
+        for key in ours:             # leave the database as found, so the next solver starts clean
+            db.delValue(prefix + key)
     return ksp
 
 

@@ -13,6 +13,8 @@ cell and fails naming the first point where it is not.
 
 from __future__ import annotations
 
+import numbers
+
 import basix
 import dolfinx.fem
 import numpy as np
@@ -34,7 +36,7 @@ def as_ufl_matrix(D, mesh, x):
             raise ValueError(f"diffusion field D must have shape ({d}, {d}), got {D.ufl_shape}")
         return D
     if callable(D):
-        expr = D(x)
+        expr = call_ufl(D, x, "diffusion D", mesh)
         expr = ufl.as_matrix(expr) if isinstance(expr, (list, tuple)) else ufl.as_ufl(expr)
     else:
         arr = np.asarray(D, dtype=float)
@@ -55,13 +57,24 @@ def as_ufl_vector(b, mesh, x, what="drift"):
             raise ValueError(f"{what} field lives on a different mesh than the solver: mismatched meshes")
         expr = b
     elif callable(b):
-        expr = b(x)
+        expr = call_ufl(b, x, what, mesh)
         expr = ufl.as_vector(expr) if isinstance(expr, (list, tuple)) else ufl.as_ufl(expr)
     else:
         expr = dolfinx.fem.Constant(mesh, np.asarray(b, dtype=float))
     if expr.ufl_shape != (d,):
         raise ValueError(f"{what} b(x) must be a vector of length {d}, got shape {expr.ufl_shape}")
     return expr
+
+
+def check_finite(mesh, expr, degree: int, what: str) -> None:
+    """Collective: ValueError naming the first quadrature point where expr is NaN or inf."""
+    vals, X = evaluate_at_quadrature(mesh, expr, degree)
+    bad = ~np.isfinite(vals.reshape(len(vals), -1)).all(axis=1)
+    msg = None
+    if bad.any():
+        i = int(np.argmax(bad))
+        msg = f"{what} is not finite at x={_fmt(X[i])}: {np.array2string(vals[i], precision=6)}"
+    raise_collectively(mesh.comm, msg)
 
 
 def evaluate_at_quadrature(mesh, expr, degree: int) -> tuple[np.ndarray, np.ndarray]:
@@ -158,8 +171,51 @@ def as_ufl_scalar(f, mesh, x, what: str = "potential"):
             raise ValueError(f"{what} Function must be scalar, got shape {f.ufl_shape}")
         return f
     if callable(f):
-        return f(x)
+        expr = call_ufl(f, x, what, mesh)
+        if expr.ufl_shape != ():
+            raise ValueError(f"{what}(x) must be a scalar, got a UFL expression of shape {expr.ufl_shape}")
+        return expr
     raise TypeError(f"{what} must be None, a callable x -> UFL expression or a Function, got {type(f).__name__}")
+
+
+def call_ufl(fn, x, what: str, mesh=None):
+    """fn(x) for x the SpatialCoordinate, as UFL: numbers become constants; numpy functions (which cannot
+    act on UFL) and other failures give an error naming `what`."""
+    try:
+        out = fn(x)
+    except (TypeError, AttributeError, ValueError) as e:
+        raise TypeError(f"{what}(x) must build a UFL expression from x = ufl.SpatialCoordinate(mesh) "
+                        f"(use ufl.exp, ufl.sin, x[0]**2, ..., not numpy functions); calling it raised "
+                        f"{type(e).__name__}: {e}") from None
+    if isinstance(out, (list, tuple)):
+        for item in np.ravel(np.array(out, dtype=object)):
+            _finite_literals(ufl.as_ufl(item), what)
+        return out
+    if isinstance(out, numbers.Real) or (isinstance(out, np.ndarray) and out.shape == ()):
+        if not np.isfinite(float(out)):
+            raise ValueError(f"{what}(x) returned {float(out)!r}")
+        return dolfinx.fem.Constant(mesh, float(out)) if mesh is not None else ufl.as_ufl(float(out))
+    try:
+        expr = ufl.as_ufl(out)
+    except Exception:
+        raise TypeError(f"{what}(x) must return a UFL expression, got {type(out).__name__}") from None
+    _finite_literals(expr, what)
+    return expr
+
+
+def _finite_literals(expr, what: str) -> None:
+    """A NaN/inf number or Constant inside a UFL expression would fail later in the C compiler."""
+    from ufl.constantvalue import RealValue
+    from ufl.corealg.traversal import unique_pre_traversal
+
+    for node in unique_pre_traversal(expr):
+        v = None
+        if isinstance(node, RealValue):
+            v = np.asarray(float(node))
+        elif isinstance(node, dolfinx.fem.Constant):
+            v = np.asarray(node.value)
+        if v is not None and not np.all(np.isfinite(v)):
+            raise ValueError(f"{what}(x) contains the non-finite number {float(v.ravel()[~np.isfinite(v.ravel())][0])!r}")
 
 
 def tensor_field(mesh, values_at, degree: int = 1, name: str = "D") -> dolfinx.fem.Function:

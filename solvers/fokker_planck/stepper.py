@@ -43,6 +43,7 @@ is re-assembled every step.
 from __future__ import annotations
 
 import math
+import warnings
 import time as _time
 from typing import Callable
 
@@ -98,8 +99,11 @@ class FokkerPlanckSolver(DensityDiagnostics):
         self.dt = validation.positive_number("dt", dt)
         self.scheme = validation.one_of("scheme", scheme, SCHEMES)
         self.method = validation.one_of("method", method, METHODS)
-        if not (isinstance(degree, int) and degree >= 1):
-            raise ValueError(f"degree must be a positive integer, got degree={degree!r}")
+        degree = validation.integer("degree", degree, 1)
+        if quadrature_degree is not None:
+            quadrature_degree = validation.integer("quadrature_degree", quadrature_degree, 0)
+        mass_check_tol = validation.number("mass_check_tol", mass_check_tol, positive=True) \
+            if mass_check_tol != np.inf else np.inf
         if method == "sg" and (degree != 1 or scheme != "backward_euler"):
             raise ValueError(f"method='sg' is P1 with backward Euler (it keeps rho >= 0 and the free "
                              f"energy decaying); got degree={degree}, scheme={scheme!r}")
@@ -117,6 +121,8 @@ class FokkerPlanckSolver(DensityDiagnostics):
         self._D_state = diffusion if isinstance(diffusion, coefficients.StateDependentDiffusion) else None
         self.D = coefficients.as_ufl_matrix(diffusion if self._D_state is None else diffusion.field, mesh, self.x)
         self.b = coefficients.as_ufl_vector(drift, mesh, self.x)
+        if self.b is not None:
+            coefficients.check_finite(mesh, self.b, max(2, 2 * degree), "drift b")
         if method == "sg" and (self.D is not None or self.b is not None):
             raise ValueError("method='sg' is for D = I and a gradient drift; use method='galerkin' "
                              "with diffusion/drift")
@@ -375,11 +381,25 @@ class FokkerPlanckSolver(DensityDiagnostics):
                 not np.all(np.isfinite(self.rho.x.array)):
             raise FloatingPointError(f"non-finite density after step {self.steps} (t={self.t:.6g}, "
                                      f"dt={self.dt:g}); reduce dt or check the potential")
+        self._check_undershoot()
         drift = abs(h["mass"][-1] - self._mass0) / abs(self._mass0)
         if drift > self.mass_check_tol:
             raise FloatingPointError(f"mass drifted by {drift:.3e} (relative) by step {self.steps} "
                                      f"(t={self.t:.6g}); tighten the KSP tolerance (-{self.prefix}ksp_rtol)"
                                      f" or reduce dt={self.dt:g}")
+
+    def _check_undershoot(self) -> None:
+        """Warn once when the Galerkin density dips far below zero (an unresolved drift layer)."""
+        if self.method != "galerkin" or getattr(self, "_warned_negative", False):
+            return
+        low = self.history["min_rho"][-1]
+        top = self.comm.allreduce(float(self.rho.x.array[: self.n_owned].max(initial=-np.inf)), op=MPI.MAX)
+        if low < -1e-2 * top:
+            self._warned_negative = True
+            warnings.warn(f"the Galerkin density undershoots: min rho = {low:.4g} at step {self.steps} "
+                          f"(t={self.t:.4g}), {abs(low) / top:.1%} of max rho = {top:.4g}; the drift is not "
+                          f"resolved on this mesh: refine it or use method='sg' (keeps rho >= 0)",
+                          RuntimeWarning, stacklevel=3)
 
     def record(self, ksp_its: int) -> None:
         mass = self.functionals.mass()

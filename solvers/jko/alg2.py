@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import dolfinx.fem
 import dolfinx.fem.petsc
@@ -51,10 +52,16 @@ class JKOSolver:
         self.tau = validation.positive_number("tau", tau)
         self.r = validation.positive_number("r", r)
         self.eps = 1.0 / validation.positive_number("beta", beta) if beta is not None else 0.0
-        if m is not None and not m > 1:
+        if m is not None and not validation.number("m", m) > 1:
             raise ValueError(f"porous-medium exponent must be > 1, got m={m}")
         if self.eps == 0.0 and m is None:
             raise ValueError("F needs an entropy (beta) or a porous-medium term (m)")
+        cm = validation.positive_number("cm", cm)
+        tol = validation.positive_number("tol", tol)
+        max_iter = validation.integer("max_iter", max_iter, 1)
+        validation.integer("nt", nt, 1), validation.integer("degree", degree, 1)
+        self.inner_tol = validation.positive_number("inner_tol", inner_tol)
+        validation.integer("inner_max", inner_max, 1)
         self.m, self.cm, self.tol, self.max_iter = m, cm, tol, max_iter
         self.mesh = meshes.space_time(comm, lower, upper, h, nt)
         self.comm = comm
@@ -120,7 +127,7 @@ class JKOSolver:
         self._action = dolfinx.fem.form(ufl.max_value(self.mu[self.d], 0) * ufl.inner(gx, gx) * ufl.dx)
         self.t, self.step_count = 0.0, 0
         self.history = {"t": [], "mass": [], "free_energy": [], "interaction_energy": [], "w2": [],
-                        "iterations": [], "inner_iterations": [], "min_rho": [], "residual": [], "seconds": []}
+                        "iterations": [], "inner_iterations": [], "converged": [], "min_rho": [], "residual": [], "seconds": []}
 
     # ------------------------------------------------------------------ helpers
     def _sum(self, form) -> float:
@@ -258,8 +265,13 @@ class JKOSolver:
         tab = self._face_values(self.top, self.rho1.x.array)
         self.rho0.x.array[:] = self._extend(tab)
         F = self.free_energy()
+        converged = drho < self.tol and res < self.tol * 10
+        if not converged:
+            warnings.warn(f"JKO step {self.step_count} (t={self.t:g}) did not converge: residual "
+                          f"{max(res, drho):.3e} > tol={self.tol:g} after max_iter={self.max_iter} ALG2 iterations",
+                          RuntimeWarning, stacklevel=2)
         rec = {"t": self.t, "mass": self.mass(), "free_energy": F, "interaction_energy": self.interaction_energy(),
-               "w2": w2, "iterations": it, "inner_iterations": inner,
+               "w2": w2, "iterations": it, "inner_iterations": inner, "converged": bool(converged),
                "min_rho": self.comm.allreduce(float(self.rho1.x.array[self.top].min(initial=np.inf)), op=MPI.MIN),
                "residual": max(res, drho), "seconds": time.perf_counter() - t0}
         for k, v in rec.items():

@@ -13,6 +13,7 @@ O(gamma) smoothing per step; it is much cheaper per step than ALG2 (only spatial
 from __future__ import annotations
 
 import time
+import warnings
 
 import dolfinx.fem
 import dolfinx.fem.petsc
@@ -31,7 +32,9 @@ class EntropicJKO:
                  tol: float = 1e-9, max_iter: int = 5000):
         self.tau, self.gamma = validation.positive_number("tau", tau), validation.positive_number("gamma", gamma)
         self.beta = validation.positive_number("beta", beta)
-        self.tol, self.max_iter = tol, max_iter
+        self.tol = validation.positive_number("tol", tol)
+        self.max_iter = validation.integer("max_iter", max_iter, 1)
+        substeps = validation.integer("substeps", substeps, 1)
         self.mesh, self.comm = mesh, mesh.comm
         self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
         X = self.V.tabulate_dof_coordinates()
@@ -51,7 +54,8 @@ class EntropicJKO:
         self.rho = dolfinx.fem.Function(self.V, name="rho")
         self.functionals = Functionals(self.rho, None, self.f, self.beta, "lumped", lumped_mass=self.ml)
         self.t = 0.0
-        self.history = {"t": [], "mass": [], "free_energy": [], "iterations": [], "min_rho": [], "seconds": []}
+        self.history = {"t": [], "mass": [], "free_energy": [], "iterations": [], "min_rho": [], "seconds": [],
+                        "converged": [], "residual": []}
 
     def heat(self, v: np.ndarray) -> np.ndarray:
         """K v: heat flow for time gamma/4 of nodal values v (owned + ghosts)."""
@@ -114,10 +118,20 @@ class EntropicJKO:
             raise FloatingPointError(f"entropic JKO diverged (gamma={self.gamma} too small for double precision?)")
         self.rho.x.array[:] = new
         self.t += self.tau
+        converged = change < self.tol
+        self.history["converged"].append(bool(converged))
+        self.history["residual"].append(change)
+        if not converged:
+            warnings.warn(f"entropic JKO step at t={self.t:g} did not converge: relative change {change:.3e} > "
+                          f"tol={self.tol:g} after max_iter={self.max_iter} Sinkhorn iterations; raise max_iter "
+                          f"or gamma", RuntimeWarning, stacklevel=2)
         self._log(it, time.perf_counter() - t0)
         return {k: v[-1] for k, v in self.history.items()}
 
     def run(self, t_end: float):
+        t_end = validation.number("t_end", t_end)
+        if t_end < self.t - 1e-9 * self.tau:
+            raise ValueError(f"run(t_end): t_end={t_end:g} is before the current time t={self.t:g}")
         for _ in range(int(round((t_end - self.t) / self.tau))):
             self.step()
         return self
