@@ -68,6 +68,8 @@ def as_ufl_vector(b, mesh, x, what="drift"):
 
 def check_finite(mesh, expr, degree: int, what: str) -> None:
     """Collective: ValueError naming the first quadrature point where expr is NaN or inf."""
+    if ufl.domain.extract_unique_domain(expr) is None:      # a constant (UFL folds 0 * ... to Zero)
+        return
     vals, X = evaluate_at_quadrature(mesh, expr, degree)
     bad = ~np.isfinite(vals.reshape(len(vals), -1)).all(axis=1)
     msg = None

@@ -394,7 +394,7 @@ class FokkerPlanckSolver(DensityDiagnostics):
             return
         low = self.history["min_rho"][-1]
         top = self.comm.allreduce(float(self.rho.x.array[: self.n_owned].max(initial=-np.inf)), op=MPI.MAX)
-        if low < -1e-2 * top:
+        if low < -0.1 * top:
             self._warned_negative = True
             warnings.warn(f"the Galerkin density undershoots: min rho = {low:.4g} at step {self.steps} "
                           f"(t={self.t:.4g}), {abs(low) / top:.1%} of max rho = {top:.4g}; the drift is not "

@@ -33,7 +33,8 @@ def _potential_moments(solver) -> list[float]:
     """int f, int f^2 and int f x_i over the mesh: a partition-independent fingerprint of f."""
     f, x = solver.f_expr, solver.x
     forms = [f, f * f] + [f * x[i] for i in range(solver.mesh.geometry.dim)]
-    return [solver.comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(g * ufl.dx))) for g in forms]
+    dx = ufl.dx(domain=solver.mesh)
+    return [solver.comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(g * dx))) for g in forms]
 
 
 def _differs(saved, current) -> bool:

@@ -57,7 +57,7 @@ class JKOSolver:
         if self.eps == 0.0 and m is None:
             raise ValueError("F needs an entropy (beta) or a porous-medium term (m)")
         cm = validation.positive_number("cm", cm)
-        tol = validation.positive_number("tol", tol)
+        tol = validation.number("tol", tol, nonnegative=True)       # 0: always max_iter iterations
         max_iter = validation.integer("max_iter", max_iter, 1)
         validation.integer("nt", nt, 1), validation.integer("degree", degree, 1)
         self.inner_tol = validation.positive_number("inner_tol", inner_tol)
