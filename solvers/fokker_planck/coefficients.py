@@ -165,7 +165,7 @@ class StateDependentDiffusion:
 def as_ufl_scalar(f, mesh, x, what: str = "potential"):
     """A potential as UFL: None (0), a callable of the SpatialCoordinate, or a scalar Function on the mesh."""
     if f is None:
-        return 0.0 * x[0]
+        return dolfinx.fem.Constant(mesh, 0.0)
     if isinstance(f, dolfinx.fem.Function):
         if f.function_space.mesh is not mesh:
             raise ValueError(f"{what} Function lives on a different mesh than the solver: mismatched meshes")
