@@ -53,9 +53,17 @@ def _start_xvfb() -> str | None:
     if not num.isdigit():
         proc.kill()
         return None
-    atexit.register(proc.terminate)
+    atexit.register(_stop, proc)
     _state["xvfb"] = proc
     return f":{num}"
+
+
+def _stop(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def can_render() -> tuple[bool, str]:
