@@ -291,8 +291,8 @@ class JKOSolver:
         def mass_and_slope(lam):
             rho = prox_energy(c + lam, ftop, rt, **kw)
             if self.eps:
-                drho = rho / (rho + rt * self.eps + (rt * self.cm * self.m * (self.m - 1) * rho ** (self.m - 1)
-                                                     if self.m else 0.0))
+                # d rho / d lam from rho + rt (eps log rho + cm m/(m-1) rho^(m-1)) = c + lam
+                drho = rho / (rho + rt * self.eps + (rt * self.cm * self.m * rho ** (self.m - 1) if self.m else 0.0))
             else:
                 drho = (rho > 0) / (1.0 + rt * self.cm * self.m * np.maximum(rho, 0) ** (self.m - 2))
             loc = np.array([np.dot(w[own], rho[own]), np.dot(w[own], drho[own])])
