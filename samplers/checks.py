@@ -6,19 +6,15 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 
 def number(name: str, value, positive: bool = False, nonnegative: bool = False) -> float:
     """A finite real number (and > 0 or >= 0 when asked)."""
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        try:
-            import numpy as np
-
-            if isinstance(value, np.ndarray) and value.shape == ():
-                value = value.item()
-        except ImportError:  # pragma: no cover
-            pass
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {name}={value!r}")
+        raise TypeError(f"{name} must be a number, got {name}={value!r}")
     v = float(value)
     if not math.isfinite(v):
         raise ValueError(f"{name} must be finite, got {name}={value!r}")
@@ -31,6 +27,19 @@ def number(name: str, value, positive: bool = False, nonnegative: bool = False) 
 
 def positive_number(name: str, value) -> float:
     return number(name, value, positive=True)
+
+
+def tolerance(name: str, value) -> float:
+    """A positive tolerance; +inf switches the check off."""
+    return math.inf if value == math.inf else number(name, value, positive=True)
+
+
+def end_time(t_end, t: float, step: float) -> float:
+    """t_end for run(t_end): a finite number not before the current time t (within 1e-9 step)."""
+    t_end = number("t_end", t_end)
+    if t_end < t - 1e-9 * step:
+        raise ValueError(f"run(t_end): t_end={t_end:g} is before the current time t={t:g}")
+    return t_end
 
 
 def integer(name: str, value, minimum: int | None = None) -> int:

@@ -7,10 +7,14 @@ prefixed with that rank when the run has several).
 
 - agree(comm, message): raise on every rank if any rank passes a message (a local verdict);
 - collectively(comm, fn, ...): run fn on every rank and re-raise any rank's exception on all;
-- on_root(comm, fn, ...): run fn on rank 0 only (file I/O) and broadcast its result or its error.
+- on_root(comm, fn, ...): run fn on rank 0 only (file I/O) and broadcast its result or its error;
+- allgather_checked(comm, value, problem): an allgather that carries each rank's verdict with its
+  value, so a check costs no extra collective on a hot path.
 """
 
 from __future__ import annotations
+
+import pickle
 
 
 def _size(comm) -> int:
@@ -44,11 +48,21 @@ def agree(comm, message: str | None, exc: type = ValueError) -> None:
     _raise_first(comm, comm.allgather(verdict))
 
 
+def allgather_checked(comm, value, problem: str | None = None, exc: type = ValueError) -> list:
+    """Collective: the values of all ranks, or exc(first problem) on every rank if any rank has one
+    (value is not used on a rank with a problem)."""
+    if _size(comm) == 1:
+        if problem:
+            raise exc(problem)
+        return [value]
+    parts = comm.allgather((exc, problem) if problem else (None, value))
+    _raise_first(comm, [(k, v) if k is not None else None for k, v in parts])
+    return [v for _, v in parts]
+
+
 def _verdict(e: BaseException):
     kind = type(e)
     try:
-        import pickle
-
         pickle.dumps(kind)
     except Exception:
         kind = RuntimeError

@@ -78,11 +78,11 @@ def _check_finite(x, step, dt, comm=None, offset: int = 0):
 
 def _arguments(x0, beta, dt, steps, record_every, rng) -> str | None:
     """What is wrong with euler_maruyama's arguments on this rank, or None."""
-    for check in (lambda: checks.positive_number("beta", beta), lambda: checks.positive_number("dt", dt),
-                  lambda: checks.integer("steps", steps, 0), lambda: checks.integer("record_every", record_every, 0)):
-        msg = checks.problem(check)
-        if msg:
-            return msg
+    msg = (checks.problem(checks.positive_number, "beta", beta) or checks.problem(checks.positive_number, "dt", dt)
+           or checks.problem(checks.integer, "steps", steps, 0)
+           or checks.problem(checks.integer, "record_every", record_every, 0))
+    if msg:
+        return msg
     x = np.asarray(x0)
     if x.ndim != 2:
         return f"particles must be an (n, d) array, got shape {x.shape}"
@@ -148,10 +148,11 @@ def euler_maruyama(x0: np.ndarray, drift: Callable, beta: float, dt: float, step
     _check_finite(x, 0, dt, comm, off)
     n, d = x.shape
     factor = collectively(comm, noise_factor, diffusion, d) if noise else None
+    varying = noise and callable(diffusion)         # only a D(x) can fail (not SPD) during the run
     scale = np.sqrt(2.0 * dt / beta)
     rec, t = [], t0
     for k in range(1, steps + 1):
-        L = collectively(comm, factor, x, t) if noise else None
+        L = (collectively(comm, factor, x, t) if varying else factor(x, t)) if noise else None
         with np.errstate(over="ignore", invalid="ignore"):          # blow-up is reported below
             b = drift(x, t)
             if k == 1:

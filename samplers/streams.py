@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from samplers import checks
-from samplers.collective import agree
+from samplers.collective import allgather_checked
 
 try:  # optional
     from mpi4py import MPI
@@ -77,23 +77,25 @@ class Streams:
         return np.concatenate(parts, axis=0)
 
     # --- deterministic reductions ------------------------------------------------------------
-    def block_sums(self, values: np.ndarray) -> np.ndarray:
-        """Per-block sums of values (n_local, ...) for all blocks, (nblocks, ...), on every rank."""
+    def block_sums(self, values: np.ndarray, problem: str | None = None) -> np.ndarray:
+        """Per-block sums of values (n_local, ...) for all blocks, (nblocks, ...), on every rank.
+        A wrong number of rows (or a caller's `problem`) raises on every rank; the verdict travels
+        with the sums, so checking costs no extra collective."""
         values = np.asarray(values, dtype=float)
         rows = values.shape[0] if values.ndim else None
-        agree(self.comm, None if rows == self.n_local else
-              f"expected {self.n_local} local rows (this rank's particles), got an array of shape {values.shape}")
-        offs = np.cumsum([0, *self._sizes])
-        local = np.array([values[offs[i]:offs[i + 1]].sum(axis=0) for i in range(len(self._sizes))])
-        local = local.reshape(len(self._sizes), *values.shape[1:])
-        if self.comm is None or self.comm.size == 1:
-            return local
-        parts = self.comm.allgather(local)
-        return np.concatenate([p for p in parts if len(p)], axis=0)
+        if problem is None and rows != self.n_local:
+            problem = f"expected {self.n_local} local rows (this rank's particles), got an array of shape {values.shape}"
+        local = None
+        if problem is None:
+            offs = np.cumsum([0, *self._sizes])
+            local = np.array([values[offs[i]:offs[i + 1]].sum(axis=0) for i in range(len(self._sizes))])
+            local = local.reshape(len(self._sizes), *values.shape[1:])
+        parts = allgather_checked(self.comm, local, problem)
+        return parts[0] if len(parts) == 1 else np.concatenate([p for p in parts if len(p)], axis=0)
 
-    def sum(self, values: np.ndarray) -> np.ndarray:
+    def sum(self, values: np.ndarray, problem: str | None = None) -> np.ndarray:
         """Global sum over particles, the same bits for any rank count."""
-        s = self.block_sums(values)
+        s = self.block_sums(values, problem)
         out = np.zeros(s.shape[1:])
         for row in s:                   # fixed order: block 0, 1, ...
             out = out + row
@@ -106,9 +108,9 @@ class Streams:
         """Global mean (d,) and covariance (d, d) (1/(n-1) normalisation) of particles x (n_local, d)."""
         x = np.asarray(x, dtype=float)
         x = x.reshape(-1, 1) if x.ndim == 1 else x
-        agree(self.comm, None if x.ndim == 2 and len(x) == self.n_local else
-              f"moments need this rank's particles as ({self.n_local}, d), got shape {x.shape}")
-        m = self.mean(x)
+        problem = (None if x.ndim == 2 and len(x) == self.n_local else
+                   f"moments need this rank's particles as ({self.n_local}, d), got shape {x.shape}")
+        m = self.sum(x, problem) / self.n
         dx = x - m
         c = self.sum(dx[:, :, None] * dx[:, None, :]) / max(self.n - 1, 1)
         return m, c
