@@ -92,8 +92,6 @@ def _run(a, comm, fp, out, say, t_start) -> dict:
         fp.set_initial(lambda x: gaussian_density(x, [0.15, 1.0], 0.08 * np.eye(2)), normalize=True)
 
     writer = SeriesWriter(out.file("rho"), [fp.rho], resume_at=fp.t if a.resume else None)
-    with _closed_on_error(writer):
-        writer.write(fp.t)
     pngs, pending = [], sorted(s for s in a.snapshots if s >= fp.t - 1e-12)
 
     def snapshot(s):
@@ -109,9 +107,10 @@ def _run(a, comm, fp, out, say, t_start) -> dict:
             writer.write(s.t)
         snapshot(s)
 
-    snapshot(fp)
     try:
         with writer:                # closed on every rank together, also on failure (ADIOS2's close is collective)
+            writer.write(fp.t)
+            snapshot(fp)
             fp.run(a.t_end, callback=every_step, checkpoint=ckpt, progress=True)
     except Exception as e:          # keep what was computed: the history up to the failure
         def save_partial():
@@ -152,18 +151,6 @@ def _run(a, comm, fp, out, say, t_start) -> dict:
                 say(f"  {k:30s} {v:.6g}" if isinstance(v, float) else f"  {k:26s} {v}")
         say(f"  outputs in {out.path}: {len(pngs)} snapshots, free_energy.png, history.json, {os.path.basename(writer.path)}")
     return summary
-
-
-class _closed_on_error:
-    def __init__(self, writer):
-        self.writer = writer
-
-    def __enter__(self):
-        return self.writer
-
-    def __exit__(self, kind, *exc):
-        if kind is not None:
-            self.writer.__exit__(kind, *exc)
 
 
 def _plot_energy(h, summary, filename):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from mpi4py import MPI
 
-from samplers.checks import integer, number, one_of, positive_number  # noqa: F401  (re-exported)
+from samplers.checks import end_time, integer, number, one_of, positive_number, tolerance  # noqa: F401  (re-exported)
 from samplers.collective import agree
 
 
@@ -43,7 +43,7 @@ def check_density(comm: MPI.Comm, values: np.ndarray, coords: np.ndarray, mass: 
                   mass_tol: float, neg_tol: float = 1e-12) -> None:
     """values: owned nodal values; coords: their coordinates. Raises on NaN/inf, negative values
     below -neg_tol * max and a mass farther than mass_tol from 1."""
-    mass_tol = number("mass_tol", mass_tol, positive=True) if mass_tol != math.inf else math.inf
+    mass_tol = tolerance("mass_tol", mass_tol)
     finite_field(comm, values, coords, what)
     vmin, xmin = _where(comm, values, coords, np.argmin)
     vmax, _ = _where(comm, values, coords, np.argmax)

@@ -102,8 +102,7 @@ class FokkerPlanckSolver(DensityDiagnostics):
         degree = validation.integer("degree", degree, 1)
         if quadrature_degree is not None:
             quadrature_degree = validation.integer("quadrature_degree", quadrature_degree, 0)
-        mass_check_tol = validation.number("mass_check_tol", mass_check_tol, positive=True) \
-            if mass_check_tol != np.inf else np.inf
+        mass_check_tol = validation.tolerance("mass_check_tol", mass_check_tol)
         if method == "sg" and (degree != 1 or scheme != "backward_euler"):
             raise ValueError(f"method='sg' is P1 with backward Euler (it keeps rho >= 0 and the free "
                              f"energy decaying); got degree={degree}, scheme={scheme!r}")
@@ -161,6 +160,7 @@ class FokkerPlanckSolver(DensityDiagnostics):
         self._ksp: dict[str, PETSc.KSP] = {}
         self._mats: dict[str, PETSc.Mat] = {}
         self._initialised = False
+        self._warned_negative = False                   # the undershoot warning is given once
 
         if method == "galerkin":
             u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
@@ -390,7 +390,7 @@ class FokkerPlanckSolver(DensityDiagnostics):
 
     def _check_undershoot(self) -> None:
         """Warn once when the Galerkin density dips far below zero (an unresolved drift layer)."""
-        if self.method != "galerkin" or getattr(self, "_warned_negative", False):
+        if self.method != "galerkin" or self._warned_negative:
             return
         low = self.history["min_rho"][-1]
         top = self.comm.allreduce(float(self.rho.x.array[: self.n_owned].max(initial=-np.inf)), op=MPI.MAX)
@@ -419,14 +419,7 @@ class FokkerPlanckSolver(DensityDiagnostics):
             progress: bool = False) -> dict:
         """Step until t >= t_end (within 1e-9 dt). callback(solver) after each step;
         checkpoint: a solvers.checkpoint.Checkpointer, saved every its `every` steps and at the end."""
-        try:
-            t_end = float(t_end)
-        except (TypeError, ValueError):
-            raise TypeError(f"run(t_end): t_end must be a number, got {t_end!r}") from None
-        if not math.isfinite(t_end):
-            raise ValueError(f"run(t_end): t_end must be finite, got t_end={t_end!r}")
-        if t_end < self.t - 1e-9 * self.dt:
-            raise ValueError(f"run(t_end): t_end={t_end:g} is before the current time t={self.t:g}")
+        t_end = validation.end_time(t_end, self.t, self.dt)
         if not self._initialised:
             raise RuntimeError("call set_initial(rho0) (or resume a checkpoint) before run()")
         nsteps = max(0, int(math.ceil((t_end - self.t) / self.dt - 1e-9)))

@@ -30,11 +30,15 @@ def _fingerprint(solver) -> dict:
 
 
 def _potential_moments(solver) -> list[float]:
-    """int f, int f^2 and int f x_i over the mesh: a partition-independent fingerprint of f."""
-    f, x = solver.f_expr, solver.x
-    forms = [f, f * f] + [f * x[i] for i in range(solver.mesh.geometry.dim)]
-    dx = ufl.dx(domain=solver.mesh)
-    return [solver.comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(g * dx))) for g in forms]
+    """int f, int f^2 and int f x_i over the mesh: a partition-independent fingerprint of f.
+    f does not change, so the forms are compiled and assembled once per solver, not per save."""
+    if getattr(solver, "_potential_moments", None) is None:
+        f, x = solver.f_expr, solver.x
+        forms = [f, f * f] + [f * x[i] for i in range(solver.mesh.geometry.dim)]
+        dx = ufl.dx(domain=solver.mesh)
+        solver._potential_moments = [solver.comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(g * dx)))
+                                     for g in forms]
+    return solver._potential_moments
 
 
 def _differs(saved, current) -> bool:
@@ -56,14 +60,13 @@ class Checkpointer:
         if every < 1:
             raise ValueError(f"checkpoint every must be >= 1, got every={every}")
         self.path, self.every = os.fspath(path), int(every)
-        self.extra: dict = {}               # more JSON state saved with each checkpoint (e.g. the series)
 
     def save(self, solver) -> None:
         comm, n = solver.comm, solver.n_owned
         coords = _gather(comm, solver.V.tabulate_dof_coordinates()[:n])
         rho = _gather(comm, solver.rho.x.array[:n])
         prev = _gather(comm, solver.rho_prev.x.array[:n])
-        meta = json.dumps({**_fingerprint(solver), **self.extra})
+        meta = json.dumps(_fingerprint(solver))
         write_npz(comm, self.path, "checkpoint", coords=coords, rho=rho, rho_prev=prev, t=solver.t,
                   steps=solver.steps, mass0=solver._mass0, meta=meta, history=json.dumps(solver.history))
 
@@ -74,8 +77,7 @@ def _keys(coords: np.ndarray, scale: float) -> np.ndarray:
 
 
 def resume(solver, path: str) -> None:
-    """Load the state saved by Checkpointer into `solver` (same problem, any number of ranks).
-    Returns the checkpoint's metadata (the fingerprint and any Checkpointer.extra)."""
+    """Load the state saved by Checkpointer into `solver` (same problem, any number of ranks)."""
     comm = solver.comm
     data = read_npz(comm, path, "checkpoint",
                     keys=("coords", "rho", "rho_prev", "t", "steps", "mass0", "meta", "history"))
@@ -107,4 +109,3 @@ def resume(solver, path: str) -> None:
     solver.history = json.loads(str(data["history"]))
     solver._initialised = True
     solver._refresh_state()                 # psi = W * rho and D(rho) from the loaded densities
-    return meta

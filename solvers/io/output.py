@@ -66,7 +66,7 @@ class SeriesWriter:
             fmt = "vtx" if dolfinx.common.has_adios2 else "xdmf"
         if fmt not in ("vtx", "xdmf"):
             raise ValueError(f"fmt must be 'vtx', 'xdmf' or 'auto', got fmt={fmt!r}")
-        self.fmt, self._broken = fmt, False
+        self.fmt, self._state = fmt, "open"         # then "closed", or "failed" after an I/O error
         root, _ = os.path.splitext(os.fspath(path))
         ext = ".bp" if fmt == "vtx" else ".xdmf"
         self.index_path = root + ".series.json"
@@ -83,7 +83,7 @@ class SeriesWriter:
                 self._w = collectively(self.comm, dolfinx.io.XDMFFile, self.comm, self.path, "w")
                 collectively(self.comm, self._w.write_mesh, msh)
         except Exception as e:
-            self._broken = True
+            self._state = "failed"
             raise OSError(f"cannot write the series {self.path!r}: {_clean(e)}") from None
 
     def _start_index(self, root: str, ext: str, resume_at) -> dict:
@@ -105,8 +105,8 @@ class SeriesWriter:
 
     def write(self, t: float) -> None:
         """Add a frame at time t (skipped if the series already has a frame at t or later)."""
-        if self._broken:
-            raise OSError(f"the series {self.path!r} failed earlier; no more frames are written")
+        if self._state != "open":
+            raise OSError(f"the series {self.path!r} is {self._state}; no more frames are written")
         last = [t0 for g in self.index["segments"] for t0 in g["times"]]
         if last and t <= last[-1]:
             return                              # a resumed run's first frame is already in the series
@@ -118,8 +118,7 @@ class SeriesWriter:
                     g.interpolate(f)
                     collectively(self.comm, self._w.write_function, g, float(t))
         except Exception as e:
-            self._broken = True
-            _abandon(self._w)
+            self._fail()
             kept = (f"frames up to t={last[-1]:g} are listed in {self.index_path!r}" if last else
                     "no frame was written")
             raise OSError(f"writing the series {self.path!r} at t={t:g} failed: {_clean(e)}; {kept}") from None
@@ -127,17 +126,20 @@ class SeriesWriter:
         on_root(self.comm, _write_json, self.index_path, self.index, broadcast=False)
 
     def close(self) -> None:
-        if self._broken:
+        if self._state != "open":
             return
         try:
             collectively(self.comm, self._w.close)
         except Exception as e:
-            self._broken = True
-            _abandon(self._w)
+            self._fail()
             raise OSError(f"closing the series {self.path!r} failed: {_clean(e)}") from None
-        self._broken = True                 # closed: no more frames
+        self._state = "closed"
         if not self.times and len(self.index["segments"]) > 1:    # a resumed run that added nothing
             on_root(self.comm, self._drop_empty_segment, broadcast=False)
+
+    def _fail(self) -> None:
+        self._state = "failed"
+        _abandon(self._w)
 
     def _drop_empty_segment(self) -> None:
         import shutil
@@ -155,10 +157,10 @@ class SeriesWriter:
     def __exit__(self, *exc):
         if exc[0] is None:
             self.close()
-        elif not self._broken:
+        else:
             try:
                 self.close()
-            except OSError:
+            except OSError:         # the error already on its way out is the one to report
                 pass
 
 

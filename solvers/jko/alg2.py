@@ -59,9 +59,10 @@ class JKOSolver:
         cm = validation.positive_number("cm", cm)
         tol = validation.number("tol", tol, nonnegative=True)       # 0: always max_iter iterations
         max_iter = validation.integer("max_iter", max_iter, 1)
-        validation.integer("nt", nt, 1), validation.integer("degree", degree, 1)
-        self.inner_tol = validation.positive_number("inner_tol", inner_tol)
-        validation.integer("inner_max", inner_max, 1)
+        nt = validation.integer("nt", nt, 1)
+        degree = validation.integer("degree", degree, 1)
+        inner_tol = validation.positive_number("inner_tol", inner_tol)
+        inner_max = validation.integer("inner_max", inner_max, 1)
         self.m, self.cm, self.tol, self.max_iter = m, cm, tol, max_iter
         self.mesh = meshes.space_time(comm, lower, upper, h, nt)
         self.comm = comm
@@ -337,7 +338,7 @@ class JKOSolver:
                            f"reduce tau={self.tau} or r={self.r}")
 
     def run(self, t_end: float, callback=None, progress: bool = False):
-        n = int(round((t_end - self.t) / self.tau))
+        n = int(round((validation.end_time(t_end, self.t, self.tau) - self.t) / self.tau))
         for _ in range(n):
             rec = self.step()
             if progress and self.comm.rank == 0:

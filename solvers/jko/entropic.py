@@ -84,8 +84,10 @@ class EntropicJKO:
                                  neg_tol=0.0)
         self._log(0, 0.0)
 
-    def _log(self, its, sec):
+    def _log(self, its, sec, converged: bool = True, residual: float = 0.0):
         h = self.history
+        h["converged"].append(bool(converged))
+        h["residual"].append(residual)
         h["t"].append(self.t)
         h["mass"].append(self.functionals.mass())
         h["free_energy"].append(self.functionals.free_energy())
@@ -119,19 +121,15 @@ class EntropicJKO:
         self.rho.x.array[:] = new
         self.t += self.tau
         converged = change < self.tol
-        self.history["converged"].append(bool(converged))
-        self.history["residual"].append(change)
         if not converged:
             warnings.warn(f"entropic JKO step at t={self.t:g} did not converge: relative change {change:.3e} > "
                           f"tol={self.tol:g} after max_iter={self.max_iter} Sinkhorn iterations; raise max_iter "
                           f"or gamma", RuntimeWarning, stacklevel=2)
-        self._log(it, time.perf_counter() - t0)
+        self._log(it, time.perf_counter() - t0, converged, change)
         return {k: v[-1] for k, v in self.history.items()}
 
     def run(self, t_end: float):
-        t_end = validation.number("t_end", t_end)
-        if t_end < self.t - 1e-9 * self.tau:
-            raise ValueError(f"run(t_end): t_end={t_end:g} is before the current time t={self.t:g}")
+        t_end = validation.end_time(t_end, self.t, self.tau)
         for _ in range(int(round((t_end - self.t) / self.tau))):
             self.step()
         return self

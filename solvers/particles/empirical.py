@@ -19,7 +19,7 @@ import ufl
 from mpi4py import MPI
 
 from samplers.collective import agree
-from solvers.core import linear
+from solvers.core import linear, validation
 from solvers.core.compat import petsc_vec, point_ownership
 from solvers.fokker_planck.edge_averaged import lumped_mass
 
@@ -60,8 +60,7 @@ def locate(mesh, x: np.ndarray, outside: str = "raise"):
     outside='raise' names the first particle outside the mesh; 'ignore' drops such particles (they
     still count in n, so the histogram's mass is the fraction inside)."""
     comm = mesh.comm
-    if outside not in OUTSIDE:
-        raise ValueError(f"outside={outside!r} is not one of {OUTSIDE}")
+    validation.one_of("outside", outside, OUTSIDE)
     p = _pad3(comm, x, mesh.geometry.dim)
     n = comm.allreduce(len(p), op=MPI.SUM)
     if n == 0:
