@@ -272,13 +272,52 @@ def streams_empty_rank_sample():
     assert np.all(np.isfinite(m)) and c.shape == (2, 2)
 
 
+def _empty_rank_solver():
+    """A drift-driven FP solver on a mesh whose cells all live on rank 0 (rank 1 owns nothing)."""
+    import dolfinx.mesh
+    import ufl
+
+    from tests.mpi_cases import all_cells_on_rank_0
+
+    msh = dolfinx.mesh.create_rectangle(comm, [[-2, -2], [2, 2]], [12, 12],
+                                        partitioner=lambda c, n, t, cells: all_cells_on_rank_0(c, t, cells))
+    s = FokkerPlanckSolver(msh, lambda x: 0.5 * (x[0] ** 2 + x[1] ** 2), beta=2.0, dt=0.05,
+                           scheme="backward_euler", drift=lambda x: ufl.as_vector([-x[1], x[0]]))
+    s.set_initial(lambda x: gaussian_density(x, [0.3, 0.2], 0.3 * np.eye(2)), normalize=True)
+    return s
+
+
+def empty_rank_checkpoint_and_series():
+    """Not a fault: drift check, checkpoint, series and resume with a rank that owns no cells."""
+    path = workdir("empty_rank")
+    s = _empty_rank_solver()
+    assert comm.allreduce(s.n_owned) > 0 and (comm.rank == 0 or s.n_owned == 0)
+    with SeriesWriter(os.path.join(path, "rho"), [s.rho]) as w:
+        s.run(0.2, callback=lambda q: w.write(q.t), checkpoint=Checkpointer(os.path.join(path, "ck.npz"), every=2))
+    r = _empty_rank_solver()
+    resume(r, os.path.join(path, "ck.npz"))
+    assert np.array_equal(r.rho.x.array, s.rho.x.array) and r.t == s.t
+    with SeriesWriter(os.path.join(path, "rho"), [r.rho], resume_at=r.t) as w:
+        r.run(0.3, callback=lambda q: w.write(q.t))
+    from solvers.io.output import read_index
+    times = [t for seg in read_index(os.path.join(path, "rho"))["segments"] for t in seg["times"]]
+    assert np.allclose(times, np.arange(1, 7) * 0.05), times
+
+
+def empty_rank_checkpoint_fails_on_rank0():
+    s, path = _empty_rank_solver(), workdir("empty_rank_enospc")
+    with fail_io_on_rank0(path):
+        Checkpointer(os.path.join(path, "ck.npz")).save(s)
+
+
 CASES = {f.__name__: f for f in [
     out_is_file, out_read_only, out_locked, resume_missing, resume_truncated, resume_garbage,
     resume_other_potential, checkpoint_read_only, checkpoint_full_disk, checkpoint_disk_fails_on_rank0,
     series_read_only, series_full_disk, demo_full_disk, demo_disk_fails_on_rank0,
     histogram_nan_on_rank1, histogram_wrong_dim_on_rank1, project_nan_on_rank0, project_wrong_dim_on_rank0,
     sampler_nan_start_on_rank1, sampler_blow_up_on_rank1, sampler_nan_dt_on_rank1, sampler_drift_shape_on_rank0,
-    network_nan_neuron_on_rank1, moments_wrong_rows_on_rank0, streams_empty_rank_sample]}
+    network_nan_neuron_on_rank1, moments_wrong_rows_on_rank0, streams_empty_rank_sample,
+    empty_rank_checkpoint_and_series, empty_rank_checkpoint_fails_on_rank0]}
 
 
 def main():

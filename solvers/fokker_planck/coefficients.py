@@ -71,7 +71,7 @@ def check_finite(mesh, expr, degree: int, what: str) -> None:
     if ufl.domain.extract_unique_domain(expr) is None:      # a constant (UFL folds 0 * ... to Zero)
         return
     vals, X = evaluate_at_quadrature(mesh, expr, degree)
-    bad = ~np.isfinite(vals.reshape(len(vals), -1)).all(axis=1)
+    bad = ~np.isfinite(vals).all(axis=tuple(range(1, vals.ndim)))      # per point; also for 0 points
     msg = None
     if bad.any():
         i = int(np.argmax(bad))
