@@ -259,3 +259,14 @@ def test_jko_bad_exponents_named():
         JKOSolver(COMM, [-1], [1], 0.2, 0.1, m=math.inf)
     with pytest.raises(ValueError, match="max_iter must be >= 1, got max_iter=0"):
         JKOSolver(COMM, [-1], [1], 0.2, 0.1, beta=1.0, max_iter=0)
+
+
+def test_network_pde_rejects_nan_noise(square):
+    from samplers.mean_field_nn import TeacherData
+    from solvers.mean_field.network import network_pde
+
+    data = TeacherData.teacher(8, np.array([[1.0, 0.5]]), seed=0)
+    with pytest.raises(ValueError, match="gamma must be finite, got gamma=nan"):
+        network_pde(square, data, gamma=math.nan)
+    with pytest.raises(ValueError, match="temperature must be >= 0, got temperature=-1"):
+        network_pde(square, data, temperature=-1)

@@ -29,6 +29,7 @@ import dolfinx.fem
 import numpy as np
 
 from samplers.mean_field_nn import TeacherData
+from solvers.core import validation
 from solvers.fokker_planck.coefficients import StateDependentDiffusion
 from solvers.fokker_planck.interaction import SeparableInteraction
 from solvers.fokker_planck.stepper import FokkerPlanckSolver
@@ -67,8 +68,8 @@ def network_pde(mesh, data: TeacherData, gamma: float = 0.0, temperature: float 
                 degree: int = 1, scheme: str = "bdf2", psi_degree: int = 2, **kw):
     """The limit PDE's solver for the given noise (see the module doc). The returned solver's
     `interaction.state(rho)` is c = f_rho(x_m), so `data.risk(solver.interaction.state(solver.rho))` is R(rho)."""
-    if gamma < 0 or temperature < 0:
-        raise ValueError(f"gamma and temperature must be >= 0, got gamma={gamma}, temperature={temperature}")
+    gamma = validation.number("gamma", gamma, nonnegative=True)            # NaN too, not only < 0
+    temperature = validation.number("temperature", temperature, nonnegative=True)
     inter = network_interaction(data)
     if gamma == 0 and temperature == 0:
         Vpsi = dolfinx.fem.functionspace(mesh, ("Lagrange", psi_degree))
