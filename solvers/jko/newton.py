@@ -1,0 +1,618 @@
+"""JKO steps on any P1 mesh by a primal-dual Newton method on the mesh's edge graph.
+
+The choice (why not ALG2, why not a Monge-Ampere or back-and-forth solver)
+---------------------------------------------------------------------------
+ALG2 (solvers.jko.alg2) solves the Benamou-Brenier step on a space-time box with a first-order
+splitting: its iteration count grows with the resolution and it cannot use a given spatial mesh.
+The back-and-forth method needs FFTs on a uniform periodic grid; Monge-Ampere solvers need second
+derivatives that P1 on a general mesh does not have. The scheme here is the fully discrete JKO step
+on the two-point-flux (edge) structure of the P1 stiffness matrix, as in the variational finite-volume
+schemes of Cances, Gallouet and Todeschi (Numer. Math. 2020) and the LJKO / interior-point solvers of
+Natale and Todeschi: a convex problem whose optimality system is solved by Newton's method, so the
+number of iterations does not grow with the mesh, and every iteration is one sparse SPD solve
+(conjugate gradients with algebraic multigrid), O(dofs).
+
+The discrete step
+-----------------
+Control volumes are the lumped masses m_i = int phi_i; transmissibilities w_ij = -int D grad phi_i .
+grad phi_j (>= 0 on Delaunay meshes, D the constant metric, I by default). The transport cost from
+rho_k to rho is one Benamou-Brenier time step on the graph,
+
+    W_h^2(rho_k, rho) = min_F sum_edges F_ij^2 / (w_ij theta_ij)   s.t.  m_i (rho_i - rho_k,i) + sum_j F_ij = 0,
+
+with the mobility theta_ij = (rbar_i + rbar_j) / 2 of rbar = (1 - s) rho_k + s rho: s = 1/2
+('midpoint', the trapezoidal rule in pseudo-time, default) or s = 1 ('implicit', the scheme of
+Cances-Gallouet-Todeschi). The step is
+
+    rho_{k+1} = argmin_rho  W_h^2(rho_k, rho) / (2 tau) + E_h(rho),
+    E_h(rho) = sum_i m_i (V_i rho_i + beta^-1 rho_i log rho_i + cm rho_i^m / (m - 1))
+               + 1/2 sum_ij m_i m_j W(x_i - x_j) rho_i rho_j,
+
+jointly convex in (rho, F) (the perspective F^2 / theta with theta affine in rho). Eliminating F with
+the potential phi gives the saddle function
+    l(rho, phi) = E_h(rho) - sum_i phi_i m_i (rho_i - rho_k,i) - tau/2 sum_edges w_ij theta_ij (phi_i - phi_j)^2,
+and the optimality system (its gradient)
+    G_i = m_i (rho_i - rho_k,i) + tau sum_j w_ij theta_ij (phi_i - phi_j) = 0           (mass balance)
+    H_i = dE_h/drho_i - m_i phi_i - tau s/4 sum_j w_ij (phi_i - phi_j)^2 = 0             (optimality)
+whose second line carries the discrete Hamilton-Jacobi term that makes it a minimizing movement
+rather than a backward Euler step. Mass is conserved exactly (sum_i G_i = sum_i m_i (rho_i - rho_k,i)),
+rho > 0 by the entropy or by a log barrier (below), and E_h(rho_{k+1}) + W_h^2 / (2 tau) <= E_h(rho_k).
+
+Accuracy. The mobility at the pseudo-time midpoint makes W_h^2 a trapezoidal rule of the geodesic's
+action, relative error O(|rho - rho_k|^2) = O(tau^2); the step then differs from the exact JKO step by
+O(tau^3) + O(h^2) (s = 1: O(tau^2) + O(h^2)); measured in tests/test_jko_newton.py. Over [0, T] the
+minimizing movement converges to the PDE at O(tau), as JKO does.
+
+Newton. With D_h = Hess E_h (diagonal without interaction), B = dG/drho = M + tau C and
+L = dG/dphi / tau (the theta-weighted graph Laplacian), the Newton system
+    [D_h  -B^T] [drho]   [-H]
+    [B   tau L] [dphi] = [-G]
+reduces to the SPD Schur complement S dphi = B D_h^-1 H - G, S = B D_h^-1 B^T + tau L (formed by
+PETSc's sparse product, the stencil of two rings of neighbours), solved by CG + BoomerAMG (or the
+user's -jko_ options), and drho = D_h^-1 (B^T dphi - H). The update is multiplicative,
+rho <- rho exp(a drho / rho) (Newton in log rho: the same linear system, positivity for free), with
+backtracking on the residual norm. Without an entropy (porous medium alone) a barrier -mu sum m_i log rho_i
+keeps rho > 0 and mu is driven to tol * mass / |Omega| (an interior-point path). The interaction
+term's Hessian (dense) is left out of the Newton matrix: its gradient is exact at every iterate, so
+the fixed point is the exact discrete step, reached at a linear rate of about tau |D^2 W|.
+
+Stopping test (measures what converges): the relative mass-balance defect sum |G_i| / mass and the
+density-weighted optimality residual sum rho_i |H_i| / mass are both <= tol, and the barrier's
+duality gap mu |Omega| / mass <= tol. Each step records iterations, residual and converged in history
+and warns when max_iter is reached without meeting the test.
+
+Anisotropic metric: a constant SPD D (the JKO step in the distance with cost (x - y)^T D^-1 (x - y),
+i.e. rho_t = div(rho D grad dF/drho)) is allowed when the D-weighted stiffness matrix has no positive
+off-diagonal entry (e.g. a diagonal D on an axis-aligned rectangle mesh); otherwise the offending edge
+is named and the step refused. Negative transmissibilities of an isotropic non-Delaunay mesh are
+clipped to zero with a warning (negative_weights='clip') or refused ('error').
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+
+import dolfinx.fem
+import dolfinx.fem.petsc
+import numpy as np
+import ufl
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from solvers.core import linear, validation
+from solvers.core.compat import interpolate
+from solvers.fokker_planck.coefficients import call_ufl
+from solvers.fokker_planck.edge_averaged import bernoulli, lumped_mass
+from solvers.fokker_planck.interaction import PolynomialInteraction, as_interaction, kernel_sum
+from solvers.jko.alg2 import _numpy_kernel
+
+MOBILITY = {"midpoint": 0.5, "implicit": 1.0}
+HISTORY_KEYS = ("t", "mass", "free_energy", "interaction_energy", "w2", "iterations", "linear_iterations",
+                "converged", "residual", "min_rho", "seconds")
+DENSE_KERNEL_ENTRIES = 2**24          # a general W(x_i - x_j) matrix up to 128 MB per rank is kept
+
+
+def _bernoulli(s: np.ndarray) -> np.ndarray:
+    """B(s) = s / (e^s - 1) for all real s (B(-s) = s + B(s)), without overflow."""
+    a = bernoulli(np.abs(s))
+    return np.where(s >= 0, a, np.abs(s) + a)
+
+
+class NewtonJKO:
+    """JKO minimizing movement on a dolfinx mesh (P1 nodes), one Newton solve per step.
+
+    Parameters
+    ----------
+    mesh : dolfinx.mesh.Mesh
+        Any simplex mesh (interval, triangles, tetrahedra), distributed over its communicator.
+    tau : float
+        The JKO time step.
+    potential : callable, optional
+        V(x), x of shape (3, n) (numpy) or ufl.SpatialCoordinate (UFL); interpolated at the nodes.
+    beta : float, optional
+        Inverse temperature of the entropy beta^-1 int rho log rho (None: no entropy).
+    m, cm : float, optional
+        Porous-medium term cm int rho^m / (m - 1), m > 1 (the PDE rho_t = cm Lap rho^m + ...).
+    interaction : optional
+        W(x - y): a number k (k |z|^2 / 2), a (d, d) matrix, a PolynomialInteraction (exact moments)
+        or a numpy callable W(z), z (..., d) (exact double sum over the nodes).
+    D : array_like (d, d), optional
+        Constant SPD mobility metric (see the module docstring for which meshes allow it).
+    mobility : {'midpoint', 'implicit'}
+    tol, max_iter : the Newton stopping test (above) and its iteration cap.
+    petsc_options : dict, optional
+        Options of the Schur-complement solve (prefix jko_; the command line wins).
+    negative_weights : {'clip', 'error'}
+    """
+
+    def __init__(self, mesh, tau: float, potential=None, beta: float | None = None, m: float | None = None,
+                 cm: float = 1.0, interaction=None, D=None, mobility: str = "midpoint", tol: float = 1e-8,
+                 max_iter: int = 60, petsc_options: dict | None = None, negative_weights: str = "clip",
+                 predictor: bool = True):
+        self.tau = validation.positive_number("tau", tau)
+        self.eps = 1.0 / validation.positive_number("beta", beta) if beta is not None else 0.0
+        if m is not None and not validation.number("m", m) > 1:
+            raise ValueError(f"porous-medium exponent must be > 1, got m={m}")
+        if self.eps == 0.0 and m is None:
+            raise ValueError("E needs an entropy (beta) or a porous-medium term (m): a potential alone "
+                             "concentrates to a point mass")
+        self.m, self.cm = m, validation.positive_number("cm", cm)
+        self.s = MOBILITY[validation.one_of("mobility", mobility, tuple(MOBILITY))]
+        self.tol = validation.positive_number("tol", tol)
+        self.max_iter = validation.integer("max_iter", max_iter, 1)
+        self.predictor = bool(predictor)
+        self.lm = 0.0
+        validation.one_of("negative_weights", negative_weights, ("clip", "error"))
+        self.mesh, self.comm = mesh, mesh.comm
+        self.d = mesh.geometry.dim
+        if mesh.topology.dim != self.d:
+            raise ValueError(f"JKO needs a mesh of full dimension, got a {mesh.topology.dim}D mesh in {self.d}D")
+        self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
+        im = self.V.dofmap.index_map
+        self.n = im.size_local
+        self.X = self.V.tabulate_dof_coordinates()                    # (local, 3)
+        self.ml = lumped_mass(self.V)                                 # local with ghosts
+        self.volume = self.comm.allreduce(float(self.ml[: self.n].sum()))
+        self.rho = dolfinx.fem.Function(self.V, name="rho")
+        self.phi = dolfinx.fem.Function(self.V, name="phi")
+        self.rho_k = dolfinx.fem.Function(self.V, name="rho_k")
+        self.V_nodal = self._nodal(potential, "potential") if potential is not None else np.zeros(len(self.X))
+        self._interaction(interaction)
+        self._graph(D, negative_weights)
+        self._solver(petsc_options)
+        self.t, self.step_count = 0.0, 0
+        self.history = {k: [] for k in HISTORY_KEYS}
+        self._initialised = False
+
+    # ------------------------------------------------------------------ set-up
+    def _nodal(self, fn, what: str) -> np.ndarray:
+        """Nodal values (local, with ghosts) of a numpy or UFL callable."""
+        u = dolfinx.fem.Function(self.V)
+        try:
+            vals = np.asarray(fn(self.X.T), dtype=float)
+            u.x.array[:] = np.broadcast_to(vals, (len(self.X),))
+        except Exception:
+            interpolate(u, call_ufl(fn, ufl.SpatialCoordinate(self.mesh), what, self.mesh))
+        u.x.scatter_forward()
+        validation.finite_field(self.comm, u.x.array[: self.n], self.X[: self.n], what)
+        return u.x.array.copy()
+
+    def _interaction(self, interaction):
+        self.W = _numpy_kernel(as_interaction(interaction, self.d))
+        self._Wmat = None
+        if self.W is None or isinstance(self.W, PolynomialInteraction):
+            return
+        xs = self.comm.allgather(self.X[: self.n, : self.d])
+        self._xall = np.concatenate(xs)
+        if self.n * len(self._xall) <= DENSE_KERNEL_ENTRIES:
+            self._Wmat = np.asarray(self.W(self.X[: self.n, None, : self.d] - self._xall[None, :, :]), float)
+
+    def _graph(self, D, negative_weights):
+        """The directed edges (i owned, j local) of the stiffness pattern with weights w_ij."""
+        u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
+        if D is None:
+            a = ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx
+            self.D = None
+        else:
+            Dm = np.atleast_2d(np.asarray(D, float))
+            if Dm.shape != (self.d, self.d) or not np.all(np.isfinite(Dm)) or not np.allclose(Dm, Dm.T):
+                raise ValueError(f"D must be a finite symmetric ({self.d}, {self.d}) matrix, got {Dm.tolist()}")
+            ev = np.linalg.eigvalsh(Dm)
+            if ev.min() <= 0:
+                raise ValueError(f"D must be positive definite: eigenvalue {ev.min():.4g} of D = {Dm.tolist()}")
+            self.D = Dm
+            a = ufl.inner(ufl.dot(ufl.as_matrix(Dm.tolist()), ufl.grad(u)), ufl.grad(v)) * ufl.dx
+        A = dolfinx.fem.petsc.assemble_matrix(dolfinx.fem.form(a))
+        A.assemble()
+        indptr, cols, vals = A.getValuesCSR()
+        self._pattern = A
+        self._indptr, self._cols = indptr, cols
+        im = self.V.dofmap.index_map
+        rows = np.repeat(np.arange(self.n, dtype=np.int64), np.diff(indptr))
+        lcols = np.asarray(im.global_to_local(cols.astype(np.int64)), dtype=np.int64)
+        off = lcols != rows
+        self._diag_pos = np.flatnonzero(~off)
+        if len(self._diag_pos) != self.n:
+            raise RuntimeError("stiffness pattern without a full diagonal")
+        self._off_pos = np.flatnonzero(off)
+        self.ei, self.ej = rows[off], lcols[off]
+        w = -vals[off]
+        scale = self.comm.allreduce(float(np.abs(w).max(initial=0.0)), op=MPI.MAX)
+        bad = w < -1e-10 * scale
+        nbad = self.comm.allreduce(int(bad.sum()))
+        if nbad:
+            k = int(np.argmin(w)) if bad.any() else -1
+            worst = (float(w[k]), self.X[self.ei[k], : self.d], self.X[self.ej[k], : self.d]) if k >= 0 else None
+            worst = next(x for x in self.comm.allgather(worst) if x is not None)
+            what = (f"{nbad // 2 or 1} edges have a negative transmissibility (worst {worst[0]:.3g} on the edge "
+                    f"{np.round(worst[1], 4).tolist()} - {np.round(worst[2], 4).tolist()})")
+            if self.D is not None:
+                raise ValueError(f"the metric D = {self.D.tolist()} is not allowed on this mesh: {what}; the "
+                                 "two-point scheme needs a mesh whose D-weighted stiffness has no positive "
+                                 "off-diagonal entry (e.g. a diagonal D on an axis-aligned rectangle mesh)")
+            if negative_weights == "error":
+                raise ValueError(f"the mesh is not Delaunay: {what}")
+            warnings.warn(f"JKO: the mesh is not Delaunay: {what}; clipped to 0 (the scheme stays convex, "
+                          "positive and mass-conserving but loses consistency on those edges)", RuntimeWarning,
+                          stacklevel=3)
+        self.w = np.maximum(w, 0.0)
+
+    def _solver(self, petsc_options):
+        self._B = self._pattern.duplicate()
+        self._L = self._pattern.duplicate()
+        self._Bs = self._pattern.duplicate()
+        self._S = None
+        opts = {**linear.iterative_solver_options(symmetric=True, rtol=1e-10), "ksp_norm_type": "unpreconditioned",
+                **(petsc_options or {})}
+        self._ksp_options = opts
+        self._ksp = None
+        self._vecs = {k: self._pattern.createVecRight() for k in ("dphi", "rhs", "dinv", "scale")}
+        self._work = dolfinx.fem.Function(self.V)
+        self._P, self._pksp = self._pattern.duplicate(), None
+
+    # ------------------------------------------------------------------ energy
+    def _convolve(self, rho: np.ndarray) -> np.ndarray:
+        """(W * rho)_i = sum_j W(x_i - x_j) m_j rho_j over all nodes (each once), at the owned nodes."""
+        own = slice(0, self.n)
+        mr = self.ml[own] * rho[own]
+        if isinstance(self.W, PolynomialInteraction):
+            Y = np.stack([np.prod(self.X[own, : self.d] ** np.array(b), axis=1) for b in self.W.moments], axis=1)
+            mom = self.comm.allreduce(mr @ Y if self.n else np.zeros(len(self.W.moments)), op=MPI.SUM)
+            Xg = np.stack([np.prod(self.X[own, : self.d] ** np.array(g), axis=1) for g in self.W.monomials], axis=1)
+            return Xg @ (self.W.T @ mom)
+        wts = np.concatenate(self.comm.allgather(mr))
+        if self._Wmat is not None:
+            return self._Wmat @ wts
+        return kernel_sum(self.X[own, : self.d], self._xall, wts, self.W)
+
+    def _local_energy(self, r: np.ndarray) -> np.ndarray:
+        """Per-unit-volume energy density at the owned nodes, without interaction."""
+        e = self.V_nodal[: self.n] * r
+        if self.eps:
+            pos = r > 0
+            e = e + self.eps * np.where(pos, r * np.log(np.where(pos, r, 1.0)), 0.0)
+        if self.m is not None:
+            e = e + self.cm * r ** self.m / (self.m - 1)
+        return e
+
+    def _energy(self, rho) -> tuple[float, float]:
+        """(E_h(rho), its interaction part), summed over ranks."""
+        r, mo = rho[: self.n], self.ml[: self.n]
+        ei = 0.5 * float(np.sum(mo * r * self._convolve(rho))) if self.W is not None else 0.0
+        tot = self.comm.allreduce(np.array([float(mo @ self._local_energy(r)), ei]), op=MPI.SUM)
+        return float(tot[0] + tot[1]), float(tot[1])
+
+    def free_energy(self) -> float:
+        return self._energy(self.rho.x.array)[0]
+
+    def mass(self, rho=None) -> float:
+        r = self.rho.x.array if rho is None else rho
+        return self.comm.allreduce(float(self.ml[: self.n] @ r[: self.n]))
+
+    def _invert(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """rho with e'(rho) = q pointwise (e the local energy density without potential) and d rho / d q."""
+        eps, m = self.eps, self.m
+        if m is None:
+            rho = np.exp(np.minimum(q / eps - 1.0, 700.0))
+            return rho, rho / eps
+        k = self.cm * m / (m - 1)
+        if not eps:
+            rho = ((np.maximum(q, 0.0) / k) ** (1.0 / (m - 1)))
+            with np.errstate(divide="ignore"):
+                drho = np.where(rho > 0, rho ** (2 - m) / (self.cm * m), 0.0)
+            return rho, drho
+        # eps (u + 1) + k exp((m - 1) u) = q in u = log rho: convex increasing, Newton from above
+        u = q / eps - 1.0
+        pos = q > 0
+        ub = np.where(pos, np.log(np.where(pos, q, 1.0) / k) / (m - 1), np.inf)
+        u = np.minimum(u, np.where(ub >= -1.0, ub, np.inf))
+        for _ in range(100):
+            ex = k * np.exp(np.minimum((m - 1) * u, 700.0))
+            F = eps * (u + 1.0) + ex - q
+            du = F / (eps + (m - 1) * ex)
+            u -= du
+            if np.all(np.abs(du) <= 1e-13 * (1.0 + np.abs(u))):
+                break
+        rho = np.exp(np.minimum(u, 700.0))
+        return rho, 1.0 / (eps / rho + self.cm * m * rho ** (m - 2))
+
+    # ------------------------------------------------------------------ initial data
+    def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6) -> None:
+        """rho0: a numpy or UFL callable of x, local nodal values, or a P1 Function on this mesh.
+        NaN, negative values and (unless normalize) a lumped mass away from 1 are errors naming the value."""
+        if isinstance(rho0, dolfinx.fem.Function):
+            if rho0.function_space.mesh is not self.mesh:
+                raise ValueError("initial density lives on a different mesh than the solver: mismatched meshes")
+            self.rho_k.interpolate(rho0)
+            self.rho_k.x.scatter_forward()
+            vals = self.rho_k.x.array.copy()
+        elif callable(rho0):
+            vals = self._nodal(rho0, "initial density")
+        else:
+            vals = np.asarray(rho0, float)
+            if vals.shape not in ((len(self.X),), (self.n,)):
+                raise ValueError(f"initial density: expected {len(self.X)} local nodal values, got shape {vals.shape}")
+            u = dolfinx.fem.Function(self.V)
+            u.x.array[: len(vals)] = vals
+            u.x.scatter_forward()
+            vals = u.x.array.copy()
+        validation.finite_field(self.comm, vals[: self.n], self.X[: self.n], "initial density")
+        mass = self.mass(vals)
+        if normalize:
+            if not (math.isfinite(mass) and mass > 0):
+                raise ValueError(f"cannot normalise the initial density: its mass is {mass!r}")
+            vals = vals / mass
+        validation.check_density(self.comm, vals[: self.n], self.X[: self.n], self.mass(vals), "initial density",
+                                 mass_tol, neg_tol=0.0)
+        self.rho_k.x.array[:] = vals
+        self.rho.x.array[:] = vals
+        # the potential's first guess: phi = dE/drho(rho_0) (where rho_0 = 0: its limit, floored)
+        r = vals[: self.n]
+        g = self.V_nodal[: self.n] + (self._convolve(vals) if self.W is not None else 0.0)
+        if self.eps:
+            g = g + self.eps * (np.log(np.maximum(r, 1e-300)) + 1.0)
+        if self.m is not None:
+            g = g + self.cm * self.m / (self.m - 1) * r ** (self.m - 1)
+        self.phi.x.array[: self.n] = g
+        self.phi.x.scatter_forward()
+        self.mass0 = self.mass(vals)
+        self.t, self.step_count = 0.0, 0
+        self.history = {k: [] for k in HISTORY_KEYS}
+        F, Fi = self._energy(vals)
+        self._record(dict(t=0.0, mass=self.mass0, free_energy=F, interaction_energy=Fi, w2=0.0, iterations=0,
+                          linear_iterations=0, converged=True, residual=0.0, min_rho=self._min(vals), seconds=0.0))
+        self._initialised = True
+
+    def _record(self, rec):
+        for k in HISTORY_KEYS:
+            self.history[k].append(rec[k])
+
+    def _min(self, r) -> float:
+        return self.comm.allreduce(float(r[: self.n].min(initial=np.inf)), op=MPI.MIN)
+
+    # ------------------------------------------------------------------ the Newton step (in phi)
+    def _state(self, phi: np.ndarray, psi: np.ndarray) -> dict:
+        """rho(phi) (exact minimiser in rho for this phi, with the mass of rho_k imposed through the
+        constant mode of phi), and what the Newton step and the line search need."""
+        ei, ej, w, n = self.ei, self.ej, self.w, self.n
+        mo = self.ml[:n]
+        dphi = phi[ei] - phi[ej]
+        q = phi[:n] + 0.25 * self.tau * self.s * np.bincount(ei, w * dphi * dphi, minlength=n) / mo \
+            - self.V_nodal[:n] - psi
+        c = self._mass_shift(q)
+        rho_own, drho = self._invert(q + c)
+        phi = phi.copy()
+        phi += c                                     # the same for every node: dphi, q's HJ term unchanged
+        rho = self._ghost(rho_own)
+        rk = self.rho_k.x.array
+        rbar = (1 - self.s) * rk + self.s * rho
+        th = 0.5 * (rbar[ei] + rbar[ej])
+        G = mo * (rho_own - rk[:n]) + self.tau * np.bincount(ei, w * th * dphi, minlength=n)
+        # the dual objective l(rho(phi), phi) with the interaction potential psi frozen
+        loc = np.array([float(mo @ (self._local_energy(rho_own) + psi * rho_own - phi[:n] * (rho_own - rk[:n]))),
+                        float(np.sum(w * th * dphi * dphi))])
+        tot = self.comm.allreduce(loc, op=MPI.SUM)
+        psi_val = tot[0] - 0.25 * self.tau * tot[1]           # each edge twice in the directed sum
+        res = self.comm.allreduce(float(np.abs(G).sum())) / self.mass0
+        return dict(phi=phi, rho=rho, drho=drho, dphi=dphi, th=th, G=G, dual=psi_val, res=res, kin=tot[1])
+
+    def _mass_shift(self, q: np.ndarray) -> float:
+        """The constant c with sum_i m_i rho(q_i + c) = mass of rho_k (scalar safeguarded Newton)."""
+        mo, M = self.ml[: self.n], self.mass0
+        if self.m is None:                          # rho(q + c) = rho(q) e^(c / eps): closed form
+            top = self.comm.allreduce(float(np.max(q, initial=-np.inf)), op=MPI.MAX)
+            r, _ = self._invert(q - top)
+            tot = self.comm.allreduce(float(mo @ r))
+            return self.eps * math.log(M / tot) - top
+        lo, hi, c = -np.inf, np.inf, 0.0
+        for _ in range(200):
+            r, dr = self._invert(q + c)
+            mass, slope = self.comm.allreduce(np.array([float(mo @ r), float(mo @ dr)]), op=MPI.SUM)
+            g = mass - M
+            if abs(g) <= 1e-15 * M:
+                break
+            if g > 0:
+                hi = c
+            else:
+                lo = c
+            new = c - g / slope if slope > 0 else math.nan
+            if not (lo < new < hi):
+                if math.isfinite(lo) and math.isfinite(hi):
+                    new = 0.5 * (lo + hi)
+                else:
+                    span = self.comm.allreduce(float(np.ptp(q)) if self.n else 0.0, op=MPI.MAX) + 1.0
+                    new = c - span if g > 0 else c + span
+            if new == c:
+                break
+            c = new
+        return c
+
+    def _ghost(self, owned: np.ndarray) -> np.ndarray:
+        u = self._work
+        u.x.array[: self.n] = owned
+        u.x.scatter_forward()
+        return u.x.array.copy()
+
+    def _set_csr(self, M: PETSc.Mat, diag, off):
+        vals = np.empty(len(self._cols))
+        vals[self._diag_pos] = diag
+        vals[self._off_pos] = off
+        M.setValuesCSR(self._indptr, self._cols, vals)
+        M.assemble()
+
+    def _direction(self, st: dict) -> tuple[np.ndarray, int]:
+        """Newton direction in phi: S dphi = -G, S = B diag(drho/dq / m) B^T + tau L."""
+        s, tau, ei, w, n = self.s, self.tau, self.ei, self.w, self.n
+        mo = self.ml[:n]
+        c_off = 0.5 * s * tau * w * st["dphi"]                   # tau d flux_i / d rho_j
+        self._set_csr(self._B, mo + np.bincount(ei, c_off, minlength=n), c_off)
+        wt = w * st["th"]
+        dinv = st["drho"] / mo
+        # a floor on the diagonal where both rho and the mobility vanish (empty region of a porous
+        # medium): phi is arbitrary there and the rows would be zero
+        Ldiag = np.bincount(ei, wt, minlength=n)
+        floor = 1e-14 * self.comm.allreduce(float(np.max(mo * mo * dinv + tau * Ldiag, initial=0.0)), op=MPI.MAX)
+        self._set_csr(self._L, Ldiag + floor / tau, -wt)
+        vd = self._vecs["dinv"]
+        vd.array[:] = dinv
+        self._B.copy(self._Bs, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
+        self._Bs.diagonalScale(R=vd)
+        if self._S is None:
+            self._S = self._Bs.matTransposeMult(self._B)
+        else:
+            self._Bs.matTransposeMult(self._B, result=self._S)
+        self._S.axpy(tau, self._L, structure=PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN)
+        # Levenberg-Marquardt: + lam m_i max_j (drho/dq)_j, lam = min(1, defect) (the scale of S's smoothest
+        # mode, whose mass-matrix part is m_i drho_i/dq_i). Where rho is many decades
+        # below its maximum (Gaussian tails, the edge of a support) the rows of S are tiny and a plain Newton
+        # step overshoots by e^(dphi / eps); there the regularised step is a short gradient step, while in the
+        # bulk it is Newton's (quadratic convergence as the defect, hence lam, goes to zero)
+        sc = self._vecs["scale"]
+        dmax = self.comm.allreduce(float(np.max(st["drho"], initial=0.0)), op=MPI.MAX)
+        sc.array[:] = self.lm * min(1.0, st["res"]) * dmax * mo
+        self._S.setDiagonal(sc, addv=PETSc.InsertMode.ADD_VALUES)
+        # symmetric diagonal scaling: rows of S span many decades where rho does (Gaussian tails), and
+        # the Krylov residual must resolve them all
+        self._S.getDiagonal(sc)
+        sc.array[:] = 1.0 / np.sqrt(sc.array)
+        self._S.diagonalScale(L=sc, R=sc)
+        if self._ksp is None:
+            self._ksp = linear.make_ksp(self._S, "jko_", self._ksp_options)
+        else:
+            self._ksp.setOperators(self._S)
+        rhs, x = self._vecs["rhs"], self._vecs["dphi"]
+        rhs.array[:] = -st["G"] * sc.array
+        x.set(0.0)
+        its = linear.solve(self._ksp, rhs, x, "JKO Newton step (Schur complement)")
+        return self._ghost(x.array * sc.array), its
+
+    def _predictor(self, psi: np.ndarray) -> np.ndarray | None:
+        """phi's first guess from one backward-Euler step of the Fokker-Planck equation with the entropy's
+        diffusion (Scharfetter-Gummel fluxes on the same edges, drift V + W * rho_k; one Krylov solve):
+        rho_pred differs from the JKO step by O(tau^2) in the bulk, and its tails lie above the step's
+        (the backward-Euler heat kernel decays exponentially, not like a Gaussian), where Newton's
+        iteration on phi approaches from above without overshooting. None without an entropy."""
+        if not self.eps:
+            return None
+        n, ei, ej, w = self.n, self.ei, self.ej, self.w
+        pot = self.V_nodal.copy()
+        pot[:n] += psi
+        pot = self._ghost(pot[:n])
+        sgap = (pot[ej] - pot[ei]) / self.eps              # beta (V_j - V_i)
+        b_out = _bernoulli(sgap)                           # rho_i leaves towards j
+        b_in = _bernoulli(-sgap)                           # rho_j arrives from j
+        mo = self.ml[:n]
+        self._set_csr(self._P, mo / self.tau + self.eps * np.bincount(ei, w * b_out, minlength=n),
+                      -self.eps * w * b_in)
+        if self._pksp is None:
+            opts = {**linear.iterative_solver_options(symmetric=False, rtol=1e-8), **(self._ksp_options or {})}
+            opts["ksp_type"] = "gmres"
+            self._pksp = linear.make_ksp(self._P, "jko_pred_", opts)
+        else:
+            self._pksp.setOperators(self._P)
+        rhs, x = self._vecs["rhs"], self._vecs["dphi"]
+        rhs.array[:] = mo * self.rho_k.x.array[:n] / self.tau
+        x.array[:] = self.rho_k.x.array[:n]
+        self._pksp.setInitialGuessNonzero(True)
+        linear.solve(self._pksp, rhs, x, "JKO predictor (backward-Euler Fokker-Planck step)")
+        # floor at 1e-12 of the maximum: the linear solve's round-off can leave tiny negative values, and
+        # the floor puts the tails above the step's, the side from which Newton does not overshoot
+        top = self.comm.allreduce(float(np.max(x.array, initial=0.0)), op=MPI.MAX)
+        r = np.maximum(x.array, 1e-12 * top)
+        g = pot[:n] + self.eps * (np.log(r) + 1.0)
+        if self.m is not None:
+            g += self.cm * self.m / (self.m - 1) * r ** (self.m - 1)
+        return self._ghost(g)
+
+    def _newton(self, phi: np.ndarray, psi: np.ndarray, budget: int) -> tuple[dict, int, int]:
+        """Newton's method on the concave dual phi -> l(rho(phi), phi) with psi frozen, until the
+        mass-balance defect is <= tol or `budget` iterations."""
+        st = self._state(phi, psi)
+        its = lin = 0
+        while st["res"] > self.tol and its < budget:
+            its += 1
+            d, k = self._direction(st)
+            lin += k
+            slope = self.comm.allreduce(float(-st["G"] @ d[: self.n]))       # grad l . d > 0
+            alpha, accepted = 1.0, False
+            for _ in range(30):
+                trial = self._state(st["phi"] + alpha * d, psi)
+                ok = math.isfinite(trial["dual"]) and np.all(np.isfinite(trial["rho"]))
+                slack = 1e-13 * (abs(st["dual"]) + 1.0)
+                if ok and (trial["dual"] >= st["dual"] + 1e-4 * alpha * slope - slack
+                           or trial["res"] < 0.5 * st["res"]):
+                    accepted = True
+                    break
+                alpha *= 0.5
+            if not accepted:
+                break                                                       # stagnation: reported below
+            st = trial
+        return st, its, lin
+
+    def step(self) -> dict:
+        """One JKO step; returns its history record (plus 'energy_decrease')."""
+        if not self._initialised:
+            raise RuntimeError("call set_initial before step")
+        t0 = time.perf_counter()
+        phi = self.phi.x.array.copy()
+        its = lin = 0
+        psi = self._convolve(self.rho.x.array) if self.W is not None else np.zeros(self.n)
+        pred = self._predictor(psi) if self.predictor else None
+        if pred is not None:
+            phi = pred
+        r_int = 0.0
+        while True:
+            st, k, l = self._newton(phi, psi, self.max_iter - its)
+            its, lin, phi = its + k, lin + l, st["phi"]
+            if self.W is None:
+                break
+            new = self._convolve(st["rho"])
+            r_int = self.comm.allreduce(float(np.sum(self.ml[: self.n] * st["rho"][: self.n] * np.abs(new - psi)))) \
+                / self.mass0
+            psi = new
+            if r_int <= self.tol or its >= self.max_iter:
+                break
+            its += 0
+        converged = st["res"] <= self.tol and r_int <= self.tol
+        validation.raise_collectively(self.comm, None if np.all(np.isfinite(st["rho"][: self.n])) else
+                                      f"JKO step {self.step_count + 1}: Newton produced non-finite densities "
+                                      f"(tau={self.tau}); reduce tau", FloatingPointError)
+        if not converged:
+            warnings.warn(f"JKO step {self.step_count + 1} (t={self.t + self.tau:g}) did not converge: mass-balance "
+                          f"defect {st['res']:.3e}, interaction change {r_int:.3e} (tol={self.tol:g}) after {its} "
+                          f"Newton iterations", RuntimeWarning, stacklevel=2)
+        F_old = self.history["free_energy"][-1]
+        self.rho.x.array[:] = st["rho"]
+        self.rho_k.x.array[:] = st["rho"]
+        self.phi.x.array[:] = phi
+        self.t += self.tau
+        self.step_count += 1
+        F, Fi = self._energy(self.rho.x.array)
+        rec = dict(t=self.t, mass=self.mass(), free_energy=F, interaction_energy=Fi,
+                   w2=self.tau * math.sqrt(max(st["kin"] / 2, 0.0)), iterations=its, linear_iterations=lin,
+                   converged=bool(converged), residual=max(st["res"], r_int), min_rho=self._min(self.rho.x.array),
+                   seconds=time.perf_counter() - t0)
+        self._record(rec)
+        rec["energy_decrease"] = F_old - F
+        return rec
+
+    def run(self, t_end: float, callback=None, progress: bool = False):
+        n = int(round((validation.end_time(t_end, self.t, self.tau) - self.t) / self.tau))
+        for _ in range(n):
+            rec = self.step()
+            if progress and self.comm.rank == 0:
+                print(f"JKO step {self.step_count}: t={rec['t']:.4g} F={rec['free_energy']:.6g} "
+                      f"W2={rec['w2']:.3e} newton={rec['iterations']} mass={rec['mass']:.12f}", flush=True)
+            if callback is not None:
+                callback(self)
+        return self
+
+    def density(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x (N, d), rho (N,)) over all ranks, sorted lexicographically by x (for 1D plots, tests)."""
+        parts = self.comm.allgather((self.X[: self.n, : self.d], self.rho.x.array[: self.n]))
+        xs = np.concatenate([p[0] for p in parts])
+        vals = np.concatenate([p[1] for p in parts])
+        order = np.lexsort(xs.T[::-1])
+        return xs[order], vals[order]
