@@ -1,0 +1,57 @@
+"""NewtonJKO steps under `mpirun -n N` (test_jko_newton.py): prints 'RESULT {json}'.
+
+Cases: ou2d (rectangle, 3 steps), porous (1D, m = 2, interior-point path), kernel (1D, a general W by
+the gathered double sum), empty_rank (2D, every cell on rank 0)."""
+
+import json
+import math
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+import meshes
+from solvers.jko.newton import NewtonJKO
+
+
+def gauss2(x, m, s):
+    return np.exp(-((x[0] - m[0]) ** 2 + (x[1] - m[1]) ** 2) / (2 * s * s)) / (2 * math.pi * s * s)
+
+
+def main(case):
+    comm = MPI.COMM_WORLD
+    if case in ("ou2d", "empty_rank"):
+        if case == "empty_rank":
+            import dolfinx.mesh
+
+            from mpi_cases import all_cells_on_rank_0
+            msh = dolfinx.mesh.create_rectangle(comm, [[-4, -4], [4, 4]], [40, 40],
+                                                partitioner=lambda c, n, t, cells: all_cells_on_rank_0(c, t, cells))
+        else:
+            msh = meshes.rectangle(comm, [-4, -4], [4, 4], 0.2)
+        s = NewtonJKO(msh, 0.1, potential=lambda x: 0.5 * (x[0] ** 2 + x[1] ** 2), beta=1.0)
+        s.set_initial(lambda x: gauss2(x, (1.0, 0.5), 0.6), normalize=True)
+        steps = 3
+    elif case == "porous":
+        s = NewtonJKO(meshes.interval(comm, -3, 3, 0.05), 0.05, m=2.0)
+        s.set_initial(lambda x: np.maximum(0.3 - x[0] ** 2 / 12, 0), normalize=True)
+        steps = 3
+    elif case == "kernel":
+        s = NewtonJKO(meshes.interval(comm, -3, 3, 0.05), 0.1, potential=lambda x: 0.25 * x[0] ** 4, beta=2.0,
+                      interaction=lambda z: 1.0 - np.exp(-z[..., 0] ** 2))
+        s.set_initial(lambda x: np.exp(-(x[0] - 1) ** 2 / 0.5), normalize=True)
+        steps = 3
+    else:
+        raise SystemExit(f"unknown case {case}")
+    for _ in range(steps):
+        s.step()
+    x, rho = s.density()
+    if comm.rank == 0:
+        print("RESULT " + json.dumps({"x": x.tolist(), "rho": rho.tolist(), "size": comm.size,
+                                      **{k: s.history[k] for k in ("iterations", "mass", "free_energy",
+                                                                   "converged", "residual")}}), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
+    sys.exit(0)
