@@ -4,7 +4,8 @@
     fokker_planck/  stepper (FokkerPlanckSolver), stationary, coefficients, edge_averaged, interaction
     transport/      the continuity equation (DG upwind) for deterministic mean-field limits
     mean_field/     mean-field PDEs built from the above: two-layer network, Desai-Zwanzig reference
-    jko/            alg2 (JKOSolver), entropic (EntropicJKO), pointwise kernels
+    jko/            newton (NewtonJKO, any mesh), alg2 (JKOSolver, Benamou-Brenier reference),
+                    entropic (EntropicJKO), pointwise kernels
     particles/      empirical (particles on the mesh), evaluate (point evaluation)
     io/             output (VTX/XDMF, PNG), checkpoint
 
@@ -27,6 +28,7 @@ _PUBLIC = {
     "ContinuityEquation": "solvers.transport.continuity",
     "network_pde": "solvers.mean_field.network",
     "tensor_field": "solvers.fokker_planck.coefficients",
+    "NewtonJKO": "solvers.jko.newton",
     "JKOSolver": "solvers.jko.alg2",
     "EntropicJKO": "solvers.jko.entropic",
     "Checkpointer": "solvers.io.checkpoint",

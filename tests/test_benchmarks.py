@@ -56,3 +56,16 @@ def test_interaction_benchmark_quick(tmp_path):
     assert len({r["path"] for r in data["rows"]}) == 4 and len(data["rows"]) == 8
     assert all(r["seconds_step_semi_implicit"] > 0 and r["seconds_step_explicit"] > 0 for r in data["rows"])
     assert set(out["exponents"]) == {r["path"] for r in data["rows"]}
+
+
+def test_jko_newton_benchmark_quick(tmp_path):
+    """Small sizes: every step converges, iterations do not grow with the mesh, the error falls."""
+    from benchmarks import jko_newton
+
+    jko_newton.main(["--out", str(tmp_path), "--sizes", "32", "64"])
+    data = json.loads((tmp_path / "jko_newton-n1.json").read_text())
+    rect = [r for r in data["rows"] if r["mesh"].startswith("rectangle")]
+    assert all(r["converged"] for r in data["rows"]) and len(data["rows"]) == 3
+    assert rect[1]["l1_first_step"] < rect[0]["l1_first_step"]
+    assert max(rect[1]["newton_iterations"]) <= max(rect[0]["newton_iterations"]) + 1
+    assert np.isfinite(data["exponent"])
