@@ -11,7 +11,7 @@ from solvers.jko.alg2 import JKOSolver
 
 def main(interaction=None):
     s = JKOSolver(MPI.COMM_WORLD, [-5], [5], 0.1, 0.1, nt=8, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0,
-                  tol=1e-7, max_iter=300 if interaction is None else 100, interaction=interaction)
+                  max_iter=1000, interaction=interaction)
     s.set_initial(lambda x: np.exp(-(x[0] - 1) ** 2 / 0.18) / np.sqrt(0.18 * np.pi))
     s.run(0.2)
     x, rho = s.density()

@@ -55,8 +55,7 @@ def test_pointwise_maps_are_exact():
 def test_alg2_step_matches_exact_discrete_jko_for_ou():
     """Two ALG2 steps against the closed-form JKO Gaussians; mass, positivity, F decay, W2 per step."""
     tau, m0, s0 = 0.1, 1.0, 0.3
-    s = JKOSolver(COMM, [-5], [5], 0.1, tau, nt=8, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0, tol=1e-7,
-                  max_iter=600)
+    s = JKOSolver(COMM, [-5], [5], 0.1, tau, nt=8, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0, max_iter=1000)
     s.set_initial(lambda x: gauss(x[0], m0, s0))
     m, sd = m0, s0
     for _ in range(2):
@@ -69,6 +68,7 @@ def test_alg2_step_matches_exact_discrete_jko_for_ou():
         assert rec["energy_decrease"] > 0.0 and rec["min_rho"] >= 0.0
         m, sd = m1, s1
     assert np.ptp(s.history["mass"]) < 1e-13
+    assert all(s.history["converged"]) and max(s.history["iterations"]) < 1000     # by its own test (~300)
 
 
 def test_interaction_is_exact_not_linearised():
@@ -76,8 +76,8 @@ def test_interaction_is_exact_not_linearised():
     (W * rho_k added to f) would move the mean to (1 + k tau) m / (1 + (a + k) tau) = 0.923 instead of
     m / (1 + a tau) = 0.909; the inner fixed point on W * rho converges (by its own test) every iteration."""
     tau, m0, s0, k = 0.1, 1.0, 0.3, 2.0
-    s = JKOSolver(COMM, [-5], [5], 0.1, tau, nt=8, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0, tol=1e-7,
-                  max_iter=400, interaction=k)
+    s = JKOSolver(COMM, [-5], [5], 0.1, tau, nt=8, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0, max_iter=1000,
+                  interaction=k)
     s.set_initial(lambda x: gauss(x[0], m0, s0))
     m1, s1 = discrete_jko_gaussian(m0, s0, 1.0, 1.0, tau, k)
     rec = s.step()
@@ -101,14 +101,14 @@ def test_jko_converges_to_fokker_planck_at_order_one(a):
     taus, errs = [0.2, 0.1, 0.05], []
     for tau in taus:
         s = JKOSolver(COMM, [-5], [5], 0.1, tau, nt=6, potential=lambda x: 0.5 * a * x[0] ** 2, beta=beta,
-                      tol=1e-6, max_iter=400)
+                      max_iter=1000)
         s.set_initial(lambda x: gauss(x[0], m0, s0))
         s.run(T)
         x, rho = s.density()
         mt = m0 * math.exp(-a * T)
         vt = s0 ** 2 * math.exp(-2 * a * T) + (1 - math.exp(-2 * a * T)) / (a * beta) if a else s0 ** 2 + 2 * T / beta
         errs.append(l1(x[:, 0], rho, gauss(x[:, 0], mt, math.sqrt(vt))))
-        assert all(np.diff(s.history["free_energy"]) < 0)
+        assert all(np.diff(s.history["free_energy"]) < 0) and all(s.history["converged"])
     slope = fitted_slope(taus, errs)
     assert 0.8 < slope < 1.25, (slope, errs)
 
@@ -121,7 +121,7 @@ def test_porous_medium_m2_follows_barenblatt():
     def bb(x, t):
         return np.maximum(C - x ** 2 / (12 * t ** (2 / 3)), 0) / t ** (1 / 3)
 
-    s = JKOSolver(COMM, [-4], [4], 0.1, 0.1, nt=8, m=2.0, tol=1e-5, max_iter=800)
+    s = JKOSolver(COMM, [-4], [4], 0.1, 0.1, nt=8, m=2.0, tol=3e-4, max_iter=1000)   # change floor ~1e-4 here
     s.set_initial(lambda x: bb(x[0], 1.0), normalize=True)      # the P1 kink loses 3e-5 of mass
     s.run(0.4)
     x, rho = s.density()
@@ -129,6 +129,7 @@ def test_porous_medium_m2_follows_barenblatt():
     edge = math.sqrt(12 * C) * 1.4 ** (1 / 3)
     assert rho[np.abs(x[:, 0]) > edge + 0.3].max() < 3e-4 * rho.max()     # ALG2-tolerance residue only
     assert all(np.diff(s.history["free_energy"]) < 0) and np.ptp(s.history["mass"]) < 1e-13
+    assert all(s.history["converged"])
 
 
 def test_jko_agrees_with_fp_solver_on_double_well():
@@ -141,7 +142,7 @@ def test_jko_agrees_with_fp_solver_on_double_well():
     fp.run(0.2)
     diffs = []
     for tau in (0.1, 0.05):
-        s = JKOSolver(COMM, [-2.5], [2.5], 0.05, tau, nt=6, potential=f, beta=3.0, tol=1e-6, max_iter=600)
+        s = JKOSolver(COMM, [-2.5], [2.5], 0.05, tau, nt=6, potential=f, beta=3.0, max_iter=1000)
         s.set_initial(rho0, normalize=True)
         s.run(0.2)
         x, rho = s.density()
@@ -162,6 +163,12 @@ def test_bad_input():
         s.set_initial(lambda x: x[0] * 0 - 0.5 + (x[0] > 0))
     with pytest.raises(ValueError, match="not normalised: mass 4"):
         s.set_initial(lambda x: 2.0 + 0 * x[0])
+    s = JKOSolver(COMM, [-2], [2], 0.2, 0.1, nt=4, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0, max_iter=25)
+    s.set_initial(lambda x: np.exp(-(x[0] - 0.5) ** 2 / 0.18) / math.sqrt(0.18 * math.pi), normalize=True)
+    with pytest.warns(RuntimeWarning, match=r"did not converge: the change of rho_1 over 10 iterations is .* of "
+                                            r"the step > tol=0.0001 after max_iter=25"):
+        rec = s.step()
+    assert rec["converged"] is False and rec["residual"] > 1e-4
 
 
 @pytest.mark.parametrize("interaction", [(), (2.0,)], ids=["plain", "interaction"])

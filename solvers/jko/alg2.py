@@ -13,7 +13,12 @@ and multipliers (mu = (m, rho), rho_1) the iteration is
   2. q  = projection of grad phi + mu / r onto {a + |b|^2 / 2 <= 0} (a = d_t, b = grad_x), pointwise;
      rho_1 = prox of r tau F at r (-phi(1) + rho_1 / r), p = -phi(1) + (rho_1_old - rho_1) / r
   3. mu += r (grad phi - q).
-rho_1 >= 0 by construction, and the mass is that of rho_k up to the ALG2 residual.
+rho_1 >= 0 by construction, and the mass is that of rho_k to round-off (imposed in the prox).
+Stopping test: the L1 change of rho_1 over the last 10 iterations, relative to the L1 size of the step
+||rho_1 - rho_k||_1, is <= tol (default 1e-4; measured on the 1D OU step of tests/test_jko.py: 1e-4 after
+about 300 iterations, when rho_1 is within 7% of ALG2's converged discretisation error; the change levels off
+near 1e-5, so tol much below that is not reached). The pointwise residuals used before (grad phi - q, the
+multiplier's change) level off at 1e-4..1e-3 where rho vanishes and never met their test.
 F = int f rho + beta^-1 int rho log rho + c_m int rho^m / (m - 1) + 1/2 iint W(x - y) rho rho. The
 interaction is treated exactly: the prox of the terminal density solves
 rho + r tau (f + W * rho + ...) = c + lambda by an inner fixed point on W * rho (a contraction for
@@ -44,10 +49,13 @@ from solvers.fokker_planck.interaction import KernelInteraction, PolynomialInter
 from solvers.jko.pointwise import project_parabola, prox_energy
 
 
+WINDOW = 10        # ALG2 iterations between two checks of the stopping test
+
+
 class JKOSolver:
     def __init__(self, comm: MPI.Comm, lower, upper, h: float, tau: float, nt: int = 10,
                  potential=None, beta: float | None = None, m: float | None = None, cm: float = 1.0,
-                 interaction=None, degree: int = 2, r: float = 0.3, tol: float = 1e-6, max_iter: int = 3000,
+                 interaction=None, degree: int = 2, r: float = 0.3, tol: float = 1e-4, max_iter: int = 3000,
                  petsc_options: dict | None = None, inner_tol: float = 1e-12, inner_max: int = 100):
         self.tau = validation.positive_number("tau", tau)
         self.r = validation.positive_number("r", r)
@@ -225,7 +233,10 @@ class JKOSolver:
         ftop = self.f[self.top]
         dim = self.d + 1
         b = self._b
-        it, res, drho, inner = 0, math.inf, math.inf, 0
+        it, change, inner = 0, math.inf, 0
+        snap = None
+        own = self._top_owned
+        rk_top = self.rho0.x.array[self.top]
         for it in range(1, self.max_iter + 1):
             with b.localForm() as loc:
                 loc.set(0.0)
@@ -238,11 +249,8 @@ class JKOSolver:
             w = self._w.x.array.reshape(-1, dim)
             qa, qb = project_parabola(w[:, self.d], w[:, : self.d])
             qv = np.column_stack([qb, qa])
-            gap = w - qv                                   # = grad phi + mu/r - q
-            mu_new = r * gap
-            res_loc = np.abs(mu_new - self.mu.x.array.reshape(-1, dim)).max(initial=0.0) / r
             self.q.x.array[:] = qv.ravel()
-            self.mu.x.array[:] = mu_new.ravel()
+            self.mu.x.array[:] = (r * (w - qv)).ravel()       # mu + r (grad phi - q)
             # terminal density: prox of r tau F
             self.phiR.interpolate(self.phi)
             z = -self.phiR.x.array[self.top] + self.rho1.x.array[self.top] / r
@@ -251,11 +259,18 @@ class JKOSolver:
             inner += k
             self.p.x.array[self.top] = z - new / r
             self.rho1.x.array[self.top] = new
-            scale = self.comm.allreduce(float(np.abs(new).max(initial=0.0)), op=MPI.MAX)
-            drho = self.comm.allreduce(float(np.abs(new - old).max(initial=0.0)), op=MPI.MAX) / scale
-            res = self.comm.allreduce(res_loc, op=MPI.MAX)
-            if drho < self.tol and res < self.tol * 10:
-                break
+            if it % WINDOW == 0:
+                # the stopping test: the L1 change of rho_1 over the last WINDOW iterations relative to the L1
+                # size of the step (at least 1e-3 of the mass). ALG2's pointwise residuals (grad phi - q,
+                # the multiplier's change) level off at 1e-4..1e-3 where rho vanishes, while rho_1 converges
+                if snap is not None:
+                    loc = np.array([float(self._mw[own] @ np.abs(new - snap)[own]),
+                                    float(self._mw[own] @ np.abs(new - rk_top)[own])])
+                    dif, size = self.comm.allreduce(loc, op=MPI.SUM)
+                    change = dif / max(size, 1e-3 * self._M)
+                    if change <= self.tol:
+                        break
+                snap = new.copy()
         if not np.all(np.isfinite(self.rho1.x.array[self.top])):
             raise FloatingPointError(f"ALG2 diverged in JKO step {self.step_count + 1} (tau={self.tau}, r={self.r})")
         F_old = self.history["free_energy"][-1]
@@ -266,15 +281,15 @@ class JKOSolver:
         tab = self._face_values(self.top, self.rho1.x.array)
         self.rho0.x.array[:] = self._extend(tab)
         F = self.free_energy()
-        converged = drho < self.tol and res < self.tol * 10
+        converged = change <= self.tol
         if not converged:
-            warnings.warn(f"JKO step {self.step_count} (t={self.t:g}) did not converge: residual "
-                          f"{max(res, drho):.3e} > tol={self.tol:g} after max_iter={self.max_iter} ALG2 iterations",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(f"JKO step {self.step_count} (t={self.t:g}) did not converge: the change of rho_1 over "
+                          f"{WINDOW} iterations is {change:.3e} of the step > tol={self.tol:g} after "
+                          f"max_iter={self.max_iter} ALG2 iterations", RuntimeWarning, stacklevel=2)
         rec = {"t": self.t, "mass": self.mass(), "free_energy": F, "interaction_energy": self.interaction_energy(),
                "w2": w2, "iterations": it, "inner_iterations": inner, "converged": bool(converged),
                "min_rho": self.comm.allreduce(float(self.rho1.x.array[self.top].min(initial=np.inf)), op=MPI.MIN),
-               "residual": max(res, drho), "seconds": time.perf_counter() - t0}
+               "residual": change, "seconds": time.perf_counter() - t0}
         for k, v in rec.items():
             self.history[k].append(v)
         rec["energy_decrease"] = F_old - F
