@@ -137,6 +137,8 @@ class NewtonJKO:
         self.tol = validation.positive_number("tol", tol)
         self.max_iter = validation.integer("max_iter", max_iter, 1)
         self.predictor = bool(predictor)
+        self.pd = False
+        self.tail_coupling = True
         validation.one_of("negative_weights", negative_weights, ("clip", "error"))
         self.mesh, self.comm = mesh, mesh.comm
         self.d = mesh.geometry.dim
@@ -242,6 +244,10 @@ class NewtonJKO:
                           "positive and mass-conserving but loses consistency on those edges)", RuntimeWarning,
                           stacklevel=3)
         self.w = np.maximum(w, 0.0)
+        Xe = np.column_stack([self._ghost(self.X[: self.n, c]) for c in range(self.d)])
+        self._elen = np.linalg.norm(Xe[self.ei] - Xe[self.ej], axis=1)
+        self._row_start = np.flatnonzero(np.r_[True, np.diff(self.ei) != 0]) if len(self.ei) else np.zeros(0, int)
+        self._rows_with_edges = self.ei[self._row_start] if len(self.ei) else np.zeros(0, int)
 
     def _solver(self, petsc_options):
         self._B = self._pattern.duplicate()
@@ -257,6 +263,7 @@ class NewtonJKO:
         self._ksp_options = opts
         self._adapt_rtol = "ksp_rtol" not in (petsc_options or {}) and not PETSc.Options().hasName("jko_ksp_rtol")
         self._ksp = None
+        self._lu, self._fallbacks = None, 0
         self._vecs = {k: self._pattern.createVecRight() for k in ("dphi", "rhs", "dinv", "scale")}
         self._P, self._pksp = self._pattern.duplicate(), None
 
@@ -463,6 +470,15 @@ class NewtonJKO:
         dinv = st["drho"] / mo
         # a floor on the diagonal where both rho and the mobility vanish (empty region of a porous
         # medium): phi is arbitrary there and the rows would be zero
+        if self.tail_coupling and self.eps:
+            # where rho is negligible (< 1e-10 of its maximum, at either end of an edge) the rows of S are tiny
+            # and the Newton step there is noise that rho(q) = exp(...) and the Hamilton-Jacobi term amplify
+            # into spikes. A graph Laplacian on those edges, 100 times the largest such mobility, makes the
+            # step there a smooth extension of the step in the bulk
+            r = st["rho"]
+            rmax = self.comm.allreduce(float(np.max(r[:n], initial=0.0)), op=MPI.MAX)
+            small = np.minimum(r[self.ei], r[self.ej]) < 1e-10 * rmax
+            wt = wt + np.where(small, w * 1e-8 * rmax, 0.0)
         Ldiag = np.bincount(ei, wt, minlength=n)
         floor = 1e-14 * self.comm.allreduce(float(np.max(mo * mo * dinv + tau * Ldiag, initial=0.0)), op=MPI.MAX)
         self._set_csr(self._L, Ldiag + floor / tau, -wt)
@@ -503,7 +519,18 @@ class NewtonJKO:
             rhs.array[:] -= st["G"]
         rhs.array[:] *= sc.array
         x.set(0.0)
-        its = linear.solve(self._ksp, rhs, x, "JKO Newton step (Schur complement)")
+        try:
+            its = linear.solve(self._ksp, rhs, x, "JKO Newton step (Schur complement)")
+        except RuntimeError:
+            # Krylov + AMG can break down when rho spans hundreds of decades (a steep potential's far tail);
+            # this iteration's system is then factorised (counted in history as linear_fallbacks)
+            if self._lu is None:
+                self._lu = linear.make_ksp(self._S, "jko_fallback_", linear.direct_solver_options())
+            else:
+                self._lu.setOperators(self._S)
+            x.set(0.0)
+            its = linear.solve(self._lu, rhs, x, "JKO Newton step (Schur complement, direct fallback)")
+            self._fallbacks += 1
         x.array[:] *= sc.array
         if H is None:
             return self._ghost(x.array), its
@@ -555,7 +582,36 @@ class NewtonJKO:
         if self.m is not None:
             r = u * np.exp(-z[:n])
             g += self.cm * self.m / (self.m - 1) * r ** (self.m - 1)
-        return self._ghost(g)
+        g = self._ghost(g)
+        # a first guess whose Hamilton-Jacobi term tau s/4 sum_j w (phi_i - phi_j)^2 / m_i is large where rho_pred
+        # is small (a steep potential's tail, where grad phi_pred ~ grad V and the predictor's round-off is
+        # amplified by log) makes rho(q) overflow into a spike that the mass constraint turns into garbage.
+        # Then, outside the bulk (rho_pred >= 1e-3 of its maximum), phi is the L-Lipschitz extension of the
+        # bulk's values, L = 2 (2 beta^-1 / tau)^(1/2), so the term stays below about 2 d / beta: the converged
+        # step has phi << V and a moderate slope in such tails (measured)
+        st = self._state(g, psi)
+        rmax = self.comm.allreduce(float(np.max(st["rho"][:n], initial=0.0)), op=MPI.MAX)
+        pmax = self.comm.allreduce(float(np.max(r, initial=0.0)), op=MPI.MAX)
+        if rmax > 10 * pmax:
+            g = self._ghost(self._envelope(g, r >= 1e-3 * pmax, 2.0 * math.sqrt(2.0 * self.eps / self.tau)))
+        return g
+
+    def _envelope(self, phi: np.ndarray, source: np.ndarray, L: float) -> np.ndarray:
+        """phi on the `source` nodes, elsewhere its L-Lipschitz (McShane) extension min_k phi_k + L d(i, k) over the
+        graph (edge lengths |x_i - x_j|): Bellman-Ford sweeps until nothing changes on any rank."""
+        n, big = self.n, np.inf
+        val = np.where(source, phi[:n], big)
+        for _ in range(10 * n + 10):
+            v = self._ghost(val)
+            cand = np.full(n, big)
+            if len(self.ei):
+                cand[self._rows_with_edges] = np.minimum.reduceat(v[self.ej] + L * self._elen, self._row_start)
+            new = np.minimum(val, cand)
+            changed = self.comm.allreduce(int(np.count_nonzero(new < val)))
+            val = new
+            if not changed:
+                break
+        return val
 
     def _newton(self, phi: np.ndarray, psi: np.ndarray, budget: int, tol: float | None = None):
         """Newton's method on the concave dual phi -> l(rho(phi), phi) with psi frozen, until the
@@ -624,9 +680,14 @@ class NewtonJKO:
         rbar = (1 - self.s) * rk + self.s * rho
         th = 0.5 * (rbar[ei] + rbar[ej])
         G = mo * (r - rk[:n]) + self.tau * np.bincount(ei, w * th * dphi, minlength=n)
-        k = self.cm * self.m / (self.m - 1)
-        e1 = self.V_nodal[:n] + psi + k * r ** (self.m - 1) - mu / r
-        e2 = self.cm * self.m * r ** (self.m - 2) + mu / (r * r)
+        e1 = self.V_nodal[:n] + psi - mu / r
+        e2 = mu / (r * r)
+        if self.m is not None:
+            e1 = e1 + self.cm * self.m / (self.m - 1) * r ** (self.m - 1)
+            e2 = e2 + self.cm * self.m * r ** (self.m - 2)
+        if self.eps:
+            e1 = e1 + self.eps * (np.log(r) + 1.0)
+            e2 = e2 + self.eps / r
         H = mo * (e1 - phi[:n]) - 0.25 * self.tau * self.s * np.bincount(ei, w * dphi * dphi, minlength=n)
         loc = np.array([float(np.sum((G * G + H * H) / mo)), float(np.abs(G).sum()), float(np.abs(r * H).sum()),
                         float(np.sum(w * th * dphi * dphi))])
@@ -644,9 +705,14 @@ class NewtonJKO:
         n = self.n
         rk = self._rk
         top = self.comm.allreduce(float(np.max(rk[:n], initial=0.0)), op=MPI.MAX)
-        self._qscale = self.cm * self.m / (self.m - 1) * top ** (self.m - 1)
-        self._mu, mu_end = 1e-2 * self._qscale, self.tol * self._qscale
-        rho = self._ghost(np.maximum(rk[:n], 1e-3 * top))
+        if self.eps:                                   # the entropy keeps rho > 0: no barrier
+            self._qscale = self.eps
+            self._mu = mu_end = 0.0
+            rho = self._ghost(np.maximum(rk[:n], 1e-12 * top))
+        else:
+            self._qscale = self.cm * self.m / (self.m - 1) * top ** (self.m - 1)
+            self._mu, mu_end = 1e-2 * self._qscale, self.tol * self._qscale
+            rho = self._ghost(np.maximum(rk[:n], 1e-3 * top))
         st = self._pd_state(rho, phi, psi)
         its = lin = 0
         while its < budget:
@@ -686,7 +752,7 @@ class NewtonJKO:
         start = None                                  # the predictor's (or, without entropy, phi_k)
         r_int = math.inf if self.W is not None else 0.0
         while True:
-            if self.eps:
+            if self.eps and not self.pd:
                 # with an interaction, the first passes need not be solved beyond the change of W * rho
                 st, k, l = self._dual_solve(self.tau, start, psi, self.max_iter - its,
                                             max(self.tol, min(1e-3, 1e-2 * r_int)) if self.W is not None else self.tol)
@@ -702,8 +768,9 @@ class NewtonJKO:
             psi = new
             if (r_int <= self.tol and st["res"] <= self.tol) or its >= self.max_iter:
                 break
-        converged = st["res"] <= self.tol and r_int <= self.tol and (self.eps or self._mu <= self.tol * self._qscale)
-        if not self.eps:
+        pd = self.pd or not self.eps
+        converged = st["res"] <= self.tol and r_int <= self.tol and (not pd or self._mu <= self.tol * self._qscale)
+        if pd:
             # the barrier iterate's mass is that of rho_k up to the tolerance: remove the rest
             st["rho"] = self._ghost(st["rho"][: self.n] * (self.mass0 / self.mass(st["rho"])))
         validation.raise_collectively(self.comm, None if np.all(np.isfinite(st["rho"][: self.n])) else
