@@ -86,22 +86,23 @@ def test_step_error_in_h_is_second_order():
     assert 1.85 < slope < 2.2, (slope, errs)
 
 
-def test_2d_newton_iterations_do_not_grow_with_h():
-    """OU in 2D, one step from N((1, 0.5), 0.7^2 I), tau = 0.1, on 33^2 ... 129^2 nodes: the same number of Newton
-    iterations (4) at every h, the L1 error to the exact step falling, and mass to round-off."""
+@pytest.mark.parametrize("a", [0.0, 1.0], ids=["heat", "ou"])
+def test_2d_newton_iterations_do_not_grow_with_h(a):
+    """Heat and OU in 2D, one step from N((1, 0.5), 0.7^2 I), tau = 0.1, on 33^2 ... 129^2 nodes: the same number
+    of Newton iterations (within one) at every h, the L1 error to the exact step falling, and mass to round-off."""
     its, errs = [], []
     for n in (32, 64, 128):
-        J = NewtonJKO(meshes.rectangle(COMM, [-5, -5], [5, 5], 10 / n), 0.1,
-                      potential=lambda x: 0.5 * (x[0] ** 2 + x[1] ** 2), beta=1.0)
+        J = NewtonJKO(meshes.rectangle(COMM, [-6, -6], [6, 6], 12 / n), 0.1,
+                      potential=lambda x: 0.5 * a * (x[0] ** 2 + x[1] ** 2), beta=1.0)
         J.set_initial(lambda x: gauss2(x, (1.0, 0.5), 0.7), normalize=True)
         rec = J.step()
-        m1, s1 = jko_gaussian([1.0, 0.5], 0.7, 1.0, 1.0, 0.1)
+        m1, s1 = jko_gaussian([1.0, 0.5], 0.7, a, 1.0, 0.1)
         its.append(rec["iterations"])
         errs.append(l1(J, lambda x: gauss2(x, m1, s1)))
         assert rec["converged"] and abs(rec["mass"] - J.history["mass"][0]) < 1e-13
         assert rec["energy_decrease"] > 0 and rec["min_rho"] > 0
-    assert max(its) <= 5 and max(its) - min(its) <= 1, its
-    assert errs[0] > errs[1] > errs[2] and errs[2] < 1.5e-3, errs
+    assert max(its) <= 6 and max(its) - min(its) <= 1, its          # measured heat 5, 6, 6; OU 4, 4, 4
+    assert errs[0] > errs[1] > errs[2] and errs[2] < 2e-3, errs
 
 
 @pytest.mark.parametrize("a", [0.0, 1.0], ids=["heat", "ou"])
