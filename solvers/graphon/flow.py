@@ -1,0 +1,153 @@
+"""The graphon gradient flow W_t = -DR(W) with the box constraint, on a mesh of [0, 1]^2.
+
+The graphon lives on dolfinx's n x n quadrilateral mesh of the unit square, as a DG0 Function (a step
+graphon: exactly the n x n matrix, so projected Euler steps equal the matrix gradient descent of
+samplers.graphon to round-off) or a Q1 Function (nodal values on the (n+1)^2 grid points; the kernel
+integral int W(u, z) W(z, v) dz and the homomorphism densities by the trapezoidal rule, second order in
+1/n for smooth graphons). DR is a kernel integral: every rank gathers the n x n (or (n+1) x (n+1)) array
+(8 n^2 bytes), applies samplers.graphon's formulas with the quadrature weights, and keeps its own
+cells or nodes. Time stepping: projected explicit Euler, W <- P(W - tau DR(W)) (the flow is the gradient
+flow of R restricted to the box; for t(K3) - t(K2) DR is Lipschitz with constant <= 6 on [0, 1]-valued
+graphons, so tau <= 0.2 is stable).
+"""
+
+from __future__ import annotations
+
+import dolfinx.fem
+import dolfinx.mesh
+import numpy as np
+from mpi4py import MPI
+
+from samplers import checks
+from samplers.graphon import GraphonObjective
+
+
+class GraphonFlow:
+    """Parameters
+    ----------
+    comm : MPI communicator.
+    n : cells per side of the mesh of [0, 1]^2.
+    objective : samplers.graphon.GraphonObjective (its target may be a callable target(u, v)).
+    degree : 0 (DG0, step graphons) or 1 (Q1, continuous).
+    box : (a, b), the values a graphon may take.
+    """
+
+    def __init__(self, comm: MPI.Comm, n: int, objective: GraphonObjective, degree: int = 0, box=(0.0, 1.0)):
+        self.n = checks.integer("n", n, 1)
+        self.degree = checks.one_of("degree", degree, (0, 1))
+        self.box = (checks.number("box[0]", box[0]), checks.number("box[1]", box[1]))
+        if not self.box[0] < self.box[1]:
+            raise ValueError(f"box must be an interval a < b, got {box}")
+        self.objective, self.comm = objective, comm
+        self.mesh = dolfinx.mesh.create_unit_square(comm, n, n, dolfinx.mesh.CellType.quadrilateral)
+        self.V = dolfinx.fem.functionspace(self.mesh, ("DG", 0) if degree == 0 else ("Lagrange", 1))
+        self.W = dolfinx.fem.Function(self.V, name="W")
+        self.m = n if degree == 0 else n + 1                     # points per side
+        X = self.V.tabulate_dof_coordinates()[:, :2]
+        idx = np.floor(X * n).astype(int) if degree == 0 else np.rint(X * n).astype(int)
+        idx = np.clip(idx, 0, self.m - 1)
+        self._ij = idx                                            # local dof -> (i, j)
+        self._own = self.V.dofmap.index_map.size_local
+        if degree == 0:
+            self.weights = np.full(self.m, 1.0 / n)
+        else:
+            self.weights = np.full(self.m, 1.0 / n)
+            self.weights[[0, -1]] = 0.5 / n
+        self.t = 0.0
+        self.history = {"t": [], "edge_density": [], "triangle_density": [], "objective": []}
+
+    # ---------------------------------------------------------------- matrix <-> Function
+    def matrix(self) -> np.ndarray:
+        """The graphon as an (m, m) array of cell or node values, on every rank."""
+        own = slice(0, self._own)
+        parts = self.comm.allgather((self._ij[own], self.W.x.array[own]))
+        A = np.empty((self.m, self.m))
+        for ij, v in parts:
+            A[ij[:, 0], ij[:, 1]] = v
+        return A
+
+    def _set(self, A: np.ndarray) -> None:
+        self.W.x.array[:] = A[self._ij[:, 0], self._ij[:, 1]]
+
+    def set_initial(self, W0) -> None:
+        """W0: a callable W0(u, v) (numpy, symmetric) or an (m, m) symmetric array (m = n for DG0, n + 1 for Q1);
+        values outside the box or not symmetric are errors naming the entry."""
+        if callable(W0):
+            p = (np.arange(self.m) + (0.5 if self.degree == 0 else 0.0)) / self.n
+            A = np.asarray(W0(p[:, None], p[None, :]), float) * np.ones((self.m, self.m))
+        else:
+            A = np.asarray(W0, float)
+            if A.shape != (self.m, self.m):
+                raise ValueError(f"initial graphon has shape {A.shape}, this mesh needs {(self.m, self.m)}")
+        from samplers.graphon import check_matrix
+
+        A = check_matrix(A, self.box)
+        self._set(A)
+        self.t = 0.0
+        self.history = {k: [] for k in self.history}
+        self._record(A)
+
+    # ---------------------------------------------------------------- quadrature
+    def densities(self, A=None) -> tuple[float, float]:
+        """(t(K2), t(K3)) by the mesh's quadrature."""
+        A = self.matrix() if A is None else A
+        w = self.weights
+        Aw = A * w[None, :]
+        return float(w @ A @ w), float(np.einsum("ij,jk,ki->", Aw, Aw, Aw))
+
+    def gradient(self, A: np.ndarray) -> np.ndarray:
+        """DR at the points: the objective's formulas with int dz -> sum_z w_z."""
+        R, n, w = self.objective, self.m, self.weights
+        G = np.full((n, n), float(R.edges))
+        Aw = A * w[None, :]
+        if R.triangles:
+            G += 3.0 * R.triangles * (Aw @ A)
+        for k, c in R.cycles.items():
+            P = A.copy()
+            for _ in range(int(k) - 2):
+                P = Aw @ P
+            G += int(k) * c * P
+        if R.least_squares:
+            p = (np.arange(n) + (0.5 if self.degree == 0 else 0.0)) / self.n
+            T = R.target(p[:, None], p[None, :]) if callable(R.target) else R.target_matrix(n)
+            G += R.least_squares * (A - np.asarray(T, float))
+        return G
+
+    def value(self, A: np.ndarray) -> float:
+        R, w = self.objective, self.weights
+        e, tri = self.densities(A)
+        out = R.edges * e + R.triangles * tri
+        Aw = A * w[None, :]
+        for k, c in R.cycles.items():
+            out += c * float(np.trace(np.linalg.matrix_power(Aw, int(k))))
+        if R.least_squares:
+            p = (np.arange(self.m) + (0.5 if self.degree == 0 else 0.0)) / self.n
+            T = R.target(p[:, None], p[None, :]) if callable(R.target) else R.target_matrix(self.m)
+            out += 0.5 * R.least_squares * float(w @ ((A - T) ** 2) @ w)
+        return float(out)
+
+    def _record(self, A):
+        e, tri = self.densities(A)
+        self.history["t"].append(self.t)
+        self.history["edge_density"].append(e)
+        self.history["triangle_density"].append(tri)
+        self.history["objective"].append(self.value(A))
+
+    # ---------------------------------------------------------------- time stepping
+    def run(self, t_end: float, tau: float, record_every: int = 1, callback=None):
+        """Projected Euler steps of size tau up to t_end."""
+        tau = checks.positive_number("tau", tau)
+        steps = int(round((checks.end_time(t_end, self.t, tau) - self.t) / tau))
+        A = self.matrix()
+        for k in range(1, steps + 1):
+            A = np.clip(A - tau * self.gradient(A), *self.box)
+            if not np.all(np.isfinite(A)):
+                raise FloatingPointError(f"graphon flow blew up at t={self.t + tau:g} (tau={tau}): reduce tau")
+            self.t += tau
+            if k % record_every == 0 or k == steps:
+                self._record(A)
+                if callback is not None:
+                    self._set(A)
+                    callback(self)
+        self._set(A)
+        return self
