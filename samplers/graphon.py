@@ -52,12 +52,17 @@ class GraphonObjective:
             raise ValueError("a least-squares term needs a target W*")
 
     def target_matrix(self, n: int) -> np.ndarray:
+        """W* at the cell centres (i + 1/2) / n, or the given (n, n) matrix."""
         if callable(self.target):
             u = (np.arange(n) + 0.5) / n
-            return np.asarray(self.target(u[:, None], u[None, :]), float) * np.ones((n, n))
-        T = np.asarray(self.target, float)
+            T = np.asarray(self.target(u[:, None], u[None, :]), float) * np.ones((n, n))
+        else:
+            T = np.asarray(self.target, float)
         if T.shape != (n, n):
             raise ValueError(f"target W* has shape {T.shape}, the matrix is {n} x {n}")
+        if not np.all(np.isfinite(T)):
+            i, j = np.argwhere(~np.isfinite(T))[0]
+            raise ValueError(f"target W* is not finite: W*[{i}, {j}] = {T[i, j]}")
         return T
 
     def value(self, W: np.ndarray) -> float:
@@ -72,8 +77,8 @@ class GraphonObjective:
     def nonlocal_gradient(self, W: np.ndarray) -> np.ndarray:
         """The part of DR(W)(u, v) that depends on W only through integrals over other entries (which
         concentrate as n grows): edges, triangles, cycles."""
-        n = W.shape[0]
-        G = np.full((n, n), float(self.edges))
+        n = W.shape[-1]
+        G = np.full(W.shape, float(self.edges))
         if self.triangles:
             G += 3.0 * self.triangles * (W @ W) / n
         for k, c in self.cycles.items():
@@ -82,10 +87,10 @@ class GraphonObjective:
         return G
 
     def gradient(self, W: np.ndarray) -> np.ndarray:
-        """DR(W) = n^2 dR/dW_ij, an (n, n) symmetric matrix."""
+        """DR(W) = n^2 dR/dW_ij, an (n, n) symmetric matrix (or a stack (..., n, n))."""
         G = self.nonlocal_gradient(W)
         if self.least_squares:
-            G += self.least_squares * (W - self.target_matrix(W.shape[0]))
+            G += self.least_squares * (W - self.target_matrix(W.shape[-1]))
         return G
 
 
@@ -249,3 +254,22 @@ def chi2_independence(x, y, bins: int = 4) -> tuple[float, float]:
             break
     lower = math.exp(-xh + s * math.log(xh) - lgamma(s)) * total
     return stat, float(min(max(1.0 - lower, 0.0), 1.0))
+
+
+def noisy_gd_replicas(W0, objective: GraphonObjective, tau: float, t_end: float, sigma: float, replicas: int,
+                      box=(0.0, 1.0), seed: int = 0) -> np.ndarray:
+    """`replicas` independent noisy gradient-descent runs from the same W0 at once (batched matrix products):
+    (replicas, n, n). For statistics over runs of small matrices (propagation of chaos)."""
+    tau, sigma = checks.positive_number("tau", tau), checks.number("sigma", sigma, nonnegative=True)
+    replicas = checks.integer("replicas", replicas, 1)
+    lo, hi = box
+    W = np.repeat(check_matrix(W0, box)[None], replicas, axis=0)
+    rng = np.random.default_rng(seed)
+    sq = math.sqrt(tau) * sigma
+    for _ in range(int(round(checks.number("t_end", t_end, nonnegative=True) / tau))):
+        W = W - tau * objective.gradient(W)
+        if sigma:
+            Z = rng.standard_normal(W.shape)
+            W += sq * (np.triu(Z) + np.swapaxes(np.triu(Z, 1), -1, -2))
+        np.clip(W, lo, hi, out=W)
+    return W

@@ -1,0 +1,182 @@
+"""The graphon McKean-Vlasov equation: the n -> infinity limit of noisy SGD on symmetric matrices.
+
+On {U = u, V = v} an entry follows dX = -b(X; Gamma_t)(u, v) dt + sigma dB, reflected at the ends of the box
+[a, b], with Gamma_t(u, v) = E[X_t | U = u, V = v]. The drift splits the objective's derivative into
+    b(x; Gamma)(u, v) = DR_nonlocal(Gamma)(u, v) + lambda (x - W*(u, v)),
+the part that depends on the entry only through integrals over other entries (edges, triangles, cycles:
+they concentrate on Gamma) and the least-squares part that acts on the entry itself. The law
+rho(t, u, v, x) solves, for every (u, v), the 1D Fokker-Planck equation
+
+    rho_t = d_x(rho d_x Phi + D d_x rho),   Phi(x) = DR_nonlocal(Gamma)(u, v) x + lambda (x - W*)^2 / 2,
+    D = sigma^2 / 2,   no flux at x = a and x = b,
+
+coupled through Gamma(u, v) = int x rho dx. The (u, v) cells are the DG0 cells of dolfinx's n x n
+quadrilateral mesh of [0, 1]^2, distributed over the ranks with the mesh; every cell carries one P1 law on
+the same uniform grid of [a, b] (lumped masses; Scharfetter-Gummel fluxes, exact for the piecewise-linear
+interpolant of Phi, so each cell's discrete stationary law is exp(-Phi / D) at the nodes and rho >= 0).
+A step freezes Gamma (explicit coupling, first order in dt) and takes a backward-Euler step for every cell
+at once (a batched tridiagonal solve, numpy); mass is conserved per cell to round-off. DR_nonlocal(Gamma)
+is the kernel integral of samplers.graphon on the gathered n x n array of Gamma.
+"""
+
+from __future__ import annotations
+
+import math
+
+import dolfinx.fem
+import dolfinx.mesh
+import numpy as np
+from mpi4py import MPI
+
+from samplers import checks
+from samplers.graphon import GraphonObjective
+from solvers.fokker_planck.edge_averaged import bernoulli
+
+
+def _bern(s):
+    """B(s) = s / (e^s - 1) for all real s."""
+    a = bernoulli(np.abs(s))
+    return np.where(s >= 0, a, np.abs(s) + a)
+
+
+def batched_tridiagonal(lower, diag, upper, rhs):
+    """Solve many tridiagonal systems at once: arrays (c, k) (lower[:, 0] and upper[:, -1] unused)."""
+    c, k = diag.shape
+    cp = np.empty((c, k))
+    dp = np.empty((c, k))
+    cp[:, 0] = upper[:, 0] / diag[:, 0]
+    dp[:, 0] = rhs[:, 0] / diag[:, 0]
+    for i in range(1, k):
+        den = diag[:, i] - lower[:, i] * cp[:, i - 1]
+        cp[:, i] = upper[:, i] / den
+        dp[:, i] = (rhs[:, i] - lower[:, i] * dp[:, i - 1]) / den
+    x = np.empty((c, k))
+    x[:, -1] = dp[:, -1]
+    for i in range(k - 2, -1, -1):
+        x[:, i] = dp[:, i] - cp[:, i] * x[:, i + 1]
+    return x
+
+
+class GraphonMcKeanVlasov:
+    """Parameters
+    ----------
+    comm : MPI communicator.
+    n : (u, v) cells per side.
+    objective : samplers.graphon.GraphonObjective.
+    box : (a, b), the reflecting ends.
+    nx : nodes of the 1D grid of [a, b].
+    sigma : the noise level (sigma tau^(1/2) Z per SGD step).
+    """
+
+    def __init__(self, comm: MPI.Comm, n: int, objective: GraphonObjective, box=(0.0, 1.0), nx: int = 101,
+                 sigma: float = 1.0):
+        self.n = checks.integer("n", n, 1)
+        self.nx = checks.integer("nx", nx, 3)
+        self.sigma = checks.positive_number("sigma", sigma)
+        self.box = (checks.number("box[0]", box[0]), checks.number("box[1]", box[1]))
+        if not self.box[0] < self.box[1]:
+            raise ValueError(f"box must be an interval a < b, got {box}")
+        self.objective, self.comm = objective, comm
+        self.mesh = dolfinx.mesh.create_unit_square(comm, n, n, dolfinx.mesh.CellType.quadrilateral)
+        self.V = dolfinx.fem.functionspace(self.mesh, ("DG", 0))
+        self.gamma = dolfinx.fem.Function(self.V, name="Gamma")
+        self.nc = self.V.dofmap.index_map.size_local
+        X = self.V.tabulate_dof_coordinates()[: self.nc, :2]
+        self._ij = np.clip(np.floor(X * n).astype(int), 0, n - 1)
+        self.x = np.linspace(*self.box, self.nx)
+        self.hx = self.x[1] - self.x[0]
+        self.mx = np.full(self.nx, self.hx)
+        self.mx[[0, -1]] = 0.5 * self.hx
+        self.D = 0.5 * self.sigma ** 2
+        self.rho = np.zeros((self.nc, self.nx))
+        if objective.least_squares:
+            T = objective.target_matrix(n) if not callable(objective.target) else \
+                objective.target(((np.arange(n) + 0.5) / n)[:, None], ((np.arange(n) + 0.5) / n)[None, :]) * np.ones((n, n))
+            self._target = np.asarray(T, float)[self._ij[:, 0], self._ij[:, 1]]
+        else:
+            self._target = np.zeros(self.nc)
+        self.t = 0.0
+        self.history = {"t": [], "mass_error": [], "edge_density": [], "triangle_density": []}
+
+    def set_initial(self, rho0) -> None:
+        """rho0(u, v, x) -> densities (numpy: u, v of shape (c, 1), x of shape (1, nx)), or a callable W0(u, v)
+        for a point mass at W0 (split between the two nearest nodes so that its mean is W0 exactly)."""
+        u = (self._ij[:, 0:1] + 0.5) / self.n
+        v = (self._ij[:, 1:2] + 0.5) / self.n
+        try:
+            vals = np.asarray(rho0(u, v, self.x[None, :]), float) * np.ones((self.nc, self.nx))
+        except TypeError:
+            w0 = np.clip(np.asarray(rho0(u[:, 0], v[:, 0]), float) * np.ones(self.nc), *self.box)
+            k = np.clip(np.floor((w0 - self.box[0]) / self.hx).astype(int), 0, self.nx - 2)
+            f = np.clip((w0 - self.x[k]) / self.hx, 0.0, 1.0)
+            vals = np.zeros((self.nc, self.nx))
+            rows = np.arange(self.nc)
+            vals[rows, k] = (1 - f) / self.mx[k]
+            vals[rows, k + 1] += f / self.mx[k + 1]
+        if not np.all(np.isfinite(vals)) or vals.min() < 0:
+            raise ValueError(f"initial laws must be finite and non-negative (min {np.nanmin(vals):.3g})")
+        mass = vals @ self.mx
+        if np.any(mass <= 0):
+            raise ValueError("an initial law has zero mass")
+        self.rho = vals / mass[:, None]
+        self.t = 0.0
+        self.history = {k: [] for k in self.history}
+        self._record()
+
+    def means(self) -> np.ndarray:
+        """Gamma at the owned cells: int x rho dx (lumped)."""
+        return self.rho @ (self.mx * self.x)
+
+    def gamma_matrix(self) -> np.ndarray:
+        """Gamma as an n x n array on every rank."""
+        parts = self.comm.allgather((self._ij, self.means()))
+        G = np.empty((self.n, self.n))
+        for ij, g in parts:
+            G[ij[:, 0], ij[:, 1]] = g
+        return G
+
+    def _record(self):
+        G = self.gamma_matrix()
+        self.gamma.x.array[: self.nc] = G[self._ij[:, 0], self._ij[:, 1]]
+        err = self.comm.allreduce(float(np.max(np.abs(self.rho @ self.mx - 1.0), initial=0.0)), op=MPI.MAX)
+        self.history["t"].append(self.t)
+        self.history["mass_error"].append(err)
+        self.history["edge_density"].append(float(G.mean()))
+        self.history["triangle_density"].append(float(np.einsum("ij,jk,ki->", G, G, G)) / self.n ** 3)
+
+    def step(self, dt: float) -> None:
+        R = self.objective
+        G = self.gamma_matrix()
+        a = R.nonlocal_gradient(G)[self._ij[:, 0], self._ij[:, 1]]                   # (c,)
+        lam = float(R.least_squares)
+        phi = a[:, None] * self.x[None, :] + 0.5 * lam * (self.x[None, :] - self._target[:, None]) ** 2
+        s = (phi[:, 1:] - phi[:, :-1]) / self.D                                           # (c, nx - 1)
+        k = self.D / self.hx
+        out_r, in_l = k * _bern(s), k * _bern(-s)      # flux i -> i+1 = out_r rho_i - in_l rho_{i+1}
+        diag = self.mx[None, :] / dt + np.zeros((self.nc, self.nx))
+        diag[:, :-1] += out_r
+        diag[:, 1:] += in_l
+        upper = np.zeros((self.nc, self.nx))
+        lower = np.zeros((self.nc, self.nx))
+        upper[:, :-1] = -in_l
+        lower[:, 1:] = -out_r
+        self.rho = batched_tridiagonal(lower, diag, upper, self.rho * self.mx[None, :] / dt)
+        self.t += dt
+
+    def run(self, t_end: float, dt: float, record_every: int = 1):
+        dt = checks.positive_number("dt", dt)
+        steps = int(round((checks.end_time(t_end, self.t, dt) - self.t) / dt))
+        for k in range(1, steps + 1):
+            self.step(dt)
+            if k % record_every == 0 or k == steps:
+                self._record()
+        return self
+
+    def cell_law(self, i: int, j: int):
+        """(x, rho) of cell (i, j) wherever it lives (collective)."""
+        hit = np.flatnonzero((self._ij[:, 0] == i) & (self._ij[:, 1] == j))
+        mine = self.rho[hit[0]] if len(hit) else None
+        for r in self.comm.allgather(mine):
+            if r is not None:
+                return self.x, r
+        raise ValueError(f"no cell ({i}, {j}) on an {self.n} x {self.n} mesh")

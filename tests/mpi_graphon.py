@@ -1,0 +1,33 @@
+"""Graphon flow and graphon McKean-Vlasov under `mpirun -n N` (test_graphon.py): prints 'RESULT {json}'."""
+
+import json
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+from samplers.graphon import GraphonObjective
+from solvers.graphon.flow import GraphonFlow
+from solvers.graphon.mckean_vlasov import GraphonMcKeanVlasov
+
+
+def main():
+    comm = MPI.COMM_WORLD
+    R = GraphonObjective(edges=-1.0, triangles=1.0)
+    F = GraphonFlow(comm, 24, R, degree=1)
+    F.set_initial(lambda u, v: 0.5 - 0.2 * np.cos(np.pi * u) * np.cos(np.pi * v))
+    F.run(2.0, 0.2)
+    M = GraphonMcKeanVlasov(comm, 6, GraphonObjective(edges=-1.0, triangles=3.0, least_squares=0.5,
+                                                      target=lambda u, v: u * v), nx=41, sigma=0.5)
+    M.set_initial(lambda u, v: 0.3 + 0.4 * u * v)
+    M.run(0.5, 0.01)
+    flow, gamma, law = F.matrix(), M.gamma_matrix(), M.cell_law(2, 3)[1]          # collective
+    if comm.rank == 0:
+        print("RESULT " + json.dumps({"size": comm.size, "flow": flow.tolist(), "flow_hist": F.history,
+                                      "gamma": gamma.tolist(), "law": law.tolist(),
+                                      "mass_error": max(M.history["mass_error"])}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
