@@ -47,7 +47,7 @@ def test_densities_and_graphon_derivatives():
         assert n ** 2 * fd == pytest.approx(D[i, j] * (1 if i == j else 2), rel=1e-6)
 
 
-@pytest.mark.parametrize("n, seed", [(100, 0), (100, 1), (200, 2)])
+@pytest.mark.parametrize("n, seed", [(100, 0), (100, 1), (200, 2), (400, 3)])
 def test_mantel_by_gradient_descent(n, seed):
     """GD on t(K3) - t(K2) from a random symmetric matrix ends at a balanced complete bipartite graph:
     edge density 1/2 +- 1e-2, triangle density < 1e-3, the two classes found, empty inside, complete across."""
