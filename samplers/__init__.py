@@ -11,6 +11,7 @@ interacting: McKean-Vlasov particles (O(n) quadratic W, chunked O(n^2) general W
 mean_field_nn: two-layer network neurons trained by SGD with step gamma N^b.
 distances: exact 1D W_p, exact OT (POT), sliced W_p, Gaussian W2.
 study: distance versus n with the fitted slope. checkpoint: save/resume particle runs.
+graphon: SGD on symmetric matrices (homomorphism densities, graphon derivatives, projected noisy GD).
 """
 
 from samplers.gaussian import expm, gaussian_density, lyapunov, ou_law, ou_stationary_covariance

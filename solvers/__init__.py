@@ -6,6 +6,7 @@
     mean_field/     mean-field PDEs built from the above: two-layer network, Desai-Zwanzig reference
     jko/            newton (NewtonJKO, any mesh), alg2 (JKOSolver, Benamou-Brenier reference),
                     entropic (EntropicJKO), pointwise kernels
+    graphon/        flow (graphon gradient flow, DG0/Q1 on [0,1]^2), mckean_vlasov (the noisy limit)
     particles/      empirical (particles on the mesh), evaluate (point evaluation)
     io/             output (VTX/XDMF, PNG), checkpoint
 
@@ -29,6 +30,8 @@ _PUBLIC = {
     "network_pde": "solvers.mean_field.network",
     "tensor_field": "solvers.fokker_planck.coefficients",
     "NewtonJKO": "solvers.jko.newton",
+    "GraphonFlow": "solvers.graphon.flow",
+    "GraphonMcKeanVlasov": "solvers.graphon.mckean_vlasov",
     "JKOSolver": "solvers.jko.alg2",
     "EntropicJKO": "solvers.jko.entropic",
     "Checkpointer": "solvers.io.checkpoint",
