@@ -1,14 +1,35 @@
-"""The `fpjko` command: `fpjko info` (versions, PETSc packages), `fpjko demo [args]` (main demo)."""
+"""The `fpjko` command.
+
+    fpjko info                      versions of dolfinx, PETSc (and its solver packages), numpy, python
+    fpjko demo --list               the demos, one line each
+    fpjko demo NAME [options]       run a demo; `fpjko demo NAME --help` lists its options
+    fpjko bench --list | NAME [options]
+
+Options of `demo` and `bench`, before or among the program's own:
+    --config FILE.toml   the program's parameters as a TOML table (t_end = 0.1 for --t-end 0.1, booleans for
+                         flags, arrays for lists, a [petsc] table for PETSc options); the command line wins
+    -n N, --np N         run under mpirun -n N
+    --quiet              no progress bar (it is also off when stderr is not a terminal)
+A demo's effective parameters are written to OUT/config.toml (OUT its --out), so `fpjko demo NAME --config
+OUT/config.toml` repeats the run. PETSc options (one dash, e.g. -dw_ksp_type gmres) pass through intact;
+unknown options are errors.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import re
+import subprocess
 import sys
 
 _NUMBER = re.compile(r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 GLOBAL_PETSC = ("log_view", "info", "options_left", "options_view", "help", "malloc_debug", "malloc_view",
                 "on_error_abort", "log_trace", "start_in_debugger", "no_signal_handler", "memory_view")
+DEMOS = ("double_well", "jko_vs_pde", "mantel", "mean_field_network", "particles_vs_fe", "phase_transition",
+         "sgd_not_gibbs")
+BENCHES = ("jko_newton", "jko", "interaction", "ou_vs_fd", "particles")
 
 
 def split_petsc(argv: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -55,9 +76,8 @@ def parse_args(parser: argparse.ArgumentParser, argv=None, petsc_prefixes: tuple
 
 def info() -> None:
     import dolfinx
-    from petsc4py import PETSc
-
     import numpy
+    from petsc4py import PETSc
 
     print(f"dolfinx {dolfinx.__version__} (adios2: {dolfinx.common.has_adios2})")
     print("PETSc {}.{}.{}".format(*PETSc.Sys.getVersion()), "scalar", PETSc.ScalarType.__name__)
@@ -65,20 +85,204 @@ def info() -> None:
     print(f"numpy {numpy.__version__}, python {sys.version.split()[0]}")
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+# ---------------------------------------------------------------------------------------------- config
+def config_to_argv(path: str) -> list[str]:
+    """A TOML file -> command-line tokens: key = value -> --key value (underscores become dashes), true -> --key,
+    false -> nothing, arrays -> --key v1 v2 ..., a [petsc] table -> -name value."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as e:
+        raise SystemExit(f"error: cannot read the config file {path!r}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SystemExit(f"error: {path!r} is not valid TOML: {e}") from None
+    out = []
+    for key, value in data.items():
+        if key == "petsc":
+            if not isinstance(value, dict):
+                raise SystemExit(f"error: {path!r}: 'petsc' must be a table of PETSc options")
+            for k, v in value.items():
+                out += [f"-{k}"] + ([] if v is True else [_fmt(v)])
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, dict):
+            raise SystemExit(f"error: {path!r}: unexpected table [{key}] (only [petsc] is one)")
+        if value is True:
+            out.append(flag)
+        elif value is False:
+            continue
+        elif isinstance(value, list):
+            out += [flag, *map(_fmt, value)]
+        else:
+            out += [flag, _fmt(value)]
+    return out
+
+
+def _fmt(v) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def namespace_to_toml(ns: argparse.Namespace, petsc: dict) -> str:
+    """The effective parameters as TOML (readable back by config_to_argv)."""
+    lines = []
+    for key, value in sorted(vars(ns).items()):
+        if value is None:
+            continue
+        lines.append(f"{key} = {_toml_value(value)}")
+    if petsc:
+        lines += ["", "[petsc]"] + [f"{k} = {_toml_value(v if v != '' else True)}" for k, v in sorted(petsc.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def _common(argv: list[str]) -> tuple[list[str], dict]:
+    """Take --config, -n/--np, --quiet out of argv (anywhere); the config's tokens go first."""
+    rest, opts, i = [], {"np": None, "config": None, "quiet": False}, 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok in ("-n", "--np", "--config"):
+            if i + 1 >= len(argv):
+                raise SystemExit(f"error: {tok} needs a value")
+            opts["config" if tok == "--config" else "np"] = argv[i + 1]
+            i += 2
+            continue
+        if tok.startswith("--config=") or tok.startswith("--np="):
+            k, _, v = tok[2:].partition("=")
+            opts[k] = v
+        elif tok == "--quiet":
+            opts["quiet"] = True
+        else:
+            rest.append(tok)
+        i += 1
+    if opts["np"] is not None:
+        try:
+            opts["np"] = int(opts["np"])
+            assert opts["np"] >= 1
+        except (ValueError, AssertionError):
+            raise SystemExit(f"error: -n/--np needs a positive integer, got {opts['np']!r}") from None
+    if opts["config"]:
+        rest = config_to_argv(opts["config"]) + rest
+    return rest, opts
+
+
+def _mpirun(np_: int, kind: str, name: str, argv: list[str], quiet: bool) -> int:
+    cmd = ["mpirun", "-n", str(np_), sys.executable, "-m", "demos.cli", kind, name, *argv] + (["--quiet"] if quiet else [])
+    return subprocess.call(cmd)
+
+
+def _listing(kind: str, names, package: str) -> None:
+    for name in names:
+        print(f"  {name:<20} {_summary(package, name)}")
+
+
+def _summary(package: str, name: str) -> str:
+    """The first line of the module's docstring, or of a literate script's first markdown heading (read from
+    the file: listing does not import the program)."""
+    import ast
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), package, f"{name}.py")
+    with open(path) as fh:
+        src = fh.read()
+    doc = ast.get_docstring(ast.parse(src))
+    if doc:
+        return doc.strip().splitlines()[0]
+    for line in src.splitlines():
+        if line.startswith("# # "):
+            return line[4:].strip()
+    return ""
+
+
+def demo(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
-    if argv[0] == "info":
+    if argv[0] == "--list":
+        print("demos (fpjko demo NAME --help for options):")
+        _listing("demo", DEMOS, "demos")
+        return 0
+    name, argv = argv[0], argv[1:]
+    if name not in DEMOS:
+        raise SystemExit(f"error: unknown demo {name!r}; fpjko demo --list shows them ({', '.join(DEMOS)})")
+    argv, opts = _common(argv)
+    if opts["quiet"]:
+        os.environ["FPJKO_PROGRESS"] = "0"
+    if opts["np"] and opts["np"] > 1:
+        return _mpirun(opts["np"], "demo", name, argv, opts["quiet"])
+    mod = importlib.import_module(f"demos.{name}")
+    if "-h" in argv or "--help" in argv:
+        mod.parse(["--help"])
+        return 0
+    ns = mod.parse(list(argv))                  # validates every option (strict) before anything runs
+    _, petsc = split_petsc(list(argv))
+    _write_config(ns, petsc)
+    mod.main(list(argv))
+    return 0
+
+
+def _write_config(ns, petsc) -> None:
+    out = getattr(ns, "out", None)
+    if not out:
+        return
+    from mpi4py import MPI
+
+    from samplers.collective import on_root
+
+    def write():
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "config.toml"), "w") as fh:
+            fh.write(namespace_to_toml(ns, petsc))
+
+    on_root(MPI.COMM_WORLD, write)
+
+
+def bench(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    if argv[0] == "--list":
+        print("benchmarks (fpjko bench NAME --help for options):")
+        _listing("bench", BENCHES, "benchmarks")
+        return 0
+    name, argv = argv[0], argv[1:]
+    if name not in BENCHES:
+        raise SystemExit(f"error: unknown benchmark {name!r}; fpjko bench --list shows them ({', '.join(BENCHES)})")
+    argv, opts = _common(argv)
+    if opts["quiet"]:
+        os.environ["FPJKO_PROGRESS"] = "0"
+    if opts["np"] and opts["np"] > 1:
+        return _mpirun(opts["np"], "bench", name, argv, opts["quiet"])
+    importlib.import_module(f"benchmarks.{name}").main(list(argv))
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "info":
+        if rest:
+            raise SystemExit(f"error: fpjko info takes no options, got {' '.join(rest)}")
         info()
         return 0
-    if argv[0] == "demo":
-        from demos import double_well
-
-        double_well.main(argv[1:])
-        return 0
-    print(f"unknown command {argv[0]!r}\n{__doc__}", file=sys.stderr)
+    if cmd == "demo":
+        return demo(rest)
+    if cmd == "bench":
+        return bench(rest)
+    print(f"error: unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
     return 2
 
 

@@ -41,7 +41,7 @@ def make_data(n: int, rng) -> LeastSquares:
     return LeastSquares(a, a @ np.array([1.0, -0.5]) + noise)
 
 
-def main(argv=None) -> dict:
+def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="results/sgd_not_gibbs")
     p.add_argument("--n", type=int, default=200)
@@ -52,7 +52,11 @@ def main(argv=None) -> dict:
     p.add_argument("--cells", type=int, default=60, help="cells across the domain")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--no-png", action="store_true")
-    a = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    a = parse(argv)
     comm = MPI.COMM_WORLD
     t0 = time.perf_counter()
     prob = make_data(a.n, np.random.default_rng(a.seed))

@@ -54,6 +54,7 @@ import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from samplers.progress import bar as progress_bar
 from solvers.core import validation
 from solvers.core.compat import interpolate, petsc_vec
 from solvers.core.diagnostics import DensityDiagnostics
@@ -424,8 +425,10 @@ class FokkerPlanckSolver(DensityDiagnostics):
             raise RuntimeError("call set_initial(rho0) (or resume a checkpoint) before run()")
         nsteps = max(0, int(math.ceil((t_end - self.t) / self.dt - 1e-9)))
         t0 = _time.perf_counter()
+        pbar = progress_bar(nsteps, "Fokker-Planck steps", self.comm.rank)
         for k in range(nsteps):
             self.step()
+            pbar.update()
             if callback is not None:
                 callback(self)
             if checkpoint is not None and (self.steps % checkpoint.every == 0 or k == nsteps - 1):
@@ -434,6 +437,7 @@ class FokkerPlanckSolver(DensityDiagnostics):
                 h = self.history
                 print(f"  step {self.steps:5d}  t={self.t:8.4f}  F={h['free_energy'][-1]: .6f}  "
                       f"KL={h['relative_entropy'][-1]:.3e}  min rho={h['min_rho'][-1]: .2e}", flush=True)
+        pbar.close()
         return {"steps": nsteps, "seconds": _time.perf_counter() - t0}
 
     def destroy(self) -> None:
