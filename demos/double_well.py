@@ -92,15 +92,11 @@ def _run(a, comm, fp, out, say, t_start) -> dict:
         fp.set_initial(lambda x: gaussian_density(x, [0.15, 1.0], 0.08 * np.eye(2)), normalize=True)
 
     writer = SeriesWriter(out.file("rho"), [fp.rho], resume_at=fp.t if a.resume else None)
-    pngs, pending = [], sorted(s for s in a.snapshots if s >= fp.t - 1e-12)
+    pngs, shots, pending = [], [], sorted(s for s in a.snapshots if s >= fp.t - 1e-12)
 
     def snapshot(s):
         while pending and s.t >= pending[0] - 1e-9 * s.dt:
-            tag = pending.pop(0)
-            if not a.no_png:
-                name = out.file(f"rho_t{tag:07.3f}.png")
-                if plot_png(s.rho, name, title=f"rho at t = {s.t:.3f}"):
-                    pngs.append(name)
+            shots.append((pending.pop(0), s.t, s.rho.x.array.copy()))      # rendered at the end, one colour scale
 
     def every_step(s):
         if s.steps % 5 == 0:
@@ -123,6 +119,15 @@ def _run(a, comm, fp, out, say, t_start) -> dict:
             kept = f"the history could not be written either ({e2})"
         e.add_note(f"{kept}; the last checkpoint is {ckpt.path!r} (rerun with --resume)")
         raise
+
+    if shots and not a.no_png:
+        top = comm.allreduce(max(float(v[: fp.n_owned].max(initial=0.0)) for _, _, v in shots), op=MPI.MAX)
+        shown = dolfinx.fem.Function(fp.rho.function_space, name="rho")
+        for tag, t, vals in shots:
+            shown.x.array[:] = vals
+            name = out.file(f"rho_t{tag:07.3f}.png")
+            if plot_png(shown, name, title=f"rho at t = {t:.3f}", clim=[0.0, top]):
+                pngs.append(name)
 
     # equilibrium and well occupancy
     h = fp.history

@@ -193,8 +193,9 @@ def gather_grid(u: dolfinx.fem.Function):
 
 
 def plot_png(u: dolfinx.fem.Function, filename: str, title: str = "", clim=None, warp: float = 0.0,
-             cmap: str = "viridis", window=(900, 750)) -> str | None:
-    """A PNG of a 2D (or 1D/3D) Lagrange function, rendered off screen on rank 0."""
+             cmap: str = "viridis", window=(900, 750), labels=("x", "y")) -> str | None:
+    """A PNG of a 2D (or 1D/3D) Lagrange function, rendered off screen on rank 0: the mesh outline, axes with
+    `labels`, and a colour bar. Pass the same clim to every snapshot of one run so that frames compare."""
     g = gather_grid(u)
     if g is None:
         return None
@@ -216,6 +217,12 @@ def plot_png(u: dolfinx.fem.Function, filename: str, title: str = "", clim=None,
     shown = grid.warp_by_scalar(factor=warp) if warp else grid
     pl.add_mesh(shown, cmap=cmap, clim=clim, show_edges=False,
                 scalar_bar_args={"title": u.name or "u", "vertical": True, "fmt": "%.3g"})
+    if _is_planar(x) and not warp:
+        outline = grid.extract_feature_edges(boundary_edges=True, feature_edges=False, manifold_edges=False,
+                                             non_manifold_edges=False)
+        pl.add_mesh(outline, color="black", line_width=2)
+        pl.show_bounds(xtitle=labels[0], ytitle=labels[1], ztitle="", grid=False, location="outer",
+                       font_size=10, fmt="%.2g")
     return _finish(pl, filename, title, top_view=not warp and _is_planar(x))
 
 
