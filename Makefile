@@ -4,7 +4,9 @@ RUN  ?= docker/run
 OUT  ?= results
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench env shell
+NOTEBOOKS ?= mantel phase_transition mean_field_network
+
+.PHONY: demo test bench notebooks env shell
 demo:            ## the main demo: 2D double-well Fokker-Planck, PNGs, VTX/XDMF series, summary
 	$(RUN) xvfb-run -a python3 -m demos.double_well --out $(OUT)/double_well
 test:            ## the test suite (serial and mpirun -n 2 paths)
@@ -19,6 +21,8 @@ bench:           ## benchmarks: tables on stdout, JSON under $(OUT)/benchmarks
 	$(RUN) mpirun -n 2 python3 -m benchmarks.jko_newton --out $(OUT)/benchmarks
 	$(RUN) python3 -m benchmarks.interaction --out $(OUT)/benchmarks
 	$(RUN) mpirun -n 2 python3 -m benchmarks.interaction --out $(OUT)/benchmarks
+notebooks:       ## the literate demos as executed notebooks with their figures, under $(OUT)/notebooks
+	$(RUN) python3 -m demos.notebooks --out $(OUT)/notebooks $(NOTEBOOKS)
 env:             ## only provision the environment
 	$(RUN) --provision-only
 shell:

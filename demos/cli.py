@@ -53,12 +53,20 @@ def split_petsc(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     return rest, opts
 
 
+def script_args(argv=None) -> list[str]:
+    """The program's arguments: argv, else the command line's; none when it runs as a notebook (in a Jupyter
+    kernel sys.argv holds the kernel's own arguments), so a literate demo runs with its defaults there."""
+    if argv is not None:
+        return list(argv)
+    return [] if "ipykernel" in sys.modules else list(sys.argv[1:])
+
+
 def parse_args(parser: argparse.ArgumentParser, argv=None, petsc_prefixes: tuple = ()) -> argparse.Namespace:
     """Parse a demo's command line strictly: an unknown or misspelled flag (say --t_end for --t-end)
     is an error naming it. With petsc_prefixes, one-dash options go to the PETSc options database
     with their values (`-dw_ksp_type gmres` or `-dw_ksp_type=gmres`); an option under no listed
     prefix (and not a global PETSc option such as -log_view) is an error, not silently unused."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = script_args(argv)
     if petsc_prefixes:
         argv, opts = split_petsc(argv)
         bad = [k for k in opts if not k.startswith(tuple(petsc_prefixes)) and k not in GLOBAL_PETSC]

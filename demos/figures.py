@@ -17,3 +17,18 @@ def save(fig, filename: str, dpi: int = 110) -> str:
     fig.savefig(filename, dpi=dpi)
     pyplot().close(fig)
     return filename
+
+
+def show(*filenames: str) -> None:
+    """In a notebook (a Jupyter kernel), display the written figures (PNG or GIF) below the cell; elsewhere
+    nothing (the files are the output)."""
+    import os
+    import sys
+
+    if "ipykernel" not in sys.modules:
+        return
+    from IPython.display import Image, display
+
+    for f in filenames:
+        if os.path.exists(f):
+            display(Image(filename=f))

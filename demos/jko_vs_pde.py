@@ -30,7 +30,7 @@ import os
 import numpy as np
 from mpi4py import MPI
 
-from demos import figures
+from demos import cli, figures
 import meshes
 from samplers.gaussian import gaussian_density
 from solvers import FokkerPlanckSolver
@@ -56,7 +56,7 @@ def parse(argv=None):
     p.add_argument("--h", type=float, default=0.05)
     p.add_argument("--no-gif", action="store_true")
     p.add_argument("--dim", type=int, choices=(1, 2), default=1)
-    return p.parse_args(argv)
+    return p.parse_args(cli.script_args(argv))
 
 
 def main(argv=None) -> dict:

@@ -1,22 +1,35 @@
-"""Mantel's theorem recovered by gradient flow: SGD on a large symmetric matrix and its graphon limit.
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
 
-A triangle-free graph on n vertices has at most n^2/4 edges (Mantel); for graphons, Goodman's bound gives
-R(W) = t(K3, W) - t(K2, W) >= 2 t(K2)^2 - 2 t(K2) >= -1/2, with equality only at the balanced complete
-bipartite graphon. Minimising R by gradient descent on an n x n symmetric matrix with entries in [0, 1]
-(W <- P(W - tau DR(W)), DR = 3 (W @ W) / n - 1) is the projected Euler scheme of the graphon gradient flow
-W_t = -DR(W); both should end at edge density 1/2 and triangle density 0.
+# %% [markdown]
+# # Mantel's theorem recovered by gradient flow: SGD on a large symmetric matrix and its graphon limit
+#
+# A symmetric $n\times n$ matrix $W$ with entries in $[0,1]$ is a weighted graph, and, as the step function
+# $W(u,v) = W_{ij}$ on $[\tfrac{i-1}n,\tfrac in)\times[\tfrac{j-1}n,\tfrac jn)$, a *graphon*. Its edge and
+# triangle densities are
+# $$t(K_2,W) = \int W = \frac1{n^2}\sum_{ij}W_{ij}, \qquad t(K_3,W) = \iiint W(u,v)W(v,z)W(z,u) = \frac{\operatorname{tr}W^3}{n^3}.$$
+# A triangle-free graph has at most $n^2/4$ edges (Mantel). For graphons, Goodman's bound
+# $t(K_3) \ge t(K_2)(2t(K_2)-1)$ gives
+# $$R(W) = t(K_3,W) - t(K_2,W) \;\ge\; 2t(K_2)^2 - 2t(K_2) \;\ge\; -\tfrac12,$$
+# with equality only at the balanced complete bipartite graphon. Gradient descent on the matrix,
+# $$W \leftarrow P\big(W - \tau\, DR(W)\big), \qquad DR(W) = 3\,\frac{W W}{n} - 1,$$
+# ($P$ clips to $[0,1]$, $DR = n^2\,\partial R/\partial W$ the graphon derivative) is the projected Euler scheme of the
+# graphon gradient flow $W_t = -DR(W)$, $DR(W)(u,v) = 3\int W(u,z)W(z,v)\,dz - 1$, which
+# `solvers.graphon.GraphonFlow` solves on a mesh of $[0,1]^2$. Both should end at $t(K_2) = \tfrac12$, $t(K_3) = 0$.
+#
+# What to look at: in `mantel.gif` the matrix (vertices in their final classes) starts as noise and splits into
+# two classes, empty inside and complete across, while the graphon from the smooth
+# $W_0 = \tfrac12 - \tfrac15\cos\pi u\cos\pi v$ does the same on $[0,1]^2$; in `densities.png`,
+# $t(K_2)\to\tfrac12$, $t(K_3)\to 0$ and $R$ decreasing to $-\tfrac12$. Also writes `summary.json`.
+#
+#     python3 -m demos.mantel --out results/mantel [--n 200] [--t-end 100]     (or: fpjko demo mantel)
 
-What to look at: the matrix starts as noise and splits into two classes with
-no edges inside and all edges across; the graphon flow from the smooth W0 = 1/2 - cos(pi u) cos(pi v) / 5
-does the same on [0, 1]^2; t(K2) -> 1/2 and t(K3) -> 0 in both, R decreasing. Writes
-  mantel.gif            the matrix (left; vertices in their final classes, each class sorted by initial
-                        degree) and the graphon (right) over time;
-  densities.png         t(K2), t(K3) and R versus t for the matrix GD and the graphon flow;
-  summary.json          final densities, the two vertex classes, seconds.
-
-    python3 -m demos.mantel --out results/mantel [--n 200] [--t-end 100]
-"""
-
+# %%
 from __future__ import annotations
 
 import argparse
@@ -27,13 +40,18 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-from demos import figures
+from demos import cli, figures
 from samplers import graphon as G
 from solvers.graphon.flow import GraphonFlow
 
 
+# %% [markdown]
+# Parameters: the matrix size, the graphon mesh, the step $\tau$ and the final time (change them here or on the
+# command line).
+
+# %%
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description="Mantel's theorem recovered by gradient flow (demos/mantel.py).")
     p.add_argument("--out", default="results/mantel")
     p.add_argument("--n", type=int, default=200, help="matrix size")
     p.add_argument("--flow-n", type=int, default=64, help="graphon mesh cells per side")
@@ -42,9 +60,14 @@ def parse(argv=None):
     p.add_argument("--frames", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-gif", action="store_true")
-    return p.parse_args(argv)
+    return p.parse_args(cli.script_args(argv))
 
 
+# %% [markdown]
+# The run: gradient descent from a random symmetric matrix, and the graphon flow (DG0 on an $n_f\times n_f$ mesh)
+# from a smooth graphon, with frames for the animation.
+
+# %%
 def main(argv=None) -> dict:
     a = parse(argv)
     comm = MPI.COMM_WORLD
@@ -98,6 +121,10 @@ def main(argv=None) -> dict:
     return summary
 
 
+# %% [markdown]
+# Figures.
+
+# %%
 def _plot(hm, hg, filename):
     plt = figures.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
@@ -137,5 +164,8 @@ def _gif(frames_gd, frames_flow, filename):
     plt.close(fig)
 
 
+# %%
 if __name__ == "__main__":
-    main()
+    summary = main()
+    out = parse().out
+    figures.show(os.path.join(out, "densities.png"), os.path.join(out, "mantel.gif"))

@@ -48,7 +48,7 @@ import numpy as np
 from mpi4py import MPI
 
 import meshes
-from demos import figures
+from demos import cli, figures
 from samplers.distances import sliced_wasserstein
 from samplers.gaussian import gaussian_density
 from samplers.mean_field_nn import TeacherData, TwoLayerMeanField, continuous_time
@@ -77,7 +77,7 @@ def parse(argv=None):
     p.add_argument("--no-floor", action="store_true", help="skip the FE floor (PDEs again at h/2)")
     p.add_argument("--no-gif", action="store_true")
     p.add_argument("--seed", type=int, default=1)
-    return p.parse_args(argv)
+    return p.parse_args(cli.script_args(argv))
 
 
 # %% [markdown]

@@ -28,7 +28,7 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-from demos import figures
+from demos import cli, figures
 import meshes
 from samplers.distances import sliced_wasserstein, wasserstein_1d_cdf
 from samplers.gaussian import gaussian_density
@@ -64,7 +64,7 @@ def parse(argv=None):
     p.add_argument("--dt-particles", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--no-png", action="store_true")
-    return p.parse_args(argv)
+    return p.parse_args(cli.script_args(argv))
 
 
 def fe_solution(case, t_end, comm):

@@ -41,7 +41,7 @@ import ufl
 from mpi4py import MPI
 
 import meshes
-from demos import figures
+from demos import cli, figures
 from samplers.gaussian import gaussian_density
 from samplers.interacting import mckean_vlasov
 from samplers.streams import Streams
@@ -60,7 +60,7 @@ def parse(argv=None):
     p.add_argument("--h", type=float, default=0.02)
     p.add_argument("--dt", type=float, default=0.05)
     p.add_argument("--dt-particles", type=float, default=0.01)
-    return p.parse_args(argv)
+    return p.parse_args(cli.script_args(argv))
 
 
 # %% [markdown]

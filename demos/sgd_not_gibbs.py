@@ -25,7 +25,7 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-from demos import figures
+from demos import cli, figures
 import meshes
 from samplers import LeastSquares, lyapunov, minibatch_sgd, sgd_diffusion, sgd_temperature
 from solvers import FokkerPlanckSolver
@@ -52,7 +52,7 @@ def parse(argv=None):
     p.add_argument("--cells", type=int, default=60, help="cells across the domain")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--no-png", action="store_true")
-    return p.parse_args(argv)
+    return p.parse_args(cli.script_args(argv))
 
 
 def main(argv=None) -> dict:
