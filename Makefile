@@ -4,7 +4,7 @@ RUN  ?= docker/run
 OUT  ?= results
 PYTEST_ARGS ?=
 
-NOTEBOOKS ?= mantel phase_transition mean_field_network
+NOTEBOOKS ?= mantel jko_vs_pde double_well particles_vs_fe sgd_not_gibbs phase_transition mean_field_network
 
 .PHONY: demo test bench notebooks env shell
 demo:            ## the main demo: 2D double-well Fokker-Planck, PNGs, VTX/XDMF series, summary

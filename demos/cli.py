@@ -195,6 +195,29 @@ def _listing(kind: str, names, package: str) -> None:
         print(f"  {name:<20} {_summary(package, name)}")
 
 
+def description(path: str) -> str:
+    """A literate script's first markdown cell as plain text (its --help), or its docstring."""
+    import ast
+
+    with open(path) as fh:
+        src = fh.read()
+    doc = ast.get_docstring(ast.parse(src))
+    if doc:
+        return doc
+    lines, inside = [], False
+    for line in src.splitlines():
+        if line.startswith("# %% [markdown]"):
+            if inside:
+                break
+            inside = True
+            continue
+        if inside:
+            if line.startswith("# %%") or not line.startswith("#"):
+                break
+            lines.append(line[2:] if line.startswith("# ") else "")
+    return "\n".join(lines).strip()
+
+
 def _summary(package: str, name: str) -> str:
     """The first line of the module's docstring, or of a literate script's first markdown heading (read from
     the file: listing does not import the program)."""

@@ -1,15 +1,29 @@
-"""Main demo: Fokker-Planck flow in a 2D double well, relaxing to exp(-beta f)/Z.
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
 
-    f(x, y) = (x^2 - 1)^2 + y^2 / 2,   rho_t = div(rho grad f + beta^-1 grad rho),  no flux.
+# %% [markdown]
+# # Main demo: Fokker-Planck flow in a 2D double well, relaxing to exp(-beta f)/Z
+#
+# The law of Langevin dynamics $dX = -\nabla f(X)\,dt + \sqrt{2/\beta}\,dW$ solves the Fokker-Planck equation
+# $$\rho_t = \nabla\cdot\big(\rho\nabla f + \beta^{-1}\nabla\rho\big), \qquad f(x, y) = (x^2-1)^2 + \tfrac12 y^2,$$
+# with no flux through the boundary of the box. Its free energy
+# $F(\rho) = \int f\rho + \beta^{-1}\int\rho\log\rho$ decreases, and $\rho \to e^{-\beta f}/Z$.
+# A Gaussian bump placed on the barrier, off-centre, splits between the wells and equilibrates.
+#
+# What to look at: the density snapshots `rho_t*.png` (one colour scale for the whole run, the mesh outline
+# drawn), `free_energy.png` (F and the relative entropy to $e^{-\beta f}/Z$ falling exponentially),
+# the VTX/XDMF series for ParaView, `history.json`, and the printed summary (well occupancy against the
+# Gibbs value). Runs under MPI too:
+#
+#     python3 -m demos.double_well --out results/double_well
+#     mpirun -n 2 python3 -m demos.double_well --out results/double_well
 
-A Gaussian bump placed on the barrier, off-centre, splits between the wells and equilibrates.
-Writes density snapshots (PNG), the free-energy / relative-entropy curve (PNG), a VTX (or XDMF)
-series for ParaView, the history as JSON, and prints a summary. Runs under MPI too:
-
-    python3 -m demos.double_well --out results/double_well
-    mpirun -n 2 python3 -m demos.double_well --out results/double_well
-"""
-
+# %%
 from __future__ import annotations
 
 import argparse
@@ -36,8 +50,12 @@ def potential(x):
     return (x[0] ** 2 - 1) ** 2 + 0.5 * x[1] ** 2
 
 
+# %% [markdown]
+# Parameters (change them here or on the command line).
+
+# %%
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=cli.description(__file__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="results/double_well")
     p.add_argument("--beta", type=float, default=3.0)
     p.add_argument("--h", type=float, default=0.06, help="mesh size")
@@ -69,6 +87,10 @@ def parse(argv=None):
     return args
 
 
+# %% [markdown]
+# The run.
+
+# %%
 def main(argv=None) -> dict:
     a = parse(argv)
     comm = MPI.COMM_WORLD
@@ -174,5 +196,7 @@ def _plot_energy(h, summary, filename):
     figures.save(fig, filename)
 
 
+# %%
 if __name__ == "__main__":
     main()
+    figures.show_dir(parse().out)              # in a notebook: the figures below the cell

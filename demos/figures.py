@@ -32,3 +32,13 @@ def show(*filenames: str) -> None:
     for f in filenames:
         if os.path.exists(f):
             display(Image(filename=f))
+
+
+def show_dir(out: str) -> None:
+    """In a notebook, display every PNG and GIF a demo wrote to `out` (no-op elsewhere)."""
+    import glob
+    import os
+    import sys
+
+    if "ipykernel" in sys.modules:
+        show(*sorted(glob.glob(os.path.join(out, "*.png")) + glob.glob(os.path.join(out, "*.gif"))))

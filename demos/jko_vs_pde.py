@@ -1,26 +1,35 @@
-"""JKO minimizing movements beside the Fokker-Planck PDE (teaching demo).
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
 
-The JKO scheme rho_{k+1} = argmin_rho W2^2(rho, rho_k) / (2 tau) + F(rho), F = int f rho + beta^-1 int rho log rho,
-is a time discretisation of rho_t = div(rho grad f) + beta^-1 Lap rho: its iterates follow the PDE with an
-O(tau) error, and F decreases at every step.
+# %% [markdown]
+# # JKO minimizing movements beside the Fokker-Planck PDE (teaching demo)
+#
+# The JKO scheme
+# $$\rho_{k+1} = \operatorname*{argmin}_\rho\; \frac{W_2^2(\rho, \rho_k)}{2\tau} + F(\rho), \qquad
+#   F(\rho) = \int f\rho + \beta^{-1}\int \rho\log\rho,$$
+# is a time discretisation of $\rho_t = \nabla\cdot(\rho\nabla f) + \beta^{-1}\Delta\rho$: its iterates follow the
+# PDE with an $O(\tau)$ error, and $F$ decreases at every step.
+#
+# `--dim 1` (default): the double well $f = (x^2-1)^2$, $\beta = 3$, from a Gaussian at $x = 0.3$; JKO steps by
+# ALG2 (the dynamic Benamou-Brenier reference on a space-time box) for several $\tau$ against the FE
+# Fokker-Planck solution (P2, BDF2, small dt). Writes `jko_steps.gif` (JKO iterates over the PDE density),
+# `energy_distance.png` ($F$ versus $t$ and the $L^1$ distance to the PDE), `summary.json`.
+#
+# `--dim 2`: the same on a disk of radius 2.5 (a Delaunay mesh), $f = (x^2-1)^2 + y^2/2$, from a Gaussian at
+# $(0.3, 0.4)$: JKO steps by `NewtonJKO` (the fully discrete step on the mesh's edge graph) against the FE
+# solution (P1, BDF2) on the same mesh. Writes `snapshots_2d.png` (JKO above, PDE below),
+# `energy_distance_2d.png`, `summary_2d.json`.
+#
+# What to look at: the $L^1$ distance to the PDE halving with $\tau$, $F$ decreasing, mass conserved.
+#
+#     python3 -m demos.jko_vs_pde --out results/jko [--dim 2]
 
---dim 1 (default): double well f = (x^2 - 1)^2, beta = 3, from a Gaussian at x = 0.3; JKO steps by ALG2 (the
-dynamic Benamou-Brenier reference on a space-time box) for several tau against the FE Fokker-Planck solution
-(P2, BDF2, small dt). Writes
-  jko_steps.gif        an animation (pyvista, off screen): JKO iterates (tau = the middle value) drawn
-                       over the PDE density at the same times;
-  energy_distance.png  F(rho) versus t for each tau and the PDE, and the L1 distance to the PDE;
-  summary.json         per tau: per-step F, W2, mass, ALG2 iterations, seconds; L1 distance at T.
-
---dim 2: the same on a disk of radius 2.5 (a Delaunay mesh, meshes.disk), f = (x^2 - 1)^2 + y^2 / 2 (two wells
-at (+-1, 0)), from a Gaussian at (0.3, 0.4): JKO steps by NewtonJKO (the fully discrete step on the mesh's
-edge graph, any mesh) against the FE Fokker-Planck solution (P1, BDF2, small dt) on the same mesh. Writes
-  snapshots_2d.png     the density at three times: JKO (tau = the middle value) above, PDE below;
-  energy_distance_2d.png, summary_2d.json   as in 1D (Newton iterations instead of ALG2's).
-
-    python3 -m demos.jko_vs_pde --out results/jko [--dim 2]
-"""
-
+# %%
 from __future__ import annotations
 
 import argparse
@@ -48,8 +57,12 @@ def rho0(x):
     return gaussian_density(x[:1], [0.3], [[0.09]])
 
 
+# %% [markdown]
+# Parameters (change them here or on the command line).
+
+# %%
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=cli.description(__file__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="results/jko")
     p.add_argument("--taus", type=float, nargs="*", default=[0.2, 0.1, 0.05])
     p.add_argument("--t-end", type=float, default=0.8)
@@ -59,6 +72,10 @@ def parse(argv=None):
     return p.parse_args(cli.script_args(argv))
 
 
+# %% [markdown]
+# The run.
+
+# %%
 def main(argv=None) -> dict:
     a = parse(argv)
     comm = MPI.COMM_WORLD
@@ -125,6 +142,10 @@ def _gather(comm, X, values, n):
     return xs[order], vals[order]
 
 
+# %% [markdown]
+# The 2D variant on a disk.
+
+# %%
 def main_2d(a, comm) -> dict:
     """JKO (NewtonJKO) against the PDE on a disk; see the module docstring."""
     from solvers.jko.newton import NewtonJKO
@@ -238,5 +259,7 @@ def _gif(frames, xg, pde, tau, filename):
     pl.close()
 
 
+# %%
 if __name__ == "__main__":
     main()
+    figures.show_dir(parse().out)              # in a notebook: the figures below the cell

@@ -323,3 +323,4 @@ def _gif(pdes, snaps, xs, times, a, filename):
 
 if __name__ == "__main__":
     main()
+    figures.show_dir(parse().out)              # in a notebook: the figures below the cell

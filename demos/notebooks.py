@@ -15,7 +15,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LITERATE = ("mantel", "phase_transition", "mean_field_network")
+LITERATE = ("mantel", "jko_vs_pde", "double_well", "particles_vs_fe", "sgd_not_gibbs", "phase_transition",
+            "mean_field_network")
 
 
 def build(name: str, out: str, timeout: int = 1200) -> str:

@@ -1,23 +1,31 @@
-"""Particles against the finite-element Fokker-Planck solution, with and without interaction.
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
 
-Langevin particles dX = -f'(X) dt + sqrt(2/beta) dW (Euler-Maruyama, seeded, split across MPI
-ranks) and the FE solution of rho_t = div(rho grad f + beta^-1 grad rho) from the same initial law:
-  1D Ornstein-Uhlenbeck   f = x^2/2           exact W1 distance (CDF of the FE density) vs n;
-  1D double well          f = (x^2 - 1)^2     the same;
-  2D double well          f = (x^2-1)^2+y^2/2 sliced W2 vs n, DG0 histogram beside the FE density.
-Interacting particles dX_i = -f'(X_i) dt - k (X_i - mean_j X_j) dt + sqrt(2/beta) dB_i (samplers.interacting,
-O(n) per step) against the McKean-Vlasov equation rho_t = div(rho grad(f + W * rho) + beta^-1 grad rho),
-W = k |z|^2 / 2 (FokkerPlanckSolver(interaction=k)):
-  desai_zwanzig_1d        f = x^4/4 - x^2/2, k = 1, beta = 3 (above the phase transition, beta_c = 2.19);
-  interacting_2d          the 2D double well with k = 1.
-The distance decays like n^(-1/2) (fitted slope printed) down to the time-step bias of the particles
-(propagation of chaos: the interaction adds an O(1/n) bias, below the n^(-1/2) fluctuations).
-Writes tables (JSON) and figures (PNG, overlaid histogram and density):
+# %% [markdown]
+# # Particles against the finite-element Fokker-Planck solution, with and without interaction
+#
+# Langevin particles $dX = -f'(X)\,dt + \sqrt{2/\beta}\,dW$ (Euler-Maruyama, seeded, split across MPI ranks) and
+# the FE solution of $\rho_t = \nabla\cdot(\rho\nabla f + \beta^{-1}\nabla\rho)$ from the same initial law:
+# the 1D Ornstein-Uhlenbeck process ($f = x^2/2$) and double well ($f = (x^2-1)^2$), with the exact $W_1$
+# distance (the CDF of the FE density) against $n$; the 2D double well with sliced $W_2$ and a DG0 histogram
+# beside the FE density. Interacting particles
+# $dX_i = -f'(X_i)\,dt - k\,(X_i - \tfrac1n\sum_j X_j)\,dt + \sqrt{2/\beta}\,dB_i$ against the McKean-Vlasov equation
+# $\rho_t = \nabla\cdot\big(\rho\nabla(f + W*\rho) + \beta^{-1}\nabla\rho\big)$, $W = k|z|^2/2$: Desai-Zwanzig
+# ($f = x^4/4 - x^2/2$, $k = 1$, $\beta = 3$, above the phase transition) and the 2D double well with $k = 1$.
+#
+# What to look at: the distances decay like $n^{-1/2}$ (fitted slope printed) down to the time-step bias of the
+# particles (propagation of chaos: the interaction adds an $O(1/n)$ bias, below the fluctuations); the
+# overlaid histograms and densities (PNG); the tables (JSON).
+#
+#     python3 -m demos.particles_vs_fe --out results/particles
+#     mpirun -n 2 python3 -m demos.particles_vs_fe --out results/particles
 
-    python3 -m demos.particles_vs_fe --out results/particles
-    mpirun -n 2 python3 -m demos.particles_vs_fe --out results/particles
-"""
-
+# %%
 from __future__ import annotations
 
 import argparse
@@ -54,8 +62,12 @@ CASES = {
 }
 
 
+# %% [markdown]
+# Parameters (change them here or on the command line).
+
+# %%
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=cli.description(__file__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="results/particles")
     p.add_argument("--cases", nargs="*", default=list(CASES))
     p.add_argument("--t-end", type=float, default=1.0)
@@ -92,6 +104,10 @@ def particles(case, n, seed, t_end, dt, comm):
     return st, langevin(x0, c["grad"], c["beta"], dt, steps, st)
 
 
+# %% [markdown]
+# The run.
+
+# %%
 def main(argv=None) -> dict:
     a = parse(argv)
     comm = MPI.COMM_WORLD
@@ -197,5 +213,7 @@ def _figure(case, fe, h, x, st, filename):
     figures.save(fig, filename)
 
 
+# %%
 if __name__ == "__main__":
     main()
+    figures.show_dir(parse().out)              # in a notebook: the figures below the cell

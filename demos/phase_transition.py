@@ -158,3 +158,4 @@ def _plot(runs, bc, a, out):
 
 if __name__ == "__main__":
     main()
+    figures.show_dir(parse().out)              # in a notebook: the figures below the cell

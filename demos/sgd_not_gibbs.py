@@ -1,17 +1,30 @@
-"""SGD is not sampling exp(-beta f): minibatch SGD on 2-parameter least squares.
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
 
-Per-sample losses f_i(x) = (a_i . x - y_i)^2 / 2 on n samples whose label noise depends on the
-features (heteroscedastic), SGD with learning rate lr and batch B. Its diffusion limit is
-dX = -grad f dt + sqrt(2/beta D(X)) dW with beta^-1 = lr / (2B) and D(x) = Cov_i(grad f_i(x))
-(samplers.sgd_noise), a quadratic matrix field, interpolated exactly on P2 tensor elements.
+# %% [markdown]
+# # SGD is not sampling exp(-beta f): minibatch SGD on 2-parameter least squares
+#
+# Per-sample losses $f_i(x) = \tfrac12(a_i\cdot x - y_i)^2$ on $n$ samples whose label noise depends on the
+# features (heteroscedastic); SGD with learning rate lr and batch $B$. Its diffusion limit is
+# $$dX = -\nabla f\,dt + \sqrt{2\beta^{-1} D(X)}\,dW, \qquad \beta^{-1} = \frac{\mathrm{lr}}{2B}, \qquad
+#   D(x) = \mathrm{Cov}_i\big(\nabla f_i(x)\big),$$
+# a quadratic matrix field (`samplers.sgd_noise`), interpolated exactly on P2 tensor elements. The
+# Fokker-Planck equation $\rho_t = \nabla\cdot(\rho\nabla f + \beta^{-1}\nabla\cdot(D\rho))$ then has a stationary
+# density $\rho_{ss} = e^{-\beta\Phi}$ with $\Phi \ne f$ and a nonzero probability current, because
+# $H D(x^*) \ne D(x^*) H$.
+#
+# What to look at: the FE stationary density (solved directly) against the Gibbs density $e^{-\beta f}/Z$ and
+# against real SGD iterates: covariances, $\mathrm{KL}(\rho_{ss}\,\|\,\text{Gibbs})$, $\Phi$ against $f$, and
+# the current $J$ (PNGs and `summary.json`).
+#
+#     python3 -m demos.sgd_not_gibbs --out results/sgd_not_gibbs
 
-The FE stationary density rho_ss (solved directly, solvers.stationary) is compared with the Gibbs
-density exp(-beta f)/Z and with real SGD iterates: covariances, KL(rho_ss || Gibbs), Phi =
--beta^-1 log rho_ss against f, and the probability current J, nonzero because H D(x*) != D(x*) H.
-
-    python3 -m demos.sgd_not_gibbs --out results/sgd_not_gibbs
-"""
-
+# %%
 from __future__ import annotations
 
 import argparse
@@ -41,8 +54,12 @@ def make_data(n: int, rng) -> LeastSquares:
     return LeastSquares(a, a @ np.array([1.0, -0.5]) + noise)
 
 
+# %% [markdown]
+# Parameters (change them here or on the command line).
+
+# %%
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=cli.description(__file__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="results/sgd_not_gibbs")
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--lr", type=float, default=0.05)
@@ -55,6 +72,10 @@ def parse(argv=None):
     return p.parse_args(cli.script_args(argv))
 
 
+# %% [markdown]
+# The run.
+
+# %%
 def main(argv=None) -> dict:
     a = parse(argv)
     comm = MPI.COMM_WORLD
@@ -175,5 +196,7 @@ def _scatter(samples, grid, rho, filename, beta, prob):
     figures.save(fig, filename)
 
 
+# %%
 if __name__ == "__main__":
     main()
+    figures.show_dir(parse().out)              # in a notebook: the figures below the cell
