@@ -195,10 +195,12 @@ def _listing(kind: str, names, package: str) -> None:
         print(f"  {name:<20} {_summary(package, name)}")
 
 
-def description(path: str) -> str:
-    """A literate script's first markdown cell as plain text (its --help), or its docstring."""
+def description(name: str) -> str:
+    """demos/NAME.py's first markdown cell as plain text (its --help), or its docstring (by name: a notebook
+    has no __file__)."""
     import ast
 
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
     with open(path) as fh:
         src = fh.read()
     doc = ast.get_docstring(ast.parse(src))

@@ -55,7 +55,7 @@ def potential(x):
 
 # %%
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=cli.description(__file__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=cli.description("double_well"), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="results/double_well")
     p.add_argument("--beta", type=float, default=3.0)
     p.add_argument("--h", type=float, default=0.06, help="mesh size")

@@ -62,7 +62,7 @@ def rho0(x):
 
 # %%
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=cli.description(__file__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=cli.description("jko_vs_pde"), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="results/jko")
     p.add_argument("--taus", type=float, nargs="*", default=[0.2, 0.1, 0.05])
     p.add_argument("--t-end", type=float, default=0.8)

@@ -67,7 +67,7 @@ CASES = {
 
 # %%
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=cli.description(__file__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=cli.description("particles_vs_fe"), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="results/particles")
     p.add_argument("--cases", nargs="*", default=list(CASES))
     p.add_argument("--t-end", type=float, default=1.0)

@@ -59,7 +59,7 @@ def make_data(n: int, rng) -> LeastSquares:
 
 # %%
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=cli.description(__file__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=cli.description("sgd_not_gibbs"), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="results/sgd_not_gibbs")
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--lr", type=float, default=0.05)

@@ -16,6 +16,7 @@ import numpy as np
 
 from samplers import checks
 from samplers.collective import agree, collectively
+from samplers.progress import bar as progress_bar
 
 
 def cholesky_batch(D: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
@@ -151,7 +152,9 @@ def euler_maruyama(x0: np.ndarray, drift: Callable, beta: float, dt: float, step
     varying = noise and callable(diffusion)         # only a D(x) can fail (not SPD) during the run
     scale = np.sqrt(2.0 * dt / beta)
     rec, t = [], t0
+    pbar = progress_bar(steps, "particle steps", comm.rank if comm is not None else 0)
     for k in range(1, steps + 1):
+        pbar.update()
         L = (collectively(comm, factor, x, t) if varying else factor(x, t)) if noise else None
         with np.errstate(over="ignore", invalid="ignore"):          # blow-up is reported below
             b = drift(x, t)
@@ -166,6 +169,7 @@ def euler_maruyama(x0: np.ndarray, drift: Callable, beta: float, dt: float, step
             rec.append(x.copy())
         if callback is not None and callback(k, t, x):
             break
+    pbar.close()
     return (x, np.array(rec)) if record_every else x
 
 
