@@ -18,6 +18,8 @@ bench:           ## benchmarks: tables on stdout, JSON under $(OUT)/benchmarks
 	$(RUN) python3 -m benchmarks.jko --out $(OUT)/benchmarks
 	$(RUN) mpirun -n 2 python3 -m benchmarks.jko --out $(OUT)/benchmarks
 	$(RUN) python3 -m benchmarks.jko_newton --out $(OUT)/benchmarks
+	$(RUN) python3 -m benchmarks.fp_scaling --out $(OUT)/benchmarks
+	$(RUN) mpirun -n 2 python3 -m benchmarks.fp_scaling --out $(OUT)/benchmarks
 	$(RUN) mpirun -n 2 python3 -m benchmarks.jko_newton --out $(OUT)/benchmarks
 	$(RUN) python3 -m benchmarks.interaction --out $(OUT)/benchmarks
 	$(RUN) mpirun -n 2 python3 -m benchmarks.interaction --out $(OUT)/benchmarks

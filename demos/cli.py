@@ -29,7 +29,7 @@ GLOBAL_PETSC = ("log_view", "info", "options_left", "options_view", "help", "mal
                 "on_error_abort", "log_trace", "start_in_debugger", "no_signal_handler", "memory_view")
 DEMOS = ("double_well", "jko_vs_pde", "mantel", "mean_field_network", "particles_vs_fe", "phase_transition",
          "sgd_not_gibbs")
-BENCHES = ("jko_newton", "jko", "interaction", "ou_vs_fd", "particles")
+BENCHES = ("fp_scaling", "jko_newton", "jko", "interaction", "ou_vs_fd", "particles")
 
 
 def split_petsc(argv: list[str]) -> tuple[list[str], dict[str, str]]:

@@ -15,9 +15,10 @@ Two spatial methods:
 
 Without interaction or a density-dependent D, matrices are assembled once; each step is one linear
 solve through a PETSc KSP whose options live under a per-problem prefix (default 'fp_'; e.g.
--fp_ksp_type gmres -fp_pc_type hypre).
+-fp_ksp_type gmres -fp_pc_type hypre). solver='auto' (default) takes LU below AUTO_ITERATIVE_DOFS
+global dofs and Krylov + algebraic multigrid above (its set-up done once for a fixed operator).
 Mass, free energy, relative entropy to exp(-beta f)/Z, min(rho) and KSP iterations are recorded
-after every step in `history`.
+after every record_every-th step (default every step; and always at the end of run()) in `history`.
 
 McKean-Vlasov interaction (`interaction=W`, see solvers.fokker_planck.interaction): the field
 psi = W * rho is linear in rho, so it is extrapolated from the two previous levels at the cost of one
@@ -59,11 +60,17 @@ from solvers.core import validation
 from solvers.core.compat import interpolate, petsc_vec
 from solvers.core.diagnostics import DensityDiagnostics
 from solvers.core.functionals import Functionals
+from solvers.core import linear
 from solvers.core.linear import make_ksp, solve
 from solvers.fokker_planck import coefficients, edge_averaged
 from solvers.fokker_planck.interaction import as_interaction
 
 SCHEMES = ("backward_euler", "bdf2", "crank_nicolson")
+# solver='auto': LU below, Krylov + AMG above, by the mesh's dimension. LU's factorisation is reused every step, so
+# its steps are the cheapest while they fit (2D P1 at 251k dofs: 0.05 s/step, 0.9 GB; AMG 0.19 s), but its
+# memory grows superlinearly, in 3D much faster (benchmarks/fp_scaling.py)
+AUTO_ITERATIVE_DOFS = 300_000
+AUTO_ITERATIVE_DOFS_3D = 50_000
 METHODS = ("galerkin", "sg")
 INTERACTION_SCHEMES = ("semi-implicit", "explicit")
 HISTORY_KEYS = ("t", "mass", "free_energy", "interaction_energy", "relative_entropy", "kl_reference",
@@ -95,8 +102,12 @@ class FokkerPlanckSolver(DensityDiagnostics):
                  quadrature_degree: int | None = None, check_mesh: bool = True,
                  mass_check_tol: float = 1e-8, diffusion=None, drift=None,
                  source: Callable | None = None, boundary_flux: Callable | None = None,
-                 interaction=None, interaction_scheme: str = "semi-implicit"):
+                 interaction=None, interaction_scheme: str = "semi-implicit", solver: str = "auto",
+                 record_every: int = 1):
         self.beta = validation.positive_number("beta", beta)
+        self.solver = validation.one_of("solver", solver, ("auto", "direct", "iterative"))
+        self.record_every = validation.integer("record_every", record_every, 1)
+        self.linear_solver = None           # set when the first step's system is built
         self.dt = validation.positive_number("dt", dt)
         self.scheme = validation.one_of("scheme", scheme, SCHEMES)
         self.method = validation.one_of("method", method, METHODS)
@@ -246,10 +257,33 @@ class FokkerPlanckSolver(DensityDiagnostics):
             if name in self._ksp:
                 self._ksp[name].setOperators(A)
             else:
-                self._ksp[name] = make_ksp(A, self.prefix, self.petsc_options)
+                self._ksp[name] = make_ksp(A, self.prefix, {**self._solver_defaults(name), **self.petsc_options})
             if old is not None:
                 old.destroy()
         return self._ksp[name]
+
+    def _solver_defaults(self, name: str) -> dict:
+        """solver='auto': LU (MUMPS) below AUTO_ITERATIVE_DOFS global dofs, above them a Krylov method with
+        algebraic multigrid (CG for the symmetric SG operator, GMRES for the Galerkin operator with drift),
+        rtol 1e-12 so that mass stays within mass_check_tol over long runs. The matrix is fixed for a fixed dt
+        (without interaction or a density-dependent D), so the AMG set-up is done once and reused every step.
+        'direct' / 'iterative' force one; petsc_options and the command line (-fp_...) override either.
+        The choice is in self.linear_solver (and printed on rank 0 when it is iterative)."""
+        ndofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
+        limit = AUTO_ITERATIVE_DOFS_3D if self.mesh.geometry.dim == 3 else AUTO_ITERATIVE_DOFS
+        iterative = self.solver == "iterative" or (self.solver == "auto" and ndofs >= limit)
+        if not iterative:
+            self.linear_solver = f"direct (LU) for {ndofs} dofs"
+            return {}
+        opts = linear.iterative_solver_options(symmetric=name == "sg", rtol=1e-12)
+        if opts["pc_type"] == "hypre":
+            opts.update({"pc_hypre_boomeramg_coarsen_type": "HMIS", "pc_hypre_boomeramg_interp_type": "ext+i",
+                         "pc_hypre_boomeramg_P_max": 4, "pc_hypre_boomeramg_agg_nl": 1})
+        self.linear_solver = (f"{opts['ksp_type'].upper()} + {opts['pc_type']} (AMG set up once) for {ndofs} dofs"
+                              + (" (auto: >= %d)" % limit if self.solver == "auto" else ""))
+        if self.comm.rank == 0 and not self.petsc_options.get("pc_type"):
+            print(f"FokkerPlanckSolver: linear solver {self.linear_solver}", flush=True)
+        return opts
 
     # ------------------------------------------------------------------ density-dependent terms
     def _refresh_state(self) -> None:
@@ -370,8 +404,15 @@ class FokkerPlanckSolver(DensityDiagnostics):
         self.steps += 1
         if self.interaction is not None:
             self._s_prev, self._s = self._s, self.interaction.update(rho)
-        self.record(ksp_its=its)
-        self._check_step()
+        self._last_its = its
+        if self.steps % self.record_every == 0:
+            self.record(ksp_its=its)
+            self._check_step()
+        else:                               # the functionals are skipped, not the check for NaN
+            bad = self.comm.allreduce(int(not np.all(np.isfinite(rho.x.array[: self.n_owned]))), op=MPI.SUM)
+            if bad:
+                raise FloatingPointError(f"non-finite density after step {self.steps} (t={self.t:.6g}, "
+                                         f"dt={self.dt:g}); reduce dt or check the potential")
 
     def _what(self) -> str:
         return f"Fokker-Planck step {self.steps + 1} (t={self.t + self.dt:.6g}, dt={self.dt:g})"
@@ -433,6 +474,9 @@ class FokkerPlanckSolver(DensityDiagnostics):
                 callback(self)
             if checkpoint is not None and (self.steps % checkpoint.every == 0 or k == nsteps - 1):
                 checkpoint.save(self)
+            if k == nsteps - 1 and self.history["t"][-1] != self.t:       # the end of a run is always recorded
+                self.record(ksp_its=self._last_its)
+                self._check_step()
             if progress and self.comm.rank == 0 and (k + 1) % max(1, nsteps // 10) == 0:
                 h = self.history
                 print(f"  step {self.steps:5d}  t={self.t:8.4f}  F={h['free_energy'][-1]: .6f}  "

@@ -1,0 +1,135 @@
+"""Fokker-Planck at scale: seconds per BDF2 step versus dofs, LU against Krylov + AMG, 2D and 3D, 1 and 2 ranks.
+
+2D OU (f = |x|^2/2, beta = 1) on [-5, 5]^2, P1, BDF2, dt = 0.01, h = 0.04 / sqrt(2)^k (dofs doubling from 62k),
+and the 3D OU on the box [-4, 4]^3. Per size and solver: seconds per step (the median of 5 steps after the
+first, with the history functionals recorded every 5th step), the cost of one history record (mass, F, KL,
+min rho) as a fraction of a step, Krylov iterations, peak resident memory of the process, and the error to
+the exact Gaussian at the end. Fitted exponents of seconds per step against dofs per solver. Under
+mpirun -n 2 with the serial JSON in --out: strong scaling (speedup at each size) and weak scaling (2 ranks at
+twice the dofs of 1 rank).
+
+    python3 -m benchmarks.fp_scaling [--out results/benchmarks] [--levels 4] [--lu-max-dofs 300000] [--box-h 0.16]
+    mpirun -n 2 python3 -m benchmarks.fp_scaling
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import time
+
+import numpy as np
+from mpi4py import MPI
+
+import meshes
+from samplers.gaussian import gaussian_density
+from samplers.study import fitted_slope
+from solvers import FokkerPlanckSolver
+from solvers.core.exact import ou_solution_ufl
+
+
+def measure(msh, solver: str, label: str) -> dict:
+    comm = msh.comm
+    d = msh.geometry.dim
+    A = np.eye(d)
+    s = FokkerPlanckSolver(msh, lambda x: 0.5 * sum(x[i] ** 2 for i in range(d)), beta=1.0, degree=1, dt=0.01,
+                           scheme="bdf2", solver=solver, record_every=5)
+    m0, S0 = [0.5] * d, 0.5 * np.eye(d)
+    s.set_initial(lambda x: gaussian_density(x[:d], m0, S0), normalize=True)
+    comm.Barrier()
+    t0 = time.perf_counter()
+    s.step()                                                    # backward Euler start + the solver set-up
+    comm.Barrier()
+    first = time.perf_counter() - t0
+    secs = []
+    for _ in range(5):
+        comm.Barrier()
+        t0 = time.perf_counter()
+        s.step()
+        comm.Barrier()
+        secs.append(time.perf_counter() - t0)
+    its = s._last_its
+    comm.Barrier()
+    t0 = time.perf_counter()
+    s.record(ksp_its=its)
+    comm.Barrier()
+    rec = time.perf_counter() - t0
+    exact = ou_solution_ufl(A, 1.0, m0, S0, s.t)
+    err = s.l2_error(exact) / s.l2_norm(exact)
+    mem = comm.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, op=MPI.SUM)   # MB, all ranks
+    step = statistics.median(secs)
+    return {"mesh": label, "dim": d, "solver": s.linear_solver, "kind": solver,
+            "dofs": s.V.dofmap.index_map.size_global, "first_step_s": first, "seconds_per_step": step,
+            "record_fraction": rec / step, "ksp_its": int(its), "peak_rss_mb": mem,
+            "rel_l2_error": err}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="results/benchmarks")
+    p.add_argument("--levels", type=int, default=4, help="2D sizes: h = 0.04 / sqrt(2)^k, k < levels")
+    p.add_argument("--lu-max-dofs", type=float, default=3e5)
+    p.add_argument("--box-h", type=float, default=0.16, help="3D box mesh size (0: no 3D row)")
+    a = p.parse_args(argv)
+    comm = MPI.COMM_WORLD
+    rows = []
+    for k in range(a.levels):
+        h = 0.04 / math.sqrt(2) ** k
+        msh = meshes.rectangle(comm, [-5, -5], [5, 5], h)
+        label = f"2D h={h:.4f}"
+        ndofs = msh.topology.index_map(0).size_global
+        if ndofs <= a.lu_max_dofs:
+            rows.append(measure(msh, "direct", label))
+        rows.append(measure(msh, "iterative", label))
+    if a.box_h > 0:
+        msh = meshes.box(comm, [-4, -4, -4], [4, 4, 4], a.box_h)
+        rows.append(measure(msh, "iterative", f"3D h={a.box_h:g}"))
+    expo = {}
+    for kind in ("direct", "iterative"):
+        r = [x for x in rows if x["kind"] == kind and x["dim"] == 2]
+        if len(r) > 1:
+            expo[kind] = fitted_slope([x["dofs"] for x in r], [x["seconds_per_step"] for x in r])
+    if comm.rank == 0:
+        print(f"Fokker-Planck BDF2 steps, 2D/3D OU, P1, {comm.size} rank(s)")
+        print(f"{'mesh':<14} {'solver':<10} {'dofs':>9} {'s/step':>8} {'set-up s':>9} {'record/step':>11} "
+              f"{'its':>4} {'RSS MB':>8} {'L2 err':>9}")
+        for r in rows:
+            print(f"{r['mesh']:<14} {r['kind']:<10} {r['dofs']:>9d} {r['seconds_per_step']:>8.3f} "
+                  f"{r['first_step_s']:>9.2f} {r['record_fraction']:>11.2f} {r['ksp_its']:>4d} "
+                  f"{r['peak_rss_mb']:>8.0f} {r['rel_l2_error']:>9.2e}")
+        for kind, e in expo.items():
+            print(f"seconds per step ~ dofs^{e:.2f} ({kind}, 2D)")
+        result = {"benchmark": "fp_scaling", "ranks": comm.size, "machine": platform.machine(), "rows": rows,
+                  "exponents": expo}
+        serial = os.path.join(a.out, "fp_scaling-n1.json")
+        if comm.size > 1 and os.path.exists(serial):
+            with open(serial) as fh:
+                one = json.load(fh)["rows"]
+            key = lambda r: (r["mesh"], r["kind"])                                    # noqa: E731
+            base = {key(r): r for r in one}
+            strong = [{"mesh": r["mesh"], "kind": r["kind"], "dofs": r["dofs"],
+                       "speedup": base[key(r)]["seconds_per_step"] / r["seconds_per_step"]}
+                      for r in rows if key(r) in base]
+            it1 = [r for r in one if r["kind"] == "iterative" and r["dim"] == 2]
+            it2 = [r for r in rows if r["kind"] == "iterative" and r["dim"] == 2]
+            weak = [{"dofs_per_rank": a1["dofs"], "efficiency": a1["seconds_per_step"] / a2["seconds_per_step"]}
+                    for a1, a2 in zip(it1, it2[1:])]
+            result.update(strong=strong, weak=weak)
+            for s_ in strong:
+                print(f"strong: {s_['mesh']:<14} {s_['kind']:<10} {s_['dofs']:>9d} dofs: {s_['speedup']:.2f}x")
+            for w in weak:
+                print(f"weak:   {w['dofs_per_rank']:>9d} dofs per rank: efficiency {w['efficiency']:.2f}")
+        os.makedirs(a.out, exist_ok=True)
+        path = os.path.join(a.out, f"fp_scaling-n{comm.size}.json")
+        with open(path, "w") as fh:
+            json.dump(result, fh, indent=1)
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
