@@ -12,6 +12,8 @@ Two spatial methods:
   'sg'        structure preserving: P1, lumped mass, edge-averaged (Scharfetter-Gummel/EAFE)
               flux in the Slotboom variable u = rho / exp(-beta f), backward Euler. Keeps rho >= 0
               and makes the lumped free energy decay on non-obtuse meshes (see edge_averaged).
+              scheme='bdf2': second order in dt; a step whose solution goes negative (below 1e-15 of the
+              maximum: round-off, set to zero) is redone by backward Euler (self.sg_fallbacks).
 
 Without interaction or a density-dependent D, matrices are assembled once; each step is one linear
 solve through a PETSc KSP whose options live under a per-problem prefix (default 'fp_'; e.g.
@@ -77,7 +79,7 @@ HISTORY_KEYS = ("t", "mass", "free_energy", "interaction_energy", "relative_entr
                 "min_rho", "ksp_its")
 # (weight of rho_n, weight of rho_{n-1}) of the extrapolated density the explicit terms see
 EXTRAPOLATION = {"backward_euler": (1.0, 0.0), "bdf2": (2.0, -1.0), "crank_nicolson": (1.5, -0.5),
-                 "sg": (1.0, 0.0)}
+                 "sg": (1.0, 0.0), "sg_bdf2": (1.0, 0.0)}
 
 
 class FokkerPlanckSolver(DensityDiagnostics):
@@ -108,6 +110,7 @@ class FokkerPlanckSolver(DensityDiagnostics):
         self.solver = validation.one_of("solver", solver, ("auto", "direct", "iterative"))
         self.record_every = validation.integer("record_every", record_every, 1)
         self.linear_solver = None           # set when the first step's system is built
+        self.sg_fallbacks = 0              # SG BDF2 steps taken as backward Euler to keep rho >= 0
         self.dt = validation.positive_number("dt", dt)
         self.scheme = validation.one_of("scheme", scheme, SCHEMES)
         self.method = validation.one_of("method", method, METHODS)
@@ -115,9 +118,9 @@ class FokkerPlanckSolver(DensityDiagnostics):
         if quadrature_degree is not None:
             quadrature_degree = validation.integer("quadrature_degree", quadrature_degree, 0)
         mass_check_tol = validation.tolerance("mass_check_tol", mass_check_tol)
-        if method == "sg" and (degree != 1 or scheme != "backward_euler"):
-            raise ValueError(f"method='sg' is P1 with backward Euler (it keeps rho >= 0 and the free "
-                             f"energy decaying); got degree={degree}, scheme={scheme!r}")
+        if method == "sg" and (degree != 1 or scheme not in ("backward_euler", "bdf2")):
+            raise ValueError(f"method='sg' is P1 with backward Euler (rho >= 0, the free energy decaying) or BDF2 "
+                             f"(second order, rho >= 0 by a fallback); got degree={degree}, scheme={scheme!r}")
         self.mesh, self.degree, self.prefix = mesh, degree, prefix
         self.petsc_options = dict(petsc_options or {})
         self.mass_check_tol = mass_check_tol
@@ -233,10 +236,11 @@ class FokkerPlanckSolver(DensityDiagnostics):
     def _operator(self, name: str) -> PETSc.Mat:
         """The step matrix of `name` from the current K (galerkin) or L and Maxwellian (sg)."""
         dt = self.dt
-        if name == "sg":
+        if name in ("sg", "sg_bdf2"):
             A = self._mats["L"].copy()
             d = A.createVecLeft()
-            d.array[:] = self.m_lumped[: self.n_owned] * self.maxwellian[: self.n_owned] / dt
+            a_m = 1.5 if name == "sg_bdf2" else 1.0
+            d.array[:] = a_m * self.m_lumped[: self.n_owned] * self.maxwellian[: self.n_owned] / dt
             A.setDiagonal(d, addv=PETSc.InsertMode.ADD_VALUES)
             d.destroy()
             return A
@@ -275,7 +279,7 @@ class FokkerPlanckSolver(DensityDiagnostics):
         if not iterative:
             self.linear_solver = f"direct (LU) for {ndofs} dofs"
             return {}
-        opts = linear.iterative_solver_options(symmetric=name == "sg", rtol=1e-12)
+        opts = linear.iterative_solver_options(symmetric=name.startswith("sg"), rtol=1e-12)
         if opts["pc_type"] == "hypre":
             opts.update({"pc_hypre_boomeramg_coarsen_type": "HMIS", "pc_hypre_boomeramg_interp_type": "ext+i",
                          "pc_hypre_boomeramg_P_max": 4, "pc_hypre_boomeramg_agg_nl": 1})
@@ -354,13 +358,30 @@ class FokkerPlanckSolver(DensityDiagnostics):
             raise RuntimeError("call set_initial(rho0) before stepping")
         rho, n = self.rho, self.n_owned
         if self.method == "sg":
-            self._extrapolated_terms("sg")
-            ksp = self._system("sg")
-            b = self._mats["L"].createVecLeft()
-            b.array[:] = self.m_lumped[:n] * rho.x.array[:n] / self.dt
-            its = solve(ksp, b, petsc_vec(self._work), self._what())
-            self._work.x.scatter_forward()
-            new = self.maxwellian * self._work.x.array
+            name = "sg_bdf2" if (self.scheme == "bdf2" and self.steps > 0) else "sg"
+            while True:
+                # BDF2: (3/2 rho^{n+1} - 2 rho^n + 1/2 rho^{n-1}) / dt = -L u^{n+1} (an M-matrix). Its right-hand
+                # side 2 rho^n - 1/2 rho^{n-1} can be negative where rho falls by more than 4x in a step; if the
+                # solution then goes negative, the step is redone by backward Euler (rho >= 0 always; counted
+                # in self.sg_fallbacks)
+                self._extrapolated_terms(name)
+                ksp = self._system(name)
+                b = self._mats["L"].createVecLeft()
+                src = (2.0 * rho.x.array[:n] - 0.5 * self.rho_prev.x.array[:n]) if name == "sg_bdf2" else rho.x.array[:n]
+                b.array[:] = self.m_lumped[:n] * src / self.dt
+                its = solve(ksp, b, petsc_vec(self._work), self._what())
+                self._work.x.scatter_forward()
+                new = self.maxwellian * self._work.x.array
+                if name == "sg":
+                    break
+                # negatives below 1e-15 of the maximum (far tails of a drift-dominated density) are round-off
+                # of the mass sum: set to zero; larger ones send the step back to backward Euler
+                top = self.comm.allreduce(float(np.max(new[:n], initial=0.0)), op=MPI.MAX)
+                if not self.comm.allreduce(int(np.any(new[:n] < -1e-15 * top)), op=MPI.SUM):
+                    np.maximum(new, 0.0, out=new)
+                    break
+                b.destroy()
+                name, self.sg_fallbacks = "sg", self.sg_fallbacks + 1
         else:
             name = "backward_euler" if (self.scheme == "bdf2" and self.steps == 0) else self.scheme
             self._extrapolated_terms(name)
