@@ -21,7 +21,6 @@ is the kernel integral of samplers.graphon on the gathered n x n array of Gamma.
 
 from __future__ import annotations
 
-import math
 
 import dolfinx.fem
 import dolfinx.mesh

@@ -154,6 +154,10 @@ class NewtonJKO:
     petsc_options : dict, optional
         Options of the Schur-complement solve (prefix jko_; the command line wins).
     negative_weights : {'clip', 'error'}
+        What to do with negative transmissibilities of a non-Delaunay mesh (isotropic case).
+    predictor : bool
+        Start each step's Newton iteration from one backward-Euler Scharfetter-Gummel step (default; with an
+        entropy) rather than from the previous step's potential.
     """
 
     def __init__(self, mesh, tau: float, potential=None, beta: float | None = None, m: float | None = None,
