@@ -15,9 +15,7 @@ twice the dofs of 1 rank).
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import platform
 import resource
 import statistics
@@ -27,6 +25,7 @@ import numpy as np
 from mpi4py import MPI
 
 import meshes
+from benchmarks import serial_rows, write_result
 from samplers.gaussian import gaussian_density
 from samplers.study import fitted_slope
 from solvers import FokkerPlanckSolver
@@ -106,10 +105,8 @@ def main(argv=None):
             print(f"seconds per step ~ dofs^{e:.2f} ({kind}, 2D)")
         result = {"benchmark": "fp_scaling", "ranks": comm.size, "machine": platform.machine(), "rows": rows,
                   "exponents": expo}
-        serial = os.path.join(a.out, "fp_scaling-n1.json")
-        if comm.size > 1 and os.path.exists(serial):
-            with open(serial) as fh:
-                one = json.load(fh)["rows"]
+        one = serial_rows(a.out, "fp_scaling") if comm.size > 1 else None
+        if one is not None:
             key = lambda r: (r["mesh"], r["kind"])                                    # noqa: E731
             base = {key(r): r for r in one}
             strong = [{"mesh": r["mesh"], "kind": r["kind"], "dofs": r["dofs"],
@@ -124,11 +121,7 @@ def main(argv=None):
                 print(f"strong: {s_['mesh']:<14} {s_['kind']:<10} {s_['dofs']:>9d} dofs: {s_['speedup']:.2f}x")
             for w in weak:
                 print(f"weak:   {w['dofs_per_rank']:>9d} dofs per rank: efficiency {w['efficiency']:.2f}")
-        os.makedirs(a.out, exist_ok=True)
-        path = os.path.join(a.out, f"fp_scaling-n{comm.size}.json")
-        with open(path, "w") as fh:
-            json.dump(result, fh, indent=1)
-        print(f"wrote {path}")
+        write_result(a.out, "fp_scaling", comm.size, result)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,7 @@ dofs in at most 1 s per step on one core, L1 <= 1e-3, two ranks faster than one 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import platform
 import statistics
 import time
@@ -26,6 +24,7 @@ import numpy as np
 from mpi4py import MPI
 
 import meshes
+from benchmarks import serial_rows, write_result
 from samplers.study import fitted_slope
 from solvers.jko.newton import NewtonJKO
 
@@ -78,21 +77,16 @@ def main(argv=None):
             print(f"{r['mesh']:<20} {r['dofs']:>8d} {','.join(map(str, r['newton_iterations'])):>10} "
                   f"{r['krylov_iterations']:>7d} {r['seconds_per_step']:>8.3f} {r['l1_first_step']:>10.2e}")
         print(f"seconds per step ~ dofs^{expo:.2f} (rectangles)")
-        os.makedirs(a.out, exist_ok=True)
-        path = os.path.join(a.out, f"jko_newton-n{comm.size}.json")
         result = {"benchmark": "jko_newton", "ranks": comm.size, "machine": platform.machine(), "tau": TAU,
                   "rows": rows, "exponent": expo}
-        serial = os.path.join(a.out, "jko_newton-n1.json")
-        if comm.size > 1 and os.path.exists(serial):
-            with open(serial) as fh:
-                one = {r["mesh"]: r for r in json.load(fh)["rows"]}
+        serial = serial_rows(a.out, "jko_newton") if comm.size > 1 else None
+        if serial is not None:
+            one = {r["mesh"]: r for r in serial}
             big = rect[-1]
             if big["mesh"] in one:
                 result["speedup_largest"] = one[big["mesh"]]["seconds_per_step"] / big["seconds_per_step"]
                 print(f"{comm.size} ranks vs 1 at {big['dofs']} dofs: {result['speedup_largest']:.2f}x")
-        with open(path, "w") as fh:
-            json.dump(result, fh, indent=1)
-        print(f"wrote {path}")
+        write_result(a.out, "jko_newton", comm.size, result)
 
 
 if __name__ == "__main__":

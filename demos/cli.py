@@ -190,17 +190,12 @@ def _mpirun(np_: int, kind: str, name: str, argv: list[str], quiet: bool) -> int
     return subprocess.call(cmd)
 
 
-def _listing(kind: str, names, package: str) -> None:
-    for name in names:
-        print(f"  {name:<20} {_summary(package, name)}")
-
-
-def description(name: str) -> str:
-    """demos/NAME.py's first markdown cell as plain text (its --help), or its docstring (by name: a notebook
-    has no __file__)."""
+def description(name: str, package: str = "demos") -> str:
+    """PACKAGE/NAME.py's docstring, or a literate script's first markdown cell as plain text (its --help); read
+    from the file, by name (listing imports no program, and a notebook has no __file__)."""
     import ast
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), package, f"{name}.py")
     with open(path) as fh:
         src = fh.read()
     doc = ast.get_docstring(ast.parse(src))
@@ -221,39 +216,40 @@ def description(name: str) -> str:
 
 
 def _summary(package: str, name: str) -> str:
-    """The first line of the module's docstring, or of a literate script's first markdown heading (read from
-    the file: listing does not import the program)."""
-    import ast
-
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), package, f"{name}.py")
-    with open(path) as fh:
-        src = fh.read()
-    doc = ast.get_docstring(ast.parse(src))
-    if doc:
-        return doc.strip().splitlines()[0]
-    for line in src.splitlines():
-        if line.startswith("# # "):
-            return line[4:].strip()
-    return ""
+    """The first line of description(): the docstring's, or the literate script's title."""
+    text = description(name, package)
+    return text.splitlines()[0].lstrip("#").strip() if text else ""
 
 
-def demo(argv: list[str]) -> int:
+def _program(kind: str, argv: list[str], names, package: str):
+    """The front shared by `fpjko demo` and `fpjko bench`: help, --list, the program's name, the common options
+    (--quiet, --config, -n/--np: the run goes to mpirun). Returns (exit code, None) when that settles the command,
+    else (None, (module, argv))."""
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
-        return 0
+        return 0, None
     if argv[0] == "--list":
-        print("demos (fpjko demo NAME --help for options):")
-        _listing("demo", DEMOS, "demos")
-        return 0
+        print(f"{'demos' if kind == 'demo' else 'benchmarks'} (fpjko {kind} NAME --help for options):")
+        for n in names:
+            print(f"  {n:<20} {_summary(package, n)}")
+        return 0, None
     name, argv = argv[0], argv[1:]
-    if name not in DEMOS:
-        raise SystemExit(f"error: unknown demo {name!r}; fpjko demo --list shows them ({', '.join(DEMOS)})")
+    if name not in names:
+        what = "demo" if kind == "demo" else "benchmark"
+        raise SystemExit(f"error: unknown {what} {name!r}; fpjko {kind} --list shows them ({', '.join(names)})")
     argv, opts = _common(argv)
     if opts["quiet"]:
         os.environ["FPJKO_PROGRESS"] = "0"
     if opts["np"] and opts["np"] > 1:
-        return _mpirun(opts["np"], "demo", name, argv, opts["quiet"])
-    mod = importlib.import_module(f"demos.{name}")
+        return _mpirun(opts["np"], kind, name, argv, opts["quiet"]), None
+    return None, (importlib.import_module(f"{package}.{name}"), argv)
+
+
+def demo(argv: list[str]) -> int:
+    code, run = _program("demo", argv, DEMOS, "demos")
+    if run is None:
+        return code
+    mod, argv = run
     if "-h" in argv or "--help" in argv:
         mod.parse(["--help"])
         return 0
@@ -281,22 +277,11 @@ def _write_config(ns, petsc) -> None:
 
 
 def bench(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__)
-        return 0
-    if argv[0] == "--list":
-        print("benchmarks (fpjko bench NAME --help for options):")
-        _listing("bench", BENCHES, "benchmarks")
-        return 0
-    name, argv = argv[0], argv[1:]
-    if name not in BENCHES:
-        raise SystemExit(f"error: unknown benchmark {name!r}; fpjko bench --list shows them ({', '.join(BENCHES)})")
-    argv, opts = _common(argv)
-    if opts["quiet"]:
-        os.environ["FPJKO_PROGRESS"] = "0"
-    if opts["np"] and opts["np"] > 1:
-        return _mpirun(opts["np"], "bench", name, argv, opts["quiet"])
-    importlib.import_module(f"benchmarks.{name}").main(list(argv))
+    code, run = _program("bench", argv, BENCHES, "benchmarks")
+    if run is None:
+        return code
+    mod, argv = run
+    mod.main(list(argv))
     return 0
 
 

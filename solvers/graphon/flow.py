@@ -48,6 +48,8 @@ class GraphonFlow:
         idx = np.clip(idx, 0, self.m - 1)
         self._ij = idx                                            # local dof -> (i, j)
         self._own = self.V.dofmap.index_map.size_local
+        # the points of the graphon's values (cell centres, or nodes) and their quadrature weights
+        self.points = (np.arange(self.m) + (0.5 if degree == 0 else 0.0)) / n
         if degree == 0:
             self.weights = np.full(self.m, 1.0 / n)
         else:
@@ -73,7 +75,7 @@ class GraphonFlow:
         """W0: a callable W0(u, v) (numpy, symmetric) or an (m, m) symmetric array (m = n for DG0, n + 1 for Q1);
         values outside the box or not symmetric are errors naming the entry."""
         if callable(W0):
-            p = (np.arange(self.m) + (0.5 if self.degree == 0 else 0.0)) / self.n
+            p = self.points
             A = np.asarray(W0(p[:, None], p[None, :]), float) * np.ones((self.m, self.m))
         else:
             A = np.asarray(W0, float)
@@ -108,10 +110,15 @@ class GraphonFlow:
                 P = Aw @ P
             G += int(k) * c * P
         if R.least_squares:
-            p = (np.arange(n) + (0.5 if self.degree == 0 else 0.0)) / self.n
-            T = R.target(p[:, None], p[None, :]) if callable(R.target) else R.target_matrix(n)
-            G += R.least_squares * (A - np.asarray(T, float))
+            G += R.least_squares * (A - self._target())
         return G
+
+    def _target(self) -> np.ndarray:
+        """W* at the points (a callable target evaluated there; a matrix taken as given)."""
+        R, p = self.objective, self.points
+        if callable(R.target):
+            return np.asarray(R.target(p[:, None], p[None, :]), float) * np.ones((self.m, self.m))
+        return R.target_matrix(self.m)
 
     def value(self, A: np.ndarray) -> float:
         R, w = self.objective, self.weights
@@ -121,9 +128,7 @@ class GraphonFlow:
         for k, c in R.cycles.items():
             out += c * float(np.trace(np.linalg.matrix_power(Aw, int(k))))
         if R.least_squares:
-            p = (np.arange(self.m) + (0.5 if self.degree == 0 else 0.0)) / self.n
-            T = R.target(p[:, None], p[None, :]) if callable(R.target) else R.target_matrix(self.m)
-            out += 0.5 * R.least_squares * float(w @ ((A - T) ** 2) @ w)
+            out += 0.5 * R.least_squares * float(w @ ((A - self._target()) ** 2) @ w)
         return float(out)
 
     def _record(self, A):

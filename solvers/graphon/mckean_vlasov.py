@@ -88,10 +88,8 @@ class GraphonMcKeanVlasov:
         self.mx[[0, -1]] = 0.5 * self.hx
         self.D = 0.5 * self.sigma ** 2
         self.rho = np.zeros((self.nc, self.nx))
-        if objective.least_squares:
-            T = objective.target_matrix(n) if not callable(objective.target) else \
-                objective.target(((np.arange(n) + 0.5) / n)[:, None], ((np.arange(n) + 0.5) / n)[None, :]) * np.ones((n, n))
-            self._target = np.asarray(T, float)[self._ij[:, 0], self._ij[:, 1]]
+        if objective.least_squares:                  # W* at the cell centres
+            self._target = objective.target_matrix(n)[self._ij[:, 0], self._ij[:, 1]]
         else:
             self._target = np.zeros(self.nc)
         self.t = 0.0

@@ -43,11 +43,11 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 import meshes
-from samplers.progress import bar as progress_bar
 from solvers.core import linear, validation
 from solvers.core.compat import expression, interpolation_points, petsc_vec
 from solvers.fokker_planck.interaction import KernelInteraction, PolynomialInteraction, as_interaction, kernel_sum
 from solvers.jko.pointwise import project_parabola, prox_energy
+from solvers.jko.stepping import run_steps
 
 
 WINDOW = 10        # ALG2 iterations between two checks of the stopping test
@@ -354,18 +354,7 @@ class JKOSolver:
                            f"reduce tau={self.tau} or r={self.r}")
 
     def run(self, t_end: float, callback=None, progress: bool = False):
-        n = int(round((validation.end_time(t_end, self.t, self.tau) - self.t) / self.tau))
-        pbar = progress_bar(n, "JKO steps (ALG2)", self.comm.rank)
-        for _ in range(n):
-            rec = self.step()
-            pbar.update()
-            if progress and self.comm.rank == 0:
-                print(f"JKO step {self.step_count}: t={rec['t']:.4g} F={rec['free_energy']:.6g} "
-                      f"W2={rec['w2']:.3e} its={rec['iterations']} mass={rec['mass']:.12f}", flush=True)
-            if callback is not None:
-                callback(self)
-        pbar.close()
-        return self
+        return run_steps(self, t_end, "JKO steps (ALG2)", callback, progress, its_label="its")
 
     def density(self):
         """(x (n, d), rho (n,)) of the current density on the top face, gathered and sorted."""

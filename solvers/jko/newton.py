@@ -115,13 +115,13 @@ import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from samplers.progress import bar as progress_bar
 from solvers.core import linear, validation
 from solvers.core.compat import interpolate
 from solvers.fokker_planck.coefficients import call_ufl
 from solvers.fokker_planck.edge_averaged import bernoulli, lumped_mass
 from solvers.fokker_planck.interaction import PolynomialInteraction, as_interaction, kernel_sum
 from solvers.jko.alg2 import _numpy_kernel
+from solvers.jko.stepping import run_steps
 
 MOBILITY = {"midpoint": 0.5, "implicit": 1.0}
 HISTORY_KEYS = ("t", "mass", "free_energy", "interaction_energy", "w2", "iterations", "linear_iterations",
@@ -261,12 +261,12 @@ class NewtonJKO:
         self._off_pos = np.flatnonzero(off)
         self.ei, self.ej = rows[off], lcols[off]
         w = -vals[off]
+        Xe = np.column_stack([self._ghost(self.X[: self.n, c]) for c in range(self.d)])   # edge layout
         scale = self.comm.allreduce(float(np.abs(w).max(initial=0.0)), op=MPI.MAX)
         bad = w < -1e-10 * scale
         nbad = self.comm.allreduce(int(bad.sum()))
         if nbad:
             k = int(np.argmin(w)) if bad.any() else -1
-            Xe = np.column_stack([self._ghost(self.X[: self.n, c]) for c in range(self.d)])
             worst = (float(w[k]), Xe[self.ei[k]], Xe[self.ej[k]]) if k >= 0 else None
             worst = next(x for x in self.comm.allgather(worst) if x is not None)
             what = (f"{nbad // 2 or 1} edges have a negative transmissibility (worst {worst[0]:.3g} on the edge "
@@ -281,7 +281,6 @@ class NewtonJKO:
                           "positive and mass-conserving but loses consistency on those edges)", RuntimeWarning,
                           stacklevel=3)
         self.w = np.maximum(w, 0.0)
-        Xe = np.column_stack([self._ghost(self.X[: self.n, c]) for c in range(self.d)])
         self._elen = np.linalg.norm(Xe[self.ei] - Xe[self.ej], axis=1)
         self._row_start = np.flatnonzero(np.r_[True, np.diff(self.ei) != 0]) if len(self.ei) else np.zeros(0, int)
         self._rows_with_edges = self.ei[self._row_start] if len(self.ei) else np.zeros(0, int)
@@ -831,18 +830,7 @@ class NewtonJKO:
         return rec
 
     def run(self, t_end: float, callback=None, progress: bool = False):
-        n = int(round((validation.end_time(t_end, self.t, self.tau) - self.t) / self.tau))
-        pbar = progress_bar(n, "JKO steps (Newton)", self.comm.rank)
-        for _ in range(n):
-            rec = self.step()
-            pbar.update()
-            if progress and self.comm.rank == 0:
-                print(f"JKO step {self.step_count}: t={rec['t']:.4g} F={rec['free_energy']:.6g} "
-                      f"W2={rec['w2']:.3e} newton={rec['iterations']} mass={rec['mass']:.12f}", flush=True)
-            if callback is not None:
-                callback(self)
-        pbar.close()
-        return self
+        return run_steps(self, t_end, "JKO steps (Newton)", callback, progress, its_label="newton")
 
     def density(self) -> tuple[np.ndarray, np.ndarray]:
         """(x (N, d), rho (N,)) over all ranks, sorted lexicographically by x (for 1D plots, tests)."""
