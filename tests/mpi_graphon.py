@@ -22,10 +22,17 @@ def main():
     M.set_initial(lambda u, v: 0.3 + 0.4 * u * v)
     M.run(0.5, 0.01)
     flow, gamma, law = F.matrix(), M.gamma_matrix(), M.cell_law(2, 3)[1]          # collective
+    # a law that is negative only on the cells near u = 1 (on one rank of two): every rank must raise
+    try:
+        M.set_initial(lambda u, v, x: np.where(u > 0.9, -1.0, 1.0) + 0 * x)
+        fault = "no error"
+    except ValueError as e:
+        fault = str(e)
+    faults = comm.allgather(fault)
     if comm.rank == 0:
         print("RESULT " + json.dumps({"size": comm.size, "flow": flow.tolist(), "flow_hist": F.history,
                                       "gamma": gamma.tolist(), "law": law.tolist(),
-                                      "mass_error": max(M.history["mass_error"])}), flush=True)
+                                      "mass_error": max(M.history["mass_error"]), "faults": faults}), flush=True)
 
 
 if __name__ == "__main__":

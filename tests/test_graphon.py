@@ -233,3 +233,5 @@ def test_serial_and_two_ranks_agree():
     assert np.abs(np.array(r1["gamma"]) - np.array(r2["gamma"])).max() < 1e-14
     assert np.abs(np.array(r1["law"]) - np.array(r2["law"])).max() < 1e-12
     assert r2["mass_error"] < 1e-12
+    # a bad initial law on the cells of one rank ends every rank with the same error
+    assert len(set(r2["faults"])) == 1 and "initial laws must be finite and non-negative" in r2["faults"][0]

@@ -28,6 +28,7 @@ import numpy as np
 from mpi4py import MPI
 
 from samplers import checks
+from samplers.collective import agree
 from samplers.graphon import GraphonObjective
 from solvers.fokker_planck.edge_averaged import bernoulli
 
@@ -110,11 +111,11 @@ class GraphonMcKeanVlasov:
             rows = np.arange(self.nc)
             vals[rows, k] = (1 - f) / self.mx[k]
             vals[rows, k + 1] += f / self.mx[k + 1]
-        if not np.all(np.isfinite(vals)) or vals.min() < 0:
-            raise ValueError(f"initial laws must be finite and non-negative (min {np.nanmin(vals):.3g})")
+        # the cells are split over the ranks: every rank raises if any has a bad law
+        bad = not np.all(np.isfinite(vals)) or (vals.size and vals.min() < 0)
+        agree(self.comm, f"initial laws must be finite and non-negative (min {np.nanmin(vals):.3g})" if bad else None)
         mass = vals @ self.mx
-        if np.any(mass <= 0):
-            raise ValueError("an initial law has zero mass")
+        agree(self.comm, "an initial law has zero mass" if np.any(mass <= 0) else None)
         self.rho = vals / mass[:, None]
         self.t = 0.0
         self.history = {k: [] for k in self.history}

@@ -256,8 +256,8 @@ class NewtonJKO:
         self._scatter = PETSc.Scatter().create(self._gvec, iset, self._xvec, None)
         off = lcols != rows
         self._diag_pos = np.flatnonzero(~off)
-        if len(self._diag_pos) != self.n:
-            raise RuntimeError("stiffness pattern without a full diagonal")
+        validation.raise_collectively(self.comm, None if len(self._diag_pos) == self.n else
+                                      "stiffness pattern without a full diagonal", RuntimeError)
         self._off_pos = np.flatnonzero(off)
         self.ei, self.ej = rows[off], lcols[off]
         w = -vals[off]
@@ -386,8 +386,9 @@ class NewtonJKO:
             vals = self._nodal(rho0, "initial density")
         else:
             vals = np.asarray(rho0, float)
-            if vals.shape not in ((len(self.X),), (self.n,)):
-                raise ValueError(f"initial density: expected {len(self.X)} local nodal values, got shape {vals.shape}")
+            validation.raise_collectively(self.comm, None if vals.shape in ((len(self.X),), (self.n,)) else
+                                          f"initial density: expected {len(self.X)} local nodal values, got shape "
+                                          f"{vals.shape}")
             u = dolfinx.fem.Function(self.V)
             u.x.array[: len(vals)] = vals
             u.x.scatter_forward()
