@@ -24,10 +24,10 @@ from solvers.transport.continuity import ContinuityEquation
 A = np.array([[1.0, 0.6], [0.6, 2.0]])
 
 
-def ou(method="galerkin", degree=2, scheme="bdf2", petsc_options=None):
+def ou(method="galerkin", degree=2, scheme="bdf2", petsc_options=None, solver="auto"):
     msh = meshes.rectangle(MPI.COMM_WORLD, [-5, -5], [5, 5], 0.25)
     s = FokkerPlanckSolver(msh, quadratic_potential(A), beta=2.0, degree=degree, dt=0.02, scheme=scheme,
-                           method=method, petsc_options=petsc_options)
+                           method=method, petsc_options=petsc_options, solver=solver)
     s.set_initial(lambda x: gaussian_density(x, [1.0, -0.5], 0.2 * np.eye(2)))
     return s
 
@@ -113,6 +113,9 @@ def main(case, out):
     elif case == "ou_p1_cn_iterative":
         s = ou(degree=1, scheme="crank_nicolson",
                petsc_options={"ksp_type": "gmres", "pc_type": "hypre", "ksp_rtol": 1e-12, "ksp_atol": 0.0})
+        s.run(0.4)
+    elif case == "ou_p1_bdf2_amg":           # the large-problem default: rtol 1e-8 from the predictor, mass restored
+        s = ou(degree=1, solver="iterative")
         s.run(0.4)
     elif case == "sg_disk":
         s = double_well_disk()

@@ -13,7 +13,8 @@ def load(res):
         return {k: z[k] for k in z.files}
 
 
-@pytest.mark.parametrize("case,tol", [("ou_p2_bdf2", 1e-10), ("sg_disk", 1e-10), ("ou_p1_cn_iterative", 1e-8)])
+@pytest.mark.parametrize("case,tol", [("ou_p2_bdf2", 1e-10), ("sg_disk", 1e-10), ("ou_p1_cn_iterative", 1e-8),
+                                      ("ou_p1_bdf2_amg", 1e-6)])
 def test_serial_and_two_ranks_agree(tmp_path, case, tol):
     r1, r2 = run_mpi(1, "mpi_cases.py", case, tmp_path), run_mpi(2, "mpi_cases.py", case, tmp_path)
     a, b = load(r1), load(r2)

@@ -84,17 +84,22 @@ def test_time_order_2d(scheme, order, slope):
 
 @pytest.mark.parametrize("degree,hs,order", [(1, [0.2, 0.1, 0.05], 2.0), (2, [0.4, 0.2, 0.1], 3.0)])
 def test_amg_path_has_the_orders_of_lu(degree, hs, order, slope):
-    """solver='iterative' (GMRES + BoomerAMG, rtol 1e-12, the large-problem default) on the 2D anisotropic OU:
-    the same errors as LU to 1e-9 relative, the same order in h, F non-increasing, and mass to the Krylov
-    tolerance (measured drift 2e-12 for P1, 7e-11 for P2 over 100 steps; LU: round-off)."""
+    """solver='iterative' (right-preconditioned GMRES + BoomerAMG, rtol 1e-8 from the extrapolated guess, the
+    large-problem default) on the 2D anisotropic OU: the same errors as LU to 1e-5 relative (the solve error is
+    far below the discretisation's), the same order in h, F non-increasing, mass conserved to round-off by the
+    restoration after each solve, and every solve converged by its own test in a few iterations once the
+    predictor has three solutions (measured 2-4)."""
     errs = []
     for h in hs:
         s, e = ou_run(2, h, degree, 2.5e-3, "bdf2", T=0.25, solver="iterative")
         s_lu, e_lu = ou_run(2, h, degree, 2.5e-3, "bdf2", T=0.25, solver="direct")
         assert "GMRES + hypre" in s.linear_solver and "LU" in s_lu.linear_solver
-        assert abs(e - e_lu) < 1e-9 * e_lu + 1e-12, (e, e_lu)
+        assert abs(e - e_lu) < 1e-5 * e_lu, (e, e_lu)
         m, F = np.array(s.history["mass"]), np.array(s.history["free_energy"])
-        assert np.abs(m - m[0]).max() < 1e-9 and np.all(np.diff(F) <= 1e-10 * abs(F[0]))
+        # round-off of the restoration's sums: measured 2.5e-13 (P1) and 1.1e-12 (P2) over 100 steps
+        assert np.abs(m - m[0]).max() < 1e-11 and np.all(np.diff(F) <= 1e-10 * abs(F[0]))
+        its = s.history["ksp_its"][4:]
+        assert max(its) <= 5, its
         assert_conserves_and_dissipates(s_lu)
         errs.append(e)
     p = slope(hs, errs)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import dolfinx.fem
+import dolfinx.la
 import numpy as np
 import ufl
 from mpi4py import MPI
@@ -43,14 +44,31 @@ class Functionals:
             z = float(np.sum(self.m * np.exp(-beta * (f_nodal[: self.n] - self.fmin))))
             self.logZ = _log_partition(self.comm.allreduce(z), beta) - beta * self.fmin
         else:
-            q = quadrature_degree or 2 * V.element.basix_element.degree + 4
+            p = V.element.basix_element.degree
+            q = quadrature_degree or 2 * p + 4
             dx = ufl.dx(metadata={"quadrature_degree": q})
+            # the entropy, integrated at every record, by a rule of degree 2p + 2 (6 points per triangle for
+            # P1, against 12 for 2p + 4: 0.11 s against 0.18 s at 1.44M dofs); its error O(h^(2p+3)) where
+            # rho > 0 is far below the discretisation's
+            dx_s = ufl.dx(metadata={"quadrature_degree": quadrature_degree or 2 * p + 2})
             entropy = ufl.conditional(ufl.gt(rho, 0), rho * ufl.ln(ufl.max_value(rho, 1e-300)), 0)
-            self._mass = dolfinx.fem.form(rho * dx)
-            self._energy = dolfinx.fem.form((f_expr * rho + entropy / beta) * dx)
+            # the terms linear in rho are dot products with vectors assembled once (int phi_i and
+            # int f phi_i, same quadrature): only the entropy is integrated again at each record
+            v = ufl.TestFunction(V)
+            self._w_mass = self._vector(v * dx)
+            self._w_f = self._vector(f_expr * v * dx) if f_expr is not None else None
+            self._energy = dolfinx.fem.form(entropy / beta * dx_s)
             self._interaction = dolfinx.fem.form(0.5 * psi * rho * dx) if psi is not None else None
             zform = dolfinx.fem.form(ufl.exp(-beta * (f_expr - self.fmin)) * dx)
             self.logZ = _log_partition(self._sum(zform), beta) - beta * self.fmin
+
+    def _vector(self, L) -> np.ndarray:
+        b = dolfinx.fem.assemble_vector(dolfinx.fem.form(L))
+        b.scatter_reverse(dolfinx.la.InsertMode.add)
+        return b.array[: self.n].copy()
+
+    def _dot(self, w: np.ndarray) -> float:
+        return self.comm.allreduce(float(w @ self.rho.x.array[: self.n]), op=MPI.SUM)
 
     def _sum(self, form) -> float:
         return self.comm.allreduce(dolfinx.fem.assemble_scalar(form), op=MPI.SUM)
@@ -58,7 +76,7 @@ class Functionals:
     def mass(self) -> float:
         if self.kind == "lumped":
             return self.comm.allreduce(float(np.sum(self.m * self.rho.x.array[: self.n])))
-        return self._sum(self._mass)
+        return self._dot(self._w_mass)
 
     def free_energy(self, interaction: bool = True) -> float:
         """F, with the interaction energy unless interaction=False."""
@@ -67,7 +85,7 @@ class Functionals:
             ent = np.where(r > 0, r * np.log(np.where(r > 0, r, 1.0)), 0.0)
             F = self.comm.allreduce(float(np.sum(self.m * (self.f_nodal[: self.n] * r + ent / self.beta))))
         else:
-            F = self._sum(self._energy)
+            F = self._sum(self._energy) + (self._dot(self._w_f) if self._w_f is not None else 0.0)
         return F + self.interaction_energy() if interaction else F
 
     def interaction_energy(self) -> float:

@@ -108,4 +108,5 @@ def resume(solver, path: str) -> None:
     solver._mass0 = float(data["mass0"])
     solver.history = json.loads(str(data["history"]))
     solver._initialised = True
+    solver._guesses = []                     # the Krylov predictor restarts from the loaded state
     solver._refresh_state()                 # psi = W * rho and D(rho) from the loaded densities
