@@ -106,6 +106,19 @@ def test_amg_path_has_the_orders_of_lu(degree, hs, order, slope):
     assert order - 0.15 < p < order + 0.35, (errs, p)
 
 
+def test_amg_path_sg_bdf2():
+    """method='sg' on the Krylov path (CG + BoomerAMG, stopped on the unpreconditioned residual): the same
+    density as LU to 1e-6 of its maximum, mass to round-off, rho >= 0, every solve converged in <= 4 iterations."""
+    s, e = ou_run(2, 0.1, 1, 0.01, "bdf2", T=0.3, method="sg", solver="iterative")
+    s_lu, e_lu = ou_run(2, 0.1, 1, 0.01, "bdf2", T=0.3, method="sg", solver="direct")
+    assert s.linear_solver.startswith("CG + hypre")
+    top = np.abs(s_lu.rho.x.array).max()
+    assert np.abs(s.rho.x.array - s_lu.rho.x.array).max() < 1e-6 * top
+    m = np.array(s.history["mass"])
+    assert np.abs(m - m[0]).max() < 1e-12 and min(s.history["min_rho"]) >= 0.0
+    assert max(s.history["ksp_its"][4:]) <= 4, s.history["ksp_its"]
+
+
 def test_auto_solver_and_sparse_history(monkeypatch):
     """solver='auto' switches to Krylov + AMG at AUTO_ITERATIVE_DOFS (lowered here); record_every=5 records every
     fifth step and the last, with the same values as recording every step."""

@@ -293,7 +293,9 @@ class FokkerPlanckSolver(DensityDiagnostics):
             self.linear_solver = f"direct (LU) for {ndofs} dofs"
             return {}
         opts = linear.iterative_solver_options(symmetric=name.startswith("sg"), rtol=ITERATIVE_RTOL)
-        opts["ksp_pc_side"] = "right"        # the stopping test sees the true residual, no extra V-cycle for it
+        # the stopping test sees the true residual (GMRES: right preconditioning, no extra V-cycle for it; CG: the
+        # unpreconditioned norm, which it has anyway)
+        opts.update({"ksp_norm_type": "unpreconditioned"} if opts["ksp_type"] == "cg" else {"ksp_pc_side": "right"})
         if opts["pc_type"] == "hypre":
             opts.update(AMG_OPTIONS)
         self.linear_solver = (f"{opts['ksp_type'].upper()} + {opts['pc_type']} (AMG set up once) for {ndofs} dofs"
@@ -387,13 +389,14 @@ class FokkerPlanckSolver(DensityDiagnostics):
                 its = self._solve(ksp, b, (1.5 if name == "sg_bdf2" else 1.0) / self.dt,
                                   self.m_lumped[:n] * self.maxwellian[:n])
                 new = self.maxwellian * self._work.x.array
-                if name == "sg":
-                    break
-                # negatives below 1e-15 of the maximum (far tails of a drift-dominated density) are round-off
-                # of the mass sum: set to zero; larger ones send the step back to backward Euler
+                # negatives below `floor` of the maximum are round-off of the mass sum (1e-15; far tails of a
+                # drift-dominated density) or, on the Krylov path, the solve's error (rtol): set to zero, with
+                # the mass put back by scaling; larger ones send a BDF2 step back to backward Euler
+                krylov = ksp.getType() != PETSc.KSP.Type.PREONLY
+                floor = max(1e-15, ITERATIVE_RTOL if krylov else 0.0)
                 top = self.comm.allreduce(float(np.max(new[:n], initial=0.0)), op=MPI.MAX)
-                if not self.comm.allreduce(int(np.any(new[:n] < -1e-15 * top)), op=MPI.SUM):
-                    np.maximum(new, 0.0, out=new)
+                if name == "sg" or not self.comm.allreduce(int(np.any(new[:n] < -floor * top)), op=MPI.SUM):
+                    self._clip(new, n, krylov)
                     break
                 b.destroy()
                 name, self.sg_fallbacks = "sg", self.sg_fallbacks + 1
@@ -485,6 +488,16 @@ class FokkerPlanckSolver(DensityDiagnostics):
             self._guesses.append((self.steps + 1, self.dt, x.array.copy()))
         self._work.x.scatter_forward()
         return its
+
+    def _clip(self, new: np.ndarray, n: int, rescale: bool) -> None:
+        """Set the negative values of `new` (local + ghosts) to zero; rescale=True puts the mass they carried back."""
+        w = self.m_lumped[:n]
+        before = self.comm.allreduce(float(w @ new[:n]), op=MPI.SUM) if rescale else 0.0
+        np.maximum(new, 0.0, out=new)
+        if rescale:
+            after = self.comm.allreduce(float(w @ new[:n]), op=MPI.SUM)
+            if after > 0:
+                new *= before / after
 
     def _what(self) -> str:
         return f"Fokker-Planck step {self.steps + 1} (t={self.t + self.dt:.6g}, dt={self.dt:g})"
