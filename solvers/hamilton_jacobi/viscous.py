@@ -1,0 +1,170 @@
+"""The viscous Hamilton–Jacobi equation u_t + 1/2 |grad u|^2 = eps Delta u, eps = (2 beta)^-1, solved directly.
+
+Galerkin in space (Lagrange degree p), backward Euler or BDF2 in time, Newton's method on each step:
+
+    F(u; phi) = int (a u - g) / dt phi + 1/2 |grad u|^2 phi + (eps + nu) grad u . grad phi dx = 0,
+    J(u)[du; phi] = int a du / dt phi + (grad u . grad du) phi + (eps + nu) grad du . grad phi dx,
+
+with a = 1, g = u^n (backward Euler) or a = 3/2, g = 2 u^n - u^{n-1} / 2 (BDF2), and the natural boundary
+condition grad u . n = 0, the same one the Cole–Hopf solver imposes (grad w . n = 0 for w = exp(-beta u)).
+The independent cross-check of solvers.hamilton_jacobi.cole_hopf: a different discretisation (no
+transform, no lumping) of the same equation, so the two agree to discretisation error.
+
+Stabilisation: the transport speed is grad u, so the cell Peclet number is |grad u| h / (2 eps) = beta h |grad u|.
+Where it exceeds 1 Galerkin oscillates; there an artificial viscosity nu = max(0, c h |grad u^n| - eps) is
+added (c = `stabilization`, 0.5 by default, lagged at u^n so Newton's Jacobian stays exact). It is zero
+wherever beta h |grad u^n| <= 1 / (2c), so resolved runs are plain Galerkin (history['stabilized'] is the
+fraction of cells where it acts at each step); where it acts the scheme is first order in h.
+
+Newton (with backtracking on the residual norm) stops when a full update is below newton_tol (1 + max |u|)
+in the max norm; a step that does not get there in max_newton iterations raises, naming the step.
+
+The no-flux condition is an outflow boundary for the characteristics (grad u points out where f grows):
+u bends to zero slope in a layer of width eps / |grad u|. Where f is steep at the boundary that layer is
+unresolved and Newton needs small steps there; Cole–Hopf, linear, does not care.
+"""
+
+from __future__ import annotations
+
+import dolfinx.fem
+import dolfinx.fem.petsc
+import numpy as np
+import ufl
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from solvers.core import validation
+from solvers.core.compat import interpolate
+from solvers.core.linear import make_ksp, solve
+
+
+class ViscousHJ:
+    """u_t = -1/2 |grad u|^2 + (2 beta)^-1 Delta u, u(0) = f, grad u . n = 0; Newton per step.
+
+    mesh, f, beta, degree as solvers.hamilton_jacobi.cole_hopf.LocalEntropy; scheme 'bdf2' or
+    'backward_euler'; stabilization c >= 0 (0: plain Galerkin). solve(gamma, steps) returns the Function u.
+    history: t, newton (iterations per step), stabilized (fraction of cells with nu > 0).
+    """
+
+    def __init__(self, mesh, f, beta: float, degree: int = 1, scheme: str = "bdf2", stabilization: float = 0.5,
+                 newton_tol: float = 1e-10, max_newton: int = 25, petsc_options: dict | None = None,
+                 prefix: str = "hj_"):
+        self.beta = validation.positive_number("beta", beta)
+        self.degree = validation.integer("degree", degree, 1)
+        self.scheme = validation.one_of("scheme", scheme, ("bdf2", "backward_euler"))
+        c = validation.number("stabilization", stabilization, nonnegative=True)
+        self.newton_tol = validation.tolerance("newton_tol", newton_tol)
+        self.max_newton = validation.integer("max_newton", max_newton, 1)
+        self.mesh, self.comm = mesh, mesh.comm
+        self.V = V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree))
+        self.n = V.dofmap.index_map.size_local
+        self.u = dolfinx.fem.Function(V, name="u")
+        interpolate(self.u, f)
+        validation.finite_field(self.comm, self.u.x.array[: self.n], V.tabulate_dof_coordinates()[: self.n],
+                                "the loss f")
+        self._un = dolfinx.fem.Function(V)
+        self._unm1 = dolfinx.fem.Function(V)
+        self._a = dolfinx.fem.Constant(mesh, 1.0)
+        self._dt = dolfinx.fem.Constant(mesh, 1.0)
+        self._g = dolfinx.fem.Function(V)
+        eps = 1.0 / (2.0 * self.beta)
+        h = ufl.CellDiameter(mesh)
+        speed_n = ufl.sqrt(ufl.inner(ufl.grad(self._un), ufl.grad(self._un)) + 1e-300)
+        nu = ufl.max_value(0.0, c * h * speed_n - eps) if c > 0 else 0.0
+        u, v, du = self.u, ufl.TestFunction(V), ufl.TrialFunction(V)
+        F = ((self._a * u - self._g) / self._dt * v + 0.5 * ufl.inner(ufl.grad(u), ufl.grad(u)) * v
+             + (eps + nu) * ufl.inner(ufl.grad(u), ufl.grad(v))) * ufl.dx
+        J = ufl.derivative(F, u, du)
+        self._F, self._J = dolfinx.fem.form(F), dolfinx.fem.form(J)
+        Q = dolfinx.fem.functionspace(mesh, ("DG", 0))
+        self._nu_cells = dolfinx.fem.Function(Q)
+        self._nu_expr = nu
+        self._ncells = Q.dofmap.index_map.size_global
+        self._Jmat = dolfinx.fem.petsc.assemble_matrix(self._J)
+        self._Jmat.assemble()
+        self._res = dolfinx.fem.petsc.create_vector(self._F)
+        self._du = self._Jmat.createVecRight()
+        self._ksp = make_ksp(self._Jmat, prefix, petsc_options)
+        self.t, self.steps = 0.0, 0
+        self._last_dt = None
+        self.history = {"t": [0.0], "newton": [0], "stabilized": [0.0]}
+
+    def _residual(self) -> None:
+        with self._res.localForm() as r:
+            r.set(0.0)
+        dolfinx.fem.petsc.assemble_vector(self._res, self._F)
+        self._res.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+
+    def step(self, dt: float) -> None:
+        dt = validation.positive_number("dt", dt)
+        bdf2 = self.scheme == "bdf2" and self.steps > 0 and self._last_dt == dt
+        u = self.u
+        self._unm1.x.array[:] = self._un.x.array
+        self._un.x.array[:] = u.x.array
+        self._dt.value = dt
+        if bdf2:
+            self._a.value = 1.5
+            self._g.x.array[:] = 2.0 * self._un.x.array - 0.5 * self._unm1.x.array
+            u.x.array[:] = 2.0 * self._un.x.array - self._unm1.x.array        # predictor
+        else:
+            self._a.value = 1.0
+            self._g.x.array[:] = self._un.x.array
+        what = f"viscous HJ step {self.steps + 1} (t={self.t + dt:.6g}, dt={dt:g})"
+        self._residual()
+        rnorm = self._res.norm()
+        for it in range(1, self.max_newton + 1):
+            self._Jmat.zeroEntries()
+            dolfinx.fem.petsc.assemble_matrix(self._Jmat, self._J)
+            self._Jmat.assemble()
+            self._ksp.setOperators(self._Jmat)
+            solve(self._ksp, self._res, self._du, what)
+            base = u.x.array.copy()
+            lam = 1.0
+            full = self._du.norm(PETSc.NormType.NORM_INFINITY)
+            small = full <= self.newton_tol * (1.0 + self.comm.allreduce(
+                float(np.max(np.abs(base[: self.n]), initial=0.0)), op=MPI.MAX))
+            while True:                      # backtracking on |F|: full steps once in Newton's basin
+                u.x.array[: self.n] = base[: self.n] - lam * self._du.array
+                u.x.scatter_forward()
+                self._residual()
+                new = self._res.norm()
+                if small or new < rnorm or lam < 1e-3:
+                    break
+                lam *= 0.5
+            rnorm = new
+            change = lam * full
+            if not np.isfinite(change) or not np.isfinite(rnorm):
+                raise FloatingPointError(f"{what}: Newton diverged (non-finite update); reduce dt")
+            if small:
+                break
+        else:
+            raise RuntimeError(f"{what}: Newton did not converge in {self.max_newton} iterations (last update "
+                               f"{change:.3e}); reduce dt")
+        self.t += dt
+        self.steps += 1
+        self._last_dt = dt
+        active = 0
+        if not isinstance(self._nu_expr, float):
+            interpolate(self._nu_cells, self._nu_expr)
+            owned = self._nu_cells.function_space.dofmap.index_map.size_local
+            active = self.comm.allreduce(int(np.sum(self._nu_cells.x.array[:owned] > 0)))
+        h = self.history
+        h["t"].append(self.t)
+        h["newton"].append(it)
+        h["stabilized"].append(active / self._ncells)
+
+    def solve(self, gamma: float, steps: int) -> dolfinx.fem.Function:
+        gamma = validation.positive_number("gamma", gamma)
+        steps = validation.integer("steps", steps, 1)
+        if gamma <= self.t:
+            raise ValueError(f"gamma={gamma:g} is not after the current time t={self.t:g}")
+        dt = (gamma - self.t) / steps
+        for _ in range(steps):
+            self.step(dt)
+        self.t = gamma
+        return self.u
+
+    def destroy(self) -> None:
+        for obj in (self._Jmat, self._res, self._du, self._ksp):
+            obj.destroy()
+
