@@ -4,7 +4,7 @@ RUN  ?= docker/run
 OUT  ?= results
 PYTEST_ARGS ?=
 
-NOTEBOOKS ?= mantel jko_vs_pde double_well particles_vs_fe sgd_not_gibbs phase_transition mean_field_network
+NOTEBOOKS ?= mantel jko_vs_pde double_well particles_vs_fe sgd_not_gibbs phase_transition mean_field_network wide_minima
 
 .PHONY: demo test bench notebooks env shell
 demo:            ## the main demo: 2D double-well Fokker-Planck, PNGs, VTX/XDMF series, summary
@@ -23,6 +23,7 @@ bench:           ## benchmarks: tables on stdout, JSON under $(OUT)/benchmarks
 	$(RUN) mpirun -n 2 python3 -m benchmarks.jko_newton --out $(OUT)/benchmarks
 	$(RUN) python3 -m benchmarks.interaction --out $(OUT)/benchmarks
 	$(RUN) mpirun -n 2 python3 -m benchmarks.interaction --out $(OUT)/benchmarks
+	$(RUN) python3 -m benchmarks.deep_relaxation --out $(OUT)/benchmarks
 notebooks:       ## the literate demos as executed notebooks with their figures, under $(OUT)/notebooks
 	$(RUN) python3 -m demos.notebooks --out $(OUT)/notebooks $(NOTEBOOKS)
 env:             ## only provision the environment

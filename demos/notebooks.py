@@ -16,7 +16,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LITERATE = ("mantel", "jko_vs_pde", "double_well", "particles_vs_fe", "sgd_not_gibbs", "phase_transition",
-            "mean_field_network")
+            "mean_field_network", "wide_minima")
 
 
 def build(name: str, out: str, timeout: int = 1200) -> str:

@@ -82,3 +82,15 @@ def test_fp_scaling_benchmark_quick(tmp_path):
     assert {r["kind"] for r in two} == {"direct", "iterative"} and any(r["dim"] == 3 for r in data["rows"])
     assert abs(two[0]["rel_l2_error"] - two[1]["rel_l2_error"]) < 1e-4 * two[0]["rel_l2_error"]
     assert all(r["seconds_per_step"] > 0 and r["peak_rss_mb"] > 0 for r in data["rows"])
+
+
+def test_deep_relaxation_benchmark_quick(tmp_path):
+    """Two HJ sizes (the Cole-Hopf and direct solves agree better on the finer one, Newton takes 2-5 iterations)
+    and the particle rates; JSON well formed."""
+    from benchmarks import deep_relaxation
+
+    deep_relaxation.main(["--out", str(tmp_path), "--cells", "20,40", "--runs", "200", "--steps", "200"])
+    data = json.loads((tmp_path / "deep_relaxation-n1.json").read_text())
+    hj = data["hj"]
+    assert hj[1]["max_difference"] < hj[0]["max_difference"] and all(2 <= r["newton_per_step"] <= 5 for r in hj)
+    assert all(r["particle_steps_per_s"] > 1e5 for r in data["particles"])
