@@ -7,6 +7,7 @@
     jko/            newton (NewtonJKO, any mesh), alg2 (JKOSolver, Benamou-Brenier reference),
                     entropic (EntropicJKO), pointwise kernels
     graphon/        flow (graphon gradient flow, DG0/Q1 on [0,1]^2), mckean_vlasov (the noisy limit)
+    hamilton_jacobi/ cole_hopf (LocalEntropy: f_gamma by Cole-Hopf), viscous (ViscousHJ: the HJ equation by Newton)
     particles/      empirical (particles on the mesh), evaluate (point evaluation)
     io/             output (VTX/XDMF, PNG), checkpoint
 
@@ -33,6 +34,8 @@ _PUBLIC = {
     "GraphonFlow": "solvers.graphon.flow",
     "GraphonMcKeanVlasov": "solvers.graphon.mckean_vlasov",
     "JKOSolver": "solvers.jko.alg2",
+    "LocalEntropy": "solvers.hamilton_jacobi.cole_hopf",
+    "ViscousHJ": "solvers.hamilton_jacobi.viscous",
     "EntropicJKO": "solvers.jko.entropic",
     "Checkpointer": "solvers.io.checkpoint",
     "resume": "solvers.io.checkpoint",
