@@ -250,3 +250,19 @@ def test_bad_input():
         le = LocalEntropy(msh, gentle, 1.0)
         le.solve(0.2, 2)
         le.solve(0.1, 2)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("kind", ["split", "empty"])
+def test_serial_and_two_ranks_agree(kind):
+    """Cole–Hopf (PETSc LU serially, MUMPS on 2 ranks) and the direct solve give the serial values to 1e-10 on
+    2 ranks, also with every cell on rank 0; a NaN in f ends both ranks with the same message."""
+    from conftest import run_mpi
+
+    r1, r2 = run_mpi(1, "mpi_hamilton_jacobi.py", kind), run_mpi(2, "mpi_hamilton_jacobi.py", kind)
+    for key in ("cole_hopf", "gradient", "direct"):
+        np.testing.assert_allclose(r2[key], r1[key], atol=1e-10, rtol=0)
+    assert r1["newton"] == r2["newton"]
+    if kind == "empty":
+        assert 0 in r2["local_dofs"]
+    assert all("not finite" in m for m in r2["faults"]) and len(set(r2["faults"])) == 1
