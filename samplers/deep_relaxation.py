@@ -53,8 +53,11 @@ def elastic_sgd(grad_f: Callable, x0, gamma: float, beta: float, eps: float, T: 
     if ds > 0.5 * eps:
         raise ValueError(f"ds={ds:g} > eps/2={eps / 2:g}: the fast replicas' Euler-Maruyama step is unstable or "
                          "badly biased; take ds <= eps/40 (default eps/400)")
-    x = np.array(np.broadcast_to(np.asarray(x0, float), (runs, np.size(x0) if np.ndim(x0) <= 1
-                                                             else np.shape(x0)[-1])), dtype=float)
+    x0 = np.asarray(x0, dtype=float)
+    if x0.ndim > 2 or (x0.ndim == 2 and len(x0) not in (1, runs)) or x0.size == 0:
+        raise ValueError(f"x0 must have shape (d,) or ({runs}, d) for runs={runs}, got {x0.shape}")
+    x = np.array(np.broadcast_to(x0.reshape(-1, x0.shape[-1]) if x0.ndim else x0.reshape(1, 1),
+                                 (runs, x0.shape[-1] if x0.ndim else 1)), dtype=float)
     d = x.shape[1]
     steps = max(1, int(math.ceil(T / ds - 1e-9)))
     ds = T / steps

@@ -73,6 +73,9 @@ def test_bad_input():
         entropy_sgd(grad_f, [X0], GAMMA, BETA, 0.01, 1.0, ds=0.01)
     with pytest.raises(ValueError, match="gamma"):
         entropy_sgd(grad_f, [X0], -1.0, BETA, 0.01, 1.0)
+    with pytest.raises(ValueError, match=r"x0 must have shape \(d,\) or \(3, d\) for runs=3, got \(2, 1\)"):
+        entropy_sgd(grad_f, [[X0], [X0]], GAMMA, BETA, 0.05, 0.1, runs=3)
+    assert entropy_sgd(grad_f, X0, GAMMA, BETA, 0.05, 0.01, runs=2)["x"].shape[1:] == (2, 1)      # a scalar x0
     with pytest.raises(FloatingPointError, match="blew up by step"), np.errstate(over="ignore", invalid="ignore"):
         entropy_sgd(lambda y: 1e200 * y ** 3, [X0], GAMMA, BETA, 0.05, 0.05)
 

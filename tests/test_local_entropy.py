@@ -246,6 +246,12 @@ def test_bad_input():
         LocalEntropy(msh, gentle, -1.0)
     with pytest.raises(ValueError, match="not finite"):
         LocalEntropy(msh, lambda x: np.where(x[0] > 0.5, np.nan, 0.0), 1.0)
+    with pytest.raises(ValueError, match="stabilization"):
+        ViscousHJ(msh, gentle, 1.0, stabilization=-1.0)
+    with pytest.raises(ValueError, match="scheme"):
+        ViscousHJ(msh, gentle, 1.0, scheme="rk4")
+    with pytest.raises(ValueError, match="not finite"):
+        ViscousHJ(msh, lambda x: np.where(x[0] > 0.5, np.inf, 0.0), 1.0)
     with pytest.raises(ValueError, match="gamma=0.1 is not after"):
         le = LocalEntropy(msh, gentle, 1.0)
         le.solve(0.2, 2)

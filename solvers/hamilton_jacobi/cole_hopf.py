@@ -110,6 +110,7 @@ class LocalEntropy:
         self._b = self._M.createVecLeft()
         self._v = self._M.createVecRight()
         self._last_dt = None
+        self._grad = None                     # grad u in DG(p-1), for gradient()
 
     def _assemble(self, a) -> PETSc.Mat:
         A = dolfinx.fem.petsc.assemble_matrix(dolfinx.fem.form(a))
@@ -248,9 +249,10 @@ class LocalEntropy:
     def gradient(self, points: np.ndarray) -> np.ndarray:
         """grad u = grad f_gamma = (x - <y>_x) / gamma at points (N, 3), shape (N, d) (collective)."""
         d = self.mesh.geometry.dim
-        W = dolfinx.fem.functionspace(self.mesh, ("DG", self.degree - 1, (d,)))
-        g = interpolate(dolfinx.fem.Function(W), ufl.grad(self.u))
-        return evaluate_on_points(g, points).reshape(len(points), d)
+        if self._grad is None:
+            self._grad = dolfinx.fem.Function(dolfinx.fem.functionspace(self.mesh, ("DG", self.degree - 1, (d,))))
+        interpolate(self._grad, ufl.grad(self.u))
+        return evaluate_on_points(self._grad, points).reshape(len(points), d)
 
     def destroy(self) -> None:
         for obj in (self._A, self._ksp, self._M, self._K, self._b, self._v, self._at_cols, self._scatter):
