@@ -29,10 +29,17 @@ def main():
     except ValueError as e:
         fault = str(e)
     faults = comm.allgather(fault)
+    # one (u, v) cell: on two ranks one of them holds no cell and no law
+    T = GraphonMcKeanVlasov(comm, 1, GraphonObjective(edges=-1.0, triangles=1.0), nx=41, sigma=0.5)
+    T.set_initial(lambda u, v: 0.4 + 0 * u)
+    T.run(0.2, 0.01)
+    tiny = {"gamma": T.gamma_matrix().tolist(), "cells": comm.allgather(int(T.nc)),
+            "mass_error": max(T.history["mass_error"])}
     if comm.rank == 0:
         print("RESULT " + json.dumps({"size": comm.size, "flow": flow.tolist(), "flow_hist": F.history,
                                       "gamma": gamma.tolist(), "law": law.tolist(),
-                                      "mass_error": max(M.history["mass_error"]), "faults": faults}), flush=True)
+                                      "mass_error": max(M.history["mass_error"]), "faults": faults,
+                                      "tiny": tiny}), flush=True)
 
 
 if __name__ == "__main__":

@@ -235,3 +235,7 @@ def test_serial_and_two_ranks_agree():
     assert r2["mass_error"] < 1e-12
     # a bad initial law on the cells of one rank ends every rank with the same error
     assert len(set(r2["faults"])) == 1 and "initial laws must be finite and non-negative" in r2["faults"][0]
+    # one cell on two ranks: the rank without a cell follows, and Gamma is the serial one
+    assert sorted(r2["tiny"]["cells"]) == [0, 1]
+    assert np.abs(np.array(r1["tiny"]["gamma"]) - np.array(r2["tiny"]["gamma"])).max() < 1e-14
+    assert r2["tiny"]["mass_error"] < 1e-12
