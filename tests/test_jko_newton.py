@@ -244,6 +244,14 @@ def test_bad_input_and_unconverged_steps():
     with pytest.warns(RuntimeWarning, match="did not converge: mass-balance defect"):
         rec = J.step()
     assert rec["converged"] is False and J.history["converged"] == [True, False]
+    # the inner scalar solves warn for themselves when they fail (here on a NaN dual, entropy + porous medium)
+    P = NewtonJKO(msh, 0.1, beta=1.0, m=2)
+    P.set_initial(lambda x: gauss(x[0], 0.5, 0.3), normalize=True)
+    P._ent = P.eps                                   # as step() sets it
+    with pytest.warns(RuntimeWarning) as caught, np.errstate(invalid="ignore"):
+        P._mass_shift(np.full(P.n, np.nan))
+    text = " ".join(str(w.message) for w in caught)
+    assert "pointwise inversion" in text and "mass shift did not converge" in text
 
 
 @pytest.mark.parametrize("case", ["ou2d", "porous", "kernel", "empty_rank"])

@@ -369,6 +369,10 @@ class NewtonJKO:
             u -= du
             if np.all(np.abs(du) <= 1e-13 * (1.0 + np.abs(u))):
                 break
+        else:
+            warnings.warn(f"NewtonJKO: the pointwise inversion e'(rho) = q (entropy + porous medium) did not reach "
+                          f"its tolerance in 200 Newton steps (last max |du| = {np.abs(du).max():.3e}, rank "
+                          f"{self.comm.rank})", RuntimeWarning, stacklevel=3)
         rho = np.exp(np.minimum(u, 700.0))
         return rho, 1.0 / (eps / rho + self.cm * m * rho ** (m - 2))
 
@@ -483,6 +487,9 @@ class NewtonJKO:
             if new == c:
                 break
             c = new
+        else:                                       # the same on every rank (g is a global sum)
+            warnings.warn(f"NewtonJKO: the mass shift did not converge in 200 safeguarded Newton steps (relative "
+                          f"mass error {abs(g) / M:.3e})", RuntimeWarning, stacklevel=3)
         return c
 
     def _ghost(self, owned: np.ndarray) -> np.ndarray:
