@@ -15,8 +15,6 @@ about 1 for its memory (blocks of 2^22 pairs, sources passed around the ranks).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import time
 import tracemalloc
@@ -25,6 +23,7 @@ import numpy as np
 from mpi4py import MPI
 
 import meshes
+from benchmarks import write_result
 from samplers.gaussian import gaussian_density
 from samplers.mean_field_nn import TeacherData
 from samplers.study import fitted_slope
@@ -109,12 +108,8 @@ def main(argv=None):
         print("fitted exponents against dofs:")
         for name, v in fits.items():
             print(f"  {name:<40} " + ", ".join(f"{k} {x:.2f}" for k, x in v.items()))
-        os.makedirs(a.out, exist_ok=True)
-        path = os.path.join(a.out, f"interaction-n{comm.size}.json")
-        with open(path, "w") as fh:
-            json.dump({"benchmark": "interaction", "ranks": comm.size, "machine": platform.machine(), "rows": rows,
-                       "exponents": fits}, fh, indent=1)
-        print(f"wrote {path}")
+        write_result(a.out, "interaction", comm.size, {"benchmark": "interaction", "ranks": comm.size,
+                                                       "machine": platform.machine(), "rows": rows, "exponents": fits})
     return {"rows": rows, "exponents": fits}
 
 

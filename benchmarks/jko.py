@@ -10,8 +10,6 @@ iteration is compared, not the convergence), mesh sizes h = 0.2, 0.1, 0.05. Also
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import time
 import warnings
@@ -20,6 +18,7 @@ import numpy as np
 from mpi4py import MPI
 
 import meshes
+from benchmarks import write_result
 from solvers.jko.alg2 import JKOSolver
 from solvers.jko.entropic import EntropicJKO
 
@@ -62,11 +61,8 @@ def main(argv=None):
         for r in rows:
             print(f"{r['method']:<36} {r['h']:>6.3f} {r['dofs']:>7d} {r['iterations']:>5d} "
                   f"{r['seconds_per_step']:>8.3f} {r['ms_per_iteration']:>7.2f}")
-        os.makedirs(a.out, exist_ok=True)
-        path = os.path.join(a.out, f"jko-n{comm.size}.json")
-        with open(path, "w") as fh:
-            json.dump({"benchmark": "jko", "ranks": comm.size, "machine": platform.machine(), "rows": rows}, fh, indent=1)
-        print(f"wrote {path}")
+        write_result(a.out, "jko", comm.size,
+                     {"benchmark": "jko", "ranks": comm.size, "machine": platform.machine(), "rows": rows})
 
 
 if __name__ == "__main__":

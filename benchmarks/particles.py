@@ -12,14 +12,13 @@ interacting-particle force: O(n) for quadratic W, chunked O(n^2) for a Gaussian 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import time
 
 import numpy as np
 from mpi4py import MPI
 
+from benchmarks import write_result
 from samplers.interacting import interaction_force
 from samplers.sde import euler_maruyama
 from samplers.streams import Streams
@@ -107,12 +106,9 @@ def main(argv=None):
             print(f"{r['method']:<44} {r['particles']:>10d} {r['steps']:>6d} {r['seconds']:>9.3f} "
                   f"{r['particle_steps_per_s']:>17.3e}")
         print(f"speed-up of the vectorised D(x) step over the loop: {vec / loop:.0f}x  ({comm.size} rank(s))")
-        os.makedirs(a.out, exist_ok=True)
-        path = os.path.join(a.out, f"particles-n{comm.size}.json")
-        with open(path, "w") as fh:
-            json.dump({"benchmark": "particles", "ranks": comm.size, "machine": platform.machine(),
-                       "numpy": np.__version__, "rows": rows, "speedup_vectorised_vs_loop": vec / loop}, fh, indent=1)
-        print(f"wrote {path}")
+        write_result(a.out, "particles", comm.size,
+                     {"benchmark": "particles", "ranks": comm.size, "machine": platform.machine(),
+                      "numpy": np.__version__, "rows": rows, "speedup_vectorised_vs_loop": vec / loop})
 
 
 if __name__ == "__main__":
