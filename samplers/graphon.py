@@ -65,32 +65,43 @@ class GraphonObjective:
             raise ValueError(f"target W* is not finite: W*[{i}, {j}] = {T[i, j]}")
         return T
 
-    def value(self, W: np.ndarray) -> float:
+    def value(self, W: np.ndarray, weights=None, target=None) -> float:
+        """R(W). weights: quadrature weights w_z of the points the rows stand for (default 1/n each: the
+        step graphon of the matrix), so that int dz -> sum_z w_z; target: W* there (default target_matrix(n))."""
         n = W.shape[0]
-        out = self.edges * edge_density(W) + self.triangles * triangle_density(W)
+        w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, float)
+        Ww = W * w[None, :]
+        out = self.edges * float(w @ W @ w) + self.triangles * float(np.einsum("ij,jk,ki->", Ww, Ww, Ww))
         for k, c in self.cycles.items():
-            out += c * cycle_density(W, int(k))
+            out += c * float(np.trace(np.linalg.matrix_power(Ww, int(k))))
         if self.least_squares:
-            out += 0.5 * self.least_squares * float(np.sum((W - self.target_matrix(n)) ** 2)) / n ** 2
+            T = self.target_matrix(n) if target is None else target
+            out += 0.5 * self.least_squares * float(w @ ((W - T) ** 2) @ w)
         return float(out)
 
-    def nonlocal_gradient(self, W: np.ndarray) -> np.ndarray:
+    def nonlocal_gradient(self, W: np.ndarray, weights=None) -> np.ndarray:
         """The part of DR(W)(u, v) that depends on W only through integrals over other entries (which
-        concentrate as n grows): edges, triangles, cycles."""
+        concentrate as n grows): edges, triangles, cycles. weights as in value (stacks (..., n, n) too)."""
         n = W.shape[-1]
+        w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, float)
         G = np.full(W.shape, float(self.edges))
+        if self.triangles or self.cycles:
+            Ww = W * w
         if self.triangles:
-            G += 3.0 * self.triangles * (W @ W) / n
+            G += 3.0 * self.triangles * (Ww @ W)
         for k, c in self.cycles.items():
-            k = int(k)
-            G += k * c * np.linalg.matrix_power(W, k - 1) / n ** (k - 2)
+            P = W.copy()
+            for _ in range(int(k) - 2):
+                P = Ww @ P
+            G += int(k) * c * P
         return G
 
-    def gradient(self, W: np.ndarray) -> np.ndarray:
-        """DR(W) = n^2 dR/dW_ij, an (n, n) symmetric matrix (or a stack (..., n, n))."""
-        G = self.nonlocal_gradient(W)
+    def gradient(self, W: np.ndarray, weights=None, target=None) -> np.ndarray:
+        """DR(W) = n^2 dR/dW_ij, an (n, n) symmetric matrix (or a stack (..., n, n)); with weights, the graphon
+        derivative at the points (int dz -> sum_z w_z)."""
+        G = self.nonlocal_gradient(W, weights)
         if self.least_squares:
-            G += self.least_squares * (W - self.target_matrix(W.shape[-1]))
+            G += self.least_squares * (W - (self.target_matrix(W.shape[-1]) if target is None else target))
         return G
 
 

@@ -99,19 +99,8 @@ class GraphonFlow:
 
     def gradient(self, A: np.ndarray) -> np.ndarray:
         """DR at the points: the objective's formulas with int dz -> sum_z w_z."""
-        R, n, w = self.objective, self.m, self.weights
-        G = np.full((n, n), float(R.edges))
-        Aw = A * w[None, :]
-        if R.triangles:
-            G += 3.0 * R.triangles * (Aw @ A)
-        for k, c in R.cycles.items():
-            P = A.copy()
-            for _ in range(int(k) - 2):
-                P = Aw @ P
-            G += int(k) * c * P
-        if R.least_squares:
-            G += R.least_squares * (A - self._target())
-        return G
+        R = self.objective
+        return R.gradient(A, weights=self.weights, target=self._target() if R.least_squares else None)
 
     def _target(self) -> np.ndarray:
         """W* at the points (a callable target evaluated there; a matrix taken as given)."""
@@ -121,15 +110,8 @@ class GraphonFlow:
         return R.target_matrix(self.m)
 
     def value(self, A: np.ndarray) -> float:
-        R, w = self.objective, self.weights
-        e, tri = self.densities(A)
-        out = R.edges * e + R.triangles * tri
-        Aw = A * w[None, :]
-        for k, c in R.cycles.items():
-            out += c * float(np.trace(np.linalg.matrix_power(Aw, int(k))))
-        if R.least_squares:
-            out += 0.5 * R.least_squares * float(w @ ((A - self._target()) ** 2) @ w)
-        return float(out)
+        R = self.objective
+        return R.value(A, weights=self.weights, target=self._target() if R.least_squares else None)
 
     def _record(self, A):
         e, tri = self.densities(A)
