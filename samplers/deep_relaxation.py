@@ -29,6 +29,7 @@ import numpy as np
 
 from samplers import checks
 from samplers.collective import agree
+from samplers.progress import bar as progress_bar
 from samplers.streams import Streams
 
 
@@ -67,7 +68,10 @@ def elastic_sgd(grad_f: Callable, x0, gamma: float, beta: float, eps: float, T: 
     a, b = ds / eps, math.sqrt(2.0 * ds / (beta * eps))
     outer = math.sqrt(2.0 * ds / beta_x) if beta_x else 0.0
     s_rec, x_rec = [0.0], [x.copy()]
+    rank = streams.comm.rank if streams.comm is not None else 0
+    pbar = progress_bar(steps, "Elastic-SGD steps" if K > 1 else "Entropy-SGD steps", rank)
     for k in range(1, steps + 1):
+        pbar.update()
         xi = streams.standard_normal((runs, d))
         mean = streams.sum(y) / K
         if len(y):
@@ -82,6 +86,7 @@ def elastic_sgd(grad_f: Callable, x0, gamma: float, beta: float, eps: float, T: 
             agree(streams.comm, bad, FloatingPointError)
             s_rec.append(k * ds)
             x_rec.append(x.copy())
+    pbar.close()
     return {"s": np.array(s_rec), "x": np.array(x_rec), "y": y, "steps": steps, "ds": ds}
 
 
