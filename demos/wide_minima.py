@@ -283,7 +283,7 @@ def _plot_2d(fields, a, filename):
         c = ax.contourf(gx, gy, Z, levels=30, cmap="viridis")
         fig.colorbar(c, ax=ax)
         ax.plot(pts[:, 0], pts[:, 1], "w.", ms=2)
-        ax.set(title=title, xlabel="x", ylabel="y", aspect="equal")
+        ax.set(title=title, xlabel="x", ylabel="y", aspect="equal", xlim=(gx[0], gx[-1]), ylim=(gy[0], gy[-1]))
     fig.tight_layout()
     figures.save(fig, filename)
 
