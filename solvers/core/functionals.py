@@ -62,6 +62,11 @@ class Functionals:
             zform = dolfinx.fem.form(ufl.exp(-beta * (f_expr - self.fmin)) * dx)
             self.logZ = _log_partition(self._sum(zform), beta) - beta * self.fmin
 
+    @property
+    def mass_weights(self) -> np.ndarray:
+        """w with mass = sum_i w_i rho_i over the owned dofs: int phi_i ('quadrature', = M 1) or the lumped mass."""
+        return self._w_mass if self.kind != "lumped" else self.m
+
     def _vector(self, L) -> np.ndarray:
         b = dolfinx.fem.assemble_vector(dolfinx.fem.form(L))
         b.scatter_reverse(dolfinx.la.InsertMode.add)

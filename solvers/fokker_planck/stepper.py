@@ -121,7 +121,6 @@ class FokkerPlanckSolver(DensityDiagnostics):
         self.linear_solver = None           # set when the first step's system is built
         self._announced = False
         self._guesses: list = []             # (step, dt, solution) of the last Krylov solves, for the predictor
-        self._mass_weights = None            # M 1 (galerkin), for the mass restoration after a Krylov solve
         self.sg_fallbacks = 0              # SG BDF2 steps taken as backward Euler to keep rho >= 0
         self.dt = validation.positive_number("dt", dt)
         self.scheme = validation.one_of("scheme", scheme, SCHEMES)
@@ -436,9 +435,7 @@ class FokkerPlanckSolver(DensityDiagnostics):
                 g.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
                 b.axpy(1.0, g)
                 g.destroy()
-            if self._mass_weights is None:
-                self._mass_weights = M.getRowSum().array.copy()      # 1^T M x = (M 1) . x
-            its = self._solve(ksp, b, (1.5 if name == "bdf2" else 1.0) / self.dt, self._mass_weights)
+            its = self._solve(ksp, b, (1.5 if name == "bdf2" else 1.0) / self.dt, self.functionals.mass_weights)
             new = self._work.x.array
         b.destroy()
         self.rho_prev.x.array[:] = rho.x.array
@@ -462,21 +459,20 @@ class FokkerPlanckSolver(DensityDiagnostics):
 
         A Krylov solve starts from the extrapolation of the last three solutions (second order in dt: the
         BDF2 step's own order) and stops at |b - A x| <= rtol |b|. Its mass is then restored exactly:
-        1^T A = a_m w^T (the flux form has 1^T K = 0; w = M 1, or the lumped mass times the Maxwellian for SG),
+        1^T A = a_m w^T (the flux form has 1^T K = 0; w = M 1 = int phi_i, or the lumped mass times the Maxwellian
+        for SG),
         so the exact solution has w . x = 1^T b / a_m, and x is scaled to that. Mass is conserved to round-off
         whatever the tolerance, and the solve error stays in the shape of the density, not its total."""
         x = petsc_vec(self._work)
         krylov = ksp.getType() != PETSc.KSP.Type.PREONLY
         if krylov:
-            ok = [g for g in self._guesses if g[1] == self.dt]
-            steps = [g[0] for g in ok]
+            prev = {step: sol for step, dt, sol in self._guesses if dt == self.dt}
             k = 0
-            while k < 3 and self.steps - k in steps:
+            while k < 3 and self.steps - k in prev:
                 k += 1
-            last = [ok[steps.index(self.steps - j)][2] for j in range(k)]
-            coef = {0: (), 1: (1.0,), 2: (2.0, -1.0), 3: (3.0, -3.0, 1.0)}[k]
             if k:
-                x.array[:] = sum(c * g for c, g in zip(coef, last))
+                coef = {1: (1.0,), 2: (2.0, -1.0), 3: (3.0, -3.0, 1.0)}[k]
+                x.array[:] = sum(c * prev[self.steps - j] for j, c in enumerate(coef))
             ksp.setInitialGuessNonzero(bool(k))
         its = solve(ksp, b, x, self._what())
         if krylov:
