@@ -163,6 +163,7 @@ def test_direct_newton_agrees_with_cole_hopf(degree, hs, slope):
         X, m = nodes(le, 2.0)
         diffs.append(COMM.allreduce(float(np.abs(le.u.x.array[: le.n] - hj.u.x.array[: le.n])[m].max()), op=MPI.MAX))
         assert max(hj.history["newton"]) <= 5 and max(hj.history["stabilized"]) == 0.0
+        assert all(hj.history["converged"])                    # every step by its own stopping test
     p = slope(hs, diffs)
     print(degree, diffs, p)
     assert p > 1.7 and diffs[-1] < 1e-3, (diffs, p)
@@ -252,6 +253,10 @@ def test_bad_input():
         ViscousHJ(msh, gentle, 1.0, scheme="rk4")
     with pytest.raises(ValueError, match="not finite"):
         ViscousHJ(msh, lambda x: np.where(x[0] > 0.5, np.inf, 0.0), 1.0)
+    capped = ViscousHJ(msh, gentle, 1.0, max_newton=1)
+    with pytest.warns(RuntimeWarning, match=r"viscous HJ step \d .*Newton did not converge in 1 iterations"):
+        capped.solve(0.1, 2)
+    assert capped.history["converged"][1] is False
     with pytest.raises(ValueError, match="gamma=0.1 is not after"):
         le = LocalEntropy(msh, gentle, 1.0)
         le.solve(0.2, 2)

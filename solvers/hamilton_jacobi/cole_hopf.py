@@ -42,12 +42,13 @@ from petsc4py import PETSc
 from solvers.core import validation
 from solvers.core.compat import interpolate, petsc_vec
 from solvers.core.linear import make_ksp, solve
+from solvers.hamilton_jacobi.marching import TimeMarching
 from solvers.particles.evaluate import evaluate_on_points
 
 MAX_EXPONENT = 700.0          # exp(700) ~ 1e304: the largest beta |u_j - u_i| a step accepts
 
 
-class LocalEntropy:
+class LocalEntropy(TimeMarching):
     """Viscous Hamilton–Jacobi / local entropy by Cole–Hopf.
 
     mesh: any dolfinx mesh; f: a numpy callable x (3, N) -> (N,) or a UFL expression of the mesh's
@@ -82,7 +83,6 @@ class LocalEntropy:
         coords = self.V.tabulate_dof_coordinates()
         validation.finite_field(self.comm, self.u.x.array[: self.n], coords[: self.n], "the loss f")
         self._coords = coords
-        self.f_nodal = self.u.x.array.copy()
         self.t, self.steps, self.fallbacks, self.rejected = 0.0, 0, 0, 0
         self.history = {"t": [0.0], "min_v": [1.0], "max_v": [1.0]}
         u_, v_ = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
@@ -128,9 +128,10 @@ class LocalEntropy:
     def _factors(self, u_cols: np.ndarray, u_rows: np.ndarray) -> np.ndarray:
         """exp(-beta (u_j - u_i)) per nonzero, after checking the exponent stays in range."""
         z = -self.beta * (u_cols - u_rows)
-        worst = float(np.max(np.abs(z), initial=0.0))
+        size = np.abs(z)
+        k = int(np.argmax(size)) if len(z) else 0
+        worst = float(size[k]) if len(z) else 0.0
         bad = worst > MAX_EXPONENT
-        k = int(np.argmax(np.abs(z))) if len(z) else 0
         msg = (f"beta |u_j - u_i| = {worst:.4g} > {MAX_EXPONENT:g} between neighbouring dofs near "
                f"x={self._at(self._rows[k])} "
                f"(beta={self.beta:g}): exp of it overflows; refine the mesh there") if bad else None
@@ -161,7 +162,7 @@ class LocalEntropy:
     def _attempt(self, dt: float):
         """v = w^{n+1} / w^n for a step dt, or None when it is not acceptable (v <= 0, or |log v| > max_log_ratio)."""
         u = self.u
-        u_rows = np.repeat(u.x.array[: self.n], np.diff(self._csr_M[0]))
+        u_rows = u.x.array[self._rows]
         e = self._factors(self._values_at_columns(u), u_rows)
         Me = self._csr_M[2] * e
         starts = self._csr_M[0][:-1]
@@ -189,7 +190,7 @@ class LocalEntropy:
 
         Step control: a step whose solution is not positive (consistent mass) or changes u by more than
         max_log_ratio / beta somewhere is retried at a quarter of its length, which then grows back by doubling
-        (history['rejected'] counts the retries). This bounds v (no overflow: near a steep wall of f, u falls
+        (self.rejected counts the retries). This bounds v (no overflow: near a steep wall of f, u falls
         at rate ~|grad f|^2 / 2 at first) and is the accuracy control at large beta, where one long implicit
         step carries exponentially weighted mass too far (the backward-Euler heat kernel has exponential, not
         Gaussian, tails)."""
@@ -220,18 +221,6 @@ class LocalEntropy:
             hist["min_v"].append(self.comm.allreduce(float(np.min(v, initial=np.inf)), op=MPI.MIN))
             hist["max_v"].append(self.comm.allreduce(float(np.max(v, initial=-np.inf)), op=MPI.MAX))
             h = min(dt, 2.0 * h)
-
-    def solve(self, gamma: float, steps: int) -> dolfinx.fem.Function:
-        """Advance to time gamma in `steps` equal steps; returns u (= f_gamma + a constant)."""
-        gamma = validation.positive_number("gamma", gamma)
-        steps = validation.integer("steps", steps, 1)
-        if gamma <= self.t:
-            raise ValueError(f"gamma={gamma:g} is not after the current time t={self.t:g}")
-        dt = (gamma - self.t) / steps
-        for _ in range(steps):
-            self.step(dt)
-        self.t = gamma
-        return self.u
 
     def constant(self, gamma: float | None = None) -> float:
         """(d / (2 beta)) log(2 pi gamma / beta): u(., gamma) minus the local entropy as defined by the integral."""

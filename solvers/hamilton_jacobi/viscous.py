@@ -17,7 +17,8 @@ wherever beta h |grad u^n| <= 1 / (2c), so resolved runs are plain Galerkin (his
 fraction of cells where it acts at each step); where it acts the scheme is first order in h.
 
 Newton (with backtracking on the residual norm) stops when a full update is below newton_tol (1 + max |u|)
-in the max norm; a step that does not get there in max_newton iterations raises, naming the step.
+in the max norm; a step that does not get there in max_newton iterations warns, naming the step, and says
+so in history['converged'] (a non-finite update raises).
 
 The no-flux condition is an outflow boundary for the characteristics (grad u points out where f grows):
 u bends to zero slope in a layer of width eps / |grad u|. Where f is steep at the boundary that layer is
@@ -25,6 +26,8 @@ unresolved and Newton needs small steps there; Cole–Hopf, linear, does not car
 """
 
 from __future__ import annotations
+
+import warnings
 
 import dolfinx.fem
 import dolfinx.fem.petsc
@@ -36,14 +39,16 @@ from petsc4py import PETSc
 from solvers.core import validation
 from solvers.core.compat import interpolate
 from solvers.core.linear import make_ksp, solve
+from solvers.hamilton_jacobi.marching import TimeMarching
 
 
-class ViscousHJ:
+class ViscousHJ(TimeMarching):
     """u_t = -1/2 |grad u|^2 + (2 beta)^-1 Delta u, u(0) = f, grad u . n = 0; Newton per step.
 
     mesh, f, beta, degree as solvers.hamilton_jacobi.cole_hopf.LocalEntropy; scheme 'bdf2' or
     'backward_euler'; stabilization c >= 0 (0: plain Galerkin). solve(gamma, steps) returns the Function u.
-    history: t, newton (iterations per step), stabilized (fraction of cells with nu > 0).
+    history: t, newton (iterations per step), converged (its stopping test fired; a step where it did not
+    warns), stabilized (fraction of cells with nu > 0).
     """
 
     def __init__(self, mesh, f, beta: float, degree: int = 1, scheme: str = "bdf2", stabilization: float = 0.5,
@@ -87,7 +92,7 @@ class ViscousHJ:
         self._ksp = make_ksp(self._Jmat, prefix, petsc_options)
         self.t, self.steps = 0.0, 0
         self._last_dt = None
-        self.history = {"t": [0.0], "newton": [0], "stabilized": [0.0]}
+        self.history = {"t": [0.0], "newton": [0], "converged": [True], "stabilized": [0.0]}
 
     def _residual(self) -> None:
         with self._res.localForm() as r:
@@ -138,8 +143,8 @@ class ViscousHJ:
             if small:
                 break
         else:
-            raise RuntimeError(f"{what}: Newton did not converge in {self.max_newton} iterations (last update "
-                               f"{change:.3e}); reduce dt")
+            warnings.warn(f"{what}: Newton did not converge in {self.max_newton} iterations (last update "
+                          f"{change:.3e}); reduce dt", RuntimeWarning, stacklevel=2)
         self.t += dt
         self.steps += 1
         self._last_dt = dt
@@ -151,18 +156,8 @@ class ViscousHJ:
         h = self.history
         h["t"].append(self.t)
         h["newton"].append(it)
+        h["converged"].append(bool(small))
         h["stabilized"].append(active / self._ncells)
-
-    def solve(self, gamma: float, steps: int) -> dolfinx.fem.Function:
-        gamma = validation.positive_number("gamma", gamma)
-        steps = validation.integer("steps", steps, 1)
-        if gamma <= self.t:
-            raise ValueError(f"gamma={gamma:g} is not after the current time t={self.t:g}")
-        dt = (gamma - self.t) / steps
-        for _ in range(steps):
-            self.step(dt)
-        self.t = gamma
-        return self.u
 
     def destroy(self) -> None:
         for obj in (self._Jmat, self._res, self._du, self._ksp):
