@@ -109,10 +109,12 @@ def local_entropy(msh, beta, gamma):
 
 
 def fp_law(msh, potential, beta, t_end):
+    """The nodes X (sorted), the Fokker–Planck law there at t_end from the uniform start, and the stationary law."""
     s = FokkerPlanckSolver(msh, potential, beta=beta, dt=0.01, scheme="bdf2", record_every=50)
     s.set_initial(lambda x: (np.abs(x[0]) < 2.5).astype(float), normalize=True)
     s.run(t_end)
-    return s, stationary_density(s).rho
+    X, rho_T = nodal(s.rho)
+    return X, rho_T, nodal(stationary_density(s).rho)[1]
 
 
 def nodal(fn):
@@ -158,33 +160,29 @@ def main(argv=None) -> dict:
     gammas = [float(g) for g in a.gammas.split(",")]
     msh = meshes.interval(comm, -3, 3, a.h)
     curves, fractions = {}, []
+    x0 = start(a.particles, 1, a.seed)                      # every particle method starts from the same points
+    grid = np.linspace(-2.9, 2.9, 2901)                     # where grad f_gamma is sampled for the flow
     for g in sorted(set(gammas + [a.gamma])):
         le, u = local_entropy(msh, a.beta, g)
         X, U = nodal(u)
         curves[g] = (X, U - le.constant())
-        s, st = fp_law(msh, u, a.beta, a.t_end)
-        Xs, rho_T = nodal(s.rho)
-        _, rho_inf = nodal(st)
-        run = entropy_sgd(grad_loss, start(a.particles, 1, a.seed), g, a.beta, a.eps, a.t_end, runs=a.particles,
+        Xs, rho_T, rho_inf = fp_law(msh, u, a.beta, a.t_end)
+        run = entropy_sgd(grad_loss, x0, g, a.beta, a.eps, a.t_end, runs=a.particles,
                           seed=a.seed, beta_x=a.beta, comm=comm, record_every=10 ** 9)
         xe = run["x"][-1, :, 0]
-        descent = entropy_sgd(grad_loss, start(a.particles, 1, a.seed), g, a.beta, a.eps, a.t_end, runs=a.particles,
+        descent = entropy_sgd(grad_loss, x0, g, a.beta, a.eps, a.t_end, runs=a.particles,
                               seed=a.seed, comm=comm, record_every=10 ** 9)["x"][-1, :, 0]
-        grid = np.linspace(-2.9, 2.9, 2901)
         dU = le.gradient(np.c_[grid, np.zeros((len(grid), 2))])[:, 0]
-        flow = homogenized_flow(lambda z: np.interp(z[:, 0], grid, dU)[:, None], start(a.particles, 1, a.seed),
-                                a.t_end, 2e-3)[-1, :, 0]
+        flow = homogenized_flow(lambda z: np.interp(z[:, 0], grid, dU)[:, None], x0, a.t_end, 2e-3)[-1, :, 0]
         fractions.append({"gamma": g, "particles": float(np.mean(xe > 0.1)), "fp_T": wide_fraction_of_law(Xs, rho_T),
                           "stationary": wide_fraction_of_law(Xs, rho_inf),
                           "descent_particles": float(np.mean(descent > 0.1)), "descent_flow": float(np.mean(flow > 0.1)),
                           "descent_basin": wide_basin_share(X, U), "argmin_f_gamma": float(X[np.argmin(U)])})
         if g == a.gamma:
             hist_es = (xe, Xs, rho_T, rho_inf)
-    s, st = fp_law(msh, lambda x: loss(x, ufl.exp), a.beta, a.t_end)
-    Xs, rho_T = nodal(s.rho)
-    _, rho_inf = nodal(st)
+    Xs, rho_T, rho_inf = fp_law(msh, lambda x: loss(x, ufl.exp), a.beta, a.t_end)
     steps = int(round(a.t_end / 1e-3))
-    xl = langevin(start(a.particles, 1, a.seed), grad_loss, a.beta, 1e-3, steps,
+    xl = langevin(x0, grad_loss, a.beta, 1e-3, steps,
                   Streams(a.particles, a.seed, comm=comm))[:, 0]
     hist_l = (xl, Xs, rho_T, rho_inf)
     langevin_fraction = {"particles": float(np.mean(xl > 0.1)), "fp_T": wide_fraction_of_law(Xs, rho_T),

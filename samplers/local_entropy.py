@@ -31,9 +31,8 @@ def _gauss_grid(lower, upper, panels: int, order: int):
 
 def _local_entropy_on(f, x: np.ndarray, gamma: float, beta: float, axes, chunk: int):
     d = len(axes)
-    mesh = np.meshgrid(*[a[0] for a in axes], indexing="ij")
-    y = np.stack([m.ravel() for m in mesh])                                   # (d, M)
-    logw = sum(np.log(np.meshgrid(*[a[1] for a in axes], indexing="ij")[i].ravel()) for i in range(d))
+    y = np.stack([m.ravel() for m in np.meshgrid(*[a[0] for a in axes], indexing="ij")])      # (d, M)
+    logw = sum(np.log(w.ravel()) for w in np.meshgrid(*[a[1] for a in axes], indexing="ij"))
     base = -beta * np.asarray(f(y), dtype=float) + logw                      # (M,)
     vals, grads = np.empty(len(x)), np.empty((len(x), d))
     for s in range(0, len(x), chunk):
