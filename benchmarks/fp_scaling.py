@@ -5,8 +5,9 @@
 the two start-up steps, with the history functionals recorded every 5th step as in the solver's
 record_every=5), the cost of one history record (mass, F, KL, min rho) as a fraction of a step and amortised
 over 5 steps, Krylov iterations of the last step, the memory of the solver (resident memory gained from
-before the solver was built to after its steps: matrices, AMG hierarchy, Krylov and history vectors, all
-ranks) and the process's peak, and the error to the exact Gaussian at the end. Fitted exponents of seconds
+before the solver was built to after its steps, free heap pages handed back to the system at both ends, so
+it is what stays live: matrices, AMG hierarchy, Krylov and history vectors, all ranks) and the process's peak
+(which also holds the set-up's transient memory), and the error to the exact Gaussian at the end. Fitted exponents of seconds
 per step against dofs per solver, over all sizes and over those from 3e5 dofs (whose vectors and matrices no
 longer fit the caches: the smaller ones run up to 2x faster per dof). At --gamg-cells also a row with PETSc's
 GAMG instead of BoomerAMG. Under mpirun -n 2 with the serial JSON in --out: strong scaling (speedup at each size
@@ -20,6 +21,8 @@ and solver) and weak scaling (1 rank at n dofs against 2 ranks at 2n).
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import platform
 import resource
 import statistics
@@ -51,9 +54,21 @@ def resident_mb() -> float:
 GAMG = {"pc_type": "gamg", "pc_gamg_threshold": 0.05}
 
 
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc's malloc_trim), so that the resident memory gained
+    while a solver lives is its own: after a large solver is freed, glibc keeps its pages for the next one,
+    and that one would look free."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def measure(msh, solver: str, label: str, petsc_options: dict | None = None, kind: str | None = None) -> dict:
     comm = msh.comm
     d = msh.geometry.dim
+    gc.collect()
+    release_free_memory()
     rss0 = resident_mb()
     A = np.eye(d)
     s = FokkerPlanckSolver(msh, lambda x: 0.5 * sum(x[i] ** 2 for i in range(d)), beta=1.0, degree=1, dt=0.01,
@@ -81,6 +96,8 @@ def measure(msh, solver: str, label: str, petsc_options: dict | None = None, kin
     rec = time.perf_counter() - t0
     exact = ou_solution_ufl(A, 1.0, m0, S0, s.t)
     err = s.l2_error(exact) / s.l2_norm(exact)
+    gc.collect()
+    release_free_memory()                                                                # what is still live
     solver_mb = comm.allreduce(resident_mb() - rss0, op=MPI.SUM)                          # MB, all ranks
     mem = comm.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, op=MPI.SUM)
     secs = [x for k, x in enumerate(secs) if (s.steps - 6 + k + 1) % 5]          # steps without a record
