@@ -145,6 +145,15 @@ def test_amg_path_at_equilibrium():
     assert np.abs(s.rho.x.array - rho_ss.x.array).max() < 1e-8 * top
 
 
+def test_amg_path_keeps_a_given_rtol():
+    """A ksp_rtol in petsc_options is PETSc's usual test against |b|: the predictor-relative test is off and
+    every solve ends below that relative residual."""
+    s, _ = ou_run(2, 0.1, 1, 0.01, "bdf2", T=0.05, solver="iterative", petsc_options={"ksp_rtol": 1e-11})
+    assert not any(s._predictor_test.values()) and 0.0 < s._last_residual <= 1e-11, s._last_residual
+    d, _ = ou_run(2, 0.1, 1, 0.01, "bdf2", T=0.05, solver="iterative")
+    assert all(d._predictor_test.values()) and d._last_residual > 1e-11, d._last_residual
+
+
 def test_amg_path_sg_bdf2():
     """method='sg' on the Krylov path (CG + BoomerAMG, stopped on the unpreconditioned residual): the same
     density as LU to 1e-6 of its maximum, mass to round-off, rho >= 0, every solve converged in <= 4 iterations."""

@@ -303,8 +303,7 @@ class FokkerPlanckSolver(DensityDiagnostics):
         PREDICTOR_RTOL times that guess's residual (see _solve), the mass then restored exactly. The matrix is
         fixed for a fixed dt (without interaction or a density-dependent D), so the AMG set-up is done once and
         reused every step. 'direct' / 'iterative' force one; petsc_options and the command line (-fp_...)
-        override either (a ksp_rtol given there is kept, still relative to the initial residual unless
-        ksp_converged_use_initial_residual_norm is set false).
+        override either (a ksp_rtol given there is PETSc's usual test, relative to |b|).
         The choice is in self.linear_solver (and printed on rank 0 when it is iterative)."""
         ndofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
         limit = AUTO_ITERATIVE_DOFS_3D if self.mesh.geometry.dim == 3 else AUTO_ITERATIVE_DOFS
@@ -317,7 +316,8 @@ class FokkerPlanckSolver(DensityDiagnostics):
         # unpreconditioned norm, which it has anyway)
         opts.update({"ksp_norm_type": "unpreconditioned"} if opts["ksp_type"] == "cg"
                     else {"ksp_type": "fgmres", "ksp_pc_side": "right"})
-        opts.update(ksp_rtol=PREDICTOR_RTOL, ksp_converged_use_initial_residual_norm="true")
+        if not ("ksp_rtol" in self.petsc_options or PETSc.Options().hasName(self.prefix + "ksp_rtol")):
+            opts.update(ksp_rtol=PREDICTOR_RTOL, ksp_converged_use_initial_residual_norm="true")
         if opts["pc_type"] == "hypre":
             opts.update(AMG_OPTIONS)
         self.linear_solver = (f"{opts['ksp_type'].upper()} + {opts['pc_type']} (AMG set up once) for {ndofs} dofs"
