@@ -312,7 +312,7 @@ class FokkerPlanckSolver(DensityDiagnostics):
             self.linear_solver = f"direct (LU) for {ndofs} dofs"
             return {}
         opts = linear.iterative_solver_options(symmetric=name.startswith("sg"), rtol=ITERATIVE_RTOL)
-        # the stopping test sees the true residual (GMRES: right preconditioning, no extra V-cycle for it; CG: the
+        # the stopping test sees the true residual (FGMRES: right preconditioning, no extra V-cycle for it; CG: the
         # unpreconditioned norm, which it has anyway)
         opts.update({"ksp_norm_type": "unpreconditioned"} if opts["ksp_type"] == "cg"
                     else {"ksp_type": "fgmres", "ksp_pc_side": "right"})
