@@ -103,8 +103,7 @@ def measure(msh, solver: str, label: str, petsc_options: dict | None = None, kin
     secs = [x for k, x in enumerate(secs) if (s.steps - 6 + k + 1) % 5]          # steps without a record
     step = statistics.median(secs)
     s.destroy()
-    name = s.linear_solver.replace("hypre", "gamg") if petsc_options else s.linear_solver
-    return {"mesh": label, "dim": d, "solver": name, "kind": kind or solver,
+    return {"mesh": label, "dim": d, "solver": s.linear_solver, "kind": kind or solver,
             "dofs": s.V.dofmap.index_map.size_global, "first_step_s": first, "seconds_per_step": step,
             "record_fraction": rec / step, "record_fraction_every_5": rec / 5 / step, "ksp_its": int(its),
             "solver_mb": solver_mb, "peak_rss_mb": mem, "rel_l2_error": err}

@@ -283,15 +283,17 @@ class FokkerPlanckSolver(DensityDiagnostics):
             if name in self._ksp:
                 self._ksp[name].setOperators(A)
             else:
-                ksp = self._ksp[name] = make_ksp(A, self.prefix, {**self._solver_defaults(name), **self.petsc_options})
-                # the predictor-relative test, unless the options chose another tolerance
+                defaults = self._solver_defaults(name)
+                ksp = self._ksp[name] = make_ksp(A, self.prefix, {**defaults, **self.petsc_options})
+                # the predictor-relative test where the defaults chose it (not where the options set a ksp_rtol)
                 self._predictor_test[name] = (ksp.getType() != PETSc.KSP.Type.PREONLY
-                                              and ksp.getTolerances()[0] == PREDICTOR_RTOL)
+                                              and "ksp_converged_use_initial_residual_norm" in defaults)
                 if ksp.getPC().getType() == "hypre" and not self._dynamic:
                     # in place (petsc4py's convert): BoomerAMG then uses this matrix itself instead of keeping
                     # its own copy of it (1.44M dofs: 137 MB less); hypre's matvec is as fast
                     A.convert("hypre")
                     ksp.setOperators(A)
+                self._describe(ksp)
             if old is not None:
                 old.destroy()
         return self._ksp[name]
@@ -304,12 +306,10 @@ class FokkerPlanckSolver(DensityDiagnostics):
         fixed for a fixed dt (without interaction or a density-dependent D), so the AMG set-up is done once and
         reused every step. 'direct' / 'iterative' force one; petsc_options and the command line (-fp_...)
         override either (a ksp_rtol given there is PETSc's usual test, relative to |b|).
-        The choice is in self.linear_solver (and printed on rank 0 when it is iterative)."""
-        ndofs = self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
-        limit = AUTO_ITERATIVE_DOFS_3D if self.mesh.geometry.dim == 3 else AUTO_ITERATIVE_DOFS
+        What ran is in self.linear_solver (see _describe)."""
+        ndofs, limit = self._size()
         iterative = self.solver == "iterative" or (self.solver == "auto" and ndofs >= limit)
         if not iterative:
-            self.linear_solver = f"direct (LU) for {ndofs} dofs"
             return {}
         opts = linear.iterative_solver_options(symmetric=name.startswith("sg"), rtol=ITERATIVE_RTOL)
         # the stopping test sees the true residual (FGMRES: right preconditioning, no extra V-cycle for it; CG: the
@@ -320,12 +320,27 @@ class FokkerPlanckSolver(DensityDiagnostics):
             opts.update(ksp_rtol=PREDICTOR_RTOL, ksp_converged_use_initial_residual_norm="true")
         if opts["pc_type"] == "hypre":
             opts.update(AMG_OPTIONS)
-        self.linear_solver = (f"{opts['ksp_type'].upper()} + {opts['pc_type']} (AMG set up once) for {ndofs} dofs"
+        return opts
+
+    def _size(self) -> tuple[int, int]:
+        """(global dofs, the dof count from which solver='auto' goes iterative for this mesh's dimension)."""
+        limit = AUTO_ITERATIVE_DOFS_3D if self.mesh.geometry.dim == 3 else AUTO_ITERATIVE_DOFS
+        return self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs, limit
+
+    def _describe(self, ksp: PETSc.KSP) -> None:
+        """self.linear_solver from the KSP as built, so petsc_options and the command line show in it; an
+        iterative choice of solver='auto' or 'iterative' is printed once on rank 0."""
+        ndofs, limit = self._size()
+        pc = ksp.getPC().getType()
+        if ksp.getType() == PETSc.KSP.Type.PREONLY:
+            self.linear_solver = f"direct ({pc.upper()}) for {ndofs} dofs"
+            return
+        once = " (AMG set up once)" if pc in ("hypre", "gamg") and not self._dynamic else ""
+        self.linear_solver = (f"{ksp.getType().upper()} + {pc}{once} for {ndofs} dofs"
                               + (" (auto: >= %d)" % limit if self.solver == "auto" else ""))
         if self.comm.rank == 0 and not self.petsc_options.get("pc_type") and not self._announced:
             print(f"FokkerPlanckSolver: linear solver {self.linear_solver}", flush=True)
             self._announced = True
-        return opts
 
     # ------------------------------------------------------------------ density-dependent terms
     def _refresh_state(self) -> None:
