@@ -8,7 +8,7 @@ NOTEBOOKS ?= mantel jko_vs_pde double_well particles_vs_fe sgd_not_gibbs phase_t
 
 .PHONY: demo test bench notebooks env shell
 demo:            ## the main demo: 2D double-well Fokker-Planck, PNGs, VTX/XDMF series, summary
-	$(RUN) xvfb-run -a python3 -m demos.double_well --out $(OUT)/double_well
+	$(RUN) xvfb-run -a python3 -m fpjko.demos.double_well --out $(OUT)/double_well
 test:            ## the test suite (serial and mpirun -n 2 paths)
 	$(RUN) xvfb-run -a python3 -m pytest -q -rs $(PYTEST_ARGS)
 bench:           ## benchmarks: tables on stdout, JSON under $(OUT)/benchmarks
@@ -25,7 +25,7 @@ bench:           ## benchmarks: tables on stdout, JSON under $(OUT)/benchmarks
 	$(RUN) mpirun -n 2 python3 -m benchmarks.interaction --out $(OUT)/benchmarks
 	$(RUN) python3 -m benchmarks.deep_relaxation --out $(OUT)/benchmarks
 notebooks:       ## the literate demos as executed notebooks with their figures, under $(OUT)/notebooks
-	$(RUN) python3 -m demos.notebooks --out $(OUT)/notebooks $(NOTEBOOKS)
+	$(RUN) python3 -m fpjko.demos.notebooks --out $(OUT)/notebooks $(NOTEBOOKS)
 env:             ## only provision the environment
 	$(RUN) --provision-only
 shell:

@@ -20,12 +20,12 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-import meshes
+from fpjko import meshes
 from benchmarks import write_result
-from samplers.deep_relaxation import elastic_sgd
-from samplers.study import fitted_slope
-from solvers.hamilton_jacobi.cole_hopf import LocalEntropy
-from solvers.hamilton_jacobi.viscous import ViscousHJ
+from fpjko.samplers.deep_relaxation import elastic_sgd
+from fpjko.metrics.study import fitted_slope
+from fpjko.solvers.hamilton_jacobi.cole_hopf import LocalEntropy
+from fpjko.solvers.hamilton_jacobi.viscous import ViscousHJ
 
 
 def loss(x):

@@ -31,12 +31,12 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-import meshes
+from fpjko import meshes
 from benchmarks import serial_rows, write_result
-from samplers.gaussian import gaussian_density
-from samplers.study import fitted_slope
-from solvers import FokkerPlanckSolver
-from solvers.core.exact import ou_solution_ufl
+from fpjko.references.gaussian import gaussian_density
+from fpjko.metrics.study import fitted_slope
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.solvers.core.exact import ou_solution_ufl
 
 
 def resident_mb() -> float:
@@ -88,10 +88,10 @@ def measure(msh, solver: str, label: str, petsc_options: dict | None = None, kin
         s.step()
         comm.Barrier()
         secs.append(time.perf_counter() - t0)
-    its = s._last_its
+    its = s.history["iterations"][-1]
     comm.Barrier()
     t0 = time.perf_counter()
-    s.record(ksp_its=its)
+    s.record()
     comm.Barrier()
     rec = time.perf_counter() - t0
     exact = ou_solution_ufl(A, 1.0, m0, S0, s.t)
@@ -147,7 +147,7 @@ def main(argv=None):
         for r in rows:
             print(f"{r['mesh']:<14} {r['kind']:<10} {r['dofs']:>9d} {r['seconds_per_step']:>8.3f} "
                   f"{r['first_step_s']:>9.2f} {r['record_fraction']:>11.2f} {r['record_fraction_every_5']:>10.2f} "
-                  f"{r['ksp_its']:>4d} {r['solver_mb']:>9.0f} {r['peak_rss_mb']:>8.0f} {r['rel_l2_error']:>9.2e}")
+                  f"{r["iterations"]:>4d} {r['solver_mb']:>9.0f} {r['peak_rss_mb']:>8.0f} {r['rel_l2_error']:>9.2e}")
         for kind, e in expo.items():
             print(f"seconds per step ~ dofs^{e:.2f} ({kind}, 2D)")
         result = {"benchmark": "fp_scaling", "ranks": comm.size, "machine": platform.machine(), "rows": rows,

@@ -22,14 +22,14 @@ import tracemalloc
 import numpy as np
 from mpi4py import MPI
 
-import meshes
+from fpjko import meshes
 from benchmarks import write_result
-from samplers.gaussian import gaussian_density
-from samplers.mean_field_nn import TeacherData
-from samplers.study import fitted_slope
-from solvers import FokkerPlanckSolver
-from solvers.fokker_planck.interaction import KernelInteraction, quadratic
-from solvers.mean_field.network import network_interaction
+from fpjko.references.gaussian import gaussian_density
+from fpjko.samplers.mean_field_nn import TeacherData
+from fpjko.metrics.study import fitted_slope
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.solvers.fokker_planck.interaction import KernelInteraction, quadratic
+from fpjko.solvers.mean_field.network import network_interaction
 
 
 def paths(data):

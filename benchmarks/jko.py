@@ -17,10 +17,10 @@ import warnings
 import numpy as np
 from mpi4py import MPI
 
-import meshes
+from fpjko import meshes
 from benchmarks import write_result
-from solvers.jko.alg2 import JKOSolver
-from solvers.jko.entropic import EntropicJKO
+from fpjko.solvers.jko.alg2 import JKOSolver
+from fpjko.solvers.jko.entropic import EntropicJKO
 
 
 def main(argv=None):

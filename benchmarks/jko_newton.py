@@ -23,10 +23,10 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-import meshes
+from fpjko import meshes
 from benchmarks import serial_rows, write_result
-from samplers.study import fitted_slope
-from solvers.jko.newton import NewtonJKO
+from fpjko.metrics.study import fitted_slope
+from fpjko.solvers.jko.newton import NewtonJKO
 
 TAU, M0, S0 = 0.1, (1.0, 0.5), 0.7
 

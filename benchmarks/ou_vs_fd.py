@@ -20,11 +20,11 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-import meshes
+from fpjko import meshes
 from benchmarks.fd_reference import FiniteDifferenceFP
-from samplers.gaussian import gaussian_density, ou_law
-from solvers import FokkerPlanckSolver
-from solvers.core.exact import ou_solution_ufl, quadratic_potential
+from fpjko.references.gaussian import gaussian_density, ou_law
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.solvers.core.exact import ou_solution_ufl, quadratic_potential
 
 A = np.array([[1.0, 0.6], [0.6, 2.0]])
 BETA, M0, S0, T, L = 2.0, [1.0, -0.5], 0.2 * np.eye(2), 1.0, 5.0
@@ -41,7 +41,7 @@ def fe_run(h, degree, dt, scheme, method="galerkin", petsc_options=None):
     sec = time.perf_counter() - t0
     ex = ou_solution_ufl(A, BETA, M0, S0, s.t)
     err = s.l2_error(ex) / s.l2_norm(ex)
-    return {"dofs": s.num_dofs, "steps": s.steps, "ksp_its": int(sum(s.history["ksp_its"])),
+    return {"dofs": s.num_dofs, "steps": s.steps, "ksp_its": int(sum(s.history["iterations"])),
             "seconds": sec, "error": err, "h": h, "dt": dt}
 
 
@@ -87,7 +87,7 @@ def main(argv=None):
             r["method"] = name
             rows.append(r)
             if comm.rank == 0:
-                print(f"{name:24s} dofs={r['dofs']:7d} steps={r['steps']:5d} its={r['ksp_its']:6d} "
+                print(f"{name:24s} dofs={r['dofs']:7d} steps={r['steps']:5d} its={r["iterations"]:6d} "
                       f"s={r['seconds']:8.3f} err={r['error']:.3e}", flush=True)
     summary = []
     for name in studies(True):

@@ -19,9 +19,9 @@ import numpy as np
 from mpi4py import MPI
 
 from benchmarks import write_result
-from samplers.interacting import interaction_force
-from samplers.sde import euler_maruyama
-from samplers.streams import Streams
+from fpjko.samplers.interacting import interaction_force
+from fpjko.samplers.sde import euler_maruyama
+from fpjko.samplers.streams import Streams
 
 BETA, DT = 3.0, 1e-3
 C = np.array([[1.0, 0.3], [0.3, 0.6]])
@@ -68,7 +68,7 @@ def main(argv=None):
     euler_maruyama(x, drift, BETA, DT, a.steps, st, diffusion=diffusion)
     comm.Barrier()
     sec = time.perf_counter() - t0
-    rows.append({"method": "vectorised EM, D(x) (samplers.sde)", "particles": a.n, "steps": a.steps,
+    rows.append({"method": "vectorised EM, D(x) (fpjko.samplers.sde)", "particles": a.n, "steps": a.steps,
                  "seconds": sec, "particle_steps_per_s": a.n * a.steps / sec})
     t0 = time.perf_counter()
     euler_maruyama(x, drift, BETA, DT, a.steps, st)

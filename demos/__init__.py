@@ -1,1 +1,1 @@
-"""Demos: runnable scripts (python3 -m demos.NAME) and the `fpjko` command."""
+"""Demos: runnable scripts (python3 -m fpjko.demos.NAME) and the `fpjko` command."""

@@ -20,8 +20,8 @@
 # the VTX/XDMF series for ParaView, `history.json`, and the printed summary (well occupancy against the
 # Gibbs value). Runs under MPI too:
 #
-#     python3 -m demos.double_well --out results/double_well
-#     mpirun -n 2 python3 -m demos.double_well --out results/double_well
+#     python3 -m fpjko.demos.double_well --out results/double_well
+#     mpirun -n 2 python3 -m fpjko.demos.double_well --out results/double_well
 
 # %%
 from __future__ import annotations
@@ -36,14 +36,15 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-import meshes
-from demos import cli, figures
-from samplers.collective import on_root
-from samplers.gaussian import gaussian_density
-from solvers import FokkerPlanckSolver
-from solvers.io.checkpoint import Checkpointer, resume
-from solvers.io.output import SeriesWriter, plot_png
-from solvers.io.rundir import OutputDir
+from fpjko import meshes
+from fpjko import cli
+from fpjko.demos import figures
+from fpjko.common.collective import on_root
+from fpjko.references.gaussian import gaussian_density
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.solvers.io.checkpoint import Checkpointer, resume
+from fpjko.solvers.io.output import SeriesWriter, plot_png
+from fpjko.solvers.io.rundir import OutputDir
 
 
 def potential(x):
@@ -159,9 +160,9 @@ def _run(a, comm, fp, out, say, t_start) -> dict:
         "dofs": fp.num_dofs, "ranks": comm.size, "steps": fp.steps, "t": fp.t,
         "mass_initial": h["mass"][0], "mass_final": h["mass"][-1],
         "mass_relative_drift": abs(h["mass"][-1] - h["mass"][0]) / h["mass"][0],
-        "free_energy_initial": h["free_energy"][0], "free_energy_final": h["free_energy"][-1],
+        "free_energy_initial": h["energy"][0], "free_energy_final": h["energy"][-1],
         "free_energy_equilibrium": -fp.functionals.logZ / a.beta,
-        "free_energy_monotone": bool(np.all(np.diff(h["free_energy"]) <= 1e-12 * abs(h["free_energy"][0]))),
+        "free_energy_monotone": bool(np.all(np.diff(h["energy"]) <= 1e-12 * abs(h["energy"][0]))),
         "relative_entropy_final": h["relative_entropy"][-1], "min_rho": min(h["min_rho"]),
         "mass_in_left_well": p_left, "mass_in_left_well_equilibrium": 0.5, "seconds": time.perf_counter() - t_start, "series": writer.path,
         "pngs": pngs,
@@ -185,7 +186,7 @@ def _plot_energy(h, summary, filename):
 
     t = np.array(h["t"])
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
-    ax[0].plot(t, h["free_energy"], label="F(rho_t)")
+    ax[0].plot(t, h["energy"], label="F(rho_t)")
     ax[0].axhline(summary["free_energy_equilibrium"], color="k", ls="--", label="F(exp(-beta f)/Z)")
     ax[0].set_xlabel("t"), ax[0].set_ylabel("free energy"), ax[0].legend()
     kl = np.maximum(np.array(h["relative_entropy"]), 1e-16)

@@ -27,7 +27,7 @@
 #
 # What to look at: the $L^1$ distance to the PDE halving with $\tau$, $F$ decreasing, mass conserved.
 #
-#     python3 -m demos.jko_vs_pde --out results/jko [--dim 2]
+#     python3 -m fpjko.demos.jko_vs_pde --out results/jko [--dim 2]
 
 # %%
 from __future__ import annotations
@@ -39,12 +39,13 @@ import os
 import numpy as np
 from mpi4py import MPI
 
-from demos import cli, figures
-import meshes
-from samplers.gaussian import gaussian_density
-from solvers import FokkerPlanckSolver
-from solvers.particles.evaluate import evaluate_on_points
-from solvers.jko.alg2 import JKOSolver
+from fpjko import cli
+from fpjko.demos import figures
+from fpjko import meshes
+from fpjko.references.gaussian import gaussian_density
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.solvers.particles.evaluate import evaluate_on_points
+from fpjko.solvers.jko.alg2 import JKOSolver
 
 L, BETA = 2.5, 3.0
 
@@ -87,12 +88,12 @@ def main(argv=None) -> dict:
     grid = np.zeros((401, 3))
     grid[:, 0] = np.linspace(-L, L, 401)
     pde = {0.0: evaluate_on_points(fp.rho, grid)}
-    pde_F = [(0.0, fp.history["free_energy"][-1])]
+    pde_F = [(0.0, fp.history["energy"][-1])]
     times = sorted({round(k * tau, 10) for tau in a.taus for k in range(1, int(round(a.t_end / tau)) + 1)})
     for t in times:
         fp.run(t)
         pde[t] = evaluate_on_points(fp.rho, grid)
-        pde_F.append((t, fp.history["free_energy"][-1]))
+        pde_F.append((t, fp.history["energy"][-1]))
     results, frames = {}, []
     mid = a.taus[len(a.taus) // 2]
     for tau in a.taus:
@@ -110,7 +111,7 @@ def main(argv=None) -> dict:
         if comm.rank == 0:
             h = s.history
             print(f"tau={tau}: {len(h['t']) - 1} steps, L1 to PDE at T={a.t_end}: {dist[-1]:.4f}, "
-                  f"F monotone: {all(np.diff(h['free_energy']) < 0)}, mass drift {np.ptp(h['mass']):.1e}, "
+                  f"F monotone: {all(np.diff(h['energy']) < 0)}, mass drift {np.ptp(h['mass']):.1e}, "
                   f"ALG2 iterations {h['iterations'][1:]}, {sum(h['seconds']):.1f} s")
     summary = {"t_end": a.t_end, "pde_free_energy": pde_F, "jko": {str(k): v for k, v in results.items()}}
     if comm.rank == 0:
@@ -148,7 +149,7 @@ def _gather(comm, X, values, n):
 # %%
 def main_2d(a, comm) -> dict:
     """JKO (NewtonJKO) against the PDE on a disk; see the module docstring."""
-    from solvers.jko.newton import NewtonJKO
+    from fpjko.solvers.jko.newton import NewtonJKO
 
     h = a.h if a.h != parse([]).h else 0.06
     msh = meshes.disk(comm, R2, h)
@@ -157,11 +158,11 @@ def main_2d(a, comm) -> dict:
     times = sorted({round(k * tau, 10) for tau in a.taus for k in range(1, int(round(a.t_end / tau)) + 1)})
     nown = fp.rho.function_space.dofmap.index_map.size_local
     pde = {0.0: fp.rho.x.array[:nown].copy()}
-    pde_F = [(0.0, fp.history["free_energy"][-1])]
+    pde_F = [(0.0, fp.history["energy"][-1])]
     for t in times:
         fp.run(t)
         pde[t] = fp.rho.x.array[:nown].copy()
-        pde_F.append((t, fp.history["free_energy"][-1]))
+        pde_F.append((t, fp.history["energy"][-1]))
     results, snaps = {}, {}
     mid = a.taus[len(a.taus) // 2]
     for tau in a.taus:
@@ -178,7 +179,7 @@ def main_2d(a, comm) -> dict:
         if comm.rank == 0:
             H = s.history
             print(f"tau={tau}: {len(H['t']) - 1} steps, L1 to PDE at T={a.t_end}: {dist[-1]:.4f}, "
-                  f"F monotone: {all(np.diff(H['free_energy']) < 0)}, mass drift {np.ptp(H['mass']):.1e}, "
+                  f"F monotone: {all(np.diff(H['energy']) < 0)}, mass drift {np.ptp(H['mass']):.1e}, "
                   f"Newton iterations {H['iterations'][1:]}, converged {all(H['converged'])}, "
                   f"{sum(H['seconds']):.2f} s")
     shown = [t for t in sorted(snaps)][:: max(1, len(snaps) // 3)][-3:]
@@ -219,7 +220,7 @@ def _plot(results, pde_F, filename):
     t, F = zip(*pde_F)
     ax1.plot(t, F, "k", lw=2, label="PDE (FE)")
     for tau, r in results.items():
-        ax1.plot(r["t"], r["free_energy"], "o-", ms=3, label=f"JKO tau={tau}")
+        ax1.plot(r["t"], r["energy"], "o-", ms=3, label=f"JKO tau={tau}")
         ax2.plot(r["t"], np.maximum(r["l1_to_pde"], 1e-16), "o-", ms=3, label=f"tau={tau}")
     ax1.set(xlabel="t", ylabel="F(rho)", title="free energy")
     ax2.set(xlabel="t", ylabel="L1 distance", title="JKO iterate vs PDE solution", yscale="log")
@@ -230,7 +231,7 @@ def _plot(results, pde_F, filename):
 
 
 def _gif(frames, xg, pde, tau, filename):
-    from solvers.io import render
+    from fpjko.solvers.io import render
 
     ok, why = render.can_render()
     if not ok:

@@ -20,14 +20,14 @@
 # $$W \leftarrow P\big(W - \tau\, DR(W)\big), \qquad DR(W) = 3\,\frac{W W}{n} - 1,$$
 # ($P$ clips to $[0,1]$, $DR = n^2\,\partial R/\partial W$ the graphon derivative) is the projected Euler scheme of the
 # graphon gradient flow $W_t = -DR(W)$, $DR(W)(u,v) = 3\int W(u,z)W(z,v)\,dz - 1$, which
-# `solvers.graphon.GraphonFlow` solves on a mesh of $[0,1]^2$. Both should end at $t(K_2) = \tfrac12$, $t(K_3) = 0$.
+# `fpjko.solvers.graphon.GraphonFlow` solves on a mesh of $[0,1]^2$. Both should end at $t(K_2) = \tfrac12$, $t(K_3) = 0$.
 #
 # What to look at: in `mantel.gif` the matrix (vertices in their final classes) starts as noise and splits into
 # two classes, empty inside and complete across, while the graphon from the smooth
 # $W_0 = \tfrac12 - \tfrac15\cos\pi u\cos\pi v$ does the same on $[0,1]^2$; in `densities.png`,
 # $t(K_2)\to\tfrac12$, $t(K_3)\to 0$ and $R$ decreasing to $-\tfrac12$. Also writes `summary.json`.
 #
-#     python3 -m demos.mantel --out results/mantel [--n 200] [--t-end 100]     (or: fpjko demo mantel)
+#     python3 -m fpjko.demos.mantel --out results/mantel [--n 200] [--t-end 100]     (or: fpjko demo mantel)
 
 # %%
 from __future__ import annotations
@@ -40,9 +40,10 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-from demos import cli, figures
-from samplers import graphon as G
-from solvers.graphon.flow import GraphonFlow
+from fpjko import cli
+from fpjko.demos import figures
+from fpjko.samplers import graphon as G
+from fpjko.solvers.graphon.flow import GraphonFlow
 
 
 # %% [markdown]

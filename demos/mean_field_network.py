@@ -23,7 +23,7 @@
 # Which particle system has which limit:
 #
 # * **online SGD, step $\gamma N^b$, $b<1$**, one sample shared by all neurons per step: the noiseless
-#   continuity equation (solved by DG upwind, `solvers.transport`);
+#   continuity equation (solved by DG upwind, `fpjko.solvers.transport`);
 # * **the continuous-time model** $d\theta_k = -\nabla\Psi\,dt + (\gamma\Sigma)^{1/2}dB_k$ with independent
 #   noise per neuron: the diffusive PDE (FokkerPlanckSolver with the density-dependent $D=\frac\gamma2\Sigma$);
 # * **online SGD at $b = 1$**: the shared noise does not average out; it has no deterministic limit.
@@ -33,8 +33,8 @@
 # between the neurons and each PDE against $N$: the distance to the right limit keeps falling like
 # $N^{-1/2}$ down to the FE floor, the distance to the wrong one levels off).
 #
-#     python3 -m demos.mean_field_network --out results/mean_field_network
-#     mpirun -n 2 python3 -m demos.mean_field_network
+#     python3 -m fpjko.demos.mean_field_network --out results/mean_field_network
+#     mpirun -n 2 python3 -m fpjko.demos.mean_field_network
 
 # %%
 from __future__ import annotations
@@ -47,16 +47,17 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-import meshes
-from demos import cli, figures
-from samplers.distances import sliced_wasserstein
-from samplers.gaussian import gaussian_density
-from samplers.mean_field_nn import TeacherData, TwoLayerMeanField, continuous_time
-from samplers.streams import Streams
-from samplers.study import fitted_slope
-from solvers.mean_field.network import network_pde, risk
-from solvers.particles.empirical import density_as_measure
-from solvers.particles.evaluate import evaluate_on_points
+from fpjko import meshes
+from fpjko import cli
+from fpjko.demos import figures
+from fpjko.metrics.distances import sliced_wasserstein
+from fpjko.references.gaussian import gaussian_density
+from fpjko.samplers.mean_field_nn import TeacherData, TwoLayerMeanField, continuous_time
+from fpjko.samplers.streams import Streams
+from fpjko.metrics.study import fitted_slope
+from fpjko.solvers.mean_field.network import network_pde, risk
+from fpjko.solvers.particles.empirical import density_as_measure
+from fpjko.solvers.particles.evaluate import evaluate_on_points
 
 TEACHER = [[2.0, 1.0], [-1.0, 1.5]]
 

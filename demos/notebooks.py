@@ -1,6 +1,6 @@
 """Build the literate demos (jupytext percent scripts) into executed notebooks with their figures.
 
-    python3 -m demos.notebooks [--out results/notebooks] [NAME ...]      (make notebooks)
+    python3 -m fpjko.demos.notebooks [--out results/notebooks] [NAME ...]      (make notebooks)
 
 Each demos/NAME.py is read by jupytext (markdown cells with the equations, then code), run top to bottom in a
 fresh Python kernel from the repository root (so it runs with its default parameters and writes its usual
@@ -46,7 +46,7 @@ def page_png(notebook: str, filename: str, cells: int = 3) -> str:
     import re
     import textwrap
 
-    from demos import figures
+    from fpjko.demos import figures
 
     plt = figures.pyplot()
     nb = json.load(open(notebook))

@@ -22,8 +22,8 @@
 # particles (propagation of chaos: the interaction adds an $O(1/n)$ bias, below the fluctuations); the
 # overlaid histograms and densities (PNG); the tables (JSON).
 #
-#     python3 -m demos.particles_vs_fe --out results/particles
-#     mpirun -n 2 python3 -m demos.particles_vs_fe --out results/particles
+#     python3 -m fpjko.demos.particles_vs_fe --out results/particles
+#     mpirun -n 2 python3 -m fpjko.demos.particles_vs_fe --out results/particles
 
 # %%
 from __future__ import annotations
@@ -36,16 +36,17 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-from demos import cli, figures
-import meshes
-from samplers.distances import sliced_wasserstein, wasserstein_1d_cdf
-from samplers.gaussian import gaussian_density
-from samplers.interacting import mckean_vlasov
-from samplers.sde import langevin
-from samplers.streams import Streams
-from samplers.study import convergence_in_n, format_table
-from solvers import FokkerPlanckSolver
-from solvers.particles import empirical
+from fpjko import cli
+from fpjko.demos import figures
+from fpjko import meshes
+from fpjko.metrics.distances import sliced_wasserstein, wasserstein_1d_cdf
+from fpjko.references.gaussian import gaussian_density
+from fpjko.samplers.interacting import mckean_vlasov
+from fpjko.samplers.sde import langevin
+from fpjko.samplers.streams import Streams
+from fpjko.metrics.study import convergence_in_n, format_table
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.solvers.particles import empirical
 
 CASES = {
     "ou_1d": dict(dim=1, f=lambda x: 0.5 * x[0] ** 2, grad=lambda x: x, beta=1.0, m0=[1.5], s0=0.3, L=7.0),
@@ -169,7 +170,7 @@ def _cells(h):
 
 
 def _figure(case, fe, h, x, st, filename):
-    from solvers.particles.evaluate import evaluate_on_points
+    from fpjko.solvers.particles.evaluate import evaluate_on_points
 
     xy, vals = _cells(h)
     comm = fe.comm

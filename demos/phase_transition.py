@@ -24,7 +24,7 @@
 # and `magnetisation_vs_t.png` ($m(t)$ of the PDE and of $n = 10^4$ particles below and above $\beta_c$; near
 # $\beta_c$ the relaxation slows down).
 #
-#     python3 -m demos.phase_transition --out results/phase_transition
+#     python3 -m fpjko.demos.phase_transition --out results/phase_transition
 
 # %%
 from __future__ import annotations
@@ -40,14 +40,15 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-import meshes
-from demos import cli, figures
-from samplers.gaussian import gaussian_density
-from samplers.interacting import mckean_vlasov
-from samplers.streams import Streams
-from solvers import FokkerPlanckSolver
-from solvers.fokker_planck.stationary import mean_field_stationary
-from solvers.mean_field import desai_zwanzig as dz
+from fpjko import meshes
+from fpjko import cli
+from fpjko.demos import figures
+from fpjko.references.gaussian import gaussian_density
+from fpjko.samplers.interacting import mckean_vlasov
+from fpjko.samplers.streams import Streams
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.solvers.fokker_planck.stationary import mean_field_stationary
+from fpjko.references import desai_zwanzig as dz
 
 
 def parse(argv=None):
@@ -92,7 +93,7 @@ def one_beta(comm, beta, a):
                   quadratic_W=a.k, callback=lambda k, t, x: m_part.append((t, float(st.mean(x)[0])))
                   if k % every == 0 else None)
     return dict(beta=beta, m_star=dz.magnetisation(beta, a.k), m_pde=np.array(m_pde), m_particles=np.array(m_part),
-                branches=branches, free_energy_monotone=bool(np.all(np.diff(s.history["free_energy"]) < 0)))
+                branches=branches, free_energy_monotone=bool(np.all(np.diff(s.history["energy"]) < 0)))
 
 
 # %% [markdown]

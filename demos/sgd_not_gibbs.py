@@ -13,7 +13,7 @@
 # features (heteroscedastic); SGD with learning rate lr and batch $B$. Its diffusion limit is
 # $$dX = -\nabla f\,dt + \sqrt{2\beta^{-1} D(X)}\,dW, \qquad \beta^{-1} = \frac{\mathrm{lr}}{2B}, \qquad
 #   D(x) = \mathrm{Cov}_i\big(\nabla f_i(x)\big),$$
-# a quadratic matrix field (`samplers.sgd_noise`), interpolated exactly on P2 tensor elements. The
+# a quadratic matrix field (`fpjko.samplers.sgd_noise`), interpolated exactly on P2 tensor elements. The
 # Fokker-Planck equation $\rho_t = \nabla\cdot(\rho\nabla f + \beta^{-1}\nabla\cdot(D\rho))$ then has a stationary
 # density $\rho_{ss} = e^{-\beta\Phi}$ with $\Phi \ne f$ and a nonzero probability current, because
 # $H D(x^*) \ne D(x^*) H$.
@@ -22,7 +22,7 @@
 # against real SGD iterates: covariances, $\mathrm{KL}(\rho_{ss}\,\|\,\text{Gibbs})$, $\Phi$ against $f$, and
 # the current $J$ (PNGs and `summary.json`).
 #
-#     python3 -m demos.sgd_not_gibbs --out results/sgd_not_gibbs
+#     python3 -m fpjko.demos.sgd_not_gibbs --out results/sgd_not_gibbs
 
 # %%
 from __future__ import annotations
@@ -38,14 +38,16 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-from demos import cli, figures
-import meshes
-from samplers import LeastSquares, lyapunov, minibatch_sgd, sgd_diffusion, sgd_temperature
-from solvers import FokkerPlanckSolver
-from solvers.fokker_planck.coefficients import tensor_field
-from solvers.particles.evaluate import evaluate_on_points
-from solvers.io.output import plot_current_png, plot_png
-from solvers.fokker_planck.stationary import stationary_density
+from fpjko import cli
+from fpjko.demos import figures
+from fpjko import meshes
+from fpjko.references.gaussian import lyapunov
+from fpjko.samplers import LeastSquares, minibatch_sgd, sgd_diffusion, sgd_temperature
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.solvers.fokker_planck.coefficients import tensor_field
+from fpjko.solvers.particles.evaluate import evaluate_on_points
+from fpjko.solvers.io.output import plot_current_png, plot_png
+from fpjko.solvers.fokker_planck.stationary import stationary_density
 
 
 def make_data(n: int, rng) -> LeastSquares:
@@ -136,7 +138,7 @@ def main(argv=None) -> dict:
     if not a.no_png:
         os.makedirs(a.out, exist_ok=True) if comm.rank == 0 else None
         gib = dolfinx.fem.Function(fp.V, name="gibbs")
-        from solvers.core.compat import interpolate
+        from fpjko.solvers.core.compat import interpolate
         interpolate(gib, gibbs)
         st.rho.name = "rho_ss"
         for fn, name, title in ((st.rho, "rho_stationary.png", "FE stationary density of SGD's diffusion"),

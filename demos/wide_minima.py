@@ -13,7 +13,7 @@
 # temperature $\beta$,
 # $$f_\gamma(x) = -\beta^{-1}\log\int e^{-\beta f(y) - \beta|x-y|^2/(2\gamma)}\,dy ,$$
 # is the viscous Hamilton–Jacobi solution $u_t = -\tfrac12|\nabla u|^2 + (2\beta)^{-1}\Delta u$, $u(0) = f$, at
-# $t = \gamma$; `solvers.hamilton_jacobi.LocalEntropy` computes it on a mesh by the Cole–Hopf transform. Smoothing
+# $t = \gamma$; `fpjko.solvers.hamilton_jacobi.LocalEntropy` computes it on a mesh by the Cole–Hopf transform. Smoothing
 # at scale $\sqrt{\gamma/\beta}$ fills the sharp well: for $\gamma$ large enough the *wide* minimum becomes the
 # global minimum of $f_\gamma$.
 #
@@ -34,7 +34,7 @@
 # outer noise the preference for the wide basin hardly changes; the *descent* is what $\gamma$ moves. `wide_minima_2d.png`: the same in 2D, $f$ and
 # $f_\gamma$ with Langevin and Entropy-SGD endpoints. Also writes `summary.json`.
 #
-#     python3 -m demos.wide_minima --out results/wide_minima     (or: fpjko demo wide_minima)
+#     python3 -m fpjko.demos.wide_minima --out results/wide_minima     (or: fpjko demo wide_minima)
 
 # %%
 from __future__ import annotations
@@ -48,13 +48,14 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-import meshes
-from demos import cli, figures
-from samplers.deep_relaxation import entropy_sgd, homogenized_flow
-from samplers.sde import langevin
-from samplers.streams import Streams
-from solvers import FokkerPlanckSolver, stationary_density
-from solvers.hamilton_jacobi.cole_hopf import LocalEntropy
+from fpjko import meshes
+from fpjko import cli
+from fpjko.demos import figures
+from fpjko.samplers.deep_relaxation import entropy_sgd, homogenized_flow
+from fpjko.samplers.sde import langevin
+from fpjko.samplers.streams import Streams
+from fpjko.solvers import FokkerPlanckSolver, stationary_density
+from fpjko.solvers.hamilton_jacobi.cole_hopf import LocalEntropy
 
 # %% [markdown]
 # The loss: a quadratic bowl $0.1|x - (1.2, 0)|^2$ with a sharp Gaussian well (depth 1.3, width 0.08) at $x = -1$ and
@@ -213,7 +214,7 @@ def main(argv=None) -> dict:
 
 # %%
 def _two_d(a):
-    from solvers import evaluate_on_points
+    from fpjko.solvers import evaluate_on_points
 
     msh = meshes.rectangle(MPI.COMM_SELF, [-2.5, -2.0], [2.5, 2.0], a.h2)
     le = LocalEntropy(msh, loss, a.beta)

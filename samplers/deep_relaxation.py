@@ -14,7 +14,7 @@ ds / eps in its own time, and the invariant law of Euler–Maruyama is biased by
 bias leaves an error floor of about 5e-3 in x(s = 1) whatever eps (measured on f = (y^2 - 1)^2 + 0.3 y,
 beta 4, gamma 0.5), above the homogenization error at eps = 0.01; eps / 400 puts it an order lower.
 
-Random numbers: replica k has its own stream (samplers.streams.Streams with one replica per block), the
+Random numbers: replica k has its own stream (fpjko.samplers.streams.Streams with one replica per block), the
 optional outer noise the shared stream, and the replica mean is summed in replica order, so trajectories are
 bitwise the same for any number of MPI ranks; replicas are split across ranks (a rank may hold none) and the
 centre is updated identically on every rank: the mean is the allreduce of distributed training.
@@ -27,10 +27,10 @@ from typing import Callable
 
 import numpy as np
 
-from samplers import checks
-from samplers.collective import agree
-from samplers.progress import bar as progress_bar
-from samplers.streams import Streams
+from fpjko.common import checks
+from fpjko.common.collective import agree
+from fpjko.common.progress import bar as progress_bar
+from fpjko.samplers.streams import Streams
 
 
 def elastic_sgd(grad_f: Callable, x0, gamma: float, beta: float, eps: float, T: float, replicas: int = 1,

@@ -13,7 +13,7 @@ DR t(C_k) = k W^(k-1) / n^(k-2), DR of 1/2 ||W - W*||^2 = W - W*. Gradient desce
 
 is the projected Euler scheme of the graphon gradient flow W_t = -DR(W) (sigma = 0), and of the reflected
 SDE dX = -DR dt + sigma dB per entry (sigma > 0, noisy SGD), whose n -> infinity limit is the graphon
-McKean-Vlasov equation (solvers.graphon). P clips to the box. n x n products use BLAS: n up to several
+McKean-Vlasov equation (fpjko.solvers.graphon). P clips to the box. n x n products use BLAS: n up to several
 thousand. The noise comes from one seeded numpy Generator; the run is one process, so its result does not
 depend on any rank count.
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from samplers import checks
+from fpjko.common import checks
 
 
 @dataclass
@@ -216,24 +216,6 @@ def bipartition(W: np.ndarray, threshold: float = 0.5) -> tuple[np.ndarray, np.n
     B = np.flatnonzero(W[v] > threshold)
     A = np.setdiff1d(np.arange(W.shape[0]), B)
     return A, B
-
-
-def reflected_ou_density(x, center: float, box=(0.0, 1.0), sigma: float = 1.0) -> np.ndarray:
-    """Stationary density of dX = -(X - c) dt + sigma dB reflected at the ends of the box [a, b]:
-    exp(-(x - c)^2 / sigma^2) / Z, Z = sigma sqrt(pi) / 2 (erf((b - c) / sigma) - erf((a - c) / sigma))."""
-    a, b = box
-    Z = sigma * math.sqrt(math.pi) / 2 * (math.erf((b - center) / sigma) - math.erf((a - center) / sigma))
-    x = np.asarray(x, float)
-    return np.where((x >= a) & (x <= b), np.exp(-((x - center) / sigma) ** 2) / Z, 0.0)
-
-
-def reflected_ou_cdf(x, center: float, box=(0.0, 1.0), sigma: float = 1.0) -> np.ndarray:
-    a, b = box
-    from math import erf
-
-    ea, eb = erf((a - center) / sigma), erf((b - center) / sigma)
-    x = np.clip(np.asarray(x, float), a, b)
-    return (np.vectorize(erf)((x - center) / sigma) - ea) / (eb - ea)
 
 
 def chi2_independence(x, y, bins: int = 4) -> tuple[float, float]:

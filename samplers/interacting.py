@@ -1,4 +1,4 @@
-"""Interacting particles (McKean-Vlasov), split across MPI ranks by samplers.streams.Streams.
+"""Interacting particles (McKean-Vlasov), split across MPI ranks by fpjko.samplers.streams.Streams.
 
 dX_i = [-grad V(X_i) - (1/n) sum_j grad W(X_i - X_j)] dt + sqrt(2/beta D(X_i)) dW_i
 
@@ -15,8 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from samplers.sde import euler_maruyama
-from samplers.streams import Streams
+from fpjko.samplers.sde import euler_maruyama
+from fpjko.samplers.streams import Streams
 
 
 def interaction_force(x: np.ndarray, streams: Streams, grad_W: Callable | None = None,

@@ -33,10 +33,10 @@ from typing import Callable
 
 import numpy as np
 
-from samplers import checks
-from samplers.collective import agree
-from samplers.sde import euler_maruyama
-from samplers.streams import Streams
+from fpjko.common import checks
+from fpjko.common.collective import agree
+from fpjko.samplers.sde import euler_maruyama
+from fpjko.samplers.streams import Streams
 
 ACTIVATIONS = {
     "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
@@ -188,7 +188,7 @@ def continuous_time(theta0: np.ndarray, streams: Streams, data: TeacherData, gam
     """Euler-Maruyama for d theta_k = -grad Psi(theta_k; nu_N) dt + (gamma Sigma(theta_k; nu_N))^(1/2) dB_k
     + (2 temperature)^(1/2) dW_k, independent noise per neuron, Psi and Sigma from the data set (O(N M) per
     step). theta0: this rank's neurons (streams.n_local, d). Returns the local neurons (and snapshots with
-    record_every, as samplers.sde.euler_maruyama)."""
+    record_every, as fpjko.samplers.sde.euler_maruyama)."""
     agree(streams.comm, checks.problem(checks.number, "gamma", gamma, nonnegative=True)
           or checks.problem(checks.number, "temperature", temperature, nonnegative=True))
     d = data.X.shape[1]

@@ -4,7 +4,7 @@ Its law solves rho_t = -div(b rho) + beta^-1 sum_ij d_i d_j (D_ij rho) (Ito), th
 equation of solvers.FokkerPlanckSolver with b = -grad f (+ a non-gradient drift).
 D may be None (identity), a constant SPD (d, d) matrix or a callable D(x) -> (n, d, d); the
 per-particle Cholesky factors are computed vectorised (closed form for d <= 2).
-`rng` is a samplers.streams.Streams (rank-count-independent, MPI-split) or a numpy Generator.
+`rng` is a fpjko.samplers.streams.Streams (rank-count-independent, MPI-split) or a numpy Generator.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Callable
 
 import numpy as np
 
-from samplers import checks
-from samplers.collective import agree, collectively
-from samplers.progress import bar as progress_bar
+from fpjko.common import checks
+from fpjko.common.collective import agree, collectively
+from fpjko.common.progress import bar as progress_bar
 
 
 def cholesky_batch(D: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from samplers import checks
-from samplers.collective import allgather_checked
+from fpjko.common import checks
+from fpjko.common.collective import allgather_checked
 
 try:  # optional
     from mpi4py import MPI

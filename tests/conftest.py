@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from samplers.study import fitted_slope  # noqa: F401  (tests import it from here too)
+from fpjko.metrics.study import fitted_slope  # noqa: F401  (tests import it from here too)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -11,15 +11,15 @@ import sys
 import numpy as np
 from mpi4py import MPI
 
-import meshes
-from samplers.gaussian import gaussian_density
-from solvers import FokkerPlanckSolver
-from samplers.mean_field_nn import TeacherData
-from solvers.core.exact import ou_solution_ufl, quadratic_potential
-from solvers.fokker_planck.interaction import KernelInteraction
-from solvers.io.checkpoint import Checkpointer, resume
-from solvers.mean_field.network import network_pde, risk
-from solvers.transport.continuity import ContinuityEquation
+from fpjko import meshes
+from fpjko.references.gaussian import gaussian_density
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.samplers.mean_field_nn import TeacherData
+from fpjko.solvers.core.exact import ou_solution_ufl, quadratic_potential
+from fpjko.solvers.fokker_planck.interaction import KernelInteraction
+from fpjko.solvers.io.checkpoint import Checkpointer, resume
+from fpjko.solvers.mean_field.network import network_pde, risk
+from fpjko.solvers.transport.continuity import ContinuityEquation
 
 A = np.array([[1.0, 0.6], [0.6, 2.0]])
 
@@ -142,7 +142,7 @@ def main(case, out):
         path = os.path.join(out, f"{case}-n{comm.size}.npz")
         np.savez(path, X=X, rho=r, **{k: np.array(v) for k, v in s.history.items()})
         print("RESULT " + json.dumps({"path": path, "l2_error": err, "dofs": s.num_dofs,
-                                      "ksp_its": int(sum(s.history.get("ksp_its", [0])))}), flush=True)
+                                      "iterations": int(sum(s.history.get("iterations", [0])))}), flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 from mpi4py import MPI
 
-from samplers.deep_relaxation import elastic_sgd
+from fpjko.samplers.deep_relaxation import elastic_sgd
 
 
 def grad_f(y):

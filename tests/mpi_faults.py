@@ -20,17 +20,17 @@ import sys
 import numpy as np
 from mpi4py import MPI
 
-import meshes
-from demos import double_well
-from samplers.gaussian import gaussian_density
-from samplers.mean_field_nn import TeacherData, continuous_time
-from samplers.sde import euler_maruyama
-from samplers.streams import Streams
-from solvers import FokkerPlanckSolver
-from solvers.io.checkpoint import Checkpointer, resume
-from solvers.io.output import SeriesWriter
-from solvers.io.rundir import OutputDir
-from solvers.particles import empirical
+from fpjko import meshes
+from fpjko.demos import double_well
+from fpjko.references.gaussian import gaussian_density
+from fpjko.samplers.mean_field_nn import TeacherData, continuous_time
+from fpjko.samplers.sde import euler_maruyama
+from fpjko.samplers.streams import Streams
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.solvers.io.checkpoint import Checkpointer, resume
+from fpjko.solvers.io.output import SeriesWriter
+from fpjko.solvers.io.rundir import OutputDir
+from fpjko.solvers.particles import empirical
 
 comm = MPI.COMM_WORLD
 WORK, RO, FULL = sys.argv[1:4]
@@ -299,7 +299,7 @@ def empty_rank_checkpoint_and_series():
     assert np.array_equal(r.rho.x.array, s.rho.x.array) and r.t == s.t
     with SeriesWriter(os.path.join(path, "rho"), [r.rho], resume_at=r.t) as w:
         r.run(0.3, callback=lambda q: w.write(q.t))
-    from solvers.io.output import read_index
+    from fpjko.solvers.io.output import read_index
     times = [t for seg in read_index(os.path.join(path, "rho"))["segments"] for t in seg["times"]]
     assert np.allclose(times, np.arange(1, 7) * 0.05), times
 

@@ -6,9 +6,9 @@ import sys
 import numpy as np
 from mpi4py import MPI
 
-from samplers.graphon import GraphonObjective
-from solvers.graphon.flow import GraphonFlow
-from solvers.graphon.mckean_vlasov import GraphonMcKeanVlasov
+from fpjko.samplers.graphon import GraphonObjective
+from fpjko.solvers.graphon.flow import GraphonFlow
+from fpjko.solvers.graphon.mckean_vlasov import GraphonMcKeanVlasov
 
 
 def main():

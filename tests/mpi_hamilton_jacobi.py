@@ -9,9 +9,9 @@ import dolfinx.mesh
 import numpy as np
 from mpi4py import MPI
 
-import meshes
-from solvers.hamilton_jacobi.cole_hopf import LocalEntropy
-from solvers.hamilton_jacobi.viscous import ViscousHJ
+from fpjko import meshes
+from fpjko.solvers.hamilton_jacobi.cole_hopf import LocalEntropy
+from fpjko.solvers.hamilton_jacobi.viscous import ViscousHJ
 
 
 def f(x):

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 from mpi4py import MPI
 
-from solvers.jko.alg2 import JKOSolver
+from fpjko.solvers.jko.alg2 import JKOSolver
 
 
 def main(interaction=None):
@@ -17,7 +17,7 @@ def main(interaction=None):
     x, rho = s.density()
     if MPI.COMM_WORLD.rank == 0:
         print("RESULT " + json.dumps({"x": x[:, 0].tolist(), "rho": rho.tolist(), "its": s.history["iterations"],
-                                      "mass": s.history["mass"], "F": s.history["free_energy"]}), flush=True)
+                                      "mass": s.history["mass"], "F": s.history["energy"]}), flush=True)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 from mpi4py import MPI
 
-import meshes
-from solvers.jko.newton import NewtonJKO
+from fpjko import meshes
+from fpjko.solvers.jko.newton import NewtonJKO
 
 
 def gauss2(x, m, s):
@@ -48,7 +48,7 @@ def main(case):
     x, rho = s.density()
     if comm.rank == 0:
         print("RESULT " + json.dumps({"x": x.tolist(), "rho": rho.tolist(), "size": comm.size,
-                                      **{k: s.history[k] for k in ("iterations", "mass", "free_energy",
+                                      **{k: s.history[k] for k in ("iterations", "mass", "energy",
                                                                    "converged", "residual")}}), flush=True)
 
 

@@ -11,13 +11,13 @@ import dolfinx.fem
 import numpy as np
 from mpi4py import MPI
 
-import meshes
-from samplers.interacting import mckean_vlasov
-from samplers.mean_field_nn import TeacherData, TwoLayerMeanField, continuous_time
-from samplers.sde import langevin
-from samplers.streams import Streams
-from solvers.particles import empirical
-from solvers.particles.evaluate import evaluate_on_points
+from fpjko import meshes
+from fpjko.samplers.interacting import mckean_vlasov
+from fpjko.samplers.mean_field_nn import TeacherData, TwoLayerMeanField, continuous_time
+from fpjko.samplers.sde import langevin
+from fpjko.samplers.streams import Streams
+from fpjko.solvers.particles import empirical
+from fpjko.solvers.particles.evaluate import evaluate_on_points
 
 
 def main(out):

@@ -5,7 +5,7 @@ import sys
 
 from mpi4py import MPI
 
-from demos import double_well
+from fpjko.demos import double_well
 
 summary = double_well.main(sys.argv[1:])
 if MPI.COMM_WORLD.rank == 0:

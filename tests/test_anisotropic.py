@@ -8,11 +8,11 @@ import pytest
 import ufl
 from mpi4py import MPI
 
-import meshes
-from samplers.gaussian import gaussian_density, lyapunov
-from solvers import FokkerPlanckSolver
-from solvers.core.exact import gaussian_ufl
-from solvers.fokker_planck.stationary import stationary_density
+from fpjko import meshes
+from fpjko.references.gaussian import gaussian_density, lyapunov
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.solvers.core.exact import gaussian_ufl
+from fpjko.solvers.fokker_planck.stationary import stationary_density
 
 COMM = MPI.COMM_WORLD
 Q = {"quadrature_degree": 8}

@@ -11,16 +11,17 @@ import pytest
 import ufl
 from mpi4py import MPI
 
-import meshes
-from demos import cli, double_well
-from samplers.distances import sliced_wasserstein, wasserstein_1d
-from samplers.gaussian import gaussian_density
-from samplers.sde import euler_maruyama
-from samplers.streams import Streams
-from solvers import FokkerPlanckSolver
-from solvers.io.output import SeriesWriter, read_index
-from solvers.io.rundir import OutputDir
-from solvers.particles import empirical
+from fpjko import meshes
+from fpjko import cli
+from fpjko.demos import double_well
+from fpjko.metrics.distances import sliced_wasserstein, wasserstein_1d
+from fpjko.references.gaussian import gaussian_density
+from fpjko.samplers.sde import euler_maruyama
+from fpjko.samplers.streams import Streams
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.solvers.io.output import SeriesWriter, read_index
+from fpjko.solvers.io.rundir import OutputDir
+from fpjko.solvers.particles import empirical
 
 COMM = MPI.COMM_WORLD
 
@@ -39,12 +40,12 @@ def fp(msh, **kw):
 @pytest.mark.parametrize("potential", [lambda x: 0.0, None])
 def test_constant_potential_is_accepted(square, potential, tmp_path):
     """f = 0 (a number or None): pure diffusion; mass conserved, F decreasing, checkpoint round trip."""
-    from solvers.io.checkpoint import Checkpointer, resume
+    from fpjko.solvers.io.checkpoint import Checkpointer, resume
 
     s = FokkerPlanckSolver(square, potential, dt=0.1)
     s.set_initial(lambda x: gaussian_density(x, [0, 0], 0.3 * np.eye(2)), normalize=True)
     s.run(0.2, checkpoint=Checkpointer(tmp_path / "ck.npz"))
-    assert abs(s.history["mass"][-1] - 1) < 1e-10 and np.all(np.diff(s.history["free_energy"]) < 0)
+    assert abs(s.history["mass"][-1] - 1) < 1e-10 and np.all(np.diff(s.history["energy"]) < 0)
     r = FokkerPlanckSolver(square, potential, dt=0.1)
     resume(r, tmp_path / "ck.npz")
     assert np.array_equal(r.rho.x.array, s.rho.x.array)
@@ -230,7 +231,7 @@ def test_resume_after_a_kill_drops_stale_frames(tmp_path, square):
 
 
 def test_jko_unconverged_step_warns():
-    from solvers.jko.entropic import EntropicJKO
+    from fpjko.solvers.jko.entropic import EntropicJKO
 
     msh = meshes.interval(COMM, -3, 3, 0.1)
     j = EntropicJKO(msh, tau=0.1, gamma=0.05, potential=lambda x: 0.5 * x[0] ** 2, max_iter=2)
@@ -251,7 +252,7 @@ def test_jko_unconverged_step_warns():
 
 
 def test_jko_bad_exponents_named():
-    from solvers.jko.alg2 import JKOSolver
+    from fpjko.solvers.jko.alg2 import JKOSolver
 
     with pytest.raises(ValueError, match="cm must be finite, got cm=nan"):
         JKOSolver(COMM, [-1], [1], 0.2, 0.1, m=2, cm=math.nan)
@@ -262,8 +263,8 @@ def test_jko_bad_exponents_named():
 
 
 def test_network_pde_rejects_nan_noise(square):
-    from samplers.mean_field_nn import TeacherData
-    from solvers.mean_field.network import network_pde
+    from fpjko.samplers.mean_field_nn import TeacherData
+    from fpjko.solvers.mean_field.network import network_pde
 
     data = TeacherData.teacher(8, np.array([[1.0, 0.5]]), seed=0)
     with pytest.raises(ValueError, match="gamma must be finite, got gamma=nan"):

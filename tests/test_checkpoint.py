@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-import meshes
-from samplers.gaussian import gaussian_density
-from solvers import FokkerPlanckSolver
-from solvers.io.checkpoint import Checkpointer, resume
+from fpjko import meshes
+from fpjko.references.gaussian import gaussian_density
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.solvers.io.checkpoint import Checkpointer, resume
 
 
 def make(dt=0.05, h=0.25):
@@ -33,7 +33,7 @@ def test_resume_matches_uninterrupted(tmp_path):
     assert b.steps == 10 and abs(b.t - 0.5) < 1e-12
     b.run(1.0)
     np.testing.assert_allclose(b.rho.x.array, ref.rho.x.array, rtol=0, atol=1e-13)
-    for k in ("t", "mass", "free_energy"):
+    for k in ("t", "mass", "energy"):
         np.testing.assert_allclose(b.history[k], ref.history[k], rtol=1e-13)
 
 

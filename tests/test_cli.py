@@ -9,14 +9,14 @@ import sys
 
 import pytest
 
-from demos import cli
+from fpjko import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def fpjko(*args, timeout=300):
-    """Run the installed `fpjko` (docker/run installs the package editable); python3 -m demos.cli elsewhere."""
-    exe = [shutil.which("fpjko")] if shutil.which("fpjko") else [sys.executable, "-m", "demos.cli"]
+    """Run the installed `fpjko` (docker/run installs the package editable); python3 -m fpjko.cli elsewhere."""
+    exe = [shutil.which("fpjko")] if shutil.which("fpjko") else [sys.executable, "-m", "fpjko.cli"]
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.run(exe + list(map(str, args)), capture_output=True, text=True, timeout=timeout, cwd=ROOT,
                           env=env)
@@ -52,7 +52,7 @@ def test_config_is_read_written_and_repeats_the_run(tmp_path):
     p2 = fpjko("demo", "double_well", "--config", out / "config.toml", "--out", tmp_path / "b", "--quiet")
     assert p2.returncode == 0, p2.stderr[-2000:]
     h2 = json.loads((tmp_path / "b" / "history.json").read_text())
-    assert h1["history"]["free_energy"] == h2["history"]["free_energy"] and len(h1["history"]["t"]) == 3
+    assert h1["history"]["energy"] == h2["history"]["energy"] and len(h1["history"]["t"]) == 3
 
 
 def test_bad_commands_and_options_are_errors(tmp_path):
@@ -89,7 +89,7 @@ def test_config_round_trip_and_progress_switch(tmp_path, monkeypatch):
     argv = cli.config_to_argv(str(f))
     assert argv == ["--method", "sg", "--n", "3", "--out", "o d", "--snapshots", "0.0", "0.5", "--t-end", "0.25",
                     "-fp_ksp_type", "cg", "-log_view"]
-    from samplers import progress
+    from fpjko.common import progress
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     monkeypatch.setenv("FPJKO_PROGRESS", "1")

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-import meshes
+from fpjko import meshes
 from conftest import run_mpi
-from samplers.deep_relaxation import elastic_sgd, entropy_sgd, homogenized_flow
-from samplers.local_entropy import local_entropy_quadrature
-from solvers import FokkerPlanckSolver, stationary_density
-from solvers.hamilton_jacobi.cole_hopf import LocalEntropy
+from fpjko.samplers.deep_relaxation import elastic_sgd, entropy_sgd, homogenized_flow
+from fpjko.references.local_entropy import local_entropy_quadrature
+from fpjko.solvers import FokkerPlanckSolver, stationary_density
+from fpjko.solvers.hamilton_jacobi.cole_hopf import LocalEntropy
 
 BETA, GAMMA, X0 = 4.0, 0.5, 1.5
 
@@ -45,7 +45,7 @@ def test_fe_gradient_flow_matches_quadrature(fe_gradient):
 def test_homogenization_rate(fe_gradient, slope):
     """eps -> 0: mean |x(1) - X(1)| over 64 seeds falls with eps for Entropy-SGD (K = 1) and Elastic-SGD (K = 4),
     with fitted slopes 0.3-0.8 (measured 0.43 and 0.50: the fluctuations of x are O(sqrt(eps))), and four replicas
-    halve the error (their mean averages the fast noise). ds = eps / 400 (see samplers.deep_relaxation)."""
+    halve the error (their mean averages the fast noise). ds = eps / 400 (see fpjko.samplers.deep_relaxation)."""
     X = homogenized_flow(fe_gradient, [[X0]], 1.0)[-1, 0, 0]
     epss = [0.1, 0.03, 0.01]
     errs = {}

@@ -13,7 +13,7 @@ def short(out):
 
 
 def test_demo_serial_and_mpi(tmp_path):
-    from demos import double_well
+    from fpjko.demos import double_well
 
     s1 = double_well.main(short(tmp_path / "n1") + ([] if os.environ.get("DISPLAY") else ["--no-png"]))
     s2 = run_mpi(2, "run_demo.py", *short(tmp_path / "n2"), "--no-png")

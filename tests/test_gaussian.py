@@ -1,9 +1,9 @@
-"""samplers.gaussian: the exact OU law used as the reference everywhere (numpy only)."""
+"""fpjko.references.gaussian: the exact OU law used as the reference everywhere (numpy only)."""
 
 import numpy as np
 import pytest
 
-from samplers.gaussian import expm, gaussian_density, lyapunov, ou_law
+from fpjko.references.gaussian import expm, gaussian_density, lyapunov, ou_law
 
 
 def test_expm_matches_eigendecomposition():

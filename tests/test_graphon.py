@@ -15,9 +15,10 @@ import pytest
 from mpi4py import MPI
 
 from conftest import fitted_slope, run_mpi
-from samplers import graphon as G
-from solvers.graphon.flow import GraphonFlow
-from solvers.graphon.mckean_vlasov import GraphonMcKeanVlasov
+from fpjko.references import reflected_ou
+from fpjko.samplers import graphon as G
+from fpjko.solvers.graphon.flow import GraphonFlow
+from fpjko.solvers.graphon.mckean_vlasov import GraphonMcKeanVlasov
 
 COMM = MPI.COMM_WORLD
 MANTEL = G.GraphonObjective(edges=-1.0, triangles=1.0)
@@ -168,7 +169,7 @@ def test_least_squares_noisy_sgd_and_its_mckean_vlasov_limit():
     for i in range(4):
         for j in range(4):
             x, r = M.cell_law(i, j)
-            exact = G.reflected_ou_density(x, Wstar((i + 0.5) / 4, (j + 0.5) / 4))
+            exact = reflected_ou.reflected_ou_density(x, Wstar((i + 0.5) / 4, (j + 0.5) / 4))
             assert float(M.mx @ np.abs(r - exact)) < 1e-5
     ns, w_stat, w_mid = [32, 64, 128], [], []
     for n in ns:
@@ -179,7 +180,7 @@ def test_least_squares_noisy_sgd_and_its_mckean_vlasov_limit():
             Ws = G.gradient_descent(W0, R, 1e-3, 4.0, sigma=1.0, seed=seed, record_every=10**9)["W"]
             for (i, j) in [(0, 0), (1, 2), (3, 3)]:
                 c = Wstar((i + 0.5) / 4, (j + 0.5) / 4)
-                ws.append(_block_w1(Ws, i, j, 4, lambda g: G.reflected_ou_cdf(g, c)))
+                ws.append(_block_w1(Ws, i, j, 4, lambda g: reflected_ou.reflected_ou_cdf(g, c)))
                 cdf = np.concatenate([[0.0], np.cumsum(0.5 * (mid[i, j][1:] + mid[i, j][:-1]) * M.hx)])
                 wm.append(_block_w1(Wm, i, j, 4, lambda g: np.interp(g, M.x, cdf)))
         w_stat.append(np.mean(ws))

@@ -1,7 +1,7 @@
 """McKean-Vlasov Fokker-Planck on FE: rho_t = div(rho grad(f + W * rho) + beta^-1 grad rho).
 
 Exact reference: f = x^T A x / 2, W = z^T K z / 2 keep Gaussians Gaussian, mean' = -A m,
-S' = -(A + K) S - S (A + K)^T + 2 beta^-1 I (samplers.gaussian.mckean_vlasov_law). Asserted: h-orders
+S' = -(A + K) S - S (A + K)^T + 2 beta^-1 I (fpjko.references.gaussian.mckean_vlasov_law). Asserted: h-orders
 2/3 (P1/P2), dt-orders 1/2/2 (backward Euler / BDF2 / Crank-Nicolson with the extrapolated field), the
 three interaction paths (polynomial moments, rank-M separable, general kernel) against each other,
 mass to round-off, for which dt the discrete free energy is non-increasing, the SG scheme's positivity,
@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-import meshes
+from fpjko import meshes
 from conftest import fitted_slope
-from samplers.gaussian import gaussian_density, mckean_vlasov_law
-from solvers import FokkerPlanckSolver
-from solvers.core.exact import mckean_vlasov_solution_ufl, quadratic_potential
-from solvers.fokker_planck.interaction import KernelInteraction, PolynomialInteraction, SeparableInteraction, quadratic
-from solvers.io.checkpoint import Checkpointer, resume
+from fpjko.references.gaussian import gaussian_density, mckean_vlasov_law
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.solvers.core.exact import mckean_vlasov_solution_ufl, quadratic_potential
+from fpjko.solvers.fokker_planck.interaction import KernelInteraction, PolynomialInteraction, SeparableInteraction, quadratic
+from fpjko.solvers.io.checkpoint import Checkpointer, resume
 
 COMM = MPI.COMM_WORLD
 A1, K1, BETA, M0, S0 = np.array([[1.0]]), np.array([[2.0]]), 2.0, [1.0], np.array([[0.2]])
@@ -93,7 +93,7 @@ def test_interaction_paths_agree():
     scale = np.abs(ref.rho.x.array).max()
     # psi is quadratic: P2 interpolation and degree-4 moments are exact, so these agree to round-off
     assert np.abs(sep.rho.x.array - ref.rho.x.array).max() < 1e-10 * scale
-    assert np.abs(np.array(sep.history["free_energy"]) - ref.history["free_energy"]).max() < 1e-10
+    assert np.abs(np.array(sep.history["energy"]) - ref.history["energy"]).max() < 1e-10
     # the kernel path sums W(x_i - y_q) rho(y_q) by degree-2 quadrature: an O(h^3) difference
     assert np.abs(ker.rho.x.array - ref.rho.x.array).max() < 1e-3 * scale
     assert e_ker == pytest.approx(e_ref, rel=0.05)
@@ -113,7 +113,7 @@ def desai_zwanzig(dt, k, scheme="bdf2", method="galerkin", interaction_scheme="s
     s.set_initial(lambda x: 0.5 * gaussian_density(x, [-1.0], np.array([[0.05]]))
                   + 0.5 * gaussian_density(x, [1.2], np.array([[0.1]])))
     s.run(T)
-    return np.array(s.history["free_energy"]), np.array(s.history["min_rho"]), np.array(s.history["mass"])
+    return np.array(s.history["energy"]), np.array(s.history["min_rho"]), np.array(s.history["mass"])
 
 
 def test_free_energy_decay_and_its_step_size_limit():

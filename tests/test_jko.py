@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-import meshes
+from fpjko import meshes
 from conftest import fitted_slope, run_mpi
-from samplers.gaussian import gaussian_density
-from solvers import FokkerPlanckSolver
-from solvers.particles.evaluate import evaluate_on_points
-from solvers.jko.alg2 import JKOSolver
-from solvers.jko.pointwise import project_parabola, prox_energy
+from fpjko.references.gaussian import gaussian_density
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.solvers.particles.evaluate import evaluate_on_points
+from fpjko.solvers.jko.alg2 import JKOSolver
+from fpjko.solvers.jko.pointwise import project_parabola, prox_energy
 
 COMM = MPI.COMM_WORLD
 
@@ -108,7 +108,7 @@ def test_jko_converges_to_fokker_planck_at_order_one(a):
         mt = m0 * math.exp(-a * T)
         vt = s0 ** 2 * math.exp(-2 * a * T) + (1 - math.exp(-2 * a * T)) / (a * beta) if a else s0 ** 2 + 2 * T / beta
         errs.append(l1(x[:, 0], rho, gauss(x[:, 0], mt, math.sqrt(vt))))
-        assert all(np.diff(s.history["free_energy"]) < 0) and all(s.history["converged"])
+        assert all(np.diff(s.history["energy"]) < 0) and all(s.history["converged"])
     slope = fitted_slope(taus, errs)
     assert 0.8 < slope < 1.25, (slope, errs)
 
@@ -128,7 +128,7 @@ def test_porous_medium_m2_follows_barenblatt():
     assert l1(x[:, 0], rho, bb(x[:, 0], 1.4)) < 4e-3
     edge = math.sqrt(12 * C) * 1.4 ** (1 / 3)
     assert rho[np.abs(x[:, 0]) > edge + 0.3].max() < 3e-4 * rho.max()     # ALG2-tolerance residue only
-    assert all(np.diff(s.history["free_energy"]) < 0) and np.ptp(s.history["mass"]) < 1e-13
+    assert all(np.diff(s.history["energy"]) < 0) and np.ptp(s.history["mass"]) < 1e-13
     assert all(s.history["converged"])
 
 
@@ -184,8 +184,8 @@ def test_entropic_jko_is_a_cheaper_approximation():
     """Entropic JKO with the heat-kernel Gibbs operator: mass exact, rho >= 0, F decreasing; against the
     exact discrete JKO Gaussian after two steps the error is a few percent and falls as the heat kernel is
     resolved better (more implicit substeps: implicit Euler's kernel tails are too heavy)."""
-    import meshes
-    from solvers.jko.entropic import EntropicJKO
+    from fpjko import meshes
+    from fpjko.solvers.jko.entropic import EntropicJKO
 
     tau, errs = 0.1, []
     m, sd = 1.0, 0.3
@@ -200,5 +200,5 @@ def test_entropic_jko_is_a_cheaper_approximation():
         ex = gauss(x, m, sd)
         errs.append(np.abs(s.rho.x.array - ex).max() / ex.max())
         assert np.ptp(s.history["mass"]) < 1e-13 and min(s.history["min_rho"]) >= 0
-        assert all(np.diff(s.history["free_energy"]) < 0)
+        assert all(np.diff(s.history["energy"]) < 0)
     assert errs[1] < 0.06 and errs[1] < 0.6 * errs[0], errs          # measured 0.097 -> 0.038

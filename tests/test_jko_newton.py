@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-import meshes
+from fpjko import meshes
 from conftest import fitted_slope, run_mpi
-from solvers.jko.newton import NewtonJKO
+from fpjko.solvers.jko.newton import NewtonJKO
 
 COMM = MPI.COMM_WORLD
 
@@ -119,7 +119,7 @@ def test_converges_to_fokker_planck_at_order_one(a):
         J.run(T)
         errs.append(l1(J, lambda x: gauss(x[0], mt, math.sqrt(vt))))
         H = J.history
-        assert all(np.diff(H["free_energy"]) < 0) and np.ptp(H["mass"]) < 1e-13
+        assert all(np.diff(H["energy"]) < 0) and np.ptp(H["mass"]) < 1e-13
         assert min(H["min_rho"]) > 0 and all(H["converged"])
     slope = fitted_slope(taus, errs)
     assert 0.8 < slope < 1.25, (slope, errs)
@@ -139,7 +139,7 @@ def test_porous_medium_follows_barenblatt(m):
         x, rho = J.density()
         errs.append(float(np.trapezoid(np.abs(rho - bb(x[:, 0], 2.0)), x[:, 0])))
         H = J.history
-        assert all(H["converged"]) and np.ptp(H["mass"]) < 1e-13 and all(np.diff(H["free_energy"]) < 0)
+        assert all(H["converged"]) and np.ptp(H["mass"]) < 1e-13 and all(np.diff(H["energy"]) < 0)
         assert rho.min() >= 0
         edge = math.sqrt(C / k) * 2.0 ** (1 / (m + 1))
         assert rho[np.abs(x[:, 0]) > edge + 0.3].max() < 1e-6 * rho.max()
@@ -263,6 +263,6 @@ def test_serial_and_two_ranks_agree(case):
     rho1, rho2 = np.array(r1["rho"]), np.array(r2["rho"])
     assert r2["size"] == 2 and np.allclose(r1["x"], r2["x"])
     assert np.abs(rho1 - rho2).max() < 1e-8 * rho1.max()
-    assert np.allclose(r1["free_energy"], r2["free_energy"], rtol=1e-9, atol=0)
+    assert np.allclose(r1["energy"], r2["energy"], rtol=1e-9, atol=0)
     assert np.abs(np.subtract(r1["iterations"], r2["iterations"])).max() <= 1 and all(r2["converged"])
     assert np.ptp(r2["mass"]) < 1e-13

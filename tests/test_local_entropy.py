@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-import meshes
-from samplers.local_entropy import hopf_lax, local_entropy_quadrature
-from solvers.hamilton_jacobi.cole_hopf import LocalEntropy
-from solvers.hamilton_jacobi.viscous import ViscousHJ
+from fpjko import meshes
+from fpjko.references.local_entropy import hopf_lax, local_entropy_quadrature
+from fpjko.solvers.hamilton_jacobi.cole_hopf import LocalEntropy
+from fpjko.solvers.hamilton_jacobi.viscous import ViscousHJ
 
 COMM = MPI.COMM_WORLD
 

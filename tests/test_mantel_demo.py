@@ -2,7 +2,7 @@
 
 
 def test_mantel_demo(tmp_path):
-    from demos import mantel
+    from fpjko.demos import mantel
 
     s = mantel.main(["--out", str(tmp_path), "--n", "100", "--flow-n", "32", "--frames", "10"])
     m, g = s["matrix"], s["graphon"]

@@ -8,8 +8,8 @@ import pytest
 import ufl
 from mpi4py import MPI
 
-import meshes
-from meshes.builders import cell_size
+from fpjko import meshes
+from fpjko.meshes.builders import cell_size
 
 
 def measure(msh):

@@ -22,14 +22,14 @@ def test_serial_and_two_ranks_agree(tmp_path, case, tol):
     np.testing.assert_allclose(a["X"], b["X"], atol=1e-12)          # same dofs, coordinate order
     scale = np.abs(a["rho"]).max()
     assert np.abs(a["rho"] - b["rho"]).max() < tol * scale
-    for k in ("mass", "free_energy", "relative_entropy"):
+    for k in ("mass", "energy", "relative_entropy"):
         np.testing.assert_allclose(a[k], b[k], rtol=tol, atol=tol)
     m = b["mass"]
     assert np.abs(m - m[0]).max() < 1e-12 * m[0]                       # conservation under MPI too
     if case != "sg_disk":
         assert abs(r1["l2_error"] - r2["l2_error"]) < tol * max(r1["l2_error"], 1e-300) * 10
     else:
-        assert b["min_rho"].min() >= 0.0 and np.all(np.diff(b["free_energy"]) < 0)
+        assert b["min_rho"].min() >= 0.0 and np.all(np.diff(b["energy"]) < 0)
 
 
 def test_checkpoint_from_two_ranks_resumes_on_one(tmp_path):
@@ -51,7 +51,7 @@ def test_mean_field_serial_and_two_ranks_agree(tmp_path, kind):
     b = load(run_mpi(2, "mpi_cases.py", case, tmp_path, timeout=120))
     np.testing.assert_allclose(a["X"], b["X"], atol=1e-12)
     assert np.abs(a["rho"] - b["rho"]).max() < 1e-10 * np.abs(a["rho"]).max()
-    for k in ("free_energy", "interaction_energy", "energy", "risk", "min_rho"):
+    for k in ("interaction_energy", "energy", "risk", "min_rho"):
         if k in a:
             np.testing.assert_allclose(a[k], b[k], rtol=1e-10, atol=1e-12)
     m = b["mass"]

@@ -98,9 +98,9 @@ def test_fault_ends_every_rank(faults, case):
 
 
 def test_demo_cli_exits_nonzero_on_every_rank(tmp_path):
-    """`mpirun -n 2 python3 -m demos.double_well --resume` without a checkpoint: every rank exits
+    """`mpirun -n 2 python3 -m fpjko.demos.double_well --resume` without a checkpoint: every rank exits
     non-zero within the timeout, each printing the message (it used to hang on rank 1)."""
-    cmd = ["mpirun", "-n", "2", sys.executable, "-m", "demos.double_well", "--no-png", "--t-end", "0.2",
+    cmd = ["mpirun", "-n", "2", sys.executable, "-m", "fpjko.demos.double_well", "--no-png", "--t-end", "0.2",
            "--out", str(tmp_path / "x"), "--resume"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=ENV, cwd=ROOT)
     assert p.returncode != 0
@@ -109,7 +109,7 @@ def test_demo_cli_exits_nonzero_on_every_rank(tmp_path):
 
 
 def test_demo_rejects_unknown_flag_on_every_rank(tmp_path):
-    cmd = ["mpirun", "-n", "2", sys.executable, "-m", "demos.double_well", "--t_end", "0.2", "--out", str(tmp_path)]
+    cmd = ["mpirun", "-n", "2", sys.executable, "-m", "fpjko.demos.double_well", "--t_end", "0.2", "--out", str(tmp_path)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=ENV, cwd=ROOT)
     assert p.returncode != 0
     assert p.stderr.count("unrecognized arguments: --t_end") == 2, p.stderr[-2000:]

@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-import meshes
+from fpjko import meshes
 from conftest import fitted_slope
-from samplers.distances import sliced_wasserstein
-from samplers.gaussian import gaussian_density
-from samplers.mean_field_nn import TeacherData, TwoLayerMeanField, continuous_time
-from samplers.streams import Streams
-from solvers.mean_field.network import network_pde, risk
-from solvers.particles.empirical import density_as_measure
+from fpjko.metrics.distances import sliced_wasserstein
+from fpjko.references.gaussian import gaussian_density
+from fpjko.samplers.mean_field_nn import TeacherData, TwoLayerMeanField, continuous_time
+from fpjko.samplers.streams import Streams
+from fpjko.solvers.mean_field.network import network_pde, risk
+from fpjko.solvers.particles.empirical import density_as_measure
 
 COMM = MPI.COMM_WORLD
 DATA = TeacherData.teacher(64, [[2.0, 1.0], [-1.0, 1.5]], seed=1)

@@ -2,7 +2,7 @@
 
 
 def test_mean_field_network_demo_short(tmp_path):
-    from demos import mean_field_network
+    from fpjko.demos import mean_field_network
 
     s = mean_field_network.main(["--out", str(tmp_path), "--ns", "100", "1000", "10000", "--repeats", "1",
                                  "--n-show", "1000", "--h", "0.2", "--frames", "4"])

@@ -5,7 +5,7 @@ import json
 
 
 def test_mantel_notebook_executes_with_figures(tmp_path):
-    from demos import notebooks
+    from fpjko.demos import notebooks
 
     path = notebooks.build("mantel", str(tmp_path))
     nb = json.loads(open(path).read())

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-import meshes
-from samplers.gaussian import gaussian_density
-from solvers import FokkerPlanckSolver
-from solvers.core.exact import ou_solution_ufl, quadratic_potential
+from fpjko import meshes
+from fpjko.references.gaussian import gaussian_density
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.solvers.core.exact import ou_solution_ufl, quadratic_potential
 
 BETA = 2.0
 CASES = {
@@ -35,7 +35,7 @@ def ou_run(dim, h, degree, dt, scheme, T=0.5, method="galerkin", **kw):
 def assert_conserves_and_dissipates(s):
     m = np.array(s.history["mass"])
     assert np.max(np.abs(m - m[0])) / m[0] < 1e-12
-    F = np.array(s.history["free_energy"])
+    F = np.array(s.history["energy"])
     assert np.all(np.diff(F) <= 1e-12 * abs(F[0])), np.diff(F).max()
     kl = np.array(s.history["relative_entropy"])
     assert kl[-1] < kl[0]
@@ -97,10 +97,10 @@ def test_amg_path_has_the_orders_of_lu(degree, hs, order, slope):
         assert "FGMRES + hypre" in s.linear_solver and "LU" in s_lu.linear_solver
         # the solve stops at 1e-3 of the predictor's residual, the local time error estimate: measured <= 4e-5
         assert abs(e - e_lu) < 1e-4 * e_lu, (e, e_lu)
-        m, F = np.array(s.history["mass"]), np.array(s.history["free_energy"])
+        m, F = np.array(s.history["mass"]), np.array(s.history["energy"])
         # round-off of the restoration's sums: measured 2.5e-13 (P1) and 1.1e-12 (P2) over 100 steps
         assert np.abs(m - m[0]).max() < 1e-11 and np.all(np.diff(F) <= 1e-10 * abs(F[0]))
-        its = s.history["ksp_its"][4:]
+        its = s.history["iterations"][4:]
         assert max(its) <= 5, its
         assert_conserves_and_dissipates(s_lu)
         errs.append(e)
@@ -117,7 +117,7 @@ def test_amg_iterations_do_not_grow_with_the_mesh():
     counts = []
     for h in (0.1, 0.05, 0.025):
         s, e = ou_run(2, h, 1, 0.01, "bdf2", T=0.2, solver="iterative")
-        counts.append(s.history["ksp_its"][4:])
+        counts.append(s.history["iterations"][4:])
     assert max(map(max, counts)) <= 5, counts
     assert max(counts[2]) <= max(counts[1]) <= max(counts[0]), counts
     s_lu, e_lu = ou_run(2, 0.025, 1, 0.01, "bdf2", T=0.2, solver="direct")
@@ -130,7 +130,7 @@ def test_amg_path_at_equilibrium():
     ROUNDOFF_RTOL |b| ends the solves in 1-2 iterations, every one converged (solve() raises otherwise), and
     the density stays put to 1e-8 of its maximum (the first solve, without a predictor, stops at 1e-8 |b|;
     measured 1.4e-9)."""
-    from solvers.fokker_planck.stationary import stationary_density
+    from fpjko.solvers.fokker_planck.stationary import stationary_density
 
     A = CASES[2][0]
     msh = meshes.rectangle(MPI.COMM_WORLD, [-5, -5], [5, 5], 0.1)
@@ -139,7 +139,7 @@ def test_amg_path_at_equilibrium():
     rho_ss.x.array[:] = np.maximum(rho_ss.x.array, 0.0)       # -6e-11 in the far tails: the LU solve's round-off
     s.set_initial(rho_ss)
     s.run(0.3)
-    its = s.history["ksp_its"]                           # measured: 15 (no guess), then 5, 5, ..., 2, 1, 1, ...
+    its = s.history["iterations"]                           # measured: 15 (no guess), then 5, 5, ..., 2, 1, 1, ...
     assert max(its[2:]) <= 5 and max(its[-10:]) <= 2, its
     top = rho_ss.x.array.max()
     assert np.abs(s.rho.x.array - rho_ss.x.array).max() < 1e-8 * top
@@ -164,13 +164,13 @@ def test_amg_path_sg_bdf2():
     assert np.abs(s.rho.x.array - s_lu.rho.x.array).max() < 1e-6 * top
     m = np.array(s.history["mass"])
     assert np.abs(m - m[0]).max() < 1e-12 and min(s.history["min_rho"]) >= 0.0
-    assert max(s.history["ksp_its"][4:]) <= 4, s.history["ksp_its"]
+    assert max(s.history["iterations"][4:]) <= 4, s.history["iterations"]
 
 
 def test_auto_solver_and_sparse_history(monkeypatch):
     """solver='auto' switches to Krylov + AMG at AUTO_ITERATIVE_DOFS (lowered here); record_every=5 records every
     fifth step and the last, with the same values as recording every step."""
-    import solvers.fokker_planck.stepper as st
+    import fpjko.solvers.fokker_planck.stepper as st
 
     monkeypatch.setattr(st, "AUTO_ITERATIVE_DOFS", 1000)
     s, _ = ou_run(2, 0.2, 1, 0.01, "bdf2", T=0.13)
@@ -179,7 +179,7 @@ def test_auto_solver_and_sparse_history(monkeypatch):
     assert np.allclose(sparse.history["t"], [0.0, 0.05, 0.10, 0.13])
     for k, t in enumerate(sparse.history["t"]):
         i = int(round(t / 0.01))
-        assert sparse.history["free_energy"][k] == pytest.approx(s.history["free_energy"][i], rel=1e-12)
+        assert sparse.history["energy"][k] == pytest.approx(s.history["energy"][i], rel=1e-12)
     monkeypatch.setattr(st, "AUTO_ITERATIVE_DOFS", 10**9)
     small, _ = ou_run(2, 0.2, 1, 0.01, "bdf2", T=0.02)
     assert small.linear_solver.startswith("direct (LU)")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-import meshes
-from samplers.gaussian import gaussian_density
-from solvers import FokkerPlanckSolver
-from solvers.io.output import SeriesWriter, plot_png
+from fpjko import meshes
+from fpjko.references.gaussian import gaussian_density
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.solvers.io.output import SeriesWriter, plot_png
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_vtx_series(tmp_path, solver):
 
 
 def test_png_shows_the_density(tmp_path, solver):
-    from solvers.io import render
+    from fpjko.solvers.io import render
 
     ok, why = render.can_render()
     if not ok:
@@ -66,7 +66,7 @@ def test_png_falls_back_to_matplotlib_without_a_renderer(tmp_path, monkeypatch):
     """No way to render (FPJKO_NO_RENDER): the PNG is still written, by matplotlib, with one warning."""
     import warnings
 
-    from solvers.io import render
+    from fpjko.solvers.io import render
 
     monkeypatch.setattr(render, "_state", {})
     monkeypatch.setenv("FPJKO_NO_RENDER", "1")
@@ -90,7 +90,7 @@ def test_render_probe_starts_xvfb_without_display():
     if shutil.which("Xvfb") is None:
         pytest.skip("no Xvfb here")
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
-    code = ("from solvers.io import render, output; import os; ok, why = render.can_render(); "
+    code = ("from fpjko.solvers.io import render, output; import os; ok, why = render.can_render(); "
             "print(ok, os.environ.get('DISPLAY'), why)")
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]

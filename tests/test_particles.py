@@ -6,14 +6,14 @@ import math
 import numpy as np
 import pytest
 
-from samplers import distances
-from samplers.checkpoint import load, save
-from samplers.gaussian import ou_law
-from samplers.interacting import interaction_force, mckean_vlasov, mean_reverting_variance
-from samplers.mean_field_nn import TwoLayerMeanField
-from samplers.sde import cholesky_batch, euler_maruyama, langevin
-from samplers.streams import Streams
-from samplers.study import convergence_in_n, fitted_slope
+from fpjko.metrics import distances
+from fpjko.samplers.checkpoint import load, save
+from fpjko.references.gaussian import ou_law
+from fpjko.samplers.interacting import interaction_force, mckean_vlasov, mean_reverting_variance
+from fpjko.samplers.mean_field_nn import TwoLayerMeanField
+from fpjko.samplers.sde import cholesky_batch, euler_maruyama, langevin
+from fpjko.samplers.streams import Streams
+from fpjko.metrics.study import convergence_in_n, fitted_slope
 
 
 def moments_with_se(x):
@@ -209,7 +209,7 @@ def test_samplers_import_without_fenics():
     import subprocess
     import sys
     code = ("import sys\nfor m in ('dolfinx', 'petsc4py', 'ufl', 'basix', 'pyvista'): sys.modules[m] = None\n"
-            "import samplers, samplers.checkpoint, samplers.study\nprint(len(samplers.__all__))")
+            "import samplers, fpjko.samplers.checkpoint, fpjko.metrics.study\nprint(len(fpjko.samplers.__all__))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert int(p.stdout.strip().splitlines()[-1]) > 20

@@ -2,7 +2,7 @@
 
 
 def test_particles_vs_fe_short(tmp_path):
-    from demos import particles_vs_fe
+    from fpjko.demos import particles_vs_fe
 
     s = particles_vs_fe.main(["--out", str(tmp_path), "--cases", "ou_1d", "double_well_2d", "--ns", "100", "400",
                               "1600", "6400", "--repeats", "3", "--dt-particles", "2e-3", "--t-end", "0.5"])
@@ -17,7 +17,7 @@ def test_interacting_particles_vs_mckean_vlasov_fe(tmp_path):
     """McKean-Vlasov: interacting particles against FokkerPlanckSolver(interaction=k), 1D (W1) and 2D (sliced W2):
     slopes -0.44 / -0.45 here (n <= 25600, dt = 2e-3, 4 seeds); the demo's defaults (n <= 102400, dt = 5e-4)
     measure -0.55 / -0.53."""
-    from demos import particles_vs_fe
+    from fpjko.demos import particles_vs_fe
 
     s = particles_vs_fe.main(["--out", str(tmp_path), "--cases", "desai_zwanzig_1d", "interacting_2d", "--ns", "100",
                               "400", "1600", "6400", "25600", "--repeats", "4", "--dt-particles", "2e-3",

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-import meshes
-from samplers.distances import sliced_wasserstein, wasserstein_1d, wasserstein_1d_cdf
-from samplers.gaussian import gaussian_density
-from samplers.streams import Streams
-from solvers.particles import empirical
+from fpjko import meshes
+from fpjko.metrics.distances import sliced_wasserstein, wasserstein_1d, wasserstein_1d_cdf
+from fpjko.references.gaussian import gaussian_density
+from fpjko.samplers.streams import Streams
+from fpjko.solvers.particles import empirical
 
 from conftest import run_mpi
 

@@ -4,7 +4,7 @@ import pytest
 
 
 def test_phase_transition_demo_short(tmp_path):
-    from demos import phase_transition
+    from fpjko.demos import phase_transition
 
     s = phase_transition.main(["--out", str(tmp_path), "--betas", "1.5", "3.0", "--t-end", "20", "--n", "2000"])
     assert s["beta_c"] == pytest.approx(2.18844, abs=1e-5)

@@ -4,7 +4,7 @@ import numpy as np
 
 
 def test_sgd_not_gibbs_short(tmp_path):
-    from demos import sgd_not_gibbs
+    from fpjko.demos import sgd_not_gibbs
 
     s = sgd_not_gibbs.main(["--out", str(tmp_path), "--chains", "4000", "--steps", "600", "--cells", "40", "--no-png"])
     fe, lyap, gibbs = (np.array(s[k]) for k in ("cov_fe_stationary", "cov_lyapunov_at_minimizer", "cov_gibbs"))

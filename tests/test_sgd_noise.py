@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from samplers import LeastSquares, gradient_covariance, minibatch_sgd, sgd_diffusion, sgd_temperature
+from fpjko.samplers import LeastSquares, gradient_covariance, minibatch_sgd, sgd_diffusion, sgd_temperature
 
 
 def problem(n=6, seed=1):
@@ -44,7 +44,7 @@ def test_least_squares_gradients_and_temperature():
 
 def test_sgd_stationary_covariance_matches_lyapunov_prediction():
     """Small lr: the iterates' covariance solves H S + S H = 2 beta^-1 D(x*), beta^-1 = lr / (2B)."""
-    from samplers.gaussian import lyapunov
+    from fpjko.references.gaussian import lyapunov
 
     p = problem(n=40, seed=3)
     lr, B = 0.02, 2

@@ -8,10 +8,10 @@ import pytest
 import ufl
 from mpi4py import MPI
 
-import meshes
-from samplers.gaussian import gaussian_density
-from solvers import FokkerPlanckSolver
-from solvers.core.compat import interpolate
+from fpjko import meshes
+from fpjko.references.gaussian import gaussian_density
+from fpjko.solvers import FokkerPlanckSolver
+from fpjko.solvers.core.compat import interpolate
 
 BETA = 2.0
 

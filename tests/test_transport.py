@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-import meshes
+from fpjko import meshes
 from conftest import fitted_slope
-from samplers.gaussian import gaussian_density
-from solvers.core.exact import mckean_vlasov_solution_ufl, quadratic_potential
-from solvers.transport.continuity import ContinuityEquation
+from fpjko.references.gaussian import gaussian_density
+from fpjko.solvers.core.exact import mckean_vlasov_solution_ufl, quadratic_potential
+from fpjko.solvers.transport.continuity import ContinuityEquation
 
 COMM = MPI.COMM_WORLD
 

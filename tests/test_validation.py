@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-import meshes
-from samplers.gaussian import gaussian_density
-from solvers import FokkerPlanckSolver
+from fpjko import meshes
+from fpjko.references.gaussian import gaussian_density
+from fpjko.solvers import FokkerPlanckSolver
 
 
 @pytest.fixture(scope="module")

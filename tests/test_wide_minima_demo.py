@@ -2,7 +2,7 @@
 
 
 def test_wide_minima_demo(tmp_path):
-    from demos import wide_minima
+    from fpjko.demos import wide_minima
 
     s = wide_minima.main(["--out", str(tmp_path), "--particles", "800", "--gammas", "0.01,0.3,3", "--t-end", "3",
                           "--h", "0.01", "--h2", "0.1"])

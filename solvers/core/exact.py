@@ -7,7 +7,7 @@ import math
 import numpy as np
 import ufl
 
-from samplers.gaussian import mckean_vlasov_law, ou_law
+from fpjko.references.gaussian import mckean_vlasov_law, ou_law
 
 
 def gaussian_ufl(mean, cov):
@@ -39,5 +39,5 @@ def quadratic_potential(A):
 
 def mckean_vlasov_solution_ufl(A, K, beta: float, m0, S0, t: float, D=None):
     """x -> exact McKean-Vlasov density at time t for f = x^T A x / 2, W(z) = z^T K z / 2 from N(m0, S0)
-    (samplers.gaussian.mckean_vlasov_law)."""
+    (fpjko.references.gaussian.mckean_vlasov_law)."""
     return gaussian_ufl(*mckean_vlasov_law(A, K, beta, m0, S0, t, D))

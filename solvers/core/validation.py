@@ -7,8 +7,8 @@ import math
 import numpy as np
 from mpi4py import MPI
 
-from samplers.checks import end_time, integer, number, one_of, positive_number, tolerance  # noqa: F401  (re-exported)
-from samplers.collective import agree
+from fpjko.common.checks import end_time, integer, number, one_of, positive_number, tolerance  # noqa: F401  (re-exported)
+from fpjko.common.collective import agree
 
 
 def raise_collectively(comm: MPI.Comm, message: str | None, exc=ValueError) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-from solvers.core.validation import _fmt, raise_collectively
+from fpjko.solvers.core.validation import _fmt, raise_collectively
 
 
 def as_ufl_matrix(D, mesh, x):
@@ -82,7 +82,7 @@ def check_finite(mesh, expr, degree: int, what: str) -> None:
 def evaluate_at_quadrature(mesh, expr, degree: int) -> tuple[np.ndarray, np.ndarray]:
     """(values, points): expr at the quadrature points of the owned cells, values of shape
     (n_points, *expr.ufl_shape), points of shape (n_points, gdim)."""
-    from solvers.core.compat import expression_at_points
+    from fpjko.solvers.core.compat import expression_at_points
 
     tdim = mesh.topology.dim
     cell = basix.CellType[mesh.topology.cell_name()]
@@ -222,7 +222,7 @@ def _finite_literals(expr, what: str) -> None:
 
 def tensor_field(mesh, values_at, degree: int = 1, name: str = "D") -> dolfinx.fem.Function:
     """A d x d tensor Lagrange field with nodal values values_at(x) for x of shape (d, n) returning
-    shape (d, d, n) (e.g. samplers.sgd_noise.gradient_covariance of per-sample gradients)."""
+    shape (d, d, n) (e.g. fpjko.samplers.sgd_noise.gradient_covariance of per-sample gradients)."""
     d = mesh.geometry.dim
     T = dolfinx.fem.functionspace(mesh, ("Lagrange", degree, (d, d)))
     F = dolfinx.fem.Function(T, name=name)

@@ -1,7 +1,7 @@
 """The interaction field psi = W * rho of McKean-Vlasov equations, psi(x) = int W(x - y) rho(y) dy.
 
 rho_t = div(rho grad(f + W * rho) - rho b + beta^-1 div(D rho)) is the limit of n particles with
-dX_i = -grad f(X_i) dt - (1/n) sum_j grad W(X_i - X_j) dt + ... (samplers.interacting). psi is
+dX_i = -grad f(X_i) dt - (1/n) sum_j grad W(X_i - X_j) dt + ... (fpjko.samplers.interacting). psi is
 linear in rho, so every interaction here splits into
     state(rho)       a vector s, linear in rho, from one quadrature pass over rho (collective), and
     set_state(s)     which makes the UFL field `psi` equal to the field of that state.
@@ -38,8 +38,8 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-from solvers.core.compat import expression
-from solvers.core.validation import raise_collectively
+from fpjko.solvers.core.compat import expression
+from fpjko.solvers.core.validation import raise_collectively
 
 
 class _Sources:

@@ -30,9 +30,9 @@ import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from solvers.core.compat import interpolate, petsc_vec
-from solvers.core.linear import make_ksp, solve
-from solvers.fokker_planck.edge_averaged import lumped_mass
+from fpjko.solvers.core.compat import interpolate, petsc_vec
+from fpjko.solvers.core.linear import make_ksp, solve
+from fpjko.solvers.fokker_planck.edge_averaged import lumped_mass
 
 
 @dataclass

@@ -22,7 +22,7 @@ global dofs and Krylov + algebraic multigrid above (its set-up done once for a f
 Mass, free energy, relative entropy to exp(-beta f)/Z, min(rho) and KSP iterations are recorded
 after every record_every-th step (default every step; and always at the end of run()) in `history`.
 
-McKean-Vlasov interaction (`interaction=W`, see solvers.fokker_planck.interaction): the field
+McKean-Vlasov interaction (`interaction=W`, see fpjko.solvers.fokker_planck.interaction): the field
 psi = W * rho is linear in rho, so it is extrapolated from the two previous levels at the cost of one
 pass over rho per step, psi* = psi(rho*) with rho* = rho_n for backward Euler, 2 rho_n - rho_{n-1}
 for BDF2 and 3/2 rho_n - 1/2 rho_{n-1} for Crank-Nicolson (first, second, second order in dt).
@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import math
 import warnings
-import time as _time
 from typing import Callable
 
 import dolfinx.fem
@@ -57,15 +56,15 @@ import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from samplers.progress import bar as progress_bar
-from solvers.core import validation
-from solvers.core.compat import interpolate, petsc_vec
-from solvers.core.diagnostics import DensityDiagnostics
-from solvers.core.functionals import Functionals
-from solvers.core import linear
-from solvers.core.linear import make_ksp, solve
-from solvers.fokker_planck import coefficients, edge_averaged
-from solvers.fokker_planck.interaction import as_interaction
+from fpjko.solvers.core import validation
+from fpjko.solvers.core.compat import interpolate, petsc_vec
+from fpjko.solvers.core.diagnostics import DensityDiagnostics
+from fpjko.solvers.core.functionals import Functionals
+from fpjko.solvers.core import linear
+from fpjko.solvers.core.linear import make_ksp, solve
+from fpjko.solvers.core.protocol import Solver
+from fpjko.solvers.fokker_planck import coefficients, edge_averaged
+from fpjko.solvers.fokker_planck.interaction import as_interaction
 
 SCHEMES = ("backward_euler", "bdf2", "crank_nicolson")
 # solver='auto': LU below, Krylov + AMG above, by the mesh's dimension. LU's factorisation is reused every step, so
@@ -93,37 +92,44 @@ AMG_OPTIONS = {"pc_hypre_boomeramg_coarsen_type": "HMIS", "pc_hypre_boomeramg_in
                "pc_hypre_boomeramg_strong_threshold": 0.5, "pc_hypre_boomeramg_relax_type_all": "Chebyshev"}
 METHODS = ("galerkin", "sg")
 INTERACTION_SCHEMES = ("semi-implicit", "explicit")
-HISTORY_KEYS = ("t", "mass", "free_energy", "interaction_energy", "relative_entropy", "kl_reference",
-                "min_rho", "ksp_its")
+EXTRA_KEYS = ("interaction_energy", "relative_entropy", "kl_reference", "min_rho")
 # (weight of rho_n, weight of rho_{n-1}) of the extrapolated density the explicit terms see
 EXTRAPOLATION = {"backward_euler": (1.0, 0.0), "bdf2": (2.0, -1.0), "crank_nicolson": (1.5, -0.5),
                  "sg": (1.0, 0.0), "sg_bdf2": (1.0, 0.0)}
 
 
-class FokkerPlanckSolver(DensityDiagnostics):
+class FokkerPlanckSolver(Solver, DensityDiagnostics):
     """Time stepper for rho_t = div(rho grad(f + W * rho) - rho b + beta^-1 div(D rho)), no flux.
 
     potential: callable x -> UFL expression for f, x the mesh's SpatialCoordinate (so
         `lambda x: 0.5 * (x[0]**2 + x[1]**2)`); its gradient enters the weak form exactly.
         Or a scalar Function on the mesh. None means f = 0.
-    interaction: W, see solvers.fokker_planck.interaction.as_interaction: a number k (W = k|z|^2/2),
+    interaction: W, see fpjko.solvers.fokker_planck.interaction.as_interaction: a number k (W = k|z|^2/2),
         a matrix K (z^T K z / 2), a numpy callable W(z), or an Interaction object. None: no interaction.
-    diffusion: D(x), see solvers.coefficients (None: identity). Checked SPD at quadrature points.
+    diffusion: D(x), see fpjko.solvers.coefficients (None: identity). Checked SPD at quadrature points.
         A coefficients.StateDependentDiffusion makes D depend on rho (re-assembled every step).
     drift: an extra, not necessarily gradient, drift b(x) (callable x -> UFL vector, constant or
         vector Function): the total drift is -grad f + b.
     source, boundary_flux: callables (x, t) -> UFL scalar, t a dolfinx Constant: a source g in
         rho_t + div J = g and the outward flux J.n on the boundary (for manufactured solutions).
+
+    History: the protocol's core keys (energy is the free energy F, iterations the KSP iterations) and
+    interaction_energy, relative_entropy, kl_reference, min_rho.
     """
+
+    label = "Fokker-Planck steps"
+    default_prefix = "fp_"
+    extra_keys = EXTRA_KEYS
 
     def __init__(self, mesh, potential: Callable | None = None, beta: float = 1.0, degree: int = 1,
                  dt: float = 1e-2, scheme: str = "bdf2", method: str = "galerkin",
-                 petsc_options: dict | None = None, prefix: str = "fp_",
+                 petsc_options: dict | None = None, prefix: str | None = None,
                  quadrature_degree: int | None = None, check_mesh: bool = True,
                  mass_check_tol: float = 1e-8, diffusion=None, drift=None,
                  source: Callable | None = None, boundary_flux: Callable | None = None,
                  interaction=None, interaction_scheme: str = "semi-implicit", solver: str = "auto",
                  record_every: int = 1):
+        self._init_protocol(mesh.comm, prefix)
         self.beta = validation.positive_number("beta", beta)
         self.solver = validation.one_of("solver", solver, ("auto", "direct", "iterative"))
         self.record_every = validation.integer("record_every", record_every, 1)
@@ -143,7 +149,7 @@ class FokkerPlanckSolver(DensityDiagnostics):
         if method == "sg" and (degree != 1 or scheme not in ("backward_euler", "bdf2")):
             raise ValueError(f"method='sg' is P1 with backward Euler (rho >= 0, the free energy decaying) or BDF2 "
                              f"(second order, rho >= 0 by a fallback); got degree={degree}, scheme={scheme!r}")
-        self.mesh, self.degree, self.prefix = mesh, degree, prefix
+        self.mesh, self.degree = mesh, degree
         self.petsc_options = dict(petsc_options or {})
         self.mass_check_tol = mass_check_tol
         self.comm = mesh.comm
@@ -192,11 +198,8 @@ class FokkerPlanckSolver(DensityDiagnostics):
         self.f = interpolate(dolfinx.fem.Function(self.V, name="f"), self.f_expr)
         validation.finite_field(self.comm, self.f.x.array[: self.n_owned],
                                 self.V.tabulate_dof_coordinates()[: self.n_owned], "potential f")
-        self.t, self.steps = 0.0, 0
-        self.history: dict[str, list] = {k: [] for k in HISTORY_KEYS}
         self._ksp: dict[str, PETSc.KSP] = {}
         self._mats: dict[str, PETSc.Mat] = {}
-        self._initialised = False
         self._warned_negative = False                   # the undershoot warning is given once
 
         if method == "galerkin":
@@ -379,9 +382,23 @@ class FokkerPlanckSolver(DensityDiagnostics):
         self.maxwellian = np.exp(-self.beta * (f_nodal - fmin))
 
     def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-2) -> None:
-        """rho0: a numpy callable x -> values (x of shape (3, n)), a UFL expression, or a Function
-        on this solver's mesh. Fails on NaN, negative values and a mass farther than mass_tol from 1
-        unless normalize=True (which rescales to unit mass)."""
+        """Set the initial density and start a new run.
+
+        Parameters
+        ----------
+        rho0 : callable, UFL expression or dolfinx Function
+            A numpy callable x -> values (x of shape (3, n), values of shape (n,)), a UFL expression, or a
+            Function on this solver's mesh.
+        normalize : bool
+            Rescale to unit mass (else a mass farther than mass_tol from 1 is an error).
+        mass_tol : float
+            Tolerance on the mass when not normalising.
+
+        Fails, on every rank, on NaN, negative values and an unnormalised mass.
+        """
+        Solver.set_initial(self, rho0, normalize=normalize, mass_tol=mass_tol)
+
+    def _set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-2) -> None:
         if isinstance(rho0, dolfinx.fem.Function) and rho0.function_space.mesh is not self.mesh:
             raise ValueError("initial density lives on a different mesh than the solver "
                              f"({rho0.function_space.mesh.topology.index_map(0).size_global} vs "
@@ -397,19 +414,13 @@ class FokkerPlanckSolver(DensityDiagnostics):
         validation.check_density(self.comm, self.rho.x.array[: self.n_owned], coords,
                                  self.functionals.mass(), "initial density", mass_tol)
         self.rho_prev.x.array[:] = self.rho.x.array
-        self.t, self.steps = 0.0, 0
-        self.history = {k: [] for k in HISTORY_KEYS}
         self._guesses = []
-        self._initialised = True
         self._refresh_state()
         self._mass0 = self.functionals.mass()
-        self.record(ksp_its=0)
 
     # ------------------------------------------------------------------ stepping
-    def step(self) -> None:
-        """Advance one time step dt."""
-        if not self._initialised:
-            raise RuntimeError("call set_initial(rho0) before stepping")
+    def _advance(self) -> dict:
+        """One time step dt (Solver.step)."""
         rho, n = self.rho, self.n_owned
         if self.method == "sg":
             name = "sg_bdf2" if (self.scheme == "bdf2" and self.steps > 0) else "sg"
@@ -479,19 +490,16 @@ class FokkerPlanckSolver(DensityDiagnostics):
         b.destroy()
         self.rho_prev.x.array[:] = rho.x.array
         rho.x.array[:] = new
-        self.t += self.dt
-        self.steps += 1
         if self.interaction is not None:
             self._s_prev, self._s = self._s, self.interaction.update(rho)
-        self._last_its = its
-        if self.steps % self.record_every == 0:
-            self.record(ksp_its=its)
-            self._check_step()
-        else:                               # the functionals are skipped, not the check for NaN
-            bad = self.comm.allreduce(int(not np.all(np.isfinite(rho.x.array[: self.n_owned]))), op=MPI.SUM)
-            if bad:
-                raise FloatingPointError(f"non-finite density after step {self.steps} (t={self.t:.6g}, "
-                                         f"dt={self.dt:g}); reduce dt or check the potential")
+        return {"converged": True, "iterations": its}
+
+    def _unrecorded_step(self) -> None:
+        """The functionals are skipped, not the check for NaN."""
+        bad = self.comm.allreduce(int(not np.all(np.isfinite(self.rho.x.array[: self.n_owned]))), op=MPI.SUM)
+        if bad:
+            raise FloatingPointError(f"non-finite density after step {self.steps} (t={self.t:.6g}, "
+                                     f"dt={self.dt:g}); reduce dt or check the potential")
 
     def _solve(self, name: str, b: PETSc.Vec, a_m: float, weights: np.ndarray) -> int:
         """Solve A x = b for the step `name` into self._work (ghosts updated); returns the iterations.
@@ -543,9 +551,9 @@ class FokkerPlanckSolver(DensityDiagnostics):
     def _what(self) -> str:
         return f"Fokker-Planck step {self.steps + 1} (t={self.t + self.dt:.6g}, dt={self.dt:g})"
 
-    def _check_step(self) -> None:
+    def _after_record(self) -> None:
         h = self.history
-        if not all(math.isfinite(h[k][-1]) for k in ("mass", "free_energy")) or \
+        if not all(math.isfinite(h[k][-1]) for k in ("mass", "energy")) or \
                 not np.all(np.isfinite(self.rho.x.array)):
             raise FloatingPointError(f"non-finite density after step {self.steps} (t={self.t:.6g}, "
                                      f"dt={self.dt:g}); reduce dt or check the potential")
@@ -569,48 +577,48 @@ class FokkerPlanckSolver(DensityDiagnostics):
                           f"resolved on this mesh: refine it or use method='sg' (keeps rho >= 0)",
                           RuntimeWarning, stacklevel=3)
 
-    def record(self, ksp_its: int) -> None:
+    def _measure(self) -> dict:
         mass = self.functionals.mass()
         F0 = self.functionals.free_energy(interaction=False)
         E = self.functionals.interaction_energy()
-        h = self.history
-        h["t"].append(self.t)
-        h["mass"].append(mass)
-        h["free_energy"].append(F0 + E)
-        h["interaction_energy"].append(E)
-        h["relative_entropy"].append(self.functionals.relative_entropy(mass, F0))
-        h["kl_reference"].append(self.functionals.kl(self._reference) if self._reference else math.nan)
-        h["min_rho"].append(self.functionals.min_value())
-        h["ksp_its"].append(int(ksp_its))
+        return {"mass": mass, "energy": F0 + E, "interaction_energy": E,
+                "relative_entropy": self.functionals.relative_entropy(mass, F0),
+                "kl_reference": self.functionals.kl(self._reference) if self._reference else math.nan,
+                "min_rho": self.functionals.min_value()}
 
-    def run(self, t_end: float, callback: Callable | None = None, checkpoint=None,
-            progress: bool = False) -> dict:
-        """Step until t >= t_end (within 1e-9 dt). callback(solver) after each step;
-        checkpoint: a solvers.checkpoint.Checkpointer, saved every its `every` steps and at the end."""
-        t_end = validation.end_time(t_end, self.t, self.dt)
-        if not self._initialised:
-            raise RuntimeError("call set_initial(rho0) (or resume a checkpoint) before run()")
-        nsteps = max(0, int(math.ceil((t_end - self.t) / self.dt - 1e-9)))
-        t0 = _time.perf_counter()
-        pbar = progress_bar(nsteps, "Fokker-Planck steps", self.comm.rank)
-        for k in range(nsteps):
-            self.step()
-            pbar.update()
-            if callback is not None:
-                callback(self)
-            if checkpoint is not None and (self.steps % checkpoint.every == 0 or k == nsteps - 1):
-                checkpoint.save(self)
-            if k == nsteps - 1 and self.history["t"][-1] != self.t:       # the end of a run is always recorded
-                self.record(ksp_its=self._last_its)
-                self._check_step()
-            if progress and self.comm.rank == 0 and (k + 1) % max(1, nsteps // 10) == 0:
-                h = self.history
-                print(f"  step {self.steps:5d}  t={self.t:8.4f}  F={h['free_energy'][-1]: .6f}  "
-                      f"KL={h['relative_entropy'][-1]:.3e}  min rho={h['min_rho'][-1]: .2e}", flush=True)
-        pbar.close()
-        return {"steps": nsteps, "seconds": _time.perf_counter() - t0}
+    # ------------------------------------------------------------------ state
+    def _functions(self) -> dict:
+        return {"rho": self.rho, "rho_prev": self.rho_prev}
 
-    def destroy(self) -> None:
+    def _state(self) -> dict:
+        return {"scalars": {"mass0": self._mass0, "sg_fallbacks": self.sg_fallbacks}}
+
+    def _restore(self, state: dict) -> None:
+        self._mass0 = float(state["scalars"]["mass0"])
+        self.sg_fallbacks = int(state["scalars"]["sg_fallbacks"])
+        self._guesses = []                      # the Krylov predictor restarts from the loaded state
+        self._refresh_state()                   # psi = W * rho and D(rho) from the loaded densities
+
+    def _fingerprint(self) -> dict:
+        inter = self.interaction
+        return {"degree": self.degree, "method": self.method, "scheme": self.scheme, "beta": self.beta,
+                "num_dofs": self._size()[0], "gdim": self.mesh.geometry.dim,
+                "interaction": None if inter is None else getattr(inter, "fingerprint", lambda: inter.kind)(),
+                "interaction_scheme": self.interaction_scheme if inter is not None else None,
+                "potential_moments": self._potential_moments()}
+
+    def _potential_moments(self) -> list[float]:
+        """int f, int f^2 and int f x_i over the mesh: a partition-independent fingerprint of f.
+        f does not change, so the forms are compiled and assembled once per solver, not per save."""
+        if getattr(self, "_moments", None) is None:
+            f, x = self.f_expr, self.x
+            forms = [f, f * f] + [f * x[i] for i in range(self.mesh.geometry.dim)]
+            dx = ufl.dx(domain=self.mesh)
+            self._moments = [self.comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(g * dx)))
+                             for g in forms]
+        return self._moments
+
+    def _release(self) -> None:
         for k in self._ksp.values():
             k.destroy()
         for m in self._mats.values():

@@ -2,10 +2,10 @@
 
 The graphon lives on dolfinx's n x n quadrilateral mesh of the unit square, as a DG0 Function (a step
 graphon: exactly the n x n matrix, so projected Euler steps equal the matrix gradient descent of
-samplers.graphon to round-off) or a Q1 Function (nodal values on the (n+1)^2 grid points; the kernel
+fpjko.samplers.graphon to round-off) or a Q1 Function (nodal values on the (n+1)^2 grid points; the kernel
 integral int W(u, z) W(z, v) dz and the homomorphism densities by the trapezoidal rule, second order in
 1/n for smooth graphons). DR is a kernel integral: every rank gathers the n x n (or (n+1) x (n+1)) array
-(8 n^2 bytes), applies samplers.graphon's formulas with the quadrature weights, and keeps its own
+(8 n^2 bytes), applies fpjko.samplers.graphon's formulas with the quadrature weights, and keeps its own
 cells or nodes. Time stepping: projected explicit Euler, W <- P(W - tau DR(W)) (the flow is the gradient
 flow of R restricted to the box; for t(K3) - t(K2) DR is Lipschitz with constant <= 6 on [0, 1]-valued
 graphons, so tau <= 0.2 is stable).
@@ -18,8 +18,8 @@ import dolfinx.mesh
 import numpy as np
 from mpi4py import MPI
 
-from samplers import checks
-from samplers.graphon import GraphonObjective
+from fpjko.common import checks
+from fpjko.samplers.graphon import GraphonObjective
 
 
 class GraphonFlow:
@@ -27,7 +27,7 @@ class GraphonFlow:
     ----------
     comm : MPI communicator.
     n : cells per side of the mesh of [0, 1]^2.
-    objective : samplers.graphon.GraphonObjective (its target may be a callable target(u, v)).
+    objective : fpjko.samplers.graphon.GraphonObjective (its target may be a callable target(u, v)).
     degree : 0 (DG0, step graphons) or 1 (Q1, continuous).
     box : (a, b), the values a graphon may take.
     """
@@ -81,7 +81,7 @@ class GraphonFlow:
             A = np.asarray(W0, float)
             if A.shape != (self.m, self.m):
                 raise ValueError(f"initial graphon has shape {A.shape}, this mesh needs {(self.m, self.m)}")
-        from samplers.graphon import check_matrix
+        from fpjko.samplers.graphon import check_matrix
 
         A = check_matrix(A, self.box)
         self._set(A)

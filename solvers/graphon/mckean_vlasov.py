@@ -16,7 +16,7 @@ the same uniform grid of [a, b] (lumped masses; Scharfetter-Gummel fluxes, exact
 interpolant of Phi, so each cell's discrete stationary law is exp(-Phi / D) at the nodes and rho >= 0).
 A step freezes Gamma (explicit coupling, first order in dt) and takes a backward-Euler step for every cell
 at once (a batched tridiagonal solve, numpy); mass is conserved per cell to round-off. DR_nonlocal(Gamma)
-is the kernel integral of samplers.graphon on the gathered n x n array of Gamma.
+is the kernel integral of fpjko.samplers.graphon on the gathered n x n array of Gamma.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ import dolfinx.mesh
 import numpy as np
 from mpi4py import MPI
 
-from samplers import checks
-from samplers.collective import agree
-from samplers.graphon import GraphonObjective
-from solvers.fokker_planck.edge_averaged import bernoulli
+from fpjko.common import checks
+from fpjko.common.collective import agree
+from fpjko.samplers.graphon import GraphonObjective
+from fpjko.solvers.fokker_planck.edge_averaged import bernoulli
 
 
 def _bern(s):
@@ -62,7 +62,7 @@ class GraphonMcKeanVlasov:
     ----------
     comm : MPI communicator.
     n : (u, v) cells per side.
-    objective : samplers.graphon.GraphonObjective.
+    objective : fpjko.samplers.graphon.GraphonObjective.
     box : (a, b), the reflecting ends.
     nx : nodes of the 1D grid of [a, b].
     sigma : the noise level (sigma tau^(1/2) Z per SGD step).

@@ -39,11 +39,11 @@ import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from solvers.core import validation
-from solvers.core.compat import interpolate, petsc_vec
-from solvers.core.linear import make_ksp, solve
-from solvers.hamilton_jacobi.marching import TimeMarching
-from solvers.particles.evaluate import evaluate_on_points
+from fpjko.solvers.core import validation
+from fpjko.solvers.core.compat import interpolate, petsc_vec
+from fpjko.solvers.core.linear import make_ksp, solve
+from fpjko.solvers.hamilton_jacobi.marching import TimeMarching
+from fpjko.solvers.particles.evaluate import evaluate_on_points
 
 MAX_EXPONENT = 700.0          # exp(700) ~ 1e304: the largest beta |u_j - u_i| a step accepts
 

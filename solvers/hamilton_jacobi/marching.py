@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dolfinx.fem
 
-from solvers.core import validation
+from fpjko.solvers.core import validation
 
 
 class TimeMarching:

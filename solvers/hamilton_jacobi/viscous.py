@@ -7,7 +7,7 @@ Galerkin in space (Lagrange degree p), backward Euler or BDF2 in time, Newton's 
 
 with a = 1, g = u^n (backward Euler) or a = 3/2, g = 2 u^n - u^{n-1} / 2 (BDF2), and the natural boundary
 condition grad u . n = 0, the same one the Cole–Hopf solver imposes (grad w . n = 0 for w = exp(-beta u)).
-The independent cross-check of solvers.hamilton_jacobi.cole_hopf: a different discretisation (no
+The independent cross-check of fpjko.solvers.hamilton_jacobi.cole_hopf: a different discretisation (no
 transform, no lumping) of the same equation, so the two agree to discretisation error.
 
 Stabilisation: the transport speed is grad u, so the cell Peclet number is |grad u| h / (2 eps) = beta h |grad u|.
@@ -36,16 +36,16 @@ import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from solvers.core import validation
-from solvers.core.compat import interpolate
-from solvers.core.linear import make_ksp, solve
-from solvers.hamilton_jacobi.marching import TimeMarching
+from fpjko.solvers.core import validation
+from fpjko.solvers.core.compat import interpolate
+from fpjko.solvers.core.linear import make_ksp, solve
+from fpjko.solvers.hamilton_jacobi.marching import TimeMarching
 
 
 class ViscousHJ(TimeMarching):
     """u_t = -1/2 |grad u|^2 + (2 beta)^-1 Delta u, u(0) = f, grad u . n = 0; Newton per step.
 
-    mesh, f, beta, degree as solvers.hamilton_jacobi.cole_hopf.LocalEntropy; scheme 'bdf2' or
+    mesh, f, beta, degree as fpjko.solvers.hamilton_jacobi.cole_hopf.LocalEntropy; scheme 'bdf2' or
     'backward_euler'; stabilization c >= 0 (0: plain Galerkin). solve(gamma, steps) returns the Function u.
     history: t, newton (iterations per step), converged (its stopping test fired; a step where it did not
     warns), stabilized (fraction of cells with nu > 0).

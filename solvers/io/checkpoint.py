@@ -1,51 +1,25 @@
-"""Checkpoint and resume for FokkerPlanckSolver, independent of the MPI partition.
+"""Checkpoint and resume for every solver of the protocol (fpjko.solvers.core.protocol), on any number of ranks.
 
-Nodal values are gathered with their dof coordinates to rank 0 and written atomically to one .npz;
-on resume every rank finds its dofs by coordinate, so a run may resume on another number of ranks.
-The problem's fingerprint (degree, method, scheme, beta, dt, global dofs, and moments of the
-potential f, so that resuming with another f is refused) must match. Writes are atomic (unique
-temporary name, then rename) and collective: a failure on rank 0 raises on every rank and keeps the
-previous checkpoint; a missing, truncated or foreign file is an error naming the path on every rank.
+Checkpointer.save writes the solver's state_dict(): each function's owned nodal values gathered to rank 0 with the
+keys that locate them (the dof's coordinates; for a discontinuous space also the centroid of its cell, since
+several dofs share a point), the arrays, scalars, t, steps, history and the problem's fingerprint, to one .npz,
+atomically (fpjko.common.files). resume() finds each of its own dofs among the saved keys, so a run may resume on
+another number of ranks, and refuses a checkpoint of another problem naming every parameter that differs. A
+failure on rank 0 raises on every rank and keeps the previous checkpoint; a missing, truncated or foreign file
+is an error naming the path on every rank.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 
-import dolfinx.fem
+import dolfinx.mesh
 import numpy as np
-import ufl
 
-from samplers.checkpoint import read_npz, write_npz
-
-
-def _fingerprint(solver) -> dict:
-    return {"degree": solver.degree, "method": solver.method, "scheme": solver.scheme,
-            "beta": solver.beta, "dt": solver.dt, "num_dofs": solver.num_dofs,
-            "gdim": solver.mesh.geometry.dim,
-            "interaction": getattr(getattr(solver, "interaction", None), "kind", None),
-            "potential_moments": _potential_moments(solver)}
-
-
-def _potential_moments(solver) -> list[float]:
-    """int f, int f^2 and int f x_i over the mesh: a partition-independent fingerprint of f.
-    f does not change, so the forms are compiled and assembled once per solver, not per save."""
-    if getattr(solver, "_potential_moments", None) is None:
-        f, x = solver.f_expr, solver.x
-        forms = [f, f * f] + [f * x[i] for i in range(solver.mesh.geometry.dim)]
-        dx = ufl.dx(domain=solver.mesh)
-        solver._potential_moments = [solver.comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(g * dx)))
-                                     for g in forms]
-    return solver._potential_moments
-
-
-def _differs(saved, current) -> bool:
-    if isinstance(current, list) and isinstance(saved, list) and len(saved) == len(current):
-        scale = max([abs(c) for c in current] + [1e-300])
-        return any(not math.isclose(a, b, rel_tol=1e-8, abs_tol=1e-10 * scale) for a, b in zip(saved, current))
-    return saved != current
+from fpjko.common.collective import agree
+from fpjko.common.files import read_npz, write_npz
+from fpjko.solvers.core.protocol import check_fingerprint
 
 
 def _gather(comm, a: np.ndarray):
@@ -53,60 +27,103 @@ def _gather(comm, a: np.ndarray):
     return np.concatenate(parts) if comm.rank == 0 else None
 
 
-class Checkpointer:
-    """Saves solver state to `path` every `every` steps (and at the end of run())."""
+def _discontinuous(V) -> bool:
+    return bool(getattr(V.ufl_element(), "discontinuous", False))
 
-    def __init__(self, path: str, every: int = 10):
-        if every < 1:
-            raise ValueError(f"checkpoint every must be >= 1, got every={every}")
+
+def dof_keys(V) -> np.ndarray:
+    """Coordinates that name V's owned dofs (nodes) independently of the partition, shape (n_owned, 3) or (n_owned, 6):
+    the dof's coordinates, and for a discontinuous space the centroid of the one cell that holds it."""
+    n = V.dofmap.index_map.size_local
+    X = V.tabulate_dof_coordinates()[:n]
+    if not _discontinuous(V):
+        return X
+    msh = V.mesh
+    tdim = msh.topology.dim
+    cells = np.arange(msh.topology.index_map(tdim).size_local, dtype=np.int32)
+    dofs = V.dofmap.list[: len(cells)]
+    cell_of = np.full(n, -1, dtype=np.int64)
+    rows = np.repeat(cells, dofs.shape[1])
+    flat = dofs.ravel()
+    own = flat < n
+    cell_of[flat[own]] = rows[own]
+    mid = dolfinx.mesh.compute_midpoints(msh, tdim, cells) if len(cells) else np.zeros((0, 3))
+    return np.hstack([X, mid[cell_of]]) if n else np.zeros((0, 6))
+
+
+def _int_keys(keys: np.ndarray, scale: float) -> np.ndarray:
+    q = np.ascontiguousarray(np.round(keys / scale).astype(np.int64))
+    return q.view([(f"c{i}", np.int64) for i in range(q.shape[1])]).ravel()
+
+
+class Checkpointer:
+    """Saves a solver's state to `path` every `every` steps of run() and at its end.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The .npz file (replaced atomically at each save).
+    every : int
+        Steps between saves.
+    """
+
+    def __init__(self, path, every: int = 10):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"checkpoint every must be an integer >= 1, got every={every!r}")
         self.path, self.every = os.fspath(path), int(every)
 
     def save(self, solver) -> None:
-        comm, n = solver.comm, solver.n_owned
-        coords = _gather(comm, solver.V.tabulate_dof_coordinates()[:n])
-        rho = _gather(comm, solver.rho.x.array[:n])
-        prev = _gather(comm, solver.rho_prev.x.array[:n])
-        meta = json.dumps(_fingerprint(solver))
-        write_npz(comm, self.path, "checkpoint", coords=coords, rho=rho, rho_prev=prev, t=solver.t,
-                  steps=solver.steps, mass0=solver._mass0, meta=meta, history=json.dumps(solver.history))
+        """Write solver.state_dict() (collective)."""
+        comm = solver.comm
+        agree(comm, None if getattr(solver, "_initialised", False) else
+              f"{type(solver).__name__} has no state to checkpoint yet: call set_initial(...) first", RuntimeError)
+        sd = solver.state_dict()
+        arrays = {}
+        for name, fn in sd["functions"].items():
+            V = fn.function_space
+            bs = V.dofmap.index_map_bs
+            n = V.dofmap.index_map.size_local
+            arrays[f"keys:{name}"] = _gather(comm, dof_keys(V))
+            arrays[f"values:{name}"] = _gather(comm, fn.x.array[: n * bs].reshape(n, bs))
+        for name, a in sd["arrays"].items():
+            arrays[f"array:{name}"] = np.asarray(a)
+        meta = {k: sd[k] for k in ("class", "fingerprint", "t", "steps", "history", "scalars")}
+        meta["functions"], meta["arrays"] = sorted(sd["functions"]), sorted(sd["arrays"])
+        write_npz(comm, self.path, "checkpoint", meta=json.dumps(meta), **arrays)
 
 
-def _keys(coords: np.ndarray, scale: float) -> np.ndarray:
-    q = np.round(coords / scale).astype(np.int64)
-    return np.ascontiguousarray(q).view([("x", np.int64), ("y", np.int64), ("z", np.int64)]).ravel()
-
-
-def resume(solver, path: str) -> None:
-    """Load the state saved by Checkpointer into `solver` (same problem, any number of ranks)."""
+def resume(solver, path) -> None:
+    """Load the state saved by Checkpointer into `solver` (the same problem, any number of ranks)."""
     comm = solver.comm
-    data = read_npz(comm, path, "checkpoint",
-                    keys=("coords", "rho", "rho_prev", "t", "steps", "mass0", "meta", "history"))
-    meta, want = json.loads(str(data["meta"])), _fingerprint(solver)
-    diff = {k: (meta.get(k), v) for k, v in want.items() if _differs(meta.get(k), v)}
-    if diff:
-        raise ValueError(f"checkpoint {os.fspath(path)!r} does not match this problem (saved vs current): "
-                         + ", ".join(f"{k}={a!r} vs {b!r}" for k, (a, b) in diff.items()))
-    n = solver.n_owned
-    X = solver.V.tabulate_dof_coordinates()
-    extent = float(np.max(np.ptp(data["coords"], axis=0))) or 1.0
-    scale = 1e-9 * extent
-    saved = _keys(data["coords"], scale)
-    order = np.argsort(saved)
-    mine = _keys(X[:n], scale)
-    pos = np.clip(np.searchsorted(saved[order], mine), 0, len(saved) - 1)
-    idx = order[pos]
-    miss = saved[idx] != mine
-    nmiss = comm.allreduce(int(miss.sum()))
-    if nmiss:
-        x = X[:n][np.flatnonzero(miss)[0]] if miss.any() else None
-        raise ValueError(f"checkpoint mesh does not match: {nmiss} dofs not found in it"
-                         + (f", e.g. x={tuple(np.round(x, 6))}" if x is not None else ""))
-    for fn, key in ((solver.rho, "rho"), (solver.rho_prev, "rho_prev")):
-        fn.x.array[:n] = data[key][idx]
-        fn.x.scatter_forward()
-    solver.t, solver.steps = float(data["t"]), int(data["steps"])
-    solver._mass0 = float(data["mass0"])
-    solver.history = json.loads(str(data["history"]))
-    solver._initialised = True
-    solver._guesses = []                     # the Krylov predictor restarts from the loaded state
-    solver._refresh_state()                 # psi = W * rho and D(rho) from the loaded densities
+    path = os.fspath(path)
+    data = read_npz(comm, path, "checkpoint", keys=("meta",))
+    meta = json.loads(str(data["meta"]))
+    if meta.get("class") != type(solver).__name__:
+        raise ValueError(f"checkpoint {path!r} is of a {meta.get('class')}, not of a {type(solver).__name__}")
+    check_fingerprint(meta["fingerprint"], solver.fingerprint(), f"checkpoint {path!r}")
+    functions = {}
+    for name, fn in solver._functions().items():
+        if f"keys:{name}" not in data:
+            raise ValueError(f"checkpoint {path!r} lacks the function {name!r}")
+        V = fn.function_space
+        saved_keys, values = data[f"keys:{name}"], data[f"values:{name}"]
+        extent = float(np.max(np.ptp(saved_keys, axis=0))) if len(saved_keys) else 1.0
+        scale = 1e-9 * (extent or 1.0)
+        mine_keys = dof_keys(V)
+        if mine_keys.shape[1] != saved_keys.shape[1] or values.shape[1] != V.dofmap.index_map_bs:
+            raise ValueError(f"checkpoint {path!r}: function {name!r} is in another space")
+        saved = _int_keys(saved_keys, scale)
+        order = np.argsort(saved)
+        mine = _int_keys(mine_keys, scale)
+        pos = np.clip(np.searchsorted(saved[order], mine), 0, len(saved) - 1)
+        idx = order[pos]
+        miss = saved[idx] != mine
+        nmiss = comm.allreduce(int(miss.sum()))
+        if nmiss:
+            x = mine_keys[np.flatnonzero(miss)[0]] if miss.any() else None
+            raise ValueError(f"checkpoint {path!r}: the mesh does not match: {nmiss} dofs of {name!r} not found in it"
+                             + (f", e.g. x={tuple(np.round(x[:3], 6))}" if x is not None else ""))
+        functions[name] = values[idx].ravel()
+    arrays = {name: data[f"array:{name}"] for name in meta["arrays"]}
+    solver.load_state_dict({**{k: meta[k] for k in ("class", "fingerprint", "t", "steps", "history", "scalars")},
+                            "functions": functions, "arrays": arrays})

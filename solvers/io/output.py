@@ -12,8 +12,9 @@ import dolfinx.io
 import dolfinx.plot
 import numpy as np
 
-from samplers.collective import collectively, on_root
-from solvers.io import render
+from fpjko.common.collective import collectively, on_root
+from fpjko.common.files import write_json
+from fpjko.solvers.io import render
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -100,7 +101,7 @@ class SeriesWriter:
             index["segments"] = [g for g in index["segments"] if g["times"]]
         k = len(index["segments"])
         index["segments"].append({"file": base + (f".{k}" if k else "") + ext, "times": []})
-        _write_json(self.index_path, index)
+        write_json(self.index_path, index)
         return index
 
     def write(self, t: float) -> None:
@@ -123,7 +124,7 @@ class SeriesWriter:
                     "no frame was written")
             raise OSError(f"writing the series {self.path!r} at t={t:g} failed: {_clean(e)}; {kept}") from None
         self.times.append(float(t))
-        on_root(self.comm, _write_json, self.index_path, self.index, broadcast=False)
+        on_root(self.comm, write_json, self.index_path, self.index, broadcast=False)
 
     def close(self) -> None:
         if self._state != "open":
@@ -145,7 +146,7 @@ class SeriesWriter:
         import shutil
 
         self.index["segments"].pop()
-        _write_json(self.index_path, self.index)
+        write_json(self.index_path, self.index)
         shutil.rmtree(self.path, ignore_errors=True) if os.path.isdir(self.path) else os.remove(self.path)
         h5 = os.path.splitext(self.path)[0] + ".h5"
         if self.fmt == "xdmf" and os.path.exists(h5):
@@ -162,16 +163,6 @@ class SeriesWriter:
                 self.close()
             except OSError:         # the error already on its way out is the one to report
                 pass
-
-
-def _write_json(path: str, obj) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w") as fh:
-            json.dump(obj, fh, indent=1)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise OSError(e.errno, f"could not write {path!r}: {e.strerror or e}") from None
 
 
 def gather_grid(u: dolfinx.fem.Function):

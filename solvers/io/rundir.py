@@ -12,7 +12,7 @@ import errno
 import os
 import uuid
 
-from samplers.collective import on_root
+from fpjko.common.collective import on_root
 
 
 class OutputDir:

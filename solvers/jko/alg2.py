@@ -23,7 +23,7 @@ F = int f rho + beta^-1 int rho log rho + c_m int rho^m / (m - 1) + 1/2 iint W(x
 interaction is treated exactly: the prox of the terminal density solves
 rho + r tau (f + W * rho + ...) = c + lambda by an inner fixed point on W * rho (a contraction for
 r tau |W| small; warm-started from the previous ALG2 iteration, so usually one or two passes), with
-W * rho the lumped quadrature sum over the top-face nodes (blockwise, solvers.fokker_planck.interaction).
+W * rho the lumped quadrature sum over the top-face nodes (blockwise, fpjko.solvers.fokker_planck.interaction).
 phi is P2 (or P1), mu and q are discontinuous P1 (P0) vectors, the densities P1.
 """
 
@@ -42,12 +42,12 @@ import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
-import meshes
-from solvers.core import linear, validation
-from solvers.core.compat import expression, interpolation_points, petsc_vec
-from solvers.fokker_planck.interaction import KernelInteraction, PolynomialInteraction, as_interaction, kernel_sum
-from solvers.jko.pointwise import project_parabola, prox_energy
-from solvers.jko.stepping import run_steps
+from fpjko import meshes
+from fpjko.solvers.core import linear, validation
+from fpjko.solvers.core.compat import expression, interpolation_points, petsc_vec
+from fpjko.solvers.fokker_planck.interaction import KernelInteraction, PolynomialInteraction, as_interaction, kernel_sum
+from fpjko.solvers.jko.pointwise import project_parabola, prox_energy
+from fpjko.solvers.jko.stepping import run_steps
 
 
 WINDOW = 10        # ALG2 iterations between two checks of the stopping test
@@ -136,7 +136,7 @@ class JKOSolver:
         gx = ufl.as_vector([self.phi.dx(i) for i in range(self.d)])
         self._action = dolfinx.fem.form(ufl.max_value(self.mu[self.d], 0) * ufl.inner(gx, gx) * ufl.dx)
         self.t, self.step_count = 0.0, 0
-        self.history = {"t": [], "mass": [], "free_energy": [], "interaction_energy": [], "w2": [],
+        self.history = {"t": [], "mass": [], "energy": [], "interaction_energy": [], "w2": [],
                         "iterations": [], "inner_iterations": [], "converged": [], "min_rho": [], "residual": [], "seconds": []}
 
     # ------------------------------------------------------------------ helpers
@@ -210,7 +210,7 @@ class JKOSolver:
         self._fR.x.array[:] = self.f
         self.history["t"].append(0.0)
         self.history["mass"].append(self.mass())
-        self.history["free_energy"].append(self.free_energy())
+        self.history["energy"].append(self.free_energy())
         self.history["interaction_energy"].append(self.interaction_energy())
         for k in ("w2", "iterations", "inner_iterations", "residual", "seconds"):
             self.history[k].append(0.0 if k not in ("iterations", "inner_iterations") else 0)
@@ -274,7 +274,7 @@ class JKOSolver:
                 snap = new.copy()
         if not np.all(np.isfinite(self.rho1.x.array[self.top])):
             raise FloatingPointError(f"ALG2 diverged in JKO step {self.step_count + 1} (tau={self.tau}, r={self.r})")
-        F_old = self.history["free_energy"][-1]
+        F_old = self.history["energy"][-1]
         self.t += self.tau
         self.step_count += 1
         w2 = math.sqrt(max(self._sum(self._action), 0.0))
@@ -287,7 +287,7 @@ class JKOSolver:
             warnings.warn(f"JKO step {self.step_count} (t={self.t:g}) did not converge: the change of rho_1 over "
                           f"{WINDOW} iterations is {change:.3e} of the step > tol={self.tol:g} after "
                           f"max_iter={self.max_iter} ALG2 iterations", RuntimeWarning, stacklevel=2)
-        rec = {"t": self.t, "mass": self.mass(), "free_energy": F, "interaction_energy": self.interaction_energy(),
+        rec = {"t": self.t, "mass": self.mass(), "energy": F, "interaction_energy": self.interaction_energy(),
                "w2": w2, "iterations": it, "inner_iterations": inner, "converged": bool(converged),
                "min_rho": self.comm.allreduce(float(self.rho1.x.array[self.top].min(initial=np.inf)), op=MPI.MIN),
                "residual": change, "seconds": time.perf_counter() - t0}

@@ -21,10 +21,10 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-from solvers.core import linear, validation
-from solvers.core.compat import petsc_vec
-from solvers.core.functionals import Functionals
-from solvers.fokker_planck.edge_averaged import lumped_mass
+from fpjko.solvers.core import linear, validation
+from fpjko.solvers.core.compat import petsc_vec
+from fpjko.solvers.core.functionals import Functionals
+from fpjko.solvers.fokker_planck.edge_averaged import lumped_mass
 
 
 class EntropicJKO:
@@ -54,7 +54,7 @@ class EntropicJKO:
         self.rho = dolfinx.fem.Function(self.V, name="rho")
         self.functionals = Functionals(self.rho, None, self.f, self.beta, "lumped", lumped_mass=self.ml)
         self.t = 0.0
-        self.history = {"t": [], "mass": [], "free_energy": [], "iterations": [], "min_rho": [], "seconds": [],
+        self.history = {"t": [], "mass": [], "energy": [], "iterations": [], "min_rho": [], "seconds": [],
                         "converged": [], "residual": []}
 
     def heat(self, v: np.ndarray) -> np.ndarray:
@@ -90,7 +90,7 @@ class EntropicJKO:
         h["residual"].append(residual)
         h["t"].append(self.t)
         h["mass"].append(self.functionals.mass())
-        h["free_energy"].append(self.functionals.free_energy())
+        h["energy"].append(self.functionals.free_energy())
         h["iterations"].append(its)
         h["min_rho"].append(self.comm.allreduce(float(self.rho.x.array[: self.n].min(initial=np.inf)), op=MPI.MIN))
         h["seconds"].append(sec)

@@ -2,7 +2,7 @@
 
 The choice (why not ALG2, why not a Monge-Ampere or back-and-forth solver)
 ---------------------------------------------------------------------------
-ALG2 (solvers.jko.alg2) solves the Benamou-Brenier step on a space-time box with a first-order
+ALG2 (fpjko.solvers.jko.alg2) solves the Benamou-Brenier step on a space-time box with a first-order
 splitting: its iteration count grows with the resolution and it cannot use a given spatial mesh.
 The back-and-forth method needs FFTs on a uniform periodic grid; Monge-Ampere solvers need second
 derivatives that P1 on a general mesh does not have. The scheme here is the fully discrete JKO step
@@ -115,16 +115,16 @@ import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from solvers.core import linear, validation
-from solvers.core.compat import interpolate
-from solvers.fokker_planck.coefficients import call_ufl
-from solvers.fokker_planck.edge_averaged import bernoulli, lumped_mass
-from solvers.fokker_planck.interaction import PolynomialInteraction, as_interaction, kernel_sum
-from solvers.jko.alg2 import _numpy_kernel
-from solvers.jko.stepping import run_steps
+from fpjko.solvers.core import linear, validation
+from fpjko.solvers.core.compat import interpolate
+from fpjko.solvers.fokker_planck.coefficients import call_ufl
+from fpjko.solvers.fokker_planck.edge_averaged import bernoulli, lumped_mass
+from fpjko.solvers.fokker_planck.interaction import PolynomialInteraction, as_interaction, kernel_sum
+from fpjko.solvers.jko.alg2 import _numpy_kernel
+from fpjko.solvers.jko.stepping import run_steps
 
 MOBILITY = {"midpoint": 0.5, "implicit": 1.0}
-HISTORY_KEYS = ("t", "mass", "free_energy", "interaction_energy", "w2", "iterations", "linear_iterations",
+HISTORY_KEYS = ("t", "mass", "energy", "interaction_energy", "w2", "iterations", "linear_iterations",
                 "converged", "residual", "min_rho", "seconds")
 DENSE_KERNEL_ENTRIES = 2**24          # a general W(x_i - x_j) matrix up to 128 MB per rank is kept
 
@@ -421,7 +421,7 @@ class NewtonJKO:
         self.t, self.step_count = 0.0, 0
         self.history = {k: [] for k in HISTORY_KEYS}
         F, Fi = self._energy(vals)
-        self._record(dict(t=0.0, mass=self.mass0, free_energy=F, interaction_energy=Fi, w2=0.0, iterations=0,
+        self._record(dict(t=0.0, mass=self.mass0, energy=F, interaction_energy=Fi, w2=0.0, iterations=0,
                           linear_iterations=0, converged=True, residual=0.0, min_rho=self._min(vals), seconds=0.0))
         self._initialised = True
 
@@ -819,7 +819,7 @@ class NewtonJKO:
             warnings.warn(f"JKO step {self.step_count + 1} (t={self.t + self.tau:g}) did not converge: mass-balance "
                           f"defect {st['res']:.3e}, interaction change {r_int:.3e} (tol={self.tol:g}) after {its} "
                           f"Newton iterations", RuntimeWarning, stacklevel=2)
-        F_old = self.history["free_energy"][-1]
+        F_old = self.history["energy"][-1]
         self._rk, self._phi = st["rho"], phi
         for u in (self.rho, self.rho_k):
             u.x.array[: self.n] = st["rho"][: self.n]
@@ -829,7 +829,7 @@ class NewtonJKO:
         self.t += self.tau
         self.step_count += 1
         F, Fi = self._energy(self.rho.x.array)
-        rec = dict(t=self.t, mass=self.mass(), free_energy=F, interaction_energy=Fi,
+        rec = dict(t=self.t, mass=self.mass(), energy=F, interaction_energy=Fi,
                    w2=self.tau * math.sqrt(max(st["kin"] / 2, 0.0)), iterations=its, linear_iterations=lin,
                    converged=bool(converged), residual=max(st["res"], r_int), min_rho=self._min(self.rho.x.array),
                    seconds=time.perf_counter() - t0)

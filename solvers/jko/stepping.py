@@ -3,8 +3,8 @@ rank 0, an optional line per step and a callback."""
 
 from __future__ import annotations
 
-from samplers.progress import bar as progress_bar
-from solvers.core import validation
+from fpjko.common.progress import bar as progress_bar
+from fpjko.solvers.core import validation
 
 
 def run_steps(solver, t_end: float, label: str, callback=None, progress: bool = False, its_label: str = "its"):
@@ -16,7 +16,7 @@ def run_steps(solver, t_end: float, label: str, callback=None, progress: bool = 
         rec = solver.step()
         pbar.update()
         if progress and solver.comm.rank == 0:
-            print(f"JKO step {solver.step_count}: t={rec['t']:.4g} F={rec['free_energy']:.6g} "
+            print(f"JKO step {solver.step_count}: t={rec['t']:.4g} F={rec['energy']:.6g} "
                   f"W2={rec['w2']:.3e} {its_label}={rec['iterations']} mass={rec['mass']:.12f}", flush=True)
         if callback is not None:
             callback(solver)

@@ -1,6 +1,6 @@
 """The mean-field PDE of a two-layer network f(x) = (1/N) sum_i sigma(<theta_i, x>) on a mesh of parameter space.
 
-For square loss on a data set of M points (samplers.mean_field_nn.TeacherData), the density rho(t, theta)
+For square loss on a data set of M points (fpjko.samplers.mean_field_nn.TeacherData), the density rho(t, theta)
 of the neurons solves
 
     rho_t = div(rho grad Psi(theta; rho)) [+ (gamma/2) d_ij(rho Sigma_ij(theta; rho))] [+ T Laplacian(rho)],
@@ -14,9 +14,9 @@ the data, so the risk of the PDE is data.risk(c). Sigma(theta; rho), the covaria
 the per-sample gradient (f_rho(x_m) - y_m) sigma'(<theta, x_m>) x_m, is computed by the same numpy code
 as the particles' (TeacherData.noise_covariance), at the nodes of a P1 tensor field.
 
-`network_pde` builds the solver for each particle system (samplers.mean_field_nn says which is which):
+`network_pde` builds the solver for each particle system (fpjko.samplers.mean_field_nn says which is which):
     gamma = 0, T = 0   noiseless continuity equation (SGD with step gamma N^b, b < 1): DG upwind,
-                       solvers.transport.ContinuityEquation;
+                       fpjko.solvers.transport.ContinuityEquation;
     gamma = 0, T > 0   mean-field Langevin: FokkerPlanckSolver with beta = 1/T (constant operator);
     gamma > 0          the continuous-time model at b = 1 (independent noise per neuron): FokkerPlanckSolver
                        with the density-dependent D = (gamma/2) Sigma(theta; rho) + T I (beta = 1),
@@ -28,12 +28,12 @@ from __future__ import annotations
 import dolfinx.fem
 import numpy as np
 
-from samplers.mean_field_nn import TeacherData
-from solvers.core import validation
-from solvers.fokker_planck.coefficients import StateDependentDiffusion
-from solvers.fokker_planck.interaction import SeparableInteraction
-from solvers.fokker_planck.stepper import FokkerPlanckSolver
-from solvers.transport.continuity import ContinuityEquation
+from fpjko.samplers.mean_field_nn import TeacherData
+from fpjko.solvers.core import validation
+from fpjko.solvers.fokker_planck.coefficients import StateDependentDiffusion
+from fpjko.solvers.fokker_planck.interaction import SeparableInteraction
+from fpjko.solvers.fokker_planck.stepper import FokkerPlanckSolver
+from fpjko.solvers.transport.continuity import ContinuityEquation
 
 
 def network_interaction(data: TeacherData, **kw) -> SeparableInteraction:

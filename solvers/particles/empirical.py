@@ -6,7 +6,7 @@ Every point is located once on the distributed mesh (one owning rank, also on sh
 - project: L2 projection onto a Lagrange space, M u = b with b_i = (1/n) sum_p phi_i(x_p); since the
   basis sums to one, int u = 1 to solver tolerance (lumped=True: u_i = b_i / m_i, also >= 0);
 - density_as_measure: an FE density as a weighted cloud of quadrature points, for the Wasserstein
-  distances of samplers.distances; l1_distance and kl_divergence between two FE densities.
+  distances of fpjko.metrics.distances; l1_distance and kl_divergence between two FE densities.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-from samplers.collective import agree
-from solvers.core import linear, validation
-from solvers.core.compat import petsc_vec, point_ownership
-from solvers.fokker_planck.edge_averaged import lumped_mass
+from fpjko.common.collective import agree
+from fpjko.solvers.core import linear, validation
+from fpjko.solvers.core.compat import petsc_vec, point_ownership
+from fpjko.solvers.fokker_planck.edge_averaged import lumped_mass
 
 
 OUTSIDE = ("raise", "ignore")
@@ -202,8 +202,8 @@ def density_as_measure(rho, quadrature_degree: int = 6, gather: bool = True, neg
 
 def cdf_1d(rho, sub: int = 4, gauss: int = 4, neg_tol: float = 1e-8):
     """CDF of a 1D FE density on a grid refining each cell `sub` times (Gauss quadrature of rho on every
-    sub-interval); collective, the whole grid on every rank. For samplers.distances.wasserstein_1d_cdf."""
-    from solvers.particles.evaluate import evaluate_on_points
+    sub-interval); collective, the whole grid on every rank. For fpjko.metrics.distances.wasserstein_1d_cdf."""
+    from fpjko.solvers.particles.evaluate import evaluate_on_points
 
     mesh = rho.function_space.mesh
     if mesh.topology.dim != 1:

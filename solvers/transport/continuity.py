@@ -9,7 +9,7 @@ for it: discontinuous Galerkin (DG0 or DG1) with the upwind flux,
 no flux through the boundary (mass is conserved to round-off; the domain must hold the density, the
 history records the largest boundary value of rho to check it), and the three-stage strong-stability-
 preserving Runge-Kutta scheme SSP-RK3 (Shu-Osher). The velocity is evaluated at every stage from the
-stage density (psi = W * rho through solvers.fokker_planck.interaction, in a continuous Lagrange
+stage density (psi = W * rho through fpjko.solvers.fokker_planck.interaction, in a continuous Lagrange
 space of degree `psi_degree`; u.n on a facet is taken from the average of the two sides).
 
 Positivity: DG0 with SSP-RK3 is monotone under the CFL condition; DG1 uses the Zhang-Shu scaling
@@ -34,12 +34,12 @@ import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from solvers.core import validation
-from solvers.core.compat import expression, interpolate, petsc_vec
-from solvers.core.diagnostics import DensityDiagnostics
-from solvers.core.linear import make_ksp, solve
-from solvers.fokker_planck import coefficients
-from solvers.fokker_planck.interaction import as_interaction
+from fpjko.solvers.core import validation
+from fpjko.solvers.core.compat import expression, interpolate, petsc_vec
+from fpjko.solvers.core.diagnostics import DensityDiagnostics
+from fpjko.solvers.core.linear import make_ksp, solve
+from fpjko.solvers.fokker_planck import coefficients
+from fpjko.solvers.fokker_planck.interaction import as_interaction
 
 HISTORY_KEYS = ("t", "mass", "energy", "min_rho", "boundary_rho", "dt", "cfl")
 

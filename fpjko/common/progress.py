@@ -24,6 +24,11 @@ class _Off:
         return False
 
 
+def off() -> _Off:
+    """A bar that shows nothing."""
+    return _Off()
+
+
 def enabled(rank: int = 0) -> bool:
     return rank == 0 and os.environ.get("FPJKO_PROGRESS", "1") != "0" and sys.stderr.isatty()
 

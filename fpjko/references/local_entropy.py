@@ -1,6 +1,6 @@
 """Reference computations of the local entropy and its beta -> infinity limit (numpy only).
 
-Conventions as in solvers.hamilton_jacobi: for a loss f, scale gamma and inverse temperature beta,
+Conventions as in fpjko.solvers.hamilton_jacobi: for a loss f, scale gamma and inverse temperature beta,
 
     f_gamma(x) = -beta^-1 log int exp(-beta f(y) - beta |x - y|^2 / (2 gamma)) dy,
     grad f_gamma(x) = (x - <y>_x) / gamma,  <y>_x the mean of rho_x(y) ~ exp(-beta (f(y) + |x - y|^2 / (2 gamma))),
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from samplers import checks
+from fpjko.common import checks
 
 
 def _gauss_grid(lower, upper, panels: int, order: int):

@@ -87,6 +87,9 @@ def info() -> None:
     import numpy
     from petsc4py import PETSc
 
+    import fpjko
+
+    print(f"fpjko {fpjko.__version__} ({os.path.dirname(os.path.abspath(fpjko.__file__))})")
     print(f"dolfinx {dolfinx.__version__} (adios2: {dolfinx.common.has_adios2})")
     print("PETSc {}.{}.{}".format(*PETSc.Sys.getVersion()), "scalar", PETSc.ScalarType.__name__)
     print("PETSc packages:", ", ".join(p for p in ("mumps", "superlu_dist", "hypre") if PETSc.Sys.hasExternalPackage(p)))
@@ -186,16 +189,32 @@ def _common(argv: list[str]) -> tuple[list[str], dict]:
 
 
 def _mpirun(np_: int, kind: str, name: str, argv: list[str], quiet: bool) -> int:
-    cmd = ["mpirun", "-n", str(np_), sys.executable, "-m", "demos.cli", kind, name, *argv] + (["--quiet"] if quiet else [])
+    cmd = ["mpirun", "-n", str(np_), sys.executable, "-m", "fpjko.cli", kind, name, *argv] + (["--quiet"] if quiet else [])
     return subprocess.call(cmd)
 
 
-def description(name: str, package: str = "demos") -> str:
-    """PACKAGE/NAME.py's docstring, or a literate script's first markdown cell as plain text (its --help); read
+def _package(kind: str) -> str:
+    """The package that holds a kind's programs: fpjko.demos (installed), benchmarks (a source checkout only)."""
+    if kind == "demo":
+        return "fpjko.demos"
+    try:
+        importlib.import_module("benchmarks")
+    except ModuleNotFoundError:
+        top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if not os.path.isfile(os.path.join(top, "benchmarks", "__init__.py")):
+            raise SystemExit("error: the benchmarks are not installed with the package; run `fpjko bench` "
+                             "from a source checkout (benchmarks/ beside fpjko/)") from None
+        sys.path.insert(0, top)
+    return "benchmarks"
+
+
+def description(name: str, package: str = "fpjko.demos") -> str:
+    """PACKAGE.NAME's docstring, or a literate script's first markdown cell as plain text (its --help); read
     from the file, by name (listing imports no program, and a notebook has no __file__)."""
     import ast
+    import importlib.util
 
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), package, f"{name}.py")
+    path = importlib.util.find_spec(f"{package}.{name}").origin
     with open(path) as fh:
         src = fh.read()
     doc = ast.get_docstring(ast.parse(src))
@@ -246,7 +265,7 @@ def _program(kind: str, argv: list[str], names, package: str):
 
 
 def demo(argv: list[str]) -> int:
-    code, run = _program("demo", argv, DEMOS, "demos")
+    code, run = _program("demo", argv, DEMOS, _package("demo"))
     if run is None:
         return code
     mod, argv = run
@@ -266,7 +285,7 @@ def _write_config(ns, petsc) -> None:
         return
     from mpi4py import MPI
 
-    from samplers.collective import on_root
+    from fpjko.common.collective import on_root
 
     def write():
         os.makedirs(out, exist_ok=True)
@@ -277,7 +296,7 @@ def _write_config(ns, petsc) -> None:
 
 
 def bench(argv: list[str]) -> int:
-    code, run = _program("bench", argv, BENCHES, "benchmarks")
+    code, run = _program("bench", argv, BENCHES, _package("bench"))
     if run is None:
         return code
     mod, argv = run

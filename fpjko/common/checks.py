@@ -1,4 +1,4 @@
-"""Scalar argument checks that name the offending value (numpy only; solvers.core.validation uses
+"""Scalar argument checks that name the offending value (numpy only; fpjko.solvers.core.validation uses
 them too). Each returns the value converted (float or int) or raises TypeError/ValueError."""
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def one_of(name: str, value, allowed):
 
 
 def problem(check, *args, **kwargs) -> str | None:
-    """The message of the check's error, or None: a local verdict for samplers.collective.agree."""
+    """The message of the check's error, or None: a local verdict for fpjko.common.collective.agree."""
     try:
         check(*args, **kwargs)
     except (TypeError, ValueError) as e:
