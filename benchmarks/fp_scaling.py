@@ -147,7 +147,7 @@ def main(argv=None):
         for r in rows:
             print(f"{r['mesh']:<14} {r['kind']:<10} {r['dofs']:>9d} {r['seconds_per_step']:>8.3f} "
                   f"{r['first_step_s']:>9.2f} {r['record_fraction']:>11.2f} {r['record_fraction_every_5']:>10.2f} "
-                  f"{r["iterations"]:>4d} {r['solver_mb']:>9.0f} {r['peak_rss_mb']:>8.0f} {r['rel_l2_error']:>9.2e}")
+                  f"{r['ksp_its']:>4d} {r['solver_mb']:>9.0f} {r['peak_rss_mb']:>8.0f} {r['rel_l2_error']:>9.2e}")
         for kind, e in expo.items():
             print(f"seconds per step ~ dofs^{e:.2f} ({kind}, 2D)")
         result = {"benchmark": "fp_scaling", "ranks": comm.size, "machine": platform.machine(), "rows": rows,

@@ -87,7 +87,7 @@ def main(argv=None):
             r["method"] = name
             rows.append(r)
             if comm.rank == 0:
-                print(f"{name:24s} dofs={r['dofs']:7d} steps={r['steps']:5d} its={r["iterations"]:6d} "
+                print(f"{name:24s} dofs={r['dofs']:7d} steps={r['steps']:5d} its={r['ksp_its']:6d} "
                       f"s={r['seconds']:8.3f} err={r['error']:.3e}", flush=True)
     summary = []
     for name in studies(True):

@@ -1,1 +1,1 @@
-"""Demos: runnable scripts (python3 -m fpjko.demos.NAME) and the `fpjko` command."""
+"""The literate demos: runnable scripts (`python3 -m fpjko.demos.double_well`, or `fpjko demo NAME`)."""

@@ -20,7 +20,7 @@
 # $$W \leftarrow P\big(W - \tau\, DR(W)\big), \qquad DR(W) = 3\,\frac{W W}{n} - 1,$$
 # ($P$ clips to $[0,1]$, $DR = n^2\,\partial R/\partial W$ the graphon derivative) is the projected Euler scheme of the
 # graphon gradient flow $W_t = -DR(W)$, $DR(W)(u,v) = 3\int W(u,z)W(z,v)\,dz - 1$, which
-# `fpjko.solvers.graphon.GraphonFlow` solves on a mesh of $[0,1]^2$. Both should end at $t(K_2) = \tfrac12$, $t(K_3) = 0$.
+# `fpjko.solvers.graphon.flow.GraphonFlow` solves on a mesh of $[0,1]^2$. Both should end at $t(K_2) = \tfrac12$, $t(K_3) = 0$.
 #
 # What to look at: in `mantel.gif` the matrix (vertices in their final classes) starts as noise and splits into
 # two classes, empty inside and complete across, while the graphon from the smooth

@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def fpjko(*args, timeout=300):
-    """Run the installed `fpjko` (docker/run installs the package editable); python3 -m fpjko.cli elsewhere."""
+    """Run the installed `fpjko` (docker/run puts a launcher of python3 -m fpjko on PATH); python3 -m fpjko.cli elsewhere."""
     exe = [shutil.which("fpjko")] if shutil.which("fpjko") else [sys.executable, "-m", "fpjko.cli"]
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.run(exe + list(map(str, args)), capture_output=True, text=True, timeout=timeout, cwd=ROOT,

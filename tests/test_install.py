@@ -6,6 +6,7 @@ import ast
 import importlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -39,8 +40,11 @@ def test_pyproject_lists_every_package_folder():
 
 def test_wheel_installs_one_top_level_package_that_works_anywhere(tmp_path):
     dist = tmp_path / "dist"
+    leftovers = [os.path.join(ROOT, d) for d in ("build", "fpjko.egg-info") if not os.path.exists(os.path.join(ROOT, d))]
     p = subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation", "-q",
                         "-w", str(dist)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    for d in leftovers:                     # the build's own folders, where it made them
+        shutil.rmtree(d, ignore_errors=True)
     assert p.returncode == 0, p.stderr[-3000:]
     (wheel,) = dist.glob("fpjko-*.whl")
     with zipfile.ZipFile(wheel) as z:
@@ -53,7 +57,7 @@ def test_wheel_installs_one_top_level_package_that_works_anywhere(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
     py, exe = str(venv / "bin" / "python3"), str(venv / "bin" / "fpjko")
-    p = subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+    p = subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed", str(wheel)],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     away = tmp_path / "elsewhere"

@@ -209,7 +209,8 @@ def test_samplers_import_without_fenics():
     import subprocess
     import sys
     code = ("import sys\nfor m in ('dolfinx', 'petsc4py', 'ufl', 'basix', 'pyvista'): sys.modules[m] = None\n"
-            "import samplers, fpjko.samplers.checkpoint, fpjko.metrics.study\nprint(len(fpjko.samplers.__all__))")
+            "import fpjko.samplers, fpjko.samplers.checkpoint, fpjko.metrics.study, fpjko.references, fpjko.common.files\n"
+            "print(len(fpjko.samplers.__all__) + len(fpjko.metrics.__all__) + len(fpjko.references.__all__))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert int(p.stdout.strip().splitlines()[-1]) > 20

@@ -33,8 +33,9 @@ def ensure_visible() -> None:
         log.addHandler(_handler)
 
 
-def warn(comm, message: str, category: type = RuntimeWarning, stacklevel: int = 3) -> None:
-    """Warn on rank 0 of comm (None: this process) about a condition all ranks agree on; always shown."""
+def warn(comm, message: str, category: type = RuntimeWarning, stacklevel: int = 2) -> None:
+    """Warn on rank 0 of comm (None: this process) about a condition all ranks agree on; always shown.
+    stacklevel as for warnings.warn, counted from the caller of warn."""
     ensure_visible()
     if comm is None or comm.rank == 0:
-        warnings.warn(message, category, stacklevel=stacklevel)
+        warnings.warn(message, category, stacklevel=stacklevel + 1)

@@ -1,7 +1,7 @@
 """Wasserstein distances between weighted point clouds (numpy; POT optional for exact 2D OT).
 
 An FE density enters as a weighted cloud (its quadrature points and rho * weights, see
-fpjko.solvers.empirical.density_as_measure), so the same functions compare particles with the PDE.
+fpjko.solvers.particles.empirical.density_as_measure), so the same functions compare particles with the PDE.
 - wasserstein_1d: exact W_p between weighted discrete measures on the line (quantile functions).
 - wasserstein_ot: exact W_p in any dimension by the network-simplex LP of POT (small clouds).
 - sliced_wasserstein: Monte-Carlo average of 1D W_p^p over random directions (large clouds).
@@ -134,7 +134,7 @@ def gaussian_w2(m1, C1, m2, C2) -> float:
 def wasserstein_1d_cdf(x, grid, cdf, p: float = 1.0, wx=None) -> float:
     """Exact W_p (p = 1 or 2) between a weighted sample on the line and the density whose CDF is
     the piecewise-linear interpolant of cdf on grid (piecewise-uniform density; an FE density's CDF
-    sampled finely, see fpjko.solvers.empirical.cdf_1d, is within O(h^2) of it)."""
+    sampled finely, see fpjko.solvers.particles.empirical.cdf_1d, is within O(h^2) of it)."""
     if p not in (1, 2):
         raise ValueError(f"wasserstein_1d_cdf supports p = 1 or 2, got p={p}")
     x = _points(x, "x").ravel()

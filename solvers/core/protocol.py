@@ -127,7 +127,7 @@ class Solver:
         info["seconds"] = _time.perf_counter() - t0
         self._last_info = info
         if not info["converged"]:
-            warn(self.comm, f"{type(self).__name__} step {self.steps} (t={self.t:.6g}) did not converge"
+            warn(self.comm, stacklevel=3, message=f"{type(self).__name__} step {self.steps} (t={self.t:.6g}) did not converge"
                  + (f": {info['why']}" if info.get("why") else ""))
         if self.steps % self.record_every == 0:
             return self._append(info)

@@ -20,7 +20,6 @@ initial guess picks the branch.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import dolfinx.fem
@@ -33,6 +32,7 @@ from petsc4py import PETSc
 from fpjko.solvers.core.compat import interpolate, petsc_vec
 from fpjko.solvers.core.linear import make_ksp, solve
 from fpjko.solvers.fokker_planck.edge_averaged import lumped_mass
+from fpjko.common.warn import warn as _warn
 
 
 @dataclass
@@ -217,7 +217,7 @@ def mean_field_stationary(solver, guess=None, tol: float = 1e-10, max_iter: int 
     rho.x.array[:n] = x
     rho.x.scatter_forward()
     if not converged and warn:
-        warnings.warn(f"mean_field_stationary did not converge in {max_iter} iterations "
+        _warn(None, f"mean_field_stationary did not converge in {max_iter} iterations "
                       f"(residual {residuals[-1]:.3e} > tol={tol:g})", RuntimeWarning, stacklevel=2)
     # free energy of the result, with the solver's own functionals (rho temporarily swapped in)
     saved = solver.rho.x.array.copy()

@@ -46,7 +46,6 @@ is re-assembled every step.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Callable
 
 import dolfinx.fem
@@ -65,6 +64,7 @@ from fpjko.solvers.core.linear import make_ksp, solve
 from fpjko.solvers.core.protocol import Solver
 from fpjko.solvers.fokker_planck import coefficients, edge_averaged
 from fpjko.solvers.fokker_planck.interaction import as_interaction
+from fpjko.common.warn import warn
 
 SCHEMES = ("backward_euler", "bdf2", "crank_nicolson")
 # solver='auto': LU below, Krylov + AMG above, by the mesh's dimension. LU's factorisation is reused every step, so
@@ -106,7 +106,7 @@ class FokkerPlanckSolver(Solver, DensityDiagnostics):
         Or a scalar Function on the mesh. None means f = 0.
     interaction: W, see fpjko.solvers.fokker_planck.interaction.as_interaction: a number k (W = k|z|^2/2),
         a matrix K (z^T K z / 2), a numpy callable W(z), or an Interaction object. None: no interaction.
-    diffusion: D(x), see fpjko.solvers.coefficients (None: identity). Checked SPD at quadrature points.
+    diffusion: D(x), see fpjko.solvers.fokker_planck.coefficients (None: identity). Checked SPD at quadrature points.
         A coefficients.StateDependentDiffusion makes D depend on rho (re-assembled every step).
     drift: an extra, not necessarily gradient, drift b(x) (callable x -> UFL vector, constant or
         vector Function): the total drift is -grad f + b.
@@ -572,7 +572,7 @@ class FokkerPlanckSolver(Solver, DensityDiagnostics):
         top = self.comm.allreduce(float(self.rho.x.array[: self.n_owned].max(initial=-np.inf)), op=MPI.MAX)
         if low < -0.1 * top:
             self._warned_negative = True
-            warnings.warn(f"the Galerkin density undershoots: min rho = {low:.4g} at step {self.steps} "
+            warn(self.comm, f"the Galerkin density undershoots: min rho = {low:.4g} at step {self.steps} "
                           f"(t={self.t:.4g}), {abs(low) / top:.1%} of max rho = {top:.4g}; the drift is not "
                           f"resolved on this mesh: refine it or use method='sg' (keeps rho >= 0)",
                           RuntimeWarning, stacklevel=3)

@@ -27,7 +27,6 @@ unresolved and Newton needs small steps there; Cole–Hopf, linear, does not car
 
 from __future__ import annotations
 
-import warnings
 
 import dolfinx.fem
 import dolfinx.fem.petsc
@@ -40,6 +39,7 @@ from fpjko.solvers.core import validation
 from fpjko.solvers.core.compat import interpolate
 from fpjko.solvers.core.linear import make_ksp, solve
 from fpjko.solvers.hamilton_jacobi.marching import TimeMarching
+from fpjko.common.warn import warn
 
 
 class ViscousHJ(TimeMarching):
@@ -143,7 +143,7 @@ class ViscousHJ(TimeMarching):
             if small:
                 break
         else:
-            warnings.warn(f"{what}: Newton did not converge in {self.max_newton} iterations (last update "
+            warn(self.comm, f"{what}: Newton did not converge in {self.max_newton} iterations (last update "
                           f"{change:.3e}); reduce dt", RuntimeWarning, stacklevel=2)
         self.t += dt
         self.steps += 1

@@ -14,9 +14,9 @@ import os
 import shutil
 import subprocess
 import sys
-import warnings
 
 import numpy as np
+from fpjko.common.warn import warn
 
 _PROBE = ("import pyvista; pl = pyvista.Plotter(off_screen=True, window_size=[16, 16]); "
           "pl.add_mesh(pyvista.Sphere()); pl.screenshot(return_img=True); pl.close()")
@@ -93,7 +93,7 @@ def can_render() -> tuple[bool, str]:
 def warn_fallback(why: str) -> None:
     if not _state.get("warned"):
         _state["warned"] = True
-        warnings.warn(f"pyvista cannot render off screen here ({why}); PNGs are drawn with matplotlib "
+        warn(None, f"pyvista cannot render off screen here ({why}); PNGs are drawn with matplotlib "
                       "instead (install xvfb or run under xvfb-run for the pyvista figures)", RuntimeWarning,
                       stacklevel=3)
 
@@ -127,7 +127,7 @@ def matplotlib_png(cells, types, x, vals, filename: str, title: str, clim=None, 
         ax.set_aspect("equal"), ax.set_xlabel("x"), ax.set_ylabel("y")
     else:
         plt.close(fig)
-        warnings.warn(f"no matplotlib fallback for 3D data; {filename} not written", RuntimeWarning, stacklevel=2)
+        warn(None, f"no matplotlib fallback for 3D data; {filename} not written", RuntimeWarning, stacklevel=2)
         return None
     ax.set_title(title)
     os.makedirs(os.path.dirname(os.path.abspath(filename)), exist_ok=True)

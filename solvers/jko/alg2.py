@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 
 import dolfinx.fem
 import dolfinx.fem.petsc
@@ -48,6 +47,7 @@ from fpjko.solvers.core.compat import expression, interpolation_points, petsc_ve
 from fpjko.solvers.fokker_planck.interaction import KernelInteraction, PolynomialInteraction, as_interaction, kernel_sum
 from fpjko.solvers.jko.pointwise import project_parabola, prox_energy
 from fpjko.solvers.jko.stepping import run_steps
+from fpjko.common.warn import warn
 
 
 WINDOW = 10        # ALG2 iterations between two checks of the stopping test
@@ -284,7 +284,7 @@ class JKOSolver:
         F = self.free_energy()
         converged = change <= self.tol
         if not converged:
-            warnings.warn(f"JKO step {self.step_count} (t={self.t:g}) did not converge: the change of rho_1 over "
+            warn(self.comm, f"JKO step {self.step_count} (t={self.t:g}) did not converge: the change of rho_1 over "
                           f"{WINDOW} iterations is {change:.3e} of the step > tol={self.tol:g} after "
                           f"max_iter={self.max_iter} ALG2 iterations", RuntimeWarning, stacklevel=2)
         rec = {"t": self.t, "mass": self.mass(), "energy": F, "interaction_energy": self.interaction_energy(),

@@ -12,9 +12,6 @@ O(gamma) smoothing per step; it is much cheaper per step than ALG2 (only spatial
 
 from __future__ import annotations
 
-import time
-import warnings
-
 import dolfinx.fem
 import dolfinx.fem.petsc
 import numpy as np
@@ -22,20 +19,53 @@ import ufl
 from mpi4py import MPI
 
 from fpjko.solvers.core import linear, validation
+from fpjko.solvers.core.protocol import Solver
 from fpjko.solvers.core.compat import petsc_vec
 from fpjko.solvers.core.functionals import Functionals
 from fpjko.solvers.fokker_planck.edge_averaged import lumped_mass
 
 
-class EntropicJKO:
+class EntropicJKO(Solver):
+    """Entropic JKO steps of F = int f rho + beta^-1 int rho (log rho - 1) on a P1 mesh (the module doc).
+
+    Parameters
+    ----------
+    mesh : dolfinx.mesh.Mesh
+        A spatial mesh (non-obtuse, for a positive lumped heat kernel).
+    tau : float
+        The JKO step.
+    gamma : float
+        The entropic blur (the Gibbs kernel is the heat flow for time gamma / 4).
+    potential : callable, optional
+        A numpy callable x -> f(x), x of shape (3, n).
+    beta : float
+        Inverse temperature.
+    substeps : int
+        Implicit Euler steps of the heat flow per kernel application.
+    tol : float
+        Stopping test of the Sinkhorn iterations: relative change of rho_{k+1} below tol.
+    max_iter : int
+        Sinkhorn iterations at most (a step that reaches it warns and records converged = False).
+    prefix : str, optional
+        PETSc options prefix of the heat solve (default 'ejko_').
+
+    History: the core keys (iterations: Sinkhorn iterations) and min_rho, residual (the last relative change).
+    """
+
+    label = "JKO steps (entropic)"
+    default_prefix = "ejko_"
+    extra_keys = ("min_rho", "residual")
+    step_name = "tau"
+
     def __init__(self, mesh, tau: float, gamma: float, potential=None, beta: float = 1.0, substeps: int = 4,
-                 tol: float = 1e-9, max_iter: int = 5000):
+                 tol: float = 1e-9, max_iter: int = 5000, prefix: str | None = None):
+        self._init_protocol(mesh.comm, prefix)
         self.tau, self.gamma = validation.positive_number("tau", tau), validation.positive_number("gamma", gamma)
         self.beta = validation.positive_number("beta", beta)
         self.tol = validation.positive_number("tol", tol)
         self.max_iter = validation.integer("max_iter", max_iter, 1)
         substeps = validation.integer("substeps", substeps, 1)
-        self.mesh, self.comm = mesh, mesh.comm
+        self.mesh = mesh
         self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
         X = self.V.tabulate_dof_coordinates()
         self.f = np.asarray(potential(X.T), float) if potential is not None else np.zeros(len(X))
@@ -48,14 +78,12 @@ class EntropicJKO:
         d = A.createVecLeft()
         d.array[:] = self.ml[: self.n]
         A.setDiagonal(d, addv=True)               # M_L + dt A
-        self._ksp = linear.make_ksp(A, "ejko_", None)
+        self._ksp = linear.make_ksp(A, self.prefix, None)
         self._A, self.substeps = A, substeps
         self._u, self._rhs = dolfinx.fem.Function(self.V), dolfinx.fem.Function(self.V)
         self.rho = dolfinx.fem.Function(self.V, name="rho")
         self.functionals = Functionals(self.rho, None, self.f, self.beta, "lumped", lumped_mass=self.ml)
-        self.t = 0.0
-        self.history = {"t": [], "mass": [], "energy": [], "iterations": [], "min_rho": [], "seconds": [],
-                        "converged": [], "residual": []}
+        self._residual = 0.0
 
     def heat(self, v: np.ndarray) -> np.ndarray:
         """K v: heat flow for time gamma/4 of nodal values v (owned + ghosts)."""
@@ -69,7 +97,21 @@ class EntropicJKO:
     def _sum(self, v) -> float:
         return self.comm.allreduce(float(np.dot(self.ml[: self.n], v[: self.n])), op=MPI.SUM)
 
-    def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6):
+    def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6) -> None:
+        """Set the initial density and start a new run.
+
+        Parameters
+        ----------
+        rho0 : callable
+            A numpy callable x -> rho0(x), x of shape (3, n).
+        normalize : bool
+            Rescale to unit mass (else a mass farther than mass_tol from 1 is an error).
+        mass_tol : float
+            Tolerance on the mass when not normalising.
+        """
+        Solver.set_initial(self, rho0, normalize=normalize, mass_tol=mass_tol)
+
+    def _set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6) -> None:
         X = self.V.tabulate_dof_coordinates()
         self.rho.x.array[:] = np.asarray(rho0(X.T), float)
         own = slice(0, self.n)
@@ -82,21 +124,34 @@ class EntropicJKO:
         self.M = self.functionals.mass()
         validation.check_density(self.comm, self.rho.x.array[own], X[own], self.M, "initial density", mass_tol,
                                  neg_tol=0.0)
-        self._log(0, 0.0)
+        self._residual = 0.0
 
-    def _log(self, its, sec, converged: bool = True, residual: float = 0.0):
-        h = self.history
-        h["converged"].append(bool(converged))
-        h["residual"].append(residual)
-        h["t"].append(self.t)
-        h["mass"].append(self.functionals.mass())
-        h["energy"].append(self.functionals.free_energy())
-        h["iterations"].append(its)
-        h["min_rho"].append(self.comm.allreduce(float(self.rho.x.array[: self.n].min(initial=np.inf)), op=MPI.MIN))
-        h["seconds"].append(sec)
+    def _measure(self) -> dict:
+        return {"mass": self.functionals.mass(), "energy": self.functionals.free_energy(),
+                "min_rho": self.comm.allreduce(float(self.rho.x.array[: self.n].min(initial=np.inf)), op=MPI.MIN),
+                "residual": self._residual}
 
-    def step(self) -> dict:
-        t0 = time.perf_counter()
+    def _functions(self) -> dict:
+        return {"rho": self.rho}
+
+    def _state(self) -> dict:
+        return {"scalars": {"M": self.M}}
+
+    def _restore(self, state: dict) -> None:
+        self.M = float(state["scalars"]["M"])
+
+    def _fingerprint(self) -> dict:
+        X = self.V.tabulate_dof_coordinates()
+        return {"gamma": self.gamma, "beta": self.beta, "substeps": self.substeps, "tol": self.tol,
+                "num_dofs": self.V.dofmap.index_map.size_global,
+                "potential_moments": [self._sum(self.f), self._sum(self.f ** 2)]
+                + [self._sum(self.f * X[:, i]) for i in range(self.mesh.geometry.dim)]}
+
+    def _release(self) -> None:
+        self._ksp.destroy()
+        self._A.destroy()
+
+    def _advance(self) -> dict:
         sigma = 2 * self.tau / self.gamma
         p = self.rho.x.array.copy()
         expo = 1.0 / (1.0 + sigma / self.beta)
@@ -119,19 +174,8 @@ class EntropicJKO:
         if not np.all(np.isfinite(new)):
             raise FloatingPointError(f"entropic JKO diverged (gamma={self.gamma} too small for double precision?)")
         self.rho.x.array[:] = new
-        self.t += self.tau
+        self._residual = change
         converged = change < self.tol
-        if not converged:
-            warnings.warn(f"entropic JKO step at t={self.t:g} did not converge: relative change {change:.3e} > "
-                          f"tol={self.tol:g} after max_iter={self.max_iter} Sinkhorn iterations; raise max_iter "
-                          f"or gamma", RuntimeWarning, stacklevel=2)
-        self._log(it, time.perf_counter() - t0, converged, change)
-        return {k: v[-1] for k, v in self.history.items()}
-
-    def run(self, t_end: float):
-        t_end = validation.end_time(t_end, self.t, self.tau)
-        for _ in range(int(round((t_end - self.t) / self.tau))):
-            self.step()
-        return self
-
-
+        return {"converged": converged, "iterations": it,
+                "why": None if converged else f"relative change {change:.3e} > tol={self.tol:g} after "
+                                              f"max_iter={self.max_iter} Sinkhorn iterations; raise max_iter or gamma"}

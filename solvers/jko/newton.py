@@ -106,7 +106,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 
 import dolfinx.fem
 import dolfinx.fem.petsc
@@ -122,6 +121,7 @@ from fpjko.solvers.fokker_planck.edge_averaged import bernoulli, lumped_mass
 from fpjko.solvers.fokker_planck.interaction import PolynomialInteraction, as_interaction, kernel_sum
 from fpjko.solvers.jko.alg2 import _numpy_kernel
 from fpjko.solvers.jko.stepping import run_steps
+from fpjko.common.warn import warn
 
 MOBILITY = {"midpoint": 0.5, "implicit": 1.0}
 HISTORY_KEYS = ("t", "mass", "energy", "interaction_energy", "w2", "iterations", "linear_iterations",
@@ -277,7 +277,7 @@ class NewtonJKO:
                                  "off-diagonal entry (e.g. a diagonal D on an axis-aligned rectangle mesh)")
             if negative_weights == "error":
                 raise ValueError(f"the mesh is not Delaunay: {what}")
-            warnings.warn(f"JKO: the mesh is not Delaunay: {what}; clipped to 0 (the scheme stays convex, "
+            warn(None, f"JKO: the mesh is not Delaunay: {what}; clipped to 0 (the scheme stays convex, "
                           "positive and mass-conserving but loses consistency on those edges)", RuntimeWarning,
                           stacklevel=3)
         self.w = np.maximum(w, 0.0)
@@ -370,7 +370,7 @@ class NewtonJKO:
             if np.all(np.abs(du) <= 1e-13 * (1.0 + np.abs(u))):
                 break
         else:
-            warnings.warn(f"NewtonJKO: the pointwise inversion e'(rho) = q (entropy + porous medium) did not reach "
+            warn(None, f"NewtonJKO: the pointwise inversion e'(rho) = q (entropy + porous medium) did not reach "
                           f"its tolerance in 200 Newton steps (last max |du| = {np.abs(du).max():.3e}, rank "
                           f"{self.comm.rank})", RuntimeWarning, stacklevel=3)
         rho = np.exp(np.minimum(u, 700.0))
@@ -488,7 +488,7 @@ class NewtonJKO:
                 break
             c = new
         else:                                       # the same on every rank (g is a global sum)
-            warnings.warn(f"NewtonJKO: the mass shift did not converge in 200 safeguarded Newton steps (relative "
+            warn(None, f"NewtonJKO: the mass shift did not converge in 200 safeguarded Newton steps (relative "
                           f"mass error {abs(g) / M:.3e})", RuntimeWarning, stacklevel=3)
         return c
 
@@ -816,7 +816,7 @@ class NewtonJKO:
                                       f"JKO step {self.step_count + 1}: Newton produced non-finite densities "
                                       f"(tau={self.tau}); reduce tau", FloatingPointError)
         if not converged:
-            warnings.warn(f"JKO step {self.step_count + 1} (t={self.t + self.tau:g}) did not converge: mass-balance "
+            warn(self.comm, f"JKO step {self.step_count + 1} (t={self.t + self.tau:g}) did not converge: mass-balance "
                           f"defect {st['res']:.3e}, interaction change {r_int:.3e} (tol={self.tol:g}) after {its} "
                           f"Newton iterations", RuntimeWarning, stacklevel=2)
         F_old = self.history["energy"][-1]

@@ -16,7 +16,7 @@ as the particles' (TeacherData.noise_covariance), at the nodes of a P1 tensor fi
 
 `network_pde` builds the solver for each particle system (fpjko.samplers.mean_field_nn says which is which):
     gamma = 0, T = 0   noiseless continuity equation (SGD with step gamma N^b, b < 1): DG upwind,
-                       fpjko.solvers.transport.ContinuityEquation;
+                       fpjko.solvers.transport.continuity.ContinuityEquation;
     gamma = 0, T > 0   mean-field Langevin: FokkerPlanckSolver with beta = 1/T (constant operator);
     gamma > 0          the continuous-time model at b = 1 (independent noise per neuron): FokkerPlanckSolver
                        with the density-dependent D = (gamma/2) Sigma(theta; rho) + T I (beta = 1),

@@ -1,0 +1,50 @@
+"""The solvers of the protocol, each built on a small problem (shared by test_protocol.py and mpi_protocol.py).
+
+CASES[name] = (build(comm) -> solver, initial arguments for set_initial, step size, tolerance of a resumed run
+against the uninterrupted one: 0 for bitwise, else relative to the field's maximum)."""
+
+import numpy as np
+
+from fpjko import meshes
+from fpjko.references.gaussian import gaussian_density
+
+
+def _gauss1(x):
+    return gaussian_density(x[:1], [0.5], np.eye(1) * 0.3)
+
+
+def _gauss2(x):
+    return gaussian_density(x[:2], [0.5, -0.3], np.eye(2) * 0.4)
+
+
+def fokker_planck(comm):
+    from fpjko.solvers import FokkerPlanckSolver
+
+    msh = meshes.rectangle(comm, [-3, -3], [3, 3], 0.4)
+    s = FokkerPlanckSolver(msh, lambda x: 0.5 * x[0] ** 2 + x[1] ** 2, beta=1.5, dt=0.05, scheme="bdf2")
+    return s, (_gauss2,), {"normalize": True}
+
+
+def entropic_jko(comm):
+    from fpjko.solvers import EntropicJKO
+
+    s = EntropicJKO(meshes.interval(comm, -3, 3, 0.05), tau=0.1, gamma=0.05, potential=lambda x: 0.5 * x[0] ** 2)
+    return s, (_gauss1,), {"normalize": True}
+
+
+CASES = {"FokkerPlanckSolver": (fokker_planck, 1e-12), "EntropicJKO": (entropic_jko, 1e-10)}
+
+
+def field(solver):
+    """(coordinates, values) of the solver's first function's owned dofs, gathered and sorted by coordinate."""
+    fn = next(iter(solver._functions().values()))
+    V = fn.function_space
+    n = V.dofmap.index_map.size_local
+    bs = V.dofmap.index_map_bs
+    X = V.tabulate_dof_coordinates()[:n]
+    vals = fn.x.array[: n * bs].reshape(n, bs)
+    comm = solver.comm
+    X = np.concatenate(comm.allgather(X))
+    vals = np.concatenate(comm.allgather(vals))
+    order = np.lexsort(np.round(X, 9).T[::-1])
+    return X[order], vals[order]
