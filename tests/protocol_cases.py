@@ -36,15 +36,29 @@ CASES = {"FokkerPlanckSolver": (fokker_planck, 1e-12), "EntropicJKO": (entropic_
 
 
 def field(solver):
-    """(coordinates, values) of the solver's first function's owned dofs, gathered and sorted by coordinate."""
+    """(keys, values) of the solver's first function's owned dofs, gathered and sorted by their keys (coordinates,
+    and the cell's centroid for a discontinuous space: fpjko.solvers.io.checkpoint.dof_keys)."""
+    from fpjko.solvers.io.checkpoint import dof_keys
+
     fn = next(iter(solver._functions().values()))
     V = fn.function_space
     n = V.dofmap.index_map.size_local
     bs = V.dofmap.index_map_bs
-    X = V.tabulate_dof_coordinates()[:n]
+    X = dof_keys(V)
     vals = fn.x.array[: n * bs].reshape(n, bs)
     comm = solver.comm
     X = np.concatenate(comm.allgather(X))
     vals = np.concatenate(comm.allgather(vals))
     order = np.lexsort(np.round(X, 9).T[::-1])
     return X[order], vals[order]
+
+
+def continuity(comm):
+    from fpjko.solvers import ContinuityEquation
+
+    s = ContinuityEquation(meshes.rectangle(comm, [-3, -3], [3, 3], 0.4), lambda x: 0.5 * (x[0] ** 2 + x[1] ** 2),
+                           interaction=1.0, degree=1, dt=0.02)
+    return s, (_gauss2,), {"normalize": True}
+
+
+CASES["ContinuityEquation"] = (continuity, 1e-12)

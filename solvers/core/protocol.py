@@ -9,7 +9,9 @@ A solver is built on a dolfinx mesh (or a helper builds the usual one), then
     solver.close()                          # or `with Solver(...) as s:`; a closed solver refuses to step
 
 One rule for the last step of run(t_end): ceil((t_end - t) / step - 1e-9) full steps, so t ends within one step
-after t_end and at t_end exactly when t_end - t is a multiple of the step.
+after t_end and at t_end exactly when t_end - t is a multiple of the step. A solver whose step is chosen at every
+step by a stability limit (`variable_step`: ContinuityEquation's CFL step) takes that step, and the last one
+shortened to land on t_end (a shorter step is as stable).
 
 history holds the core keys CORE_KEYS for every solver (t, mass, energy, converged, iterations, seconds) and each
 solver's own extras (its `extra_keys`). A record is appended at set_initial (t = 0), after every
@@ -66,6 +68,7 @@ class Solver:
     extra_keys: tuple = ()
     step_name = "dt"                # the attribute that holds the step size: 'dt', or 'tau' for the JKO solvers
     record_every = 1
+    variable_step = False           # the step comes from a stability limit at every step (see the module doc)
 
     # ------------------------------------------------------------------ the state the base class keeps
     def _init_protocol(self, comm, prefix: str | None = None) -> None:
@@ -120,7 +123,7 @@ class Solver:
         self._require_initial("step")
         t0 = _time.perf_counter()
         info = dict(self._advance())
-        self.t += self.step_size
+        self.t += info.pop("step") if "step" in info else self.step_size   # a variable step says which it took
         self.steps += 1
         info.setdefault("converged", True)
         info.setdefault("iterations", 0)
@@ -177,22 +180,32 @@ class Solver:
         self._require_initial("run")
         h = self.step_size
         t_end = validation.end_time(t_end, self.t, h)
-        nsteps = max(0, int(math.ceil((t_end - self.t) / h - 1e-9)))
+        nsteps = max(0, int(math.ceil((t_end - self.t) / h - 1e-9)))     # variable_step: an estimate
         pbar = _progress.bar(nsteps, self.label, self.comm.rank) if progress is not False else _progress.off()
-        for k in range(nsteps):
+        eps = 1e-12 * max(abs(t_end), h)
+
+        def more(k):
+            return t_end - self.t > eps if self.variable_step else k < nsteps
+
+        self._t_end = t_end                     # a variable step is shortened to land on it
+        k = 0
+        while more(k):
             self.step()
+            k += 1
+            last = not more(k)
             pbar.update()
             if callback is not None:
                 callback(self)
-            if k == nsteps - 1 and self.history["t"][-1] != self.t:       # the end of a run is always recorded
+            if last and self.history["t"][-1] != self.t:       # the end of a run is always recorded
                 self._append(self._last_info)
-            if checkpoint is not None and (self.steps % checkpoint.every == 0 or k == nsteps - 1):
+            if checkpoint is not None and (self.steps % checkpoint.every == 0 or last):
                 checkpoint.save(self)
-            if progress and self.comm.rank == 0 and (k + 1) % max(1, nsteps // 10) == 0:
+            if progress and self.comm.rank == 0 and k % max(1, nsteps // 10) == 0:
                 r = {key: v[-1] for key, v in self.history.items()}
                 print(f"  step {self.steps:5d}  t={r['t']:8.4f}  energy={r['energy']: .6g}  mass={r['mass']:.10g}  "
                       f"iterations={r['iterations']}", flush=True)
         pbar.close()
+        self._t_end = None
         return self
 
     # ------------------------------------------------------------------ state

@@ -24,8 +24,6 @@ psi = W * rho is refreshed by set_initial and after every step (change rho only 
 from __future__ import annotations
 
 import math
-import time as _time
-from typing import Callable
 
 import dolfinx.fem
 import dolfinx.fem.petsc
@@ -38,29 +36,42 @@ from fpjko.solvers.core import validation
 from fpjko.solvers.core.compat import expression, interpolate, petsc_vec
 from fpjko.solvers.core.diagnostics import DensityDiagnostics
 from fpjko.solvers.core.linear import make_ksp, solve
+from fpjko.solvers.core.protocol import Solver
 from fpjko.solvers.fokker_planck import coefficients
 from fpjko.solvers.fokker_planck.interaction import as_interaction
 
-HISTORY_KEYS = ("t", "mass", "energy", "min_rho", "boundary_rho", "dt", "cfl")
+EXTRA_KEYS = ("min_rho", "boundary_rho", "dt", "cfl")
 
 
-class ContinuityEquation(DensityDiagnostics):
+class ContinuityEquation(Solver, DensityDiagnostics):
     """rho_t + div(rho u) = 0, u = -grad(f + W * rho) + b, on a dolfinx mesh (any number of ranks).
 
     potential: None, a callable x -> UFL expression of the SpatialCoordinate, or a scalar Function.
     interaction: as FokkerPlanckSolver (number k, matrix K, numpy W(z), or an Interaction object).
     drift: an extra velocity b(x) (callable x -> UFL vector, constant or vector Function).
-    degree: 0 or 1 (DG). dt: fixed step, or None for cfl * h_min / max|u| at every step.
+    degree: 0 or 1 (DG). dt: fixed step, or None for cfl * h_min / max|u| at every step (the last step of
+    run(t_end) then shortened to land on t_end).
+
+    History: the core keys (energy int f rho + 1/2 int (W * rho) rho; iterations 0: the step is explicit) and
+    min_rho, boundary_rho (max |rho| on the boundary), dt, cfl.
     """
+
+    label = "transport steps"
+    default_prefix = "ce_"
+    extra_keys = EXTRA_KEYS
 
     def __init__(self, mesh, potential=None, interaction=None, drift=None, degree: int = 1,
                  dt: float | None = None, cfl: float = 0.15, psi_degree: int = 2, limiter: bool = True,
-                 petsc_options: dict | None = None, prefix: str = "ce_"):
+                 petsc_options: dict | None = None, prefix: str | None = None):
+        self._init_protocol(mesh.comm, prefix)
         if degree not in (0, 1):
             raise ValueError(f"the DG transport solver takes degree 0 or 1 (positivity-limited), got degree={degree!r}")
-        self.dt = None if dt is None else validation.positive_number("dt", dt)
+        self.fixed_dt = None if dt is None else validation.positive_number("dt", dt)
+        self.variable_step = self.fixed_dt is None
+        self._t_end = None
         self.cfl = validation.positive_number("cfl", cfl)
-        self.mesh, self.comm, self.degree, self.limiter = mesh, mesh.comm, degree, limiter and degree == 1
+        self.mesh, self.degree, self.limiter = mesh, degree, limiter and degree == 1
+        self.psi_degree = psi_degree
         tdim = mesh.topology.dim
         unghosted = mesh.topology.index_map(0).num_ghosts > 0 and mesh.topology.index_map(tdim).num_ghosts == 0
         if self.comm.allreduce(int(unghosted), op=MPI.MAX):
@@ -92,7 +103,7 @@ class ContinuityEquation(DensityDiagnostics):
         w = ufl.TrialFunction(self.V)
         self._M = dolfinx.fem.petsc.assemble_matrix(dolfinx.fem.form(w * v * ufl.dx))
         self._M.assemble()
-        self._ksp = make_ksp(self._M, prefix, petsc_options)     # block diagonal: LU is exact and cheap
+        self._ksp = make_ksp(self._M, self.prefix, petsc_options)     # block diagonal: LU is exact and cheap
         self._b = dolfinx.fem.petsc.create_vector(self._L)
         # |u| at the nodes of a vector DG space of degree k+1, for the CFL number
         d = mesh.geometry.dim
@@ -107,9 +118,14 @@ class ContinuityEquation(DensityDiagnostics):
                                            if self.interaction is not None else 0))
         self._bnd = self._boundary_dofs()
         self._cells = self.V.dofmap.list[:nc]                      # (nc, tdim + 1) DG1 dofs = vertices
-        self.t, self.steps = 0.0, 0
-        self.history: dict[str, list] = {k: [] for k in HISTORY_KEYS}
-        self._initialised = False
+        self._last_step = (math.nan, math.nan)
+
+    @property
+    def dt(self) -> float:
+        """The step of the next step(): the fixed dt, or the CFL step cfl * h_min / max|u| of the current density."""
+        if self.fixed_dt is not None:
+            return self.fixed_dt
+        return self.cfl * self.h_min / max(self.max_speed(), 1e-300)
 
     def _boundary_dofs(self) -> np.ndarray:
         import dolfinx.mesh
@@ -122,8 +138,21 @@ class ContinuityEquation(DensityDiagnostics):
 
     # ------------------------------------------------------------------ set-up
     def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-2) -> None:
-        """rho0: a numpy callable, a UFL expression or a Function (interpolated into DG); NaN, negative
-        values and a mass away from 1 (unless normalize) are errors naming the value."""
+        """Set the initial density and start a new run.
+
+        Parameters
+        ----------
+        rho0 : callable, UFL expression or dolfinx Function
+            Interpolated into DG; NaN, negative values and a mass away from 1 (unless normalize) are errors
+            naming the value.
+        normalize : bool
+            Rescale to unit mass.
+        mass_tol : float
+            Tolerance on the mass when not normalising.
+        """
+        Solver.set_initial(self, rho0, normalize=normalize, mass_tol=mass_tol)
+
+    def _set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-2) -> None:
         interpolate(self.rho, rho0)
         self._stage.x.array[:] = self.rho.x.array           # the functionals read the stage density
         mass = self._sum(self._mass)
@@ -135,12 +164,9 @@ class ContinuityEquation(DensityDiagnostics):
         coords = self.V.tabulate_dof_coordinates()[: self.n_owned]
         validation.check_density(self.comm, self.rho.x.array[: self.n_owned], coords, self._sum(self._mass),
                                  "initial density", mass_tol)
-        self.t, self.steps = 0.0, 0
-        self.history = {k: [] for k in HISTORY_KEYS}
-        self._initialised = True
         if self.interaction is not None:
             self.interaction.update(self._stage)
-        self._record(math.nan, math.nan)
+        self._last_step = (math.nan, math.nan)
 
     def _sum(self, form) -> float:
         return self.comm.allreduce(dolfinx.fem.assemble_scalar(form), op=MPI.SUM)
@@ -188,18 +214,13 @@ class ContinuityEquation(DensityDiagnostics):
         sp = np.linalg.norm(self._U.x.array.reshape(-1, d)[:n], axis=1)
         return self.comm.allreduce(float(sp.max()) if len(sp) else 0.0, op=MPI.MAX)
 
-    def step(self, dt: float | None = None, t_end: float | None = None) -> float:
-        """One SSP-RK3 step; dt defaults to the fixed dt or the CFL step, shortened to land on t_end.
-        Returns the dt used."""
-        if not self._initialised:
-            raise RuntimeError("call set_initial(rho0) before stepping")
+    def _advance(self) -> dict:
+        """One SSP-RK3 step of the fixed dt or the CFL step (shortened to land on run's t_end)."""
         r0 = self.rho.x.array.copy()
         umax = self.max_speed()                     # psi = W * rho since set_initial / the last step
-        if dt is None:
-            dt = self.dt if self.dt is not None else self.cfl * self.h_min / max(umax, 1e-300)
-        last = t_end is not None and self.t + dt >= t_end - 1e-9 * dt
-        if last:                                  # land on t_end exactly
-            dt = t_end - self.t
+        dt = self.fixed_dt if self.fixed_dt is not None else self.cfl * self.h_min / max(umax, 1e-300)
+        if self.variable_step and self._t_end is not None and self.t + dt >= self._t_end - 1e-9 * dt:
+            dt = self._t_end - self.t               # land on t_end exactly
         cfl = dt * umax / self.h_min
         if not (math.isfinite(cfl) and cfl <= 1.0):
             raise FloatingPointError(f"unstable transport step {self.steps + 1}: dt={dt:.4g} with max|u|={umax:.4g} "
@@ -212,36 +233,36 @@ class ContinuityEquation(DensityDiagnostics):
         self._stage.x.array[:] = r3
         if self.interaction is not None:
             self.interaction.update(self._stage)
-        self.t = t_end if last else self.t + dt
-        self.steps += 1
-        self._record(dt, cfl)
-        if not np.isfinite(self.history["mass"][-1]) or not np.all(np.isfinite(r3)):
-            raise FloatingPointError(f"non-finite density after transport step {self.steps} (t={self.t:.6g}, dt={dt:g})")
-        return dt
+        bad = self.comm.allreduce(int(not np.all(np.isfinite(r3[: self.n_owned]))), op=MPI.SUM)
+        if bad:
+            raise FloatingPointError(f"non-finite density after transport step {self.steps + 1} "
+                                     f"(t={self.t + dt:.6g}, dt={dt:g})")
+        return {"step": dt, "dt": dt, "cfl": cfl, "converged": True, "iterations": 0}
 
-    def _record(self, dt: float, cfl: float) -> None:
-        h = self.history
+    def _measure(self) -> dict:
         r = self.rho.x.array[: self.n_owned]
-        h["t"].append(self.t)
-        h["mass"].append(self._sum(self._mass))
-        h["energy"].append(self._sum(self._energy))
-        h["min_rho"].append(self.comm.allreduce(float(r.min()) if len(r) else math.inf, op=MPI.MIN))
         bnd = self.rho.x.array[self._bnd]
-        h["boundary_rho"].append(self.comm.allreduce(float(np.abs(bnd).max()) if len(bnd) else 0.0, op=MPI.MAX))
-        h["dt"].append(dt)
-        h["cfl"].append(cfl)
+        return {"mass": self._sum(self._mass), "energy": self._sum(self._energy),
+                "min_rho": self.comm.allreduce(float(r.min()) if len(r) else math.inf, op=MPI.MIN),
+                "boundary_rho": self.comm.allreduce(float(np.abs(bnd).max()) if len(bnd) else 0.0, op=MPI.MAX),
+                "dt": math.nan, "cfl": math.nan}
 
-    def run(self, t_end: float, callback: Callable | None = None) -> dict:
-        """Step until t = t_end (the last step shortened to land on it). callback(solver) after each step."""
-        t0 = _time.perf_counter()
-        k = 0
-        while self.t < t_end:
-            self.step(t_end=t_end)
-            k += 1
-            if callback is not None:
-                callback(self)
-        return {"steps": k, "seconds": _time.perf_counter() - t0}
+    def _functions(self) -> dict:
+        return {"rho": self.rho}
 
-    def destroy(self) -> None:
+    def _restore(self, state: dict) -> None:
+        self._stage.x.array[:] = self.rho.x.array
+        if self.interaction is not None:
+            self.interaction.update(self._stage)
+
+    def _fingerprint(self) -> dict:
+        inter = self.interaction
+        return {"fixed_dt": self.fixed_dt, "cfl": self.cfl, "degree": self.degree, "limiter": self.limiter,
+                "psi_degree": self.psi_degree, "num_dofs": self.V.dofmap.index_map.size_global,
+                "interaction": None if inter is None else getattr(inter, "fingerprint", lambda: inter.kind)(),
+                "potential_moments": [self._sum(dolfinx.fem.form(g * ufl.dx(domain=self.mesh)))
+                                      for g in (self.f_expr, self.f_expr ** 2)]}
+
+    def _release(self) -> None:
         self._ksp.destroy()
         self._M.destroy()
