@@ -62,3 +62,14 @@ def continuity(comm):
 
 
 CASES["ContinuityEquation"] = (continuity, 1e-12)
+
+
+def newton_jko(comm):
+    from fpjko.solvers import NewtonJKO
+
+    s = NewtonJKO(meshes.rectangle(comm, [-3, -3], [3, 3], 0.4), 0.1, potential=lambda x: 0.5 * (x[0] ** 2 + x[1] ** 2),
+                  beta=1.0, interaction=0.5)
+    return s, (_gauss2,), {"normalize": True}
+
+
+CASES["NewtonJKO"] = (newton_jko, 1e-8)

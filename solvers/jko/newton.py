@@ -105,7 +105,6 @@ clipped to zero with a warning (negative_weights='clip') or refused ('error').
 from __future__ import annotations
 
 import math
-import time
 
 import dolfinx.fem
 import dolfinx.fem.petsc
@@ -120,16 +119,15 @@ from fpjko.solvers.fokker_planck.coefficients import call_ufl
 from fpjko.solvers.fokker_planck.edge_averaged import bernoulli, lumped_mass
 from fpjko.solvers.fokker_planck.interaction import PolynomialInteraction, as_interaction, kernel_sum
 from fpjko.solvers.jko.alg2 import _numpy_kernel
-from fpjko.solvers.jko.stepping import run_steps
+from fpjko.solvers.core.protocol import Solver
 from fpjko.common.warn import warn
 
 MOBILITY = {"midpoint": 0.5, "implicit": 1.0}
-HISTORY_KEYS = ("t", "mass", "energy", "interaction_energy", "w2", "iterations", "linear_iterations",
-                "converged", "residual", "min_rho", "seconds")
+EXTRA_KEYS = ("interaction_energy", "w2", "linear_iterations", "residual", "min_rho", "energy_decrease")
 DENSE_KERNEL_ENTRIES = 2**24          # a general W(x_i - x_j) matrix up to 128 MB per rank is kept
 
 
-class NewtonJKO:
+class NewtonJKO(Solver):
     """JKO minimizing movement on a dolfinx mesh (P1 nodes), one Newton solve per step.
 
     Parameters
@@ -152,18 +150,30 @@ class NewtonJKO:
     mobility : {'midpoint', 'implicit'}
     tol, max_iter : the Newton stopping test (above) and its iteration cap.
     petsc_options : dict, optional
-        Options of the Schur-complement solve (prefix jko_; the command line wins).
+        Options of the Schur-complement solve (under the prefix; the command line wins).
     negative_weights : {'clip', 'error'}
         What to do with negative transmissibilities of a non-Delaunay mesh (isotropic case).
     predictor : bool
         Start each step's Newton iteration from one backward-Euler Scharfetter-Gummel step (default; with an
         entropy) rather than from the previous step's potential.
+    prefix : str, optional
+        PETSc options prefix of its solves (default 'njko_'; the fallback LU and the predictor add 'fallback_'
+        and 'pred_').
+
+    History: the core keys (energy: E(rho), iterations: Newton iterations) and interaction_energy, w2 (the
+    step's transport distance), linear_iterations, residual, min_rho, energy_decrease.
     """
+
+    label = "JKO steps (Newton)"
+    default_prefix = "njko_"
+    extra_keys = EXTRA_KEYS
+    step_name = "tau"
 
     def __init__(self, mesh, tau: float, potential=None, beta: float | None = None, m: float | None = None,
                  cm: float = 1.0, interaction=None, D=None, mobility: str = "midpoint", tol: float = 1e-8,
                  max_iter: int = 60, petsc_options: dict | None = None, negative_weights: str = "clip",
-                 predictor: bool = True):
+                 predictor: bool = True, prefix: str | None = None):
+        self._init_protocol(mesh.comm, prefix)
         self.tau = validation.positive_number("tau", tau)
         self.eps = 1.0 / validation.positive_number("beta", beta) if beta is not None else 0.0
         if m is not None and not validation.number("m", m) > 1:
@@ -177,7 +187,7 @@ class NewtonJKO:
         self.max_iter = validation.integer("max_iter", max_iter, 1)
         self.predictor = bool(predictor)
         validation.one_of("negative_weights", negative_weights, ("clip", "error"))
-        self.mesh, self.comm = mesh, mesh.comm
+        self.mesh = mesh
         self.d = mesh.geometry.dim
         if mesh.topology.dim != self.d:
             raise ValueError(f"JKO needs a mesh of full dimension, got a {mesh.topology.dim}D mesh in {self.d}D")
@@ -194,10 +204,14 @@ class NewtonJKO:
         self._interaction(interaction)
         self._graph(D, negative_weights)
         self.V_nodal = self._ghost(pot[: self.n])              # arrays in the edge layout (below) from here
+        self._potential_fp = [self.comm.allreduce(float(self.ml[: self.n] @ (pot[: self.n] ** k))) for k in (1, 2)]
+        self._fp = {"beta": beta, "m": m, "cm": self.cm, "mobility": mobility, "tol": self.tol,
+                    "max_iter": self.max_iter, "predictor": self.predictor, "negative_weights": negative_weights,
+                    "D": None if D is None else np.asarray(D, float).tolist(),
+                    "interaction": None if interaction is None else
+                    (np.asarray(interaction, float).tolist() if not callable(interaction) and
+                     not hasattr(interaction, "kind") else getattr(interaction, "kind", "callable"))}
         self._solver(petsc_options)
-        self.t, self.step_count = 0.0, 0
-        self.history = {k: [] for k in HISTORY_KEYS}
-        self._initialised = False
 
     # ------------------------------------------------------------------ set-up
     def _nodal(self, fn, what: str) -> np.ndarray:
@@ -297,7 +311,7 @@ class NewtonJKO:
                          "pc_hypre_boomeramg_P_max": 4, "pc_hypre_boomeramg_agg_nl": 1})
         opts.update(petsc_options or {})
         self._ksp_options = opts
-        self._adapt_rtol = "ksp_rtol" not in (petsc_options or {}) and not PETSc.Options().hasName("jko_ksp_rtol")
+        self._adapt_rtol = "ksp_rtol" not in (petsc_options or {}) and not PETSc.Options().hasName(self.prefix + "ksp_rtol")
         self._ksp = None
         self._lu, self._fallbacks = None, 0
         self._vecs = {k: self._pattern.createVecRight() for k in ("dphi", "rhs", "dinv", "scale")}
@@ -378,8 +392,22 @@ class NewtonJKO:
 
     # ------------------------------------------------------------------ initial data
     def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6) -> None:
-        """rho0: a numpy or UFL callable of x, local nodal values, or a P1 Function on this mesh.
-        NaN, negative values and (unless normalize) a lumped mass away from 1 are errors naming the value."""
+        """Set the initial density and start a new run.
+
+        Parameters
+        ----------
+        rho0 : callable, array or dolfinx Function
+            A numpy or UFL callable of x, local nodal values (shape (n_local,) or (n_owned,)), or a P1 Function on
+            this mesh. NaN, negative values and (unless normalize) a lumped mass away from 1 are errors naming the
+            value.
+        normalize : bool
+            Rescale to unit mass.
+        mass_tol : float
+            Tolerance on the mass when not normalising.
+        """
+        Solver.set_initial(self, rho0, normalize=normalize, mass_tol=mass_tol)
+
+    def _set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6) -> None:
         if isinstance(rho0, dolfinx.fem.Function):
             if rho0.function_space.mesh is not self.mesh:
                 raise ValueError("initial density lives on a different mesh than the solver: mismatched meshes")
@@ -416,24 +444,49 @@ class NewtonJKO:
         if self.m is not None:
             g = g + self.cm * self.m / (self.m - 1) * r ** (self.m - 1)
         self._phi = self._ghost(g)
+        self.phi.x.array[: self.n] = g
+        self.phi.x.scatter_forward()
         self.mass0 = self.mass(vals)
         self._steep = False
-        self.t, self.step_count = 0.0, 0
-        self.history = {k: [] for k in HISTORY_KEYS}
-        F, Fi = self._energy(vals)
-        self._record(dict(t=0.0, mass=self.mass0, energy=F, interaction_energy=Fi, w2=0.0, iterations=0,
-                          linear_iterations=0, converged=True, residual=0.0, min_rho=self._min(vals), seconds=0.0))
-        self._initialised = True
+        self._step_info = {"w2": 0.0, "linear_iterations": 0, "residual": 0.0, "energy_decrease": math.nan}
 
-    def _record(self, rec):
-        for k in HISTORY_KEYS:
-            self.history[k].append(rec[k])
+    def _measure(self) -> dict:
+        F, Fi = getattr(self, "_energy_cache", None) or self._energy(self.rho.x.array)
+        self._energy_cache = None                       # E(rho) of this step, computed once
+        return {"mass": self.mass(), "energy": F, "interaction_energy": Fi, "min_rho": self._min(self.rho.x.array),
+                **self._step_info}
+
+    def _functions(self) -> dict:
+        return {"rho": self.rho, "phi": self.phi}
+
+    def _state(self) -> dict:
+        return {"scalars": {"mass0": self.mass0, "steep": bool(self._steep)}}
+
+    def _restore(self, state: dict) -> None:
+        self.mass0 = float(state["scalars"]["mass0"])
+        self._steep = bool(state["scalars"]["steep"])
+        self.rho_k.x.array[:] = self.rho.x.array
+        self._rk = self._ghost(self.rho.x.array[: self.n])
+        self._phi = self._ghost(self.phi.x.array[: self.n])
+        self._step_info = {"w2": 0.0, "linear_iterations": 0, "residual": 0.0, "energy_decrease": math.nan}
+
+    def _fingerprint(self) -> dict:
+        return {**self._fp, "num_dofs": self.V.dofmap.index_map.size_global, "potential_moments": self._potential_fp}
+
+    def _release(self) -> None:
+        for k in (self._ksp, self._lu, self._pksp):
+            if k is not None:
+                k.destroy()
+        for name in ("_B", "_L", "_Bs", "_S", "_P"):
+            M = getattr(self, name, None)
+            if M is not None:
+                M.destroy()
 
     def _min(self, r) -> float:
         return self.comm.allreduce(float(r[: self.n].min(initial=np.inf)), op=MPI.MIN)
 
     # ------------------------------------------------------------------ the Newton step (in phi)
-    def _state(self, phi: np.ndarray, psi: np.ndarray) -> dict:
+    def _newton_state(self, phi: np.ndarray, psi: np.ndarray) -> dict:
         """rho(phi) (exact minimiser in rho for this phi, with the mass of rho_k imposed through the
         constant mode of phi), and what the Newton step and the line search need."""
         ei, ej, w, n = self.ei, self.ej, self.w, self.n
@@ -549,7 +602,7 @@ class NewtonJKO:
         sc.array[:] = 1.0 / np.sqrt(sc.array)
         self._S.diagonalScale(L=sc, R=sc)
         if self._ksp is None:
-            self._ksp = linear.make_ksp(self._S, "jko_", self._ksp_options)
+            self._ksp = linear.make_ksp(self._S, self.prefix, self._ksp_options)
         else:
             self._ksp.setOperators(self._S)
         if self._adapt_rtol:
@@ -572,7 +625,7 @@ class NewtonJKO:
             # Krylov + AMG can break down when rho spans hundreds of decades (a steep potential's far tail);
             # this iteration's system is then factorised (counted in history as linear_fallbacks)
             if self._lu is None:
-                self._lu = linear.make_ksp(self._S, "jko_fallback_", linear.direct_solver_options())
+                self._lu = linear.make_ksp(self._S, self.prefix + "fallback_", linear.direct_solver_options())
             else:
                 self._lu.setOperators(self._S)
             x.set(0.0)
@@ -608,7 +661,7 @@ class NewtonJKO:
         self._set_csr(self._P, mo * np.exp(-z[:n]) / self.tau + np.bincount(ei, wh, minlength=n), -wh)
         if self._pksp is None:
             opts = {**self._ksp_options, "ksp_rtol": 1e-8}
-            self._pksp = linear.make_ksp(self._P, "jko_pred_", opts)
+            self._pksp = linear.make_ksp(self._P, self.prefix + "pred_", opts)
         else:
             self._pksp.setOperators(self._P)
         rhs, x = self._vecs["rhs"], self._vecs["dphi"]
@@ -636,7 +689,7 @@ class NewtonJKO:
         # Then, outside the bulk (rho_pred >= 1e-3 of its maximum), phi is the L-Lipschitz extension of the
         # bulk's values, L = 2 (2 beta^-1 / tau)^(1/2), so the term stays below about 2 d / beta: the converged
         # step has phi << V and a moderate slope in such tails (measured)
-        st = self._state(g, psi)
+        st = self._newton_state(g, psi)
         rmax = self.comm.allreduce(float(np.max(st["rho"][:n], initial=0.0)), op=MPI.MAX)
         pmax = self.comm.allreduce(float(np.max(r, initial=0.0)), op=MPI.MAX)
         if rmax > 10 * pmax:
@@ -665,7 +718,7 @@ class NewtonJKO:
         """Newton's method on the concave dual phi -> l(rho(phi), phi) with psi frozen, until the
         mass-balance defect is <= tol or `budget` iterations."""
         tol = self.tol if tol is None else tol
-        st = self._state(phi, psi)
+        st = self._newton_state(phi, psi)
         its = lin = 0
         while its < budget:
             if st["res"] <= tol:
@@ -688,7 +741,7 @@ class NewtonJKO:
                 slope = self.comm.allreduce(float(-st["G"] @ d[: self.n]))   # grad l . d > 0
             alpha, accepted = 1.0, False
             for _ in range(30):
-                trial = self._state(st["phi"] + alpha * d, psi)
+                trial = self._newton_state(st["phi"] + alpha * d, psi)
                 ok = math.isfinite(trial["dual"]) and np.all(np.isfinite(trial["rho"]))
                 slack = 1e-13 * (abs(st["dual"]) + 1.0)
                 if ok and (trial["dual"] >= st["dual"] + 1e-4 * alpha * slope - slack
@@ -779,11 +832,8 @@ class NewtonJKO:
         self._ent = self._mu
         return st, its, lin
 
-    def step(self) -> dict:
-        """One JKO step; returns its history record (plus 'energy_decrease')."""
-        if not self._initialised:
-            raise RuntimeError("call set_initial before step")
-        t0 = time.perf_counter()
+    def _advance(self) -> dict:
+        """One JKO step (Solver.step)."""
         phi = self._phi.copy()
         its = lin = 0
         psi = self._convolve(self._rk) if self.W is not None else np.zeros(self.n)
@@ -813,12 +863,8 @@ class NewtonJKO:
             # the barrier iterate's mass is that of rho_k up to the tolerance: remove the rest
             st["rho"] = self._ghost(st["rho"][: self.n] * (self.mass0 / self.mass(st["rho"])))
         validation.raise_collectively(self.comm, None if np.all(np.isfinite(st["rho"][: self.n])) else
-                                      f"JKO step {self.step_count + 1}: Newton produced non-finite densities "
+                                      f"JKO step {self.steps + 1}: Newton produced non-finite densities "
                                       f"(tau={self.tau}); reduce tau", FloatingPointError)
-        if not converged:
-            warn(self.comm, f"JKO step {self.step_count + 1} (t={self.t + self.tau:g}) did not converge: mass-balance "
-                          f"defect {st['res']:.3e}, interaction change {r_int:.3e} (tol={self.tol:g}) after {its} "
-                          f"Newton iterations", RuntimeWarning, stacklevel=2)
         F_old = self.history["energy"][-1]
         self._rk, self._phi = st["rho"], phi
         for u in (self.rho, self.rho_k):
@@ -826,19 +872,12 @@ class NewtonJKO:
             u.x.scatter_forward()
         self.phi.x.array[: self.n] = phi[: self.n]
         self.phi.x.scatter_forward()
-        self.t += self.tau
-        self.step_count += 1
-        F, Fi = self._energy(self.rho.x.array)
-        rec = dict(t=self.t, mass=self.mass(), energy=F, interaction_energy=Fi,
-                   w2=self.tau * math.sqrt(max(st["kin"] / 2, 0.0)), iterations=its, linear_iterations=lin,
-                   converged=bool(converged), residual=max(st["res"], r_int), min_rho=self._min(self.rho.x.array),
-                   seconds=time.perf_counter() - t0)
-        self._record(rec)
-        rec["energy_decrease"] = F_old - F
-        return rec
-
-    def run(self, t_end: float, callback=None, progress: bool = False):
-        return run_steps(self, t_end, "JKO steps (Newton)", callback, progress, its_label="newton")
+        F, Fi = self._energy_cache = self._energy(self.rho.x.array)
+        self._step_info = {"w2": self.tau * math.sqrt(max(st["kin"] / 2, 0.0)), "linear_iterations": lin,
+                           "residual": max(st["res"], r_int), "energy_decrease": F_old - F}
+        return {"converged": bool(converged), "iterations": its, **self._step_info,
+                "why": None if converged else f"mass-balance defect {st['res']:.3e}, interaction change {r_int:.3e} "
+                                              f"(tol={self.tol:g}) after {its} Newton iterations"}
 
     def density(self) -> tuple[np.ndarray, np.ndarray]:
         """(x (N, d), rho (N,)) over all ranks, sorted lexicographically by x (for 1D plots, tests)."""
