@@ -33,7 +33,7 @@ def main(argv=None):
     rows = []
     rho0 = lambda x: np.exp(-(x[0] - 1) ** 2 / 0.18) / np.sqrt(0.18 * np.pi)        # noqa: E731
     for h in a.hs:
-        s = JKOSolver(comm, [-5], [5], h, 0.1, nt=8, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0,
+        s = JKOSolver(meshes.space_time(comm, [-5], [5], h, 8), 0.1, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0,
                       tol=0.0, max_iter=a.iters)
         s.set_initial(rho0)
         comm.Barrier()

@@ -97,7 +97,7 @@ def main(argv=None) -> dict:
     results, frames = {}, []
     mid = a.taus[len(a.taus) // 2]
     for tau in a.taus:
-        s = JKOSolver(comm, [-L], [L], a.h, tau, nt=6, potential=f, beta=BETA, max_iter=1000)
+        s = JKOSolver(meshes.space_time(comm, [-L], [L], a.h, 6), tau, potential=f, beta=BETA, max_iter=1000)
         s.set_initial(rho0, normalize=True)
         dist = [0.0]
         while s.t < a.t_end - 1e-9:

@@ -1,6 +1,9 @@
 """Mesh builders: interval, rectangle, box and disk meshes with a target cell size h, on any
-communicator. All return a dolfinx Mesh of affine simplices (P1 geometry)."""
+communicator, and the space-time cylinder of the dynamic JKO step. All return a dolfinx Mesh of affine
+simplices (P1 geometry)."""
 
-from fpjko.meshes.builders import box, cell_size, create_mesh, disk, interval, rectangle, space_time
+from fpjko.meshes.builders import (box, cell_size, check_space_time, create_mesh, disk, interval, rectangle,
+                                   space_time, space_time_of)
 
-__all__ = ["interval", "rectangle", "box", "disk", "space_time", "cell_size", "create_mesh"]
+__all__ = ["interval", "rectangle", "box", "disk", "space_time", "space_time_of", "check_space_time", "cell_size",
+           "create_mesh"]

@@ -135,3 +135,33 @@ def space_time(comm: MPI.Comm, lower, upper, h: float, nt: int) -> dolfinx.mesh.
     if len(lower) == 2:
         return dolfinx.mesh.create_box(comm, [lo, hi], [n[0], n[1], nt], dolfinx.mesh.CellType.tetrahedron)
     raise ValueError(f"space-time meshes for 1D or 2D space, got {len(lower)}D")
+
+
+def _extent(msh: dolfinx.mesh.Mesh) -> tuple[np.ndarray, np.ndarray]:
+    """The bounding box (lower, upper) of the mesh's geometry over all ranks (gdim coordinates)."""
+    gdim = msh.geometry.dim
+    x = msh.geometry.x[:, :gdim]
+    lo = np.ascontiguousarray(np.min(x, axis=0) if len(x) else np.full(gdim, np.inf), dtype=float)
+    hi = np.ascontiguousarray(np.max(x, axis=0) if len(x) else np.full(gdim, -np.inf), dtype=float)
+    glo, ghi = np.empty_like(lo), np.empty_like(hi)
+    msh.comm.Allreduce(lo, glo, op=MPI.MIN)
+    msh.comm.Allreduce(hi, ghi, op=MPI.MAX)
+    return glo, ghi
+
+
+def space_time_of(spatial: dolfinx.mesh.Mesh, nt: int) -> dolfinx.mesh.Mesh:
+    """The space-time cylinder over the bounding box of a spatial interval or rectangle mesh, with its
+    largest cell size and nt time layers (meshes.space_time), on the spatial mesh's communicator."""
+    lo, hi = _extent(spatial)
+    return space_time(spatial.comm, lo, hi, cell_size(spatial), nt)
+
+
+def check_space_time(msh: dolfinx.mesh.Mesh) -> None:
+    """Raise (on every rank) unless msh is a space-time cylinder: full dimension, the last coordinate (time)
+    spanning [0, 1]."""
+    gdim, tdim = msh.geometry.dim, msh.topology.dim
+    lo, hi = _extent(msh)
+    if tdim != gdim or gdim < 2 or abs(lo[-1]) > 1e-12 or abs(hi[-1] - 1.0) > 1e-12:
+        raise ValueError(f"not a space-time mesh (time the last coordinate on [0, 1]): a {tdim}D mesh in {gdim}D with "
+                         f"last coordinate on [{lo[-1]:g}, {hi[-1]:g}]; build it with meshes.space_time or "
+                         f"meshes.space_time_of(spatial_mesh, nt)")

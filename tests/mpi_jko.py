@@ -6,11 +6,12 @@ import sys
 import numpy as np
 from mpi4py import MPI
 
+from fpjko import meshes
 from fpjko.solvers.jko.alg2 import JKOSolver
 
 
 def main(interaction=None):
-    s = JKOSolver(MPI.COMM_WORLD, [-5], [5], 0.1, 0.1, nt=8, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0,
+    s = JKOSolver(meshes.space_time(MPI.COMM_WORLD, [-5], [5], 0.1, 8), 0.1, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0,
                   max_iter=1000, interaction=interaction)
     s.set_initial(lambda x: np.exp(-(x[0] - 1) ** 2 / 0.18) / np.sqrt(0.18 * np.pi))
     s.run(0.2)

@@ -73,3 +73,14 @@ def newton_jko(comm):
 
 
 CASES["NewtonJKO"] = (newton_jko, 1e-8)
+
+
+def alg2_jko(comm):
+    from fpjko.solvers import JKOSolver
+
+    s = JKOSolver(meshes.space_time_of(meshes.interval(comm, -3, 3, 0.2), 4), 0.1, potential=lambda x: 0.5 * x[0] ** 2,
+                  beta=1.0, max_iter=400)
+    return s, (_gauss1,), {"normalize": True}
+
+
+CASES["JKOSolver"] = (alg2_jko, 1e-8)

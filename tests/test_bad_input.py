@@ -255,11 +255,11 @@ def test_jko_bad_exponents_named():
     from fpjko.solvers.jko.alg2 import JKOSolver
 
     with pytest.raises(ValueError, match="cm must be finite, got cm=nan"):
-        JKOSolver(COMM, [-1], [1], 0.2, 0.1, m=2, cm=math.nan)
+        JKOSolver(meshes.space_time(COMM, [-1], [1], 0.2, 10), 0.1, m=2, cm=math.nan)
     with pytest.raises(ValueError, match="m must be finite, got m=inf"):
-        JKOSolver(COMM, [-1], [1], 0.2, 0.1, m=math.inf)
+        JKOSolver(meshes.space_time(COMM, [-1], [1], 0.2, 10), 0.1, m=math.inf)
     with pytest.raises(ValueError, match="max_iter must be >= 1, got max_iter=0"):
-        JKOSolver(COMM, [-1], [1], 0.2, 0.1, beta=1.0, max_iter=0)
+        JKOSolver(meshes.space_time(COMM, [-1], [1], 0.2, 10), 0.1, beta=1.0, max_iter=0)
 
 
 def test_network_pde_rejects_nan_noise(square):

@@ -55,7 +55,7 @@ def test_pointwise_maps_are_exact():
 def test_alg2_step_matches_exact_discrete_jko_for_ou():
     """Two ALG2 steps against the closed-form JKO Gaussians; mass, positivity, F decay, W2 per step."""
     tau, m0, s0 = 0.1, 1.0, 0.3
-    s = JKOSolver(COMM, [-5], [5], 0.1, tau, nt=8, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0, max_iter=1000)
+    s = JKOSolver(meshes.space_time(COMM, [-5], [5], 0.1, 8), tau, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0, max_iter=1000)
     s.set_initial(lambda x: gauss(x[0], m0, s0))
     m, sd = m0, s0
     for _ in range(2):
@@ -76,7 +76,7 @@ def test_interaction_is_exact_not_linearised():
     (W * rho_k added to f) would move the mean to (1 + k tau) m / (1 + (a + k) tau) = 0.923 instead of
     m / (1 + a tau) = 0.909; the inner fixed point on W * rho converges (by its own test) every iteration."""
     tau, m0, s0, k = 0.1, 1.0, 0.3, 2.0
-    s = JKOSolver(COMM, [-5], [5], 0.1, tau, nt=8, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0, max_iter=1000,
+    s = JKOSolver(meshes.space_time(COMM, [-5], [5], 0.1, 8), tau, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0, max_iter=1000,
                   interaction=k)
     s.set_initial(lambda x: gauss(x[0], m0, s0))
     m1, s1 = discrete_jko_gaussian(m0, s0, 1.0, 1.0, tau, k)
@@ -88,7 +88,7 @@ def test_interaction_is_exact_not_linearised():
     assert rec["interaction_energy"] == pytest.approx(0.5 * k * s1 ** 2, rel=5e-3)          # measured 3.1e-3
     assert 0 < rec["inner_iterations"] <= 10 * rec["iterations"] and rec["energy_decrease"] > 0
     with pytest.raises(RuntimeError, match="interaction fixed point did not converge in 1 passes"):
-        bad = JKOSolver(COMM, [-5], [5], 0.1, tau, nt=4, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0,
+        bad = JKOSolver(meshes.space_time(COMM, [-5], [5], 0.1, 4), tau, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0,
                         interaction=k, inner_max=1, max_iter=5)
         bad.set_initial(lambda x: gauss(x[0], m0, s0))
         bad.step()
@@ -100,7 +100,7 @@ def test_jko_converges_to_fokker_planck_at_order_one(a):
     m0, s0, T, beta = 0.5, 0.4, 0.4, 1.0
     taus, errs = [0.2, 0.1, 0.05], []
     for tau in taus:
-        s = JKOSolver(COMM, [-5], [5], 0.1, tau, nt=6, potential=lambda x: 0.5 * a * x[0] ** 2, beta=beta,
+        s = JKOSolver(meshes.space_time(COMM, [-5], [5], 0.1, 6), tau, potential=lambda x: 0.5 * a * x[0] ** 2, beta=beta,
                       max_iter=1000)
         s.set_initial(lambda x: gauss(x[0], m0, s0))
         s.run(T)
@@ -121,7 +121,7 @@ def test_porous_medium_m2_follows_barenblatt():
     def bb(x, t):
         return np.maximum(C - x ** 2 / (12 * t ** (2 / 3)), 0) / t ** (1 / 3)
 
-    s = JKOSolver(COMM, [-4], [4], 0.1, 0.1, nt=8, m=2.0, tol=3e-4, max_iter=1000)   # change floor ~1e-4 here
+    s = JKOSolver(meshes.space_time(COMM, [-4], [4], 0.1, 8), 0.1, m=2.0, tol=3e-4, max_iter=1000)   # change floor ~1e-4 here
     s.set_initial(lambda x: bb(x[0], 1.0), normalize=True)      # the P1 kink loses 3e-5 of mass
     s.run(0.4)
     x, rho = s.density()
@@ -142,7 +142,7 @@ def test_jko_agrees_with_fp_solver_on_double_well():
     fp.run(0.2)
     diffs = []
     for tau in (0.1, 0.05):
-        s = JKOSolver(COMM, [-2.5], [2.5], 0.05, tau, nt=6, potential=f, beta=3.0, max_iter=1000)
+        s = JKOSolver(meshes.space_time(COMM, [-2.5], [2.5], 0.05, 6), tau, potential=f, beta=3.0, max_iter=1000)
         s.set_initial(rho0, normalize=True)
         s.run(0.2)
         x, rho = s.density()
@@ -155,15 +155,15 @@ def test_jko_agrees_with_fp_solver_on_double_well():
 
 def test_bad_input():
     with pytest.raises(ValueError, match="tau must be positive"):
-        JKOSolver(COMM, [-1], [1], 0.2, -0.1, beta=1.0)
+        JKOSolver(meshes.space_time(COMM, [-1], [1], 0.2, 10), -0.1, beta=1.0)
     with pytest.raises(ValueError, match="entropy .beta. or a porous-medium term"):
-        JKOSolver(COMM, [-1], [1], 0.2, 0.1)
-    s = JKOSolver(COMM, [-1], [1], 0.2, 0.1, beta=1.0)
+        JKOSolver(meshes.space_time(COMM, [-1], [1], 0.2, 10), 0.1)
+    s = JKOSolver(meshes.space_time(COMM, [-1], [1], 0.2, 10), 0.1, beta=1.0)
     with pytest.raises(ValueError, match="negative: min value -0.5"):
         s.set_initial(lambda x: x[0] * 0 - 0.5 + (x[0] > 0))
     with pytest.raises(ValueError, match="not normalised: mass 4"):
         s.set_initial(lambda x: 2.0 + 0 * x[0])
-    s = JKOSolver(COMM, [-2], [2], 0.2, 0.1, nt=4, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0, max_iter=25)
+    s = JKOSolver(meshes.space_time(COMM, [-2], [2], 0.2, 4), 0.1, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0, max_iter=25)
     s.set_initial(lambda x: np.exp(-(x[0] - 0.5) ** 2 / 0.18) / math.sqrt(0.18 * math.pi), normalize=True)
     with pytest.warns(RuntimeWarning, match=r"did not converge: the change of rho_1 over 10 iterations is .* of "
                                             r"the step > tol=0.0001 after max_iter=25"):

@@ -30,7 +30,6 @@ phi is P2 (or P1), mu and q are discontinuous P1 (P0) vectors, the densities P1.
 from __future__ import annotations
 
 import math
-import time
 
 import dolfinx.fem
 import dolfinx.fem.petsc
@@ -46,18 +45,51 @@ from fpjko.solvers.core import linear, validation
 from fpjko.solvers.core.compat import expression, interpolation_points, petsc_vec
 from fpjko.solvers.fokker_planck.interaction import KernelInteraction, PolynomialInteraction, as_interaction, kernel_sum
 from fpjko.solvers.jko.pointwise import project_parabola, prox_energy
-from fpjko.solvers.jko.stepping import run_steps
+from fpjko.solvers.core.protocol import Solver
 from fpjko.common.warn import warn
 
 
 WINDOW = 10        # ALG2 iterations between two checks of the stopping test
 
 
-class JKOSolver:
-    def __init__(self, comm: MPI.Comm, lower, upper, h: float, tau: float, nt: int = 10,
-                 potential=None, beta: float | None = None, m: float | None = None, cm: float = 1.0,
-                 interaction=None, degree: int = 2, r: float = 0.3, tol: float = 1e-4, max_iter: int = 3000,
-                 petsc_options: dict | None = None, inner_tol: float = 1e-12, inner_max: int = 100):
+class JKOSolver(Solver):
+    """JKO steps by ALG2 on a space-time mesh Omega x [0, 1] (the module doc).
+
+    Parameters
+    ----------
+    mesh : dolfinx.mesh.Mesh
+        The space-time cylinder, time the last coordinate on [0, 1]: meshes.space_time(comm, lower, upper, h, nt)
+        builds it (meshes.space_time_of(spatial_mesh, nt) from a box mesh of Omega).
+    tau : float
+        The JKO step.
+    potential : callable, optional
+        f(x), x of shape (3, n), numpy.
+    beta, m, cm : float, optional
+        Entropy beta^-1 int rho log rho and porous-medium term cm int rho^m / (m - 1).
+    interaction : optional
+        A polynomial or kernel interaction W(x - y).
+    degree : int
+        Degree of the potential phi (q and mu are DG of degree - 1).
+    r, tol, max_iter : float, float, int
+        The augmented-Lagrangian parameter, the stopping test (change of rho_1 over WINDOW iterations relative to
+        the step) and the iteration cap.
+    prefix : str, optional
+        PETSc options prefix of the space-time Poisson solve (default 'alg2_').
+
+    History: the core keys (iterations: ALG2 iterations) and interaction_energy, w2, inner_iterations,
+    min_rho, residual, energy_decrease.
+    """
+
+    label = "JKO steps (ALG2)"
+    default_prefix = "alg2_"
+    extra_keys = ("interaction_energy", "w2", "inner_iterations", "min_rho", "residual", "energy_decrease")
+    step_name = "tau"
+
+    def __init__(self, mesh, tau: float, potential=None, beta: float | None = None, m: float | None = None,
+                 cm: float = 1.0, interaction=None, degree: int = 2, r: float = 0.3, tol: float = 1e-4,
+                 max_iter: int = 3000, petsc_options: dict | None = None, inner_tol: float = 1e-12,
+                 inner_max: int = 100, prefix: str | None = None):
+        self._init_protocol(mesh.comm, prefix)
         self.tau = validation.positive_number("tau", tau)
         self.r = validation.positive_number("r", r)
         self.eps = 1.0 / validation.positive_number("beta", beta) if beta is not None else 0.0
@@ -68,14 +100,16 @@ class JKOSolver:
         cm = validation.positive_number("cm", cm)
         tol = validation.number("tol", tol, nonnegative=True)       # 0: always max_iter iterations
         max_iter = validation.integer("max_iter", max_iter, 1)
-        nt = validation.integer("nt", nt, 1)
         degree = validation.integer("degree", degree, 1)
         inner_tol = validation.positive_number("inner_tol", inner_tol)
         inner_max = validation.integer("inner_max", inner_max, 1)
         self.m, self.cm, self.tol, self.max_iter = m, cm, tol, max_iter
-        self.mesh = meshes.space_time(comm, lower, upper, h, nt)
-        self.comm = comm
-        msh = self.mesh
+        meshes.check_space_time(mesh)
+        self.mesh = msh = mesh
+        self._fp = {"beta": beta, "m": m, "cm": cm, "degree": degree, "r": self.r, "tol": tol, "max_iter": max_iter,
+                    "inner_tol": inner_tol, "inner_max": inner_max,
+                    "interaction": None if interaction is None else getattr(interaction, "kind", repr(interaction)),
+                    "num_vertices": msh.topology.index_map(0).size_global}
         self.d = msh.geometry.dim - 1
         tdim = msh.topology.dim
         self.P = dolfinx.fem.functionspace(msh, ("Lagrange", degree))
@@ -116,7 +150,7 @@ class JKOSolver:
                                                                + rr * u * v * self.ds(1)))
         A.assemble()
         self._A = A
-        self._ksp = linear.make_ksp(A, "jko_", petsc_options)
+        self._ksp = linear.make_ksp(A, self.prefix, petsc_options)
         self._L = dolfinx.fem.form(ufl.inner(rr * self.q - self.mu, ufl.grad(v)) * ufl.dx
                                    + (self.rho1 - rr * self.p) * v * self.ds(1) - self.rho0 * v * self.ds(2))
         self._b = dolfinx.fem.petsc.create_vector(self._L)
@@ -135,9 +169,12 @@ class JKOSolver:
         self._mass0 = dolfinx.fem.form(self.rho0 * self.ds(2))
         gx = ufl.as_vector([self.phi.dx(i) for i in range(self.d)])
         self._action = dolfinx.fem.form(ufl.max_value(self.mu[self.d], 0) * ufl.inner(gx, gx) * ufl.dx)
-        self.t, self.step_count = 0.0, 0
-        self.history = {"t": [], "mass": [], "energy": [], "interaction_energy": [], "w2": [],
-                        "iterations": [], "inner_iterations": [], "converged": [], "min_rho": [], "residual": [], "seconds": []}
+        self._step_info = {}
+        mw = dolfinx.fem.assemble_vector(dolfinx.fem.form(ufl.TestFunction(self.R) * self.ds(1)))
+        mw.scatter_reverse(dolfinx.la.InsertMode.add)
+        self._mw = mw.array[self.top].copy()
+        self._top_owned = self.top < self.n_owned_R
+        self._xtop = self._xR[self.top]
 
     # ------------------------------------------------------------------ helpers
     def _sum(self, form) -> float:
@@ -184,9 +221,22 @@ class JKOSolver:
         return kernel_sum(self._xtop, src, wts, self.W)
 
     # ------------------------------------------------------------------ set-up
-    def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6):
-        """rho0: callable of x ((3, n) array) or nodal values at the R dofs; negative or
-        non-finite values and (unless normalize) a mass away from 1 are errors naming the value."""
+    def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6) -> None:
+        """Set the initial density and start a new run.
+
+        Parameters
+        ----------
+        rho0 : callable or array
+            A callable of x ((3, n) array) or nodal values at the R dofs; negative or non-finite values and
+            (unless normalize) a mass away from 1 are errors naming the value.
+        normalize : bool
+            Rescale to unit mass.
+        mass_tol : float
+            Tolerance on the mass when not normalising.
+        """
+        Solver.set_initial(self, rho0, normalize=normalize, mass_tol=mass_tol)
+
+    def _set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6) -> None:
         X3 = np.vstack([self._xR.T, np.zeros((3 - self.d, len(self._xR)))])
         vals = np.asarray(rho0(X3) if callable(rho0) else rho0, float)
         self.rho0.x.array[:] = np.broadcast_to(vals, (len(self._xR),))
@@ -200,22 +250,35 @@ class JKOSolver:
         validation.check_density(self.comm, self.rho0.x.array[own], X3.T[own], self._sum(self._mass0),
                                  "initial density", mass_tol, neg_tol=0.0)
         self._reset_mu()
-        mw = dolfinx.fem.assemble_vector(dolfinx.fem.form(ufl.TestFunction(self.R) * self.ds(1)))
-        mw.scatter_reverse(dolfinx.la.InsertMode.add)
-        self._mw = mw.array[self.top].copy()
-        self._top_owned = self.top < self.n_owned_R
-        self._xtop = self._xR[self.top]
         self._M = self._sum(self._mass0)
         self._lam = 0.0
         self._fR.x.array[:] = self.f
-        self.history["t"].append(0.0)
-        self.history["mass"].append(self.mass())
-        self.history["energy"].append(self.free_energy())
-        self.history["interaction_energy"].append(self.interaction_energy())
-        for k in ("w2", "iterations", "inner_iterations", "residual", "seconds"):
-            self.history[k].append(0.0 if k not in ("iterations", "inner_iterations") else 0)
-        self.history["min_rho"].append(self.comm.allreduce(float(self.rho1.x.array[self.top].min(initial=np.inf)),
-                                                           op=MPI.MIN))
+        self._step_info = {"w2": 0.0, "inner_iterations": 0, "residual": 0.0, "energy_decrease": math.nan}
+
+    def _measure(self) -> dict:
+        return {"mass": self.mass(), "energy": self.free_energy(), "interaction_energy": self.interaction_energy(),
+                "min_rho": self.comm.allreduce(float(self.rho1.x.array[self.top].min(initial=np.inf)), op=MPI.MIN),
+                **self._step_info}
+
+    def _functions(self) -> dict:
+        return {"rho_k": self.rho0, "rho": self.rho1, "p": self.p, "phi": self.phi, "q": self.q, "mu": self.mu}
+
+    def _state(self) -> dict:
+        return {"scalars": {"M": self._M, "lam": self._lam}}
+
+    def _restore(self, state: dict) -> None:
+        self._M, self._lam = float(state["scalars"]["M"]), float(state["scalars"]["lam"])
+        self._step_info = {"w2": 0.0, "inner_iterations": 0, "residual": 0.0, "energy_decrease": math.nan}
+
+    def _fingerprint(self) -> dict:
+        own = self.n_owned_R
+        f = self.f[:own]
+        return {**self._fp, "potential_moments": [self.comm.allreduce(float(np.sum(f))),
+                                                  self.comm.allreduce(float(np.sum(f * f)))]}
+
+    def _release(self) -> None:
+        self._ksp.destroy()
+        self._A.destroy()
 
     def _reset_mu(self):
         """mu = (0, rho_k) constant in time (the trivial path), as the multiplier's first guess."""
@@ -228,8 +291,8 @@ class JKOSolver:
         self.p.x.array[:] = 0.0
 
     # ------------------------------------------------------------------ one step
-    def step(self) -> dict:
-        t0 = time.perf_counter()
+    def _advance(self) -> dict:
+        """One ALG2 JKO step (Solver.step)."""
         r, rt = self.r, self.r * self.tau
         ftop = self.f[self.top]
         dim = self.d + 1
@@ -273,28 +336,18 @@ class JKOSolver:
                         break
                 snap = new.copy()
         if not np.all(np.isfinite(self.rho1.x.array[self.top])):
-            raise FloatingPointError(f"ALG2 diverged in JKO step {self.step_count + 1} (tau={self.tau}, r={self.r})")
+            raise FloatingPointError(f"ALG2 diverged in JKO step {self.steps + 1} (tau={self.tau}, r={self.r})")
         F_old = self.history["energy"][-1]
-        self.t += self.tau
-        self.step_count += 1
         w2 = math.sqrt(max(self._sum(self._action), 0.0))
         # move rho_1 to the bottom face: the next step starts from it
         tab = self._face_values(self.top, self.rho1.x.array)
         self.rho0.x.array[:] = self._extend(tab)
-        F = self.free_energy()
         converged = change <= self.tol
-        if not converged:
-            warn(self.comm, f"JKO step {self.step_count} (t={self.t:g}) did not converge: the change of rho_1 over "
-                          f"{WINDOW} iterations is {change:.3e} of the step > tol={self.tol:g} after "
-                          f"max_iter={self.max_iter} ALG2 iterations", RuntimeWarning, stacklevel=2)
-        rec = {"t": self.t, "mass": self.mass(), "energy": F, "interaction_energy": self.interaction_energy(),
-               "w2": w2, "iterations": it, "inner_iterations": inner, "converged": bool(converged),
-               "min_rho": self.comm.allreduce(float(self.rho1.x.array[self.top].min(initial=np.inf)), op=MPI.MIN),
-               "residual": change, "seconds": time.perf_counter() - t0}
-        for k, v in rec.items():
-            self.history[k].append(v)
-        rec["energy_decrease"] = F_old - F
-        return rec
+        self._step_info = {"w2": w2, "inner_iterations": inner, "residual": change,
+                           "energy_decrease": F_old - self.free_energy()}
+        return {"converged": bool(converged), "iterations": it,
+                "why": None if converged else f"the change of rho_1 over {WINDOW} iterations is {change:.3e} of the "
+                                              f"step > tol={self.tol:g} after max_iter={self.max_iter} ALG2 iterations"}
 
     def _prox_fixed_mass(self, c, ftop, rt):
         """The prox with the mass of rho_k imposed: rho_i = prox(c_i + lam), the scalar lam found by
@@ -349,12 +402,9 @@ class JKOSolver:
             rho = new
             if change <= self.inner_tol * scale:
                 return rho, k
-        raise RuntimeError(f"JKO step {self.step_count + 1}: the interaction fixed point did not converge in "
+        raise RuntimeError(f"JKO step {self.steps + 1}: the interaction fixed point did not converge in "
                            f"{self.inner_max} passes (last change {change / scale:.3e}); r tau |W| is too large: "
                            f"reduce tau={self.tau} or r={self.r}")
-
-    def run(self, t_end: float, callback=None, progress: bool = False):
-        return run_steps(self, t_end, "JKO steps (ALG2)", callback, progress, its_label="its")
 
     def density(self):
         """(x (n, d), rho (n,)) of the current density on the top face, gathered and sorted."""
