@@ -48,7 +48,7 @@ def hj_row(comm, n: int) -> dict:
     out["dofs"] = le.V.dofmap.index_map.size_global
     out["max_difference"] = comm.allreduce(float(np.abs(le.u.x.array[: le.n] - hj.u.x.array[: le.n])[m].max()),
                                            op=MPI.MAX)
-    out["newton_per_step"] = float(np.mean(hj.history["newton"][1:]))
+    out["newton_per_step"] = float(np.mean(hj.history["iterations"][1:]))
     le.destroy()
     hj.destroy()
     return out

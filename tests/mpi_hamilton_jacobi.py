@@ -34,7 +34,7 @@ def main(kind):
     hj.solve(0.3, 10)
     out = {"size": comm.size, "cole_hopf": le.values(pts).tolist(), "gradient": le.gradient(pts).tolist(),
            "direct": np.asarray(__import__("solvers").evaluate_on_points(hj.u, pts)).tolist(),
-           "newton": hj.history["newton"], "local_dofs": comm.allgather(int(le.n))}
+           "newton": hj.history["iterations"], "local_dofs": comm.allgather(int(le.n))}
     try:                            # NaN in f on the part of the domain x > 2 (one rank's cells, or rank 0's)
         LocalEntropy(msh, lambda x: np.where(x[0] > 2.0, np.nan, f(x)), 4.0)
         out["fault"] = "no error"

@@ -84,3 +84,23 @@ def alg2_jko(comm):
 
 
 CASES["JKOSolver"] = (alg2_jko, 1e-8)
+
+
+def _gentle(x):
+    return 0.5 * (x[0] - 0.3) ** 2 + 0.1 * np.cos(3 * x[0])
+
+
+def local_entropy(comm):
+    from fpjko.solvers import LocalEntropy
+
+    return LocalEntropy(meshes.interval(comm, -3, 3, 0.05), _gentle, 2.0, dt=0.02), (), {}
+
+
+def viscous_hj(comm):
+    from fpjko.solvers import ViscousHJ
+
+    return ViscousHJ(meshes.interval(comm, -3, 3, 0.05), _gentle, 2.0, dt=0.02), (), {}
+
+
+CASES["LocalEntropy"] = (local_entropy, 1e-12)
+CASES["ViscousHJ"] = (viscous_hj, 1e-9)

@@ -57,12 +57,19 @@ class LocalEntropy(TimeMarching):
     scheme: 'bdf2' (default, second order) or 'backward_euler'.
 
     solve(gamma, steps) advances u from its current time to gamma in `steps` equal steps and returns the
-    Function u (nodal values of f_gamma plus (d/(2 beta)) log(2 pi gamma / beta)). history: t, min_v, max_v per
-    step and fallbacks (BDF2 steps redone by backward Euler).
+    Function u (nodal values of f_gamma plus (d/(2 beta)) log(2 pi gamma / beta)); or the protocol: dt=, step(),
+    run(t_end). History: the core keys (iterations: accepted sub-steps of the step control) and min_v, max_v
+    (the range of w^{n+1}/w^n over the step's sub-steps); self.fallbacks counts BDF2 steps redone by backward
+    Euler, self.rejected the sub-steps retried shorter.
     """
 
+    default_prefix = "le_"
+    extra_keys = ("min_v", "max_v")
+
     def __init__(self, mesh, f, beta: float, degree: int = 1, mass: str | None = None, scheme: str = "bdf2",
-                 max_log_ratio: float = 50.0, petsc_options: dict | None = None, prefix: str = "le_"):
+                 max_log_ratio: float = 50.0, petsc_options: dict | None = None, prefix: str | None = None,
+                 dt: float | None = None):
+        self._init_protocol(mesh.comm, prefix)
         self.beta = validation.positive_number("beta", beta)
         self.degree = validation.integer("degree", degree, 1)
         self.mass = validation.one_of("mass", mass or ("lumped" if degree == 1 else "consistent"),
@@ -72,8 +79,8 @@ class LocalEntropy(TimeMarching):
                              "use mass='consistent'")
         self.scheme = validation.one_of("scheme", scheme, ("bdf2", "backward_euler"))
         self.max_log_ratio = validation.positive_number("max_log_ratio", max_log_ratio)
-        self.mesh, self.comm = mesh, mesh.comm
-        self.prefix, self.petsc_options = prefix, dict(petsc_options or {})
+        self.mesh = mesh
+        self.petsc_options = dict(petsc_options or {})
         self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree))
         self.n = self.V.dofmap.index_map.size_local
         self.eps = 1.0 / (2.0 * self.beta)
@@ -83,8 +90,8 @@ class LocalEntropy(TimeMarching):
         coords = self.V.tabulate_dof_coordinates()
         validation.finite_field(self.comm, self.u.x.array[: self.n], coords[: self.n], "the loss f")
         self._coords = coords
-        self.t, self.steps, self.fallbacks, self.rejected = 0.0, 0, 0, 0
-        self.history = {"t": [0.0], "min_v": [1.0], "max_v": [1.0]}
+        self.fallbacks, self.rejected = 0, 0
+        self._substeps = 0
         u_, v_ = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
         self._M = self._assemble(u_ * v_ * ufl.dx)
         self._K = self._assemble(ufl.inner(ufl.grad(u_), ufl.grad(v_)) * ufl.dx)
@@ -111,6 +118,20 @@ class LocalEntropy(TimeMarching):
         self._v = self._M.createVecRight()
         self._last_dt = None
         self._grad = None                     # grad u in DG(p-1), for gradient()
+        self._fp = {"beta": self.beta, "degree": self.degree, "mass": self.mass, "scheme": self.scheme,
+                    "max_log_ratio": self.max_log_ratio, "num_dofs": self.V.dofmap.index_map.size_global}
+        self._init_marching(f, dt)
+
+    def _reset(self) -> None:
+        self._u_prev.x.array[:] = self.u.x.array
+        self._last_dt, self._substeps = None, 0
+        self._step_info = {"min_v": 1.0, "max_v": 1.0}
+
+    def _prev_function(self):
+        return self._u_prev
+
+    def _fingerprint(self) -> dict:
+        return self._fp
 
     def _assemble(self, a) -> PETSc.Mat:
         A = dolfinx.fem.petsc.assemble_matrix(dolfinx.fem.form(a))
@@ -167,7 +188,7 @@ class LocalEntropy(TimeMarching):
         Me = self._csr_M[2] * e
         starts = self._csr_M[0][:-1]
         v = None
-        if self.scheme == "bdf2" and self.steps > 0 and self._last_dt == dt:
+        if self.scheme == "bdf2" and self._substeps > 0 and self._last_dt == dt:
             # w^{n-1} / w^n at the columns: exp(-beta (u^{n-1}_j - u^n_i)), differences over one step and one cell
             e_prev = self._factors(self._values_at_columns(self._u_prev), u_rows)
             rhs = np.add.reduceat(2.0 * Me - 0.5 * self._csr_M[2] * e_prev, starts) if len(Me) else np.zeros(0)
@@ -185,7 +206,7 @@ class LocalEntropy(TimeMarching):
             ok = bool(np.all(v > 0.0) and np.all(np.abs(np.log(v)) <= self.max_log_ratio))
         return bool(self.comm.allreduce(int(ok), op=MPI.MIN))
 
-    def step(self, dt: float) -> None:
+    def _advance(self) -> dict:
         """Advance by dt: BDF2 (when scheme='bdf2' and the previous step had the same length) or backward Euler.
 
         Step control: a step whose solution is not positive (consistent mass) or changes u by more than
@@ -194,15 +215,16 @@ class LocalEntropy(TimeMarching):
         at rate ~|grad f|^2 / 2 at first) and is the accuracy control at large beta, where one long implicit
         step carries exponentially weighted mass too far (the backward-Euler heat kernel has exponential, not
         Gaussian, tails)."""
-        dt = validation.positive_number("dt", dt)
-        remaining, h, tries = dt, dt, 0
+        dt = self.dt
+        remaining, h, tries, accepted, vmin, vmax = dt, dt, 0, 0, math.inf, -math.inf
+        t = self.t
         while remaining > 1e-12 * dt:
             h = min(h, remaining)
             v = self._attempt(h)
             if v is None:
                 tries += 1
                 if tries > 80:
-                    raise ValueError(f"Cole-Hopf step {self.steps + 1} (t={self.t:.6g}): no acceptable step down to "
+                    raise ValueError(f"Cole-Hopf step {self.steps + 1} (t={t:.6g}): no acceptable step down to "
                                      f"dt={h:.3g} (w^(n+1)/w^n not positive, or not finite: the transformed heat "
                                      "step overflows where beta h |grad u| is large); refine the mesh, use "
                                      "mass='lumped' (P1), or solve the HJ equation directly (ViscousHJ)")
@@ -212,15 +234,16 @@ class LocalEntropy(TimeMarching):
             self._u_prev.x.array[:] = self.u.x.array
             self.u.x.array[: self.n] -= np.log(v) / self.beta
             self.u.x.scatter_forward()
-            self.t += h
-            self.steps += 1
+            t += h
+            self._substeps += 1
+            accepted += 1
             self._last_dt = h
             remaining -= h
-            hist = self.history
-            hist["t"].append(self.t)
-            hist["min_v"].append(self.comm.allreduce(float(np.min(v, initial=np.inf)), op=MPI.MIN))
-            hist["max_v"].append(self.comm.allreduce(float(np.max(v, initial=-np.inf)), op=MPI.MAX))
+            vmin = min(vmin, self.comm.allreduce(float(np.min(v, initial=np.inf)), op=MPI.MIN))
+            vmax = max(vmax, self.comm.allreduce(float(np.max(v, initial=-np.inf)), op=MPI.MAX))
             h = min(dt, 2.0 * h)
+        self._step_info = {"min_v": vmin, "max_v": vmax}
+        return {"converged": True, "iterations": accepted, **self._step_info}
 
     def constant(self, gamma: float | None = None) -> float:
         """(d / (2 beta)) log(2 pi gamma / beta): u(., gamma) minus the local entropy as defined by the integral."""
@@ -243,7 +266,7 @@ class LocalEntropy(TimeMarching):
         interpolate(self._grad, ufl.grad(self.u))
         return evaluate_on_points(self._grad, points).reshape(len(points), d)
 
-    def destroy(self) -> None:
+    def _release(self) -> None:
         for obj in (self._A, self._ksp, self._M, self._K, self._b, self._v, self._at_cols, self._scatter):
             if obj is not None:
                 obj.destroy()

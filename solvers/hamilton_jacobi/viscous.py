@@ -39,7 +39,6 @@ from fpjko.solvers.core import validation
 from fpjko.solvers.core.compat import interpolate
 from fpjko.solvers.core.linear import make_ksp, solve
 from fpjko.solvers.hamilton_jacobi.marching import TimeMarching
-from fpjko.common.warn import warn
 
 
 class ViscousHJ(TimeMarching):
@@ -47,20 +46,24 @@ class ViscousHJ(TimeMarching):
 
     mesh, f, beta, degree as fpjko.solvers.hamilton_jacobi.cole_hopf.LocalEntropy; scheme 'bdf2' or
     'backward_euler'; stabilization c >= 0 (0: plain Galerkin). solve(gamma, steps) returns the Function u.
-    history: t, newton (iterations per step), converged (its stopping test fired; a step where it did not
-    warns), stabilized (fraction of cells with nu > 0).
+    History: the core keys (iterations: Newton iterations; converged: its stopping test fired, a step where it
+    did not warns) and stabilized (fraction of cells with nu > 0).
     """
+
+    default_prefix = "hj_"
+    extra_keys = ("stabilized",)
 
     def __init__(self, mesh, f, beta: float, degree: int = 1, scheme: str = "bdf2", stabilization: float = 0.5,
                  newton_tol: float = 1e-10, max_newton: int = 25, petsc_options: dict | None = None,
-                 prefix: str = "hj_"):
+                 prefix: str | None = None, dt: float | None = None):
+        self._init_protocol(mesh.comm, prefix)
         self.beta = validation.positive_number("beta", beta)
         self.degree = validation.integer("degree", degree, 1)
         self.scheme = validation.one_of("scheme", scheme, ("bdf2", "backward_euler"))
         c = validation.number("stabilization", stabilization, nonnegative=True)
         self.newton_tol = validation.tolerance("newton_tol", newton_tol)
         self.max_newton = validation.integer("max_newton", max_newton, 1)
-        self.mesh, self.comm = mesh, mesh.comm
+        self.mesh = mesh
         self.V = V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree))
         self.n = V.dofmap.index_map.size_local
         self.u = dolfinx.fem.Function(V, name="u")
@@ -89,10 +92,23 @@ class ViscousHJ(TimeMarching):
         self._Jmat.assemble()
         self._res = dolfinx.fem.petsc.create_vector(self._F)
         self._du = self._Jmat.createVecRight()
-        self._ksp = make_ksp(self._Jmat, prefix, petsc_options)
-        self.t, self.steps = 0.0, 0
+        self._ksp = make_ksp(self._Jmat, self.prefix, petsc_options)
         self._last_dt = None
-        self.history = {"t": [0.0], "newton": [0], "converged": [True], "stabilized": [0.0]}
+        self._fp = {"beta": self.beta, "degree": self.degree, "scheme": self.scheme, "stabilization": c,
+                    "newton_tol": self.newton_tol, "max_newton": self.max_newton,
+                    "num_dofs": V.dofmap.index_map.size_global}
+        self._init_marching(f, dt)
+
+    def _reset(self) -> None:
+        self._un.x.array[:] = self.u.x.array
+        self._last_dt = None
+        self._step_info = {"stabilized": 0.0}
+
+    def _prev_function(self):
+        return self._un
+
+    def _fingerprint(self) -> dict:
+        return self._fp
 
     def _residual(self) -> None:
         with self._res.localForm() as r:
@@ -100,8 +116,8 @@ class ViscousHJ(TimeMarching):
         dolfinx.fem.petsc.assemble_vector(self._res, self._F)
         self._res.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
 
-    def step(self, dt: float) -> None:
-        dt = validation.positive_number("dt", dt)
+    def _advance(self) -> dict:
+        dt = self.dt
         bdf2 = self.scheme == "bdf2" and self.steps > 0 and self._last_dt == dt
         u = self.u
         self._unm1.x.array[:] = self._un.x.array
@@ -142,24 +158,18 @@ class ViscousHJ(TimeMarching):
                 raise FloatingPointError(f"{what}: Newton diverged (non-finite update); reduce dt")
             if small:
                 break
-        else:
-            warn(self.comm, f"{what}: Newton did not converge in {self.max_newton} iterations (last update "
-                          f"{change:.3e}); reduce dt", RuntimeWarning, stacklevel=2)
-        self.t += dt
-        self.steps += 1
         self._last_dt = dt
         active = 0
         if not isinstance(self._nu_expr, float):
             interpolate(self._nu_cells, self._nu_expr)
             owned = self._nu_cells.function_space.dofmap.index_map.size_local
             active = self.comm.allreduce(int(np.sum(self._nu_cells.x.array[:owned] > 0)))
-        h = self.history
-        h["t"].append(self.t)
-        h["newton"].append(it)
-        h["converged"].append(bool(small))
-        h["stabilized"].append(active / self._ncells)
+        self._step_info = {"stabilized": active / self._ncells}
+        return {"converged": bool(small), "iterations": it, **self._step_info,
+                "why": None if small else f"{what}: Newton did not converge in {self.max_newton} iterations "
+                                          f"(last update {change:.3e}); reduce dt"}
 
-    def destroy(self) -> None:
+    def _release(self) -> None:
         for obj in (self._Jmat, self._res, self._du, self._ksp):
             obj.destroy()
 
