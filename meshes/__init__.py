@@ -3,7 +3,8 @@ communicator, and the space-time cylinder of the dynamic JKO step. All return a 
 simplices (P1 geometry)."""
 
 from fpjko.meshes.builders import (box, cell_size, check_space_time, create_mesh, disk, interval, rectangle,
-                                   space_time, space_time_of)
+                                   space_time, space_time_of, unit_square, unit_square_cells)
 
-__all__ = ["interval", "rectangle", "box", "disk", "space_time", "space_time_of", "check_space_time", "cell_size",
+__all__ = ["interval", "rectangle", "box", "disk", "space_time", "space_time_of", "check_space_time", "unit_square",
+           "unit_square_cells", "cell_size",
            "create_mesh"]

@@ -165,3 +165,26 @@ def check_space_time(msh: dolfinx.mesh.Mesh) -> None:
         raise ValueError(f"not a space-time mesh (time the last coordinate on [0, 1]): a {tdim}D mesh in {gdim}D with "
                          f"last coordinate on [{lo[-1]:g}, {hi[-1]:g}]; build it with meshes.space_time or "
                          f"meshes.space_time_of(spatial_mesh, nt)")
+
+
+def unit_square(comm: MPI.Comm, n: int) -> dolfinx.mesh.Mesh:
+    """[0, 1]^2 in n x n quadrilaterals: the mesh of the graphon solvers (one cell per block of a step graphon)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"unit_square needs n >= 1 cells per side, got n={n!r}")
+    check_size(int(n) ** 2, f"unit_square with n={n}")
+    return dolfinx.mesh.create_unit_square(comm, int(n), int(n), dolfinx.mesh.CellType.quadrilateral)
+
+
+def unit_square_cells(msh: dolfinx.mesh.Mesh) -> int:
+    """n of a uniform n x n quadrilateral mesh of [0, 1]^2 (meshes.unit_square); anything else is refused."""
+    tdim = msh.topology.dim
+    lo, hi = _extent(msh)
+    cells = msh.topology.index_map(tdim).size_global
+    n = math.isqrt(cells)
+    quad = msh.topology.cell_type == dolfinx.mesh.CellType.quadrilateral
+    if not (quad and msh.geometry.dim == 2 and n * n == cells and np.allclose(lo, 0) and np.allclose(hi, 1)
+            and abs(cell_size(msh) - math.sqrt(2) / n) < 1e-9):
+        raise ValueError(f"the graphon solvers need a uniform n x n quadrilateral mesh of [0, 1]^2 "
+                         f"(meshes.unit_square(comm, n)); got {cells} {msh.topology.cell_type.name} cells on "
+                         f"[{lo[0]:g}, {hi[0]:g}] x [{lo[-1]:g}, {hi[-1]:g}]")
+    return n

@@ -104,3 +104,24 @@ def viscous_hj(comm):
 
 CASES["LocalEntropy"] = (local_entropy, 1e-12)
 CASES["ViscousHJ"] = (viscous_hj, 1e-9)
+
+
+def graphon_flow(comm):
+    from fpjko.samplers.graphon import GraphonObjective
+    from fpjko.solvers import GraphonFlow
+
+    s = GraphonFlow(meshes.unit_square(comm, 12), GraphonObjective(edges=-1.0, triangles=1.0), tau=0.2, degree=1)
+    return s, (lambda u, v: 0.5 - 0.2 * np.cos(np.pi * u) * np.cos(np.pi * v),), {}
+
+
+def graphon_mckean_vlasov(comm):
+    from fpjko.samplers.graphon import GraphonObjective
+    from fpjko.solvers import GraphonMcKeanVlasov
+
+    s = GraphonMcKeanVlasov(meshes.unit_square(comm, 4), GraphonObjective(edges=-1.0, triangles=3.0), dt=0.02, nx=41,
+                            sigma=0.5)
+    return s, (lambda u, v: 0.3 + 0.4 * u * v,), {}
+
+
+CASES["GraphonFlow"] = (graphon_flow, 1e-13)
+CASES["GraphonMcKeanVlasov"] = (graphon_mckean_vlasov, 1e-13)

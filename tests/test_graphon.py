@@ -15,6 +15,7 @@ import pytest
 from mpi4py import MPI
 
 from conftest import fitted_slope, run_mpi
+from fpjko import meshes
 from fpjko.references import reflected_ou
 from fpjko.samplers import graphon as G
 from fpjko.solvers.graphon.flow import GraphonFlow
@@ -66,31 +67,31 @@ def test_mantel_by_gradient_descent(n, seed):
 def test_graphon_flow_finds_mantel_from_a_smooth_graphon(degree):
     """The graphon flow (DG0 and Q1 on a 64 x 64 mesh) from W0 = 1/2 - cos(pi u) cos(pi v) / 5 reaches the
     bipartite graphon 1{(u < 1/2) != (v < 1/2)}: edge density 1/2 +- 1e-2, triangle density < 1e-3."""
-    F = GraphonFlow(COMM, 64, MANTEL, degree=degree)
+    F = GraphonFlow(meshes.unit_square(COMM, 64), MANTEL, tau=0.2, degree=degree, record_every=10)
     F.set_initial(lambda u, v: 0.5 - 0.2 * np.cos(np.pi * u) * np.cos(np.pi * v))
-    F.run(60.0, 0.2, record_every=10)
+    F.run(60.0)
     e, t = F.history["edge_density"][-1], F.history["triangle_density"][-1]
     assert abs(e - 0.5) < 1e-2 and t < 1e-3, (e, t)
     A = F.matrix()
     half = A.shape[0] // 2
     assert A[:half - 1, :half - 1].max() < 1e-3 and A[:half - 1, half + 1:].min() > 0.999
-    assert all(np.diff(F.history["objective"]) <= 1e-12)
+    assert all(np.diff(F.history["energy"]) <= 1e-12)
 
 
 def test_dg0_flow_is_the_matrix_gradient_descent():
     W0 = G.random_symmetric(40, seed=5)
-    F = GraphonFlow(COMM, 40, MANTEL, degree=0)
+    F = GraphonFlow(meshes.unit_square(COMM, 40), MANTEL, tau=0.1, degree=0)
     F.set_initial(W0)
-    F.run(3.0, 0.1)
+    F.run(3.0)
     out = G.gradient_descent(W0, MANTEL, 0.1, 3.0)
     assert np.abs(F.matrix() - out["W"]).max() < 1e-13
 
 
 def _flow_reference(W0, T, n=256):
     """The graphon flow (Q1, n x n mesh) at time T: (nodal array, grid, t(K2), t(K3))."""
-    F = GraphonFlow(COMM, n, MANTEL, degree=1)
+    F = GraphonFlow(meshes.unit_square(COMM, n), MANTEL, tau=0.05, degree=1)
     F.set_initial(W0)
-    F.run(T, 0.05)
+    F.run(T)
     ref = F.matrix()
     return ref, np.linspace(0, 1, n + 1), *F.densities(ref)
 
@@ -160,11 +161,12 @@ def test_least_squares_noisy_sgd_and_its_mckean_vlasov_limit():
     (3) noisy SGD entries against the solver's law at t = 0.3 (not yet stationary): W1 falls with n."""
     Wstar = lambda u, v: 0.2 + 0.6 * np.floor(4 * u) * np.floor(4 * v) / 9              # noqa: E731
     R = G.GraphonObjective(least_squares=1.0, target=Wstar)
-    M = GraphonMcKeanVlasov(COMM, 4, R, nx=201, sigma=1.0)
+    M = GraphonMcKeanVlasov(meshes.unit_square(COMM, 4), R, dt=0.002, nx=201, sigma=1.0)
     M.set_initial(lambda u, v: 0.5 + 0 * u)
-    M.run(0.3, 0.002)
+    M.run(0.3)
     mid = {(i, j): M.cell_law(i, j)[1].copy() for i in range(4) for j in range(4)}
-    M.run(5.0, 0.01)
+    M.dt = 0.01
+    M.run(5.0)
     assert max(M.history["mass_error"]) < 1e-11
     for i in range(4):
         for j in range(4):
@@ -222,7 +224,7 @@ def test_bad_input():
                            0.1, 1.0)
     with pytest.raises(ValueError, match="tau must be positive"):
         G.gradient_descent(np.full((2, 2), 0.5), MANTEL, -0.1, 1.0)
-    F = GraphonFlow(COMM, 8, MANTEL, degree=1)
+    F = GraphonFlow(meshes.unit_square(COMM, 8), MANTEL, tau=0.1, degree=1)
     with pytest.raises(ValueError, match=r"shape \(8, 8\), this mesh needs \(9, 9\)"):
         F.set_initial(np.full((8, 8), 0.5))
 

@@ -13,33 +13,54 @@ graphons, so tau <= 0.2 is stable).
 
 from __future__ import annotations
 
-import dolfinx.fem
-import dolfinx.mesh
-import numpy as np
-from mpi4py import MPI
+import math
 
+import dolfinx.fem
+import numpy as np
+
+from fpjko import meshes
 from fpjko.common import checks
+from fpjko.solvers.core.protocol import Solver
 from fpjko.samplers.graphon import GraphonObjective
 
 
-class GraphonFlow:
-    """Parameters
+class GraphonFlow(Solver):
+    """The graphon gradient flow W_t = -DR(W), projected on the box, by projected explicit Euler steps of tau.
+
+    Parameters
     ----------
-    comm : MPI communicator.
-    n : cells per side of the mesh of [0, 1]^2.
-    objective : fpjko.samplers.graphon.GraphonObjective (its target may be a callable target(u, v)).
-    degree : 0 (DG0, step graphons) or 1 (Q1, continuous).
-    box : (a, b), the values a graphon may take.
+    mesh : dolfinx.mesh.Mesh
+        A uniform n x n quadrilateral mesh of [0, 1]^2 (meshes.unit_square(comm, n)).
+    objective : fpjko.samplers.graphon.GraphonObjective
+        Its target may be a callable target(u, v).
+    tau : float
+        The step.
+    degree : int
+        0 (DG0, step graphons) or 1 (Q1, continuous).
+    box : (float, float)
+        (a, b), the values a graphon may take.
+    record_every : int
+        Steps between history records (and always the last step of run).
+
+    History: the core keys (mass NaN: no density; energy: the objective R(W)) and edge_density, triangle_density.
     """
 
-    def __init__(self, comm: MPI.Comm, n: int, objective: GraphonObjective, degree: int = 0, box=(0.0, 1.0)):
-        self.n = checks.integer("n", n, 1)
+    label = "graphon flow steps"
+    extra_keys = ("edge_density", "triangle_density")
+    step_name = "tau"
+
+    def __init__(self, mesh, objective: GraphonObjective, tau: float, degree: int = 0, box=(0.0, 1.0),
+                 record_every: int = 1):
+        self._init_protocol(mesh.comm)
+        n = self.n = meshes.unit_square_cells(mesh)
+        self.tau = checks.positive_number("tau", tau)
+        self.record_every = checks.integer("record_every", record_every, 1)
         self.degree = checks.one_of("degree", degree, (0, 1))
         self.box = (checks.number("box[0]", box[0]), checks.number("box[1]", box[1]))
         if not self.box[0] < self.box[1]:
             raise ValueError(f"box must be an interval a < b, got {box}")
-        self.objective, self.comm = objective, comm
-        self.mesh = dolfinx.mesh.create_unit_square(comm, n, n, dolfinx.mesh.CellType.quadrilateral)
+        self.objective = objective
+        self.mesh = mesh
         self.V = dolfinx.fem.functionspace(self.mesh, ("DG", 0) if degree == 0 else ("Lagrange", 1))
         self.W = dolfinx.fem.Function(self.V, name="W")
         self.m = n if degree == 0 else n + 1                     # points per side
@@ -55,8 +76,7 @@ class GraphonFlow:
         else:
             self.weights = np.full(self.m, 1.0 / n)
             self.weights[[0, -1]] = 0.5 / n
-        self.t = 0.0
-        self.history = {"t": [], "edge_density": [], "triangle_density": [], "objective": []}
+        self._A = None                                            # the graphon as a matrix, the same on every rank
 
     # ---------------------------------------------------------------- matrix <-> Function
     def matrix(self) -> np.ndarray:
@@ -69,11 +89,21 @@ class GraphonFlow:
         return A
 
     def _set(self, A: np.ndarray) -> None:
+        self._A = A
         self.W.x.array[:] = A[self._ij[:, 0], self._ij[:, 1]]
 
     def set_initial(self, W0) -> None:
-        """W0: a callable W0(u, v) (numpy, symmetric) or an (m, m) symmetric array (m = n for DG0, n + 1 for Q1);
-        values outside the box or not symmetric are errors naming the entry."""
+        """Set the initial graphon and start a new run.
+
+        Parameters
+        ----------
+        W0 : callable or ndarray
+            A callable W0(u, v) (numpy, symmetric) or an (m, m) symmetric array (m = n for DG0, n + 1 for Q1);
+            values outside the box, not finite or not symmetric are errors naming the entry.
+        """
+        Solver.set_initial(self, W0)
+
+    def _set_initial(self, W0) -> None:
         if callable(W0):
             p = self.points
             A = np.asarray(W0(p[:, None], p[None, :]), float) * np.ones((self.m, self.m))
@@ -85,9 +115,6 @@ class GraphonFlow:
 
         A = check_matrix(A, self.box)
         self._set(A)
-        self.t = 0.0
-        self.history = {k: [] for k in self.history}
-        self._record(A)
 
     # ---------------------------------------------------------------- quadrature
     def densities(self, A=None) -> tuple[float, float]:
@@ -113,28 +140,28 @@ class GraphonFlow:
         R = self.objective
         return R.value(A, weights=self.weights, target=self._target() if R.least_squares else None)
 
-    def _record(self, A):
+    def _measure(self) -> dict:
+        A = self._A
         e, tri = self.densities(A)
-        self.history["t"].append(self.t)
-        self.history["edge_density"].append(e)
-        self.history["triangle_density"].append(tri)
-        self.history["objective"].append(self.value(A))
+        return {"mass": math.nan, "energy": self.value(A), "edge_density": e, "triangle_density": tri}
 
-    # ---------------------------------------------------------------- time stepping
-    def run(self, t_end: float, tau: float, record_every: int = 1, callback=None):
-        """Projected Euler steps of size tau up to t_end."""
-        tau = checks.positive_number("tau", tau)
-        steps = int(round((checks.end_time(t_end, self.t, tau) - self.t) / tau))
-        A = self.matrix()
-        for k in range(1, steps + 1):
-            A = np.clip(A - tau * self.gradient(A), *self.box)
-            if not np.all(np.isfinite(A)):
-                raise FloatingPointError(f"graphon flow blew up at t={self.t + tau:g} (tau={tau}): reduce tau")
-            self.t += tau
-            if k % record_every == 0 or k == steps:
-                self._record(A)
-                if callback is not None:
-                    self._set(A)
-                    callback(self)
+    def _advance(self) -> dict:
+        A = np.clip(self._A - self.tau * self.gradient(self._A), *self.box)
+        if not np.all(np.isfinite(A)):
+            raise FloatingPointError(f"graphon flow blew up at t={self.t + self.tau:g} (tau={self.tau}): reduce tau")
         self._set(A)
-        return self
+        return {"converged": True, "iterations": 0}
+
+    def _functions(self) -> dict:
+        return {"W": self.W}
+
+    def _restore(self, state: dict) -> None:
+        self._A = self.matrix()
+
+    def _fingerprint(self) -> dict:
+        R = self.objective
+        target = self._target() if R.least_squares else None
+        return {"n": self.n, "degree": self.degree, "box": list(self.box), "record_every": self.record_every,
+                "objective": [R.edges, R.triangles, sorted((int(k), float(v)) for k, v in R.cycles.items()),
+                              R.least_squares],
+                "target_moments": None if target is None else [float(target.sum()), float((target ** 2).sum())]}

@@ -27,9 +27,11 @@ import dolfinx.mesh
 import numpy as np
 from mpi4py import MPI
 
+from fpjko import meshes
 from fpjko.common import checks
 from fpjko.common.collective import agree
 from fpjko.samplers.graphon import GraphonObjective
+from fpjko.solvers.core.protocol import Solver
 from fpjko.solvers.fokker_planck.edge_averaged import bernoulli
 
 
@@ -57,27 +59,46 @@ def batched_tridiagonal(lower, diag, upper, rhs):
     return x
 
 
-class GraphonMcKeanVlasov:
-    """Parameters
+class GraphonMcKeanVlasov(Solver):
+    """One reflected 1D Fokker-Planck law per (u, v) cell, coupled through Gamma (the module doc).
+
+    Parameters
     ----------
-    comm : MPI communicator.
-    n : (u, v) cells per side.
-    objective : fpjko.samplers.graphon.GraphonObjective.
-    box : (a, b), the reflecting ends.
-    nx : nodes of the 1D grid of [a, b].
-    sigma : the noise level (sigma tau^(1/2) Z per SGD step).
+    mesh : dolfinx.mesh.Mesh
+        A uniform n x n quadrilateral mesh of [0, 1]^2 (meshes.unit_square(comm, n)): the (u, v) cells, split
+        over the ranks with it.
+    objective : fpjko.samplers.graphon.GraphonObjective
+    dt : float
+        The time step (implicit in the 1D laws, Gamma lagged).
+    box : (float, float)
+        (a, b), the reflecting ends.
+    nx : int
+        Nodes of the 1D grid of [a, b].
+    sigma : float
+        The noise level (sigma tau^(1/2) Z per SGD step).
+    record_every : int
+        Steps between history records (and always the last step of run).
+
+    History: the core keys (mass: 1 + the largest |mass - 1| of the cell laws; energy: R(Gamma))
+    and mass_error, edge_density, triangle_density of Gamma.
     """
 
-    def __init__(self, comm: MPI.Comm, n: int, objective: GraphonObjective, box=(0.0, 1.0), nx: int = 101,
-                 sigma: float = 1.0):
-        self.n = checks.integer("n", n, 1)
+    label = "graphon McKean-Vlasov steps"
+    extra_keys = ("mass_error", "edge_density", "triangle_density")
+
+    def __init__(self, mesh, objective: GraphonObjective, dt: float, box=(0.0, 1.0), nx: int = 101,
+                 sigma: float = 1.0, record_every: int = 1):
+        self._init_protocol(mesh.comm)
+        n = self.n = meshes.unit_square_cells(mesh)
+        self.dt = checks.positive_number("dt", dt)
+        self.record_every = checks.integer("record_every", record_every, 1)
         self.nx = checks.integer("nx", nx, 3)
         self.sigma = checks.positive_number("sigma", sigma)
         self.box = (checks.number("box[0]", box[0]), checks.number("box[1]", box[1]))
         if not self.box[0] < self.box[1]:
             raise ValueError(f"box must be an interval a < b, got {box}")
-        self.objective, self.comm = objective, comm
-        self.mesh = dolfinx.mesh.create_unit_square(comm, n, n, dolfinx.mesh.CellType.quadrilateral)
+        self.objective = objective
+        self.mesh = mesh
         self.V = dolfinx.fem.functionspace(self.mesh, ("DG", 0))
         self.gamma = dolfinx.fem.Function(self.V, name="Gamma")
         self.nc = self.V.dofmap.index_map.size_local
@@ -89,22 +110,35 @@ class GraphonMcKeanVlasov:
         self.mx[[0, -1]] = 0.5 * self.hx
         self.D = 0.5 * self.sigma ** 2
         self.rho = np.zeros((self.nc, self.nx))
+        # the laws as one DG0 vector Function of nx components (what a checkpoint saves, keyed by cell)
+        self._laws = dolfinx.fem.Function(dolfinx.fem.functionspace(self.mesh, ("DG", 0, (self.nx,))), name="laws")
         if objective.least_squares:                  # W* at the cell centres
             self._target = objective.target_matrix(n)[self._ij[:, 0], self._ij[:, 1]]
         else:
             self._target = np.zeros(self.nc)
-        self.t = 0.0
-        self.history = {"t": [], "mass_error": [], "edge_density": [], "triangle_density": []}
 
     def set_initial(self, rho0) -> None:
-        """rho0(u, v, x) -> densities (numpy: u, v of shape (c, 1), x of shape (1, nx)), or a callable W0(u, v)
-        for a point mass at W0 (split between the two nearest nodes so that its mean is W0 exactly)."""
+        """Set the initial laws and start a new run.
+
+        Parameters
+        ----------
+        rho0 : callable
+            rho0(u, v, x) -> densities (numpy: u, v of shape (c, 1), x of shape (1, nx)), or W0(u, v) for a point
+            mass at W0 (split between the two nearest nodes so that its mean is W0 exactly; W0 outside the box
+            is an error).
+        """
+        Solver.set_initial(self, rho0)
+
+    def _set_initial(self, rho0) -> None:
         u = (self._ij[:, 0:1] + 0.5) / self.n
         v = (self._ij[:, 1:2] + 0.5) / self.n
         try:
             vals = np.asarray(rho0(u, v, self.x[None, :]), float) * np.ones((self.nc, self.nx))
         except TypeError:
-            w0 = np.clip(np.asarray(rho0(u[:, 0], v[:, 0]), float) * np.ones(self.nc), *self.box)
+            w0 = np.asarray(rho0(u[:, 0], v[:, 0]), float) * np.ones(self.nc)
+            out = ~((w0 >= self.box[0]) & (w0 <= self.box[1]))
+            agree(self.comm, f"the initial point mass W0 = {w0[out][0]!r} lies outside the box {self.box}"
+                  if out.any() else None)
             k = np.clip(np.floor((w0 - self.box[0]) / self.hx).astype(int), 0, self.nx - 2)
             f = np.clip((w0 - self.x[k]) / self.hx, 0.0, 1.0)
             vals = np.zeros((self.nc, self.nx))
@@ -117,9 +151,6 @@ class GraphonMcKeanVlasov:
         mass = vals @ self.mx
         agree(self.comm, "an initial law has zero mass" if np.any(mass <= 0) else None)
         self.rho = vals / mass[:, None]
-        self.t = 0.0
-        self.history = {k: [] for k in self.history}
-        self._record()
 
     def means(self) -> np.ndarray:
         """Gamma at the owned cells: int x rho dx (lumped)."""
@@ -133,16 +164,35 @@ class GraphonMcKeanVlasov:
             G[ij[:, 0], ij[:, 1]] = g
         return G
 
-    def _record(self):
+    def _measure(self) -> dict:
         G = self.gamma_matrix()
         self.gamma.x.array[: self.nc] = G[self._ij[:, 0], self._ij[:, 1]]
         err = self.comm.allreduce(float(np.max(np.abs(self.rho @ self.mx - 1.0), initial=0.0)), op=MPI.MAX)
-        self.history["t"].append(self.t)
-        self.history["mass_error"].append(err)
-        self.history["edge_density"].append(float(G.mean()))
-        self.history["triangle_density"].append(float(np.einsum("ij,jk,ki->", G, G, G)) / self.n ** 3)
+        R = self.objective
+        energy = R.value(G, weights=np.full(self.n, 1.0 / self.n),
+                         target=R.target_matrix(self.n) if R.least_squares else None)
+        return {"mass": 1.0 + err, "energy": float(energy), "mass_error": err, "edge_density": float(G.mean()),
+                "triangle_density": float(np.einsum("ij,jk,ki->", G, G, G)) / self.n ** 3}
 
-    def step(self, dt: float) -> None:
+    def _functions(self) -> dict:
+        self._laws.x.array[: self.nc * self.nx] = self.rho.ravel()
+        self._laws.x.scatter_forward()
+        return {"laws": self._laws}
+
+    def _restore(self, state: dict) -> None:
+        self.rho = self._laws.x.array[: self.nc * self.nx].reshape(self.nc, self.nx).copy()
+
+    def _fingerprint(self) -> dict:
+        R = self.objective
+        return {"n": self.n, "nx": self.nx, "sigma": self.sigma, "box": list(self.box),
+                "record_every": self.record_every,
+                "objective": [R.edges, R.triangles, sorted((int(k), float(v)) for k, v in R.cycles.items()),
+                              R.least_squares],
+                "target_moments": [self.comm.allreduce(float(np.sum(self._target))),
+                                   self.comm.allreduce(float(np.sum(self._target ** 2)))]}
+
+    def _advance(self) -> dict:
+        dt = self.dt
         R = self.objective
         G = self.gamma_matrix()
         a = R.nonlocal_gradient(G)[self._ij[:, 0], self._ij[:, 1]]                   # (c,)
@@ -158,17 +208,13 @@ class GraphonMcKeanVlasov:
         lower = np.zeros((self.nc, self.nx))
         upper[:, :-1] = -in_l
         lower[:, 1:] = -out_r
-        self.rho = batched_tridiagonal(lower, diag, upper, self.rho * self.mx[None, :] / dt)
-        self.t += dt
-
-    def run(self, t_end: float, dt: float, record_every: int = 1):
-        dt = checks.positive_number("dt", dt)
-        steps = int(round((checks.end_time(t_end, self.t, dt) - self.t) / dt))
-        for k in range(1, steps + 1):
-            self.step(dt)
-            if k % record_every == 0 or k == steps:
-                self._record()
-        return self
+        rho = batched_tridiagonal(lower, diag, upper, self.rho * self.mx[None, :] / dt)
+        bad = self.comm.allreduce(int(not np.all(np.isfinite(rho))), op=MPI.SUM)
+        if bad:
+            raise FloatingPointError(f"graphon McKean-Vlasov: non-finite laws after step {self.steps + 1} "
+                                     f"(t={self.t + dt:.6g}, dt={dt:g}); reduce dt")
+        self.rho = rho
+        return {"converged": True, "iterations": 0}
 
     def cell_law(self, i: int, j: int):
         """(x, rho) of cell (i, j) wherever it lives (collective)."""
