@@ -306,6 +306,30 @@ class Solver:
         return False
 
 
+class DensitySolver(Solver):
+    """A Solver whose state is a probability density: set_initial(rho0, normalize, mass_tol)."""
+
+    default_mass_tol = 1e-6
+
+    def set_initial(self, rho0, normalize: bool = False, mass_tol: float | None = None) -> None:
+        """Set the initial density and start a new run.
+
+        Parameters
+        ----------
+        rho0 : callable, UFL expression, array or dolfinx Function
+            The initial density: a numpy callable x -> values (x of shape (3, n), values of shape (n,)), or what
+            the solver's `_set_initial` also takes (a UFL expression, nodal values, a Function on its mesh).
+            NaN, negative values and (unless normalize) a mass away from 1 are errors naming the value, on every
+            rank.
+        normalize : bool
+            Rescale to unit mass.
+        mass_tol : float, optional
+            Tolerance on the mass when not normalising (default: the class's default_mass_tol).
+        """
+        Solver.set_initial(self, rho0, normalize=normalize,
+                           mass_tol=self.default_mass_tol if mass_tol is None else mass_tol)
+
+
 def _differs(saved, current) -> bool:
     if isinstance(saved, (int, float)) and isinstance(current, (int, float)) and not isinstance(saved, bool):
         return not math.isclose(saved, current, rel_tol=1e-10, abs_tol=1e-300)

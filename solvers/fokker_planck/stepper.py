@@ -61,7 +61,7 @@ from fpjko.solvers.core.diagnostics import DensityDiagnostics
 from fpjko.solvers.core.functionals import Functionals
 from fpjko.solvers.core import linear
 from fpjko.solvers.core.linear import make_ksp, solve
-from fpjko.solvers.core.protocol import Solver
+from fpjko.solvers.core.protocol import DensitySolver
 from fpjko.solvers.fokker_planck import coefficients, edge_averaged
 from fpjko.solvers.fokker_planck.interaction import as_interaction
 from fpjko.common.warn import warn
@@ -98,7 +98,7 @@ EXTRAPOLATION = {"backward_euler": (1.0, 0.0), "bdf2": (2.0, -1.0), "crank_nicol
                  "sg": (1.0, 0.0), "sg_bdf2": (1.0, 0.0)}
 
 
-class FokkerPlanckSolver(Solver, DensityDiagnostics):
+class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
     """Time stepper for rho_t = div(rho grad(f + W * rho) - rho b + beta^-1 div(D rho)), no flux.
 
     potential: callable x -> UFL expression for f, x the mesh's SpatialCoordinate (so
@@ -117,6 +117,7 @@ class FokkerPlanckSolver(Solver, DensityDiagnostics):
     interaction_energy, relative_entropy, kl_reference, min_rho.
     """
 
+    default_mass_tol = 1e-2
     label = "Fokker-Planck steps"
     default_prefix = "fp_"
     extra_keys = EXTRA_KEYS
@@ -380,23 +381,6 @@ class FokkerPlanckSolver(Solver, DensityDiagnostics):
         self._mats["L"] = edge_averaged.edge_weighted_laplacian(self.V, f_nodal, self.beta, self._sg_dofs, self._sg_Ke)
         fmin = self.comm.allreduce(float(np.min(f_nodal[: self.n_owned])) if self.n_owned else math.inf, op=MPI.MIN)
         self.maxwellian = np.exp(-self.beta * (f_nodal - fmin))
-
-    def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-2) -> None:
-        """Set the initial density and start a new run.
-
-        Parameters
-        ----------
-        rho0 : callable, UFL expression or dolfinx Function
-            A numpy callable x -> values (x of shape (3, n), values of shape (n,)), a UFL expression, or a
-            Function on this solver's mesh.
-        normalize : bool
-            Rescale to unit mass (else a mass farther than mass_tol from 1 is an error).
-        mass_tol : float
-            Tolerance on the mass when not normalising.
-
-        Fails, on every rank, on NaN, negative values and an unnormalised mass.
-        """
-        Solver.set_initial(self, rho0, normalize=normalize, mass_tol=mass_tol)
 
     def _set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-2) -> None:
         if isinstance(rho0, dolfinx.fem.Function) and rho0.function_space.mesh is not self.mesh:

@@ -45,14 +45,14 @@ from fpjko.solvers.core import linear, validation
 from fpjko.solvers.core.compat import expression, interpolation_points, petsc_vec
 from fpjko.solvers.fokker_planck.interaction import KernelInteraction, PolynomialInteraction, as_interaction, kernel_sum
 from fpjko.solvers.jko.pointwise import project_parabola, prox_energy
-from fpjko.solvers.core.protocol import Solver
+from fpjko.solvers.core.protocol import DensitySolver
 from fpjko.common.warn import warn
 
 
 WINDOW = 10        # ALG2 iterations between two checks of the stopping test
 
 
-class JKOSolver(Solver):
+class JKOSolver(DensitySolver):
     """JKO steps by ALG2 on a space-time mesh Omega x [0, 1] (the module doc).
 
     Parameters
@@ -80,6 +80,7 @@ class JKOSolver(Solver):
     min_rho, residual, energy_decrease.
     """
 
+    default_mass_tol = 1e-6
     label = "JKO steps (ALG2)"
     default_prefix = "alg2_"
     extra_keys = ("interaction_energy", "w2", "inner_iterations", "min_rho", "residual", "energy_decrease")
@@ -221,21 +222,6 @@ class JKOSolver(Solver):
         return kernel_sum(self._xtop, src, wts, self.W)
 
     # ------------------------------------------------------------------ set-up
-    def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6) -> None:
-        """Set the initial density and start a new run.
-
-        Parameters
-        ----------
-        rho0 : callable or array
-            A callable of x ((3, n) array) or nodal values at the R dofs; negative or non-finite values and
-            (unless normalize) a mass away from 1 are errors naming the value.
-        normalize : bool
-            Rescale to unit mass.
-        mass_tol : float
-            Tolerance on the mass when not normalising.
-        """
-        Solver.set_initial(self, rho0, normalize=normalize, mass_tol=mass_tol)
-
     def _set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6) -> None:
         X3 = np.vstack([self._xR.T, np.zeros((3 - self.d, len(self._xR)))])
         vals = np.asarray(rho0(X3) if callable(rho0) else rho0, float)

@@ -19,13 +19,13 @@ import ufl
 from mpi4py import MPI
 
 from fpjko.solvers.core import linear, validation
-from fpjko.solvers.core.protocol import Solver
+from fpjko.solvers.core.protocol import DensitySolver
 from fpjko.solvers.core.compat import petsc_vec
 from fpjko.solvers.core.functionals import Functionals
 from fpjko.solvers.fokker_planck.edge_averaged import lumped_mass
 
 
-class EntropicJKO(Solver):
+class EntropicJKO(DensitySolver):
     """Entropic JKO steps of F = int f rho + beta^-1 int rho (log rho - 1) on a P1 mesh (the module doc).
 
     Parameters
@@ -52,6 +52,7 @@ class EntropicJKO(Solver):
     History: the core keys (iterations: Sinkhorn iterations) and min_rho, residual (the last relative change).
     """
 
+    default_mass_tol = 1e-6
     label = "JKO steps (entropic)"
     default_prefix = "ejko_"
     extra_keys = ("min_rho", "residual")
@@ -96,20 +97,6 @@ class EntropicJKO(Solver):
 
     def _sum(self, v) -> float:
         return self.comm.allreduce(float(np.dot(self.ml[: self.n], v[: self.n])), op=MPI.SUM)
-
-    def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6) -> None:
-        """Set the initial density and start a new run.
-
-        Parameters
-        ----------
-        rho0 : callable
-            A numpy callable x -> rho0(x), x of shape (3, n).
-        normalize : bool
-            Rescale to unit mass (else a mass farther than mass_tol from 1 is an error).
-        mass_tol : float
-            Tolerance on the mass when not normalising.
-        """
-        Solver.set_initial(self, rho0, normalize=normalize, mass_tol=mass_tol)
 
     def _set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6) -> None:
         X = self.V.tabulate_dof_coordinates()

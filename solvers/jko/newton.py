@@ -119,7 +119,7 @@ from fpjko.solvers.fokker_planck.coefficients import call_ufl
 from fpjko.solvers.fokker_planck.edge_averaged import bernoulli, lumped_mass
 from fpjko.solvers.fokker_planck.interaction import PolynomialInteraction, as_interaction, kernel_sum
 from fpjko.solvers.jko.alg2 import _numpy_kernel
-from fpjko.solvers.core.protocol import Solver
+from fpjko.solvers.core.protocol import DensitySolver
 from fpjko.common.warn import warn
 
 MOBILITY = {"midpoint": 0.5, "implicit": 1.0}
@@ -127,7 +127,7 @@ EXTRA_KEYS = ("interaction_energy", "w2", "linear_iterations", "residual", "min_
 DENSE_KERNEL_ENTRIES = 2**24          # a general W(x_i - x_j) matrix up to 128 MB per rank is kept
 
 
-class NewtonJKO(Solver):
+class NewtonJKO(DensitySolver):
     """JKO minimizing movement on a dolfinx mesh (P1 nodes), one Newton solve per step.
 
     Parameters
@@ -164,6 +164,7 @@ class NewtonJKO(Solver):
     step's transport distance), linear_iterations, residual, min_rho, energy_decrease.
     """
 
+    default_mass_tol = 1e-6
     label = "JKO steps (Newton)"
     default_prefix = "njko_"
     extra_keys = EXTRA_KEYS
@@ -391,22 +392,6 @@ class NewtonJKO(Solver):
         return rho, 1.0 / (eps / rho + self.cm * m * rho ** (m - 2))
 
     # ------------------------------------------------------------------ initial data
-    def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6) -> None:
-        """Set the initial density and start a new run.
-
-        Parameters
-        ----------
-        rho0 : callable, array or dolfinx Function
-            A numpy or UFL callable of x, local nodal values (shape (n_local,) or (n_owned,)), or a P1 Function on
-            this mesh. NaN, negative values and (unless normalize) a lumped mass away from 1 are errors naming the
-            value.
-        normalize : bool
-            Rescale to unit mass.
-        mass_tol : float
-            Tolerance on the mass when not normalising.
-        """
-        Solver.set_initial(self, rho0, normalize=normalize, mass_tol=mass_tol)
-
     def _set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-6) -> None:
         if isinstance(rho0, dolfinx.fem.Function):
             if rho0.function_space.mesh is not self.mesh:

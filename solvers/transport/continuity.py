@@ -36,14 +36,14 @@ from fpjko.solvers.core import validation
 from fpjko.solvers.core.compat import expression, interpolate, petsc_vec
 from fpjko.solvers.core.diagnostics import DensityDiagnostics
 from fpjko.solvers.core.linear import make_ksp, solve
-from fpjko.solvers.core.protocol import Solver
+from fpjko.solvers.core.protocol import DensitySolver
 from fpjko.solvers.fokker_planck import coefficients
 from fpjko.solvers.fokker_planck.interaction import as_interaction
 
 EXTRA_KEYS = ("min_rho", "boundary_rho", "dt", "cfl")
 
 
-class ContinuityEquation(Solver, DensityDiagnostics):
+class ContinuityEquation(DensitySolver, DensityDiagnostics):
     """rho_t + div(rho u) = 0, u = -grad(f + W * rho) + b, on a dolfinx mesh (any number of ranks).
 
     potential: None, a callable x -> UFL expression of the SpatialCoordinate, or a scalar Function.
@@ -56,6 +56,7 @@ class ContinuityEquation(Solver, DensityDiagnostics):
     min_rho, boundary_rho (max |rho| on the boundary), dt, cfl.
     """
 
+    default_mass_tol = 1e-2
     label = "transport steps"
     default_prefix = "ce_"
     extra_keys = EXTRA_KEYS
@@ -137,21 +138,6 @@ class ContinuityEquation(Solver, DensityDiagnostics):
         return dofs[dofs < self.n_owned]
 
     # ------------------------------------------------------------------ set-up
-    def set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-2) -> None:
-        """Set the initial density and start a new run.
-
-        Parameters
-        ----------
-        rho0 : callable, UFL expression or dolfinx Function
-            Interpolated into DG; NaN, negative values and a mass away from 1 (unless normalize) are errors
-            naming the value.
-        normalize : bool
-            Rescale to unit mass.
-        mass_tol : float
-            Tolerance on the mass when not normalising.
-        """
-        Solver.set_initial(self, rho0, normalize=normalize, mass_tol=mass_tol)
-
     def _set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-2) -> None:
         interpolate(self.rho, rho0)
         self._stage.x.array[:] = self.rho.x.array           # the functionals read the stage density
