@@ -42,6 +42,7 @@ from typing import Callable
 import numpy as np
 
 from fpjko.common import progress as _progress
+from fpjko.common.collective import agree
 from fpjko.solvers.core import validation
 from fpjko.common.warn import warn
 
@@ -246,8 +247,8 @@ class Solver:
             src = state["functions"][name]
             n = fn.function_space.dofmap.index_map.size_local * fn.function_space.dofmap.index_map_bs
             vals = src.x.array[:n] if hasattr(src, "x") else np.asarray(src)
-            if vals.shape != (n,):
-                raise ValueError(f"function {name!r}: {vals.shape[0]} values for {n} owned dofs")
+            agree(self.comm, None if vals.shape == (n,) else
+                  f"function {name!r}: {vals.shape[0]} values for {n} owned dofs on rank {self.comm.rank}")
             fn.x.array[:n] = vals
             fn.x.scatter_forward()
         self.t, self.steps = float(state["t"]), int(state["steps"])

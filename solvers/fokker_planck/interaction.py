@@ -315,6 +315,14 @@ class KernelInteraction(Interaction):
         self._psi_h.x.scatter_forward()
 
 
+def fingerprint(interaction) -> object:
+    """What a checkpoint records of an interaction (None for none): its own fingerprint() where it has one, else
+    its kind."""
+    if interaction is None:
+        return None
+    return interaction.fingerprint() if hasattr(interaction, "fingerprint") else interaction.kind
+
+
 def as_interaction(W, d: int) -> Interaction | None:
     """None, an Interaction, a number k (W = k |z|^2 / 2) or a (d, d) matrix K (z^T K z / 2), or a
     numpy callable W(z) (general kernel)."""

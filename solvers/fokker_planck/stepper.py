@@ -64,6 +64,7 @@ from fpjko.solvers.core.linear import make_ksp, solve
 from fpjko.solvers.core.protocol import DensitySolver
 from fpjko.solvers.fokker_planck import coefficients, edge_averaged
 from fpjko.solvers.fokker_planck.interaction import as_interaction
+from fpjko.solvers.fokker_planck.interaction import fingerprint as interaction_fingerprint
 from fpjko.common.warn import warn
 
 SCHEMES = ("backward_euler", "bdf2", "crank_nicolson")
@@ -587,7 +588,7 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
         inter = self.interaction
         return {"degree": self.degree, "method": self.method, "scheme": self.scheme, "beta": self.beta,
                 "num_dofs": self._size()[0], "gdim": self.mesh.geometry.dim,
-                "interaction": None if inter is None else getattr(inter, "fingerprint", lambda: inter.kind)(),
+                "interaction": interaction_fingerprint(inter),
                 "interaction_scheme": self.interaction_scheme if inter is not None else None,
                 "potential_moments": self._potential_moments()}
 

@@ -66,10 +66,7 @@ class ViscousHJ(TimeMarching):
         self.mesh = mesh
         self.V = V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree))
         self.n = V.dofmap.index_map.size_local
-        self.u = dolfinx.fem.Function(V, name="u")
-        interpolate(self.u, f)
-        validation.finite_field(self.comm, self.u.x.array[: self.n], V.tabulate_dof_coordinates()[: self.n],
-                                "the loss f")
+        self.u = dolfinx.fem.Function(V, name="u")               # u = f, checked, by _init_marching below
         self._un = dolfinx.fem.Function(V)
         self._unm1 = dolfinx.fem.Function(V)
         self._a = dolfinx.fem.Constant(mesh, 1.0)

@@ -39,6 +39,7 @@ from fpjko.solvers.core.linear import make_ksp, solve
 from fpjko.solvers.core.protocol import DensitySolver
 from fpjko.solvers.fokker_planck import coefficients
 from fpjko.solvers.fokker_planck.interaction import as_interaction
+from fpjko.solvers.fokker_planck.interaction import fingerprint as interaction_fingerprint
 
 EXTRA_KEYS = ("min_rho", "boundary_rho", "dt", "cfl")
 
@@ -245,7 +246,7 @@ class ContinuityEquation(DensitySolver, DensityDiagnostics):
         inter = self.interaction
         return {"fixed_dt": self.fixed_dt, "cfl": self.cfl, "degree": self.degree, "limiter": self.limiter,
                 "psi_degree": self.psi_degree, "num_dofs": self.V.dofmap.index_map.size_global,
-                "interaction": None if inter is None else getattr(inter, "fingerprint", lambda: inter.kind)(),
+                "interaction": interaction_fingerprint(inter),
                 "potential_moments": [self._sum(dolfinx.fem.form(g * ufl.dx(domain=self.mesh)))
                                       for g in (self.f_expr, self.f_expr ** 2)]}
 
