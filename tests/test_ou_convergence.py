@@ -149,9 +149,10 @@ def test_amg_path_keeps_a_given_rtol():
     """A ksp_rtol in petsc_options is PETSc's usual test against |b|: the predictor-relative test is off and
     every solve ends below that relative residual."""
     s, _ = ou_run(2, 0.1, 1, 0.01, "bdf2", T=0.05, solver="iterative", petsc_options={"ksp_rtol": 1e-11})
-    assert not any(s._predictor_test.values()) and 0.0 < s._last_residual <= 1e-11, s._last_residual
+    assert not any(map(s.linear.predictor_relative, s.linear)) and 0.0 < s.linear.last_residual <= 1e-11, \
+        s.linear.last_residual
     d, _ = ou_run(2, 0.1, 1, 0.01, "bdf2", T=0.05, solver="iterative")
-    assert all(d._predictor_test.values()) and d._last_residual > 1e-11, d._last_residual
+    assert all(map(d.linear.predictor_relative, d.linear)) and d.linear.last_residual > 1e-11, d.linear.last_residual
 
 
 def test_amg_path_sg_bdf2():
@@ -170,7 +171,7 @@ def test_amg_path_sg_bdf2():
 def test_auto_solver_and_sparse_history(monkeypatch):
     """solver='auto' switches to Krylov + AMG at AUTO_ITERATIVE_DOFS (lowered here); record_every=5 records every
     fifth step and the last, with the same values as recording every step."""
-    import fpjko.solvers.fokker_planck.stepper as st
+    import fpjko.solvers.core.linear as st
 
     monkeypatch.setattr(st, "AUTO_ITERATIVE_DOFS", 1000)
     s, _ = ou_run(2, 0.2, 1, 0.01, "bdf2", T=0.13)

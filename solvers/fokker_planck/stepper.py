@@ -18,7 +18,8 @@ Two spatial methods:
 Without interaction or a density-dependent D, matrices are assembled once; each step is one linear
 solve through a PETSc KSP whose options live under a per-problem prefix (default 'fp_'; e.g.
 -fp_ksp_type gmres -fp_pc_type hypre). solver='auto' (default) takes LU below AUTO_ITERATIVE_DOFS
-global dofs and Krylov + algebraic multigrid above (its set-up done once for a fixed operator).
+global dofs and Krylov + algebraic multigrid above (its set-up done once for a fixed operator): the policy of
+fpjko.solvers.core.linear.StepSolver, with its predictor and exact mass restoration.
 Mass, free energy, relative entropy to exp(-beta f)/Z, min(rho) and KSP iterations are recorded
 after every record_every-th step (default every step; and always at the end of run()) in `history`.
 
@@ -59,8 +60,7 @@ from fpjko.solvers.core import validation
 from fpjko.solvers.core.compat import interpolate, petsc_vec
 from fpjko.solvers.core.diagnostics import DensityDiagnostics
 from fpjko.solvers.core.functionals import Functionals
-from fpjko.solvers.core import linear
-from fpjko.solvers.core.linear import make_ksp, solve
+from fpjko.solvers.core.linear import StepSolver
 from fpjko.solvers.core.protocol import DensitySolver
 from fpjko.solvers.fokker_planck import coefficients, edge_averaged
 from fpjko.solvers.fokker_planck.interaction import as_interaction
@@ -68,29 +68,6 @@ from fpjko.solvers.fokker_planck.interaction import fingerprint as interaction_f
 from fpjko.common.warn import warn
 
 SCHEMES = ("backward_euler", "bdf2", "crank_nicolson")
-# solver='auto': LU below, Krylov + AMG above, by the mesh's dimension. LU's factorisation is reused every step, so
-# its steps are the cheapest while they fit (2D P1 at 251k dofs: 0.05 s/step, 0.9 GB; AMG 0.19 s), but its
-# memory grows superlinearly, in 3D much faster (benchmarks/fp_scaling.py)
-AUTO_ITERATIVE_DOFS = 300_000
-AUTO_ITERATIVE_DOFS_3D = 50_000
-# The Krylov path starts from the quadratic extrapolation of the last three solutions. Its initial residual
-# r0 = A (x - x_pred) measures the predictor-corrector difference, the time stepper's own local error estimate
-# (Milne's device), so the solve stops at |b - A x| <= PREDICTOR_RTOL |r0|: the algebraic error stays a fixed
-# small fraction of the time error, and the iteration count does not grow with the mesh (a test against |b|
-# tightens with refinement, since |A e| / |b| grows like dt/h^2 for the same error e). Floor ROUNDOFF_RTOL |b|
-# (a predictor exact to round-off, at equilibrium); without a predictor (the first solve) ITERATIVE_RTOL |b|.
-# The mass is then restored exactly.
-# BoomerAMG with HMIS coarsening, strong threshold 0.5, one level of aggressive coarsening and Chebyshev
-# smoothing: the cheapest V-cycle measured at 1.44M 2D P1 dofs (0.07 s, against 0.09 s for the hybrid
-# Gauss-Seidel default) for the same iteration count; FGMRES rather than GMRES (both right-preconditioned, so
-# the test sees the true residual): FGMRES keeps the preconditioned directions, so it forms its solution
-# without GMRES's extra V-cycle (benchmarks/fp_scaling.py; issue 14)
-PREDICTOR_RTOL = 1e-3
-ROUNDOFF_RTOL = 1e-12
-ITERATIVE_RTOL = 1e-8
-AMG_OPTIONS = {"pc_hypre_boomeramg_coarsen_type": "HMIS", "pc_hypre_boomeramg_interp_type": "ext+i",
-               "pc_hypre_boomeramg_P_max": 4, "pc_hypre_boomeramg_agg_nl": 1,
-               "pc_hypre_boomeramg_strong_threshold": 0.5, "pc_hypre_boomeramg_relax_type_all": "Chebyshev"}
 METHODS = ("galerkin", "sg")
 INTERACTION_SCHEMES = ("semi-implicit", "explicit")
 EXTRA_KEYS = ("interaction_energy", "relative_entropy", "kl_reference", "min_rho")
@@ -102,18 +79,50 @@ EXTRAPOLATION = {"backward_euler": (1.0, 0.0), "bdf2": (2.0, -1.0), "crank_nicol
 class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
     """Time stepper for rho_t = div(rho grad(f + W * rho) - rho b + beta^-1 div(D rho)), no flux.
 
-    potential: callable x -> UFL expression for f, x the mesh's SpatialCoordinate (so
-        `lambda x: 0.5 * (x[0]**2 + x[1]**2)`); its gradient enters the weak form exactly.
-        Or a scalar Function on the mesh. None means f = 0.
-    interaction: W, see fpjko.solvers.fokker_planck.interaction.as_interaction: a number k (W = k|z|^2/2),
-        a matrix K (z^T K z / 2), a numpy callable W(z), or an Interaction object. None: no interaction.
-    diffusion: D(x), see fpjko.solvers.fokker_planck.coefficients (None: identity). Checked SPD at quadrature points.
-        A coefficients.StateDependentDiffusion makes D depend on rho (re-assembled every step).
-    drift: an extra, not necessarily gradient, drift b(x) (callable x -> UFL vector, constant or
-        vector Function): the total drift is -grad f + b.
-    source, boundary_flux: callables (x, t) -> UFL scalar, t a dolfinx Constant: a source g in
-        rho_t + div J = g and the outward flux J.n on the boundary (for manufactured solutions).
+    Parameters
+    ----------
+    mesh : dolfinx.mesh.Mesh
+    potential : callable or dolfinx.fem.Function, optional
+        f: x -> UFL expression, x the mesh's SpatialCoordinate (so `lambda x: 0.5 * (x[0]**2 + x[1]**2)`); its
+        gradient enters the weak form exactly. Or a scalar Function on the mesh. None means f = 0.
+    beta : float
+        Inverse temperature.
+    degree : int
+        Lagrange degree.
+    dt : float
+        The time step.
+    scheme : {'bdf2', 'backward_euler', 'crank_nicolson'}
+    method : {'galerkin', 'sg'}
+        'sg': the structure-preserving Scharfetter-Gummel scheme (P1, rho >= 0).
+    petsc_options : dict, optional
+        Options of the step solves (under the prefix; the command line wins).
+    prefix : str, optional
+        PETSc options prefix (default 'fp_').
+    quadrature_degree : int, optional
+    check_mesh : bool
+        For 'sg': refuse an obtuse mesh.
+    mass_check_tol : float
+        The relative mass drift that raises.
+    diffusion : optional
+        D(x), see fpjko.solvers.fokker_planck.coefficients (None: identity). Checked SPD at quadrature points. A
+        coefficients.StateDependentDiffusion makes D depend on rho (re-assembled every step).
+    drift : optional
+        An extra, not necessarily gradient, drift b(x) (callable x -> UFL vector, constant or vector Function):
+        the total drift is -grad f + b.
+    source, boundary_flux : callable, optional
+        (x, t) -> UFL scalar, t a dolfinx Constant: a source g in rho_t + div J = g and the outward flux J.n on
+        the boundary (for manufactured solutions).
+    interaction : optional
+        W, see fpjko.solvers.fokker_planck.interaction.as_interaction: a number k (W = k|z|^2/2), a matrix K
+        (z^T K z / 2), a numpy callable W(z), or an Interaction object. None: no interaction.
+    interaction_scheme : {'semi-implicit', 'explicit'}
+    solver : {'auto', 'direct', 'iterative'}
+        The linear-solver policy (fpjko.solvers.core.linear.StepSolver).
+    record_every : int
+        Steps between history records (and always the last step of run).
 
+    Notes
+    -----
     History: the protocol's core keys (energy is the free energy F, iterations the KSP iterations) and
     interaction_energy, relative_entropy, kl_reference, min_rho.
     """
@@ -135,11 +144,6 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
         self.beta = validation.positive_number("beta", beta)
         self.solver = validation.one_of("solver", solver, ("auto", "direct", "iterative"))
         self.record_every = validation.integer("record_every", record_every, 1)
-        self.linear_solver = None           # set when the first step's system is built
-        self._announced = False
-        self._guesses: list = []             # (step, dt, solution) of the last Krylov solves, for the predictor
-        self._last_residual = 0.0            # |b - A x| / |b| of the last Krylov solve
-        self._predictor_test: dict = {}      # step name -> the Krylov solve stops relative to the predictor's residual
         self.sg_fallbacks = 0              # SG BDF2 steps taken as backward Euler to keep rho >= 0
         self.dt = validation.positive_number("dt", dt)
         self.scheme = validation.one_of("scheme", scheme, SCHEMES)
@@ -200,8 +204,10 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
         self.f = interpolate(dolfinx.fem.Function(self.V, name="f"), self.f_expr)
         validation.finite_field(self.comm, self.f.x.array[: self.n_owned],
                                 self.V.tabulate_dof_coordinates()[: self.n_owned], "potential f")
-        self._ksp: dict[str, PETSc.KSP] = {}
         self._mats: dict[str, PETSc.Mat] = {}
+        self.linear = StepSolver(self.comm, self.prefix, self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs,
+                                 mesh.geometry.dim, self.solver, self.petsc_options, fixed=not self._dynamic,
+                                 owner="FokkerPlanckSolver")
         self._warned_negative = False                   # the undershoot warning is given once
 
         if method == "galerkin":
@@ -230,8 +236,19 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
 
     # ------------------------------------------------------------------ set-up
     def flux(self, u, interaction: bool = False):
-        """-J(u) = u grad f - u b + beta^-1 (D grad u + u div D) (+ u grad psi if interaction): the weak
-        form is (u_t, v) + (flux, grad v)."""
+        """-J(u) = u grad f - u b + beta^-1 (D grad u + u div D) (+ u grad psi): the weak form is (u_t, v) + (flux, grad v).
+
+        Parameters
+        ----------
+        u : UFL expression
+        interaction : bool
+            Include u grad psi.
+
+        Returns
+        -------
+        UFL expression
+            A vector.
+        """
         F = u * ufl.grad(self.f_expr)
         if interaction and self.interaction is not None:
             F = F + u * ufl.grad(self.interaction.psi)
@@ -242,12 +259,28 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
         return F + (ufl.dot(self.D, ufl.grad(u)) + u * ufl.div(self.D)) / self.beta
 
     def current(self, u=None):
-        """The probability current J = -(rho grad(f + psi) - rho b + beta^-1 div(D rho)) as a UFL
-        expression (psi = W * rho_n, the field of the current density)."""
+        """The probability current J = -(rho grad(f + psi) - rho b + beta^-1 div(D rho)) (psi = W * rho_n).
+
+        Parameters
+        ----------
+        u : dolfinx.fem.Function or UFL expression, optional
+            The density (default: the current rho).
+
+        Returns
+        -------
+        UFL expression
+            A vector.
+        """
         return -self.flux(self.rho if u is None else u, interaction=True)
 
     def set_reference(self, rho_ref: dolfinx.fem.Function) -> None:
-        """Record KL(rho_t || rho_ref) in history['kl_reference'] (e.g. rho_ref the stationary density)."""
+        """Record KL(rho_t || rho_ref) in history['kl_reference'].
+
+        Parameters
+        ----------
+        rho_ref : dolfinx.fem.Function
+            On the solver's mesh, e.g. the stationary density.
+        """
         if rho_ref.function_space.mesh is not self.mesh:
             raise ValueError("reference density lives on a different mesh than the solver: mismatched meshes")
         self._reference = self.functionals.kl_form(rho_ref)
@@ -278,74 +311,25 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
         A.axpy(a_k, self._mats["K"], PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
         return A
 
-    def _system(self, name: str) -> PETSc.KSP:
-        """The KSP for one of the step matrices, built and factorised on first use (and again every
-        step when the operator depends on the density)."""
-        if name not in self._ksp or self._dynamic:
+    def _system(self, name: str) -> None:
+        """The step matrix `name` and its KSP, built and factorised on first use (and again every step when the
+        operator depends on the density)."""
+        if name not in self.linear or self._dynamic:
             A = self._operator(name)
             old = self._mats.pop("A_" + name, None)
             self._mats["A_" + name] = A
-            if name in self._ksp:
-                self._ksp[name].setOperators(A)
-            else:
-                defaults = self._solver_defaults(name)
-                ksp = self._ksp[name] = make_ksp(A, self.prefix, {**defaults, **self.petsc_options})
-                # the predictor-relative test where the defaults chose it (not where the options set a ksp_rtol)
-                self._predictor_test[name] = (ksp.getType() != PETSc.KSP.Type.PREONLY
-                                              and "ksp_converged_use_initial_residual_norm" in defaults)
-                if ksp.getPC().getType() == "hypre" and not self._dynamic:
-                    # in place (petsc4py's convert): BoomerAMG then uses this matrix itself instead of keeping
-                    # its own copy of it (1.44M dofs: 137 MB less); hypre's matvec is as fast
-                    A.convert("hypre")
-                    ksp.setOperators(A)
-                self._describe(ksp)
+            self.linear.operator(name, A, symmetric=name.startswith("sg"))
             if old is not None:
                 old.destroy()
-        return self._ksp[name]
 
-    def _solver_defaults(self, name: str) -> dict:
-        """solver='auto': LU (MUMPS) below AUTO_ITERATIVE_DOFS global dofs, above them a Krylov method with
-        algebraic multigrid (CG for the symmetric SG operator, FGMRES for the Galerkin operator with drift),
-        on the true residual, from a guess extrapolated from the last three solutions and stopped at
-        PREDICTOR_RTOL times that guess's residual (see _solve), the mass then restored exactly. The matrix is
-        fixed for a fixed dt (without interaction or a density-dependent D), so the AMG set-up is done once and
-        reused every step. 'direct' / 'iterative' force one; petsc_options and the command line (-fp_...)
-        override either (a ksp_rtol given there is PETSc's usual test, relative to |b|).
-        What ran is in self.linear_solver (see _describe)."""
-        ndofs, limit = self._size()
-        iterative = self.solver == "iterative" or (self.solver == "auto" and ndofs >= limit)
-        if not iterative:
-            return {}
-        opts = linear.iterative_solver_options(symmetric=name.startswith("sg"), rtol=ITERATIVE_RTOL)
-        # the stopping test sees the true residual (FGMRES: right preconditioning, no extra V-cycle for it; CG: the
-        # unpreconditioned norm, which it has anyway)
-        opts.update({"ksp_norm_type": "unpreconditioned"} if opts["ksp_type"] == "cg"
-                    else {"ksp_type": "fgmres", "ksp_pc_side": "right"})
-        if not ("ksp_rtol" in self.petsc_options or PETSc.Options().hasName(self.prefix + "ksp_rtol")):
-            opts.update(ksp_rtol=PREDICTOR_RTOL, ksp_converged_use_initial_residual_norm="true")
-        if opts["pc_type"] == "hypre":
-            opts.update(AMG_OPTIONS)
-        return opts
+    @property
+    def linear_solver(self) -> str | None:
+        """What solves the steps, from the KSP as built (None before the first step); see StepSolver."""
+        return self.linear.description
 
     def _size(self) -> tuple[int, int]:
         """(global dofs, the dof count from which solver='auto' goes iterative for this mesh's dimension)."""
-        limit = AUTO_ITERATIVE_DOFS_3D if self.mesh.geometry.dim == 3 else AUTO_ITERATIVE_DOFS
-        return self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs, limit
-
-    def _describe(self, ksp: PETSc.KSP) -> None:
-        """self.linear_solver from the KSP as built, so petsc_options and the command line show in it; an
-        iterative choice of solver='auto' or 'iterative' is printed once on rank 0."""
-        ndofs, limit = self._size()
-        pc = ksp.getPC().getType()
-        if ksp.getType() == PETSc.KSP.Type.PREONLY:
-            self.linear_solver = f"direct ({pc.upper()}) for {ndofs} dofs"
-            return
-        once = " (AMG set up once)" if pc in ("hypre", "gamg") and not self._dynamic else ""
-        self.linear_solver = (f"{ksp.getType().upper()} + {pc}{once} for {ndofs} dofs"
-                              + (" (auto: >= %d)" % limit if self.solver == "auto" else ""))
-        if self.comm.rank == 0 and not self.petsc_options.get("pc_type") and not self._announced:
-            print(f"FokkerPlanckSolver: linear solver {self.linear_solver}", flush=True)
-            self._announced = True
+        return self.linear.ndofs, self.linear.limit
 
     # ------------------------------------------------------------------ density-dependent terms
     def _refresh_state(self) -> None:
@@ -399,7 +383,7 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
         validation.check_density(self.comm, self.rho.x.array[: self.n_owned], coords,
                                  self.functionals.mass(), "initial density", mass_tol)
         self.rho_prev.x.array[:] = self.rho.x.array
-        self._guesses = []
+        self.linear.restart()
         self._refresh_state()
         self._mass0 = self.functionals.mass()
 
@@ -415,7 +399,7 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
                 # solution then goes negative, the step is redone by backward Euler (rho >= 0 always; counted
                 # in self.sg_fallbacks)
                 self._extrapolated_terms(name)
-                ksp = self._system(name)
+                self._system(name)
                 b = self._mats["L"].createVecLeft()
                 src = (2.0 * rho.x.array[:n] - 0.5 * self.rho_prev.x.array[:n]) if name == "sg_bdf2" else rho.x.array[:n]
                 b.array[:] = self.m_lumped[:n] * src / self.dt
@@ -426,8 +410,8 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
                 # drift-dominated density) or, on the Krylov path, the solve's error (its relative residual):
                 # set to zero, with the mass put back by scaling; larger ones send a BDF2 step back to
                 # backward Euler
-                krylov = ksp.getType() != PETSc.KSP.Type.PREONLY
-                floor = max(1e-15, self._last_residual if krylov else 0.0)
+                krylov = self.linear.krylov(name)
+                floor = max(1e-15, self.linear.last_residual if krylov else 0.0)
                 top = self.comm.allreduce(float(np.max(new[:n], initial=0.0)), op=MPI.MAX)
                 if name == "sg" or not self.comm.allreduce(int(np.any(new[:n] < -floor * top)), op=MPI.SUM):
                     self._clip(new, n, krylov)
@@ -437,9 +421,9 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
         else:
             name = "backward_euler" if (self.scheme == "bdf2" and self.steps == 0) else self.scheme
             self._extrapolated_terms(name)
-            ksp = self._system(name)
-            if name == "bdf2" and "backward_euler" in self._ksp:      # the start-up system is not needed again
-                self._ksp.pop("backward_euler").destroy()
+            self._system(name)
+            if name == "bdf2" and "backward_euler" in self.linear:     # the start-up system is not needed again
+                self.linear.drop("backward_euler")
                 self._mats.pop("A_backward_euler").destroy()
             M, K = self._mats["M"], self._mats["K"]
             b = M.createVecLeft()
@@ -487,39 +471,9 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
                                      f"dt={self.dt:g}); reduce dt or check the potential")
 
     def _solve(self, name: str, b: PETSc.Vec, a_m: float, weights: np.ndarray) -> int:
-        """Solve A x = b for the step `name` into self._work (ghosts updated); returns the iterations.
-
-        A Krylov solve starts from the extrapolation of the last three solutions (second order in dt: the
-        BDF2 step's own order) and stops at |b - A x| <= PREDICTOR_RTOL |b - A x_pred| (floor ROUNDOFF_RTOL |b|;
-        ITERATIVE_RTOL |b| from a zero guess), unless the options set another ksp_rtol. Its mass is then
-        restored exactly: 1^T A = a_m w^T (the flux form has 1^T K = 0; w = M 1 = int phi_i, or the lumped mass
-        times the Maxwellian for SG), so the exact solution has w . x = 1^T b / a_m, and x is scaled to that.
-        Mass is conserved to round-off whatever the tolerance, and the solve error stays in the shape of the
-        density, not its total."""
-        ksp = self._ksp[name]
-        x = petsc_vec(self._work)
-        krylov = ksp.getType() != PETSc.KSP.Type.PREONLY
-        if krylov:
-            prev = {step: sol for step, dt, sol in self._guesses if dt == self.dt}
-            k = 0
-            while k < 3 and self.steps - k in prev:
-                k += 1
-            if k:
-                coef = {1: (1.0,), 2: (2.0, -1.0), 3: (3.0, -3.0, 1.0)}[k]
-                x.array[:] = sum(c * prev[self.steps - j] for j, c in enumerate(coef))
-            ksp.setInitialGuessNonzero(bool(k))
-            bnorm = b.norm()
-            if self._predictor_test[name]:          # a zero guess has r0 = b
-                ksp.setTolerances(rtol=PREDICTOR_RTOL if k else ITERATIVE_RTOL, atol=ROUNDOFF_RTOL * bnorm)
-        its = solve(ksp, b, x, self._what())
-        if krylov:
-            self._last_residual = ksp.getResidualNorm() / bnorm if bnorm > 0 else 0.0
-            have = self.comm.allreduce(float(weights @ x.array), op=MPI.SUM)
-            want = b.sum() / a_m
-            if have != 0.0 and math.isfinite(want / have):
-                x.scale(want / have)
-            self._guesses = [g for g in self._guesses if self.steps - 2 < g[0] <= self.steps and g[1] == self.dt]
-            self._guesses.append((self.steps + 1, self.dt, x.array.copy()))
+        """Solve the step `name` into self._work (ghosts updated) by the StepSolver policy (predictor, exact
+        mass restoration: see StepSolver.solve); returns the iterations."""
+        its = self.linear.solve(name, b, petsc_vec(self._work), self.steps, self.dt, a_m, weights, self._what())
         self._work.x.scatter_forward()
         return its
 
@@ -581,7 +535,7 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
     def _restore(self, state: dict) -> None:
         self._mass0 = float(state["scalars"]["mass0"])
         self.sg_fallbacks = int(state["scalars"]["sg_fallbacks"])
-        self._guesses = []                      # the Krylov predictor restarts from the loaded state
+        self.linear.restart()                   # the Krylov predictor restarts from the loaded state
         self._refresh_state()                   # psi = W * rho and D(rho) from the loaded densities
 
     def _fingerprint(self) -> dict:
@@ -604,8 +558,7 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
         return self._moments
 
     def _release(self) -> None:
-        for k in self._ksp.values():
-            k.destroy()
+        self.linear.destroy()
         for m in self._mats.values():
             m.destroy()
-        self._ksp, self._mats = {}, {}
+        self._mats = {}
