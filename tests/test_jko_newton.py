@@ -1,4 +1,4 @@
-"""NewtonJKO (solvers/jko/newton.py): the fully discrete JKO step on the P1 edge graph, by Newton.
+"""NewtonJKO (solvers/jko/newton/): the fully discrete JKO step on the P1 edge graph, by Newton.
 
 Exact references. One JKO step for F = int a|x|^2/2 rho + 1/2 iint k|x - y|^2/2 rho rho + beta^-1 int rho log rho
 from N(m, s^2 I) is Gaussian again: W2^2 between isotropic Gaussians is |m - m'|^2 + d (s - s')^2, the
@@ -247,9 +247,8 @@ def test_bad_input_and_unconverged_steps():
     # the inner scalar solves warn for themselves when they fail (here on a NaN dual, entropy + porous medium)
     P = NewtonJKO(msh, 0.1, beta=1.0, m=2)
     P.set_initial(lambda x: gauss(x[0], 0.5, 0.3), normalize=True)
-    P._ent = P.eps                                   # as step() sets it
     with pytest.warns(RuntimeWarning) as caught, np.errstate(invalid="ignore"):
-        P._mass_shift(np.full(P.n, np.nan))
+        P.energy.mass_shift(np.full(P.n, np.nan), P.eps, P.mass0)
     text = " ".join(str(w.message) for w in caught)
     assert "pointwise inversion" in text and "mass shift did not converge" in text
 

@@ -73,9 +73,15 @@ class JKOSolver(DensitySolver):
     r, tol, max_iter : float, float, int
         The augmented-Lagrangian parameter, the stopping test (change of rho_1 over WINDOW iterations relative to
         the step) and the iteration cap.
+    petsc_options : dict, optional
+        Options of the space-time Poisson solve (under the prefix; the command line wins).
+    inner_tol, inner_max : float, int
+        The fixed point on W * rho inside each proximal step: its tolerance and pass cap.
     prefix : str, optional
         PETSc options prefix of the space-time Poisson solve (default 'alg2_').
 
+    Notes
+    -----
     History: the core keys (iterations: ALG2 iterations) and interaction_energy, w2, inner_iterations,
     min_rho, residual, energy_decrease.
     """
@@ -199,13 +205,30 @@ class JKOSolver(DensitySolver):
         return np.array([table[k] for k in keys])
 
     def mass(self) -> float:
+        """The mass of the current density on the top face (summed over ranks).
+
+        Returns
+        -------
+        float
+        """
         return self._sum(self._mass1)
 
     def free_energy(self) -> float:
+        """F(rho_1) of the current density (summed over ranks).
+
+        Returns
+        -------
+        float
+        """
         return self._sum(self._F) + self.interaction_energy()
 
     def interaction_energy(self) -> float:
-        """1/2 sum_i w_i rho_i (W * rho)_i over the top-face nodes (lumped weights w_i = int phi_i)."""
+        """1/2 sum_i w_i rho_i (W * rho)_i over the top-face nodes (lumped weights w_i = int phi_i).
+
+        Returns
+        -------
+        float
+        """
         if self.W is None:
             return 0.0
         rho = self.rho1.x.array[self.top]
@@ -393,7 +416,13 @@ class JKOSolver(DensitySolver):
                            f"reduce tau={self.tau} or r={self.r}")
 
     def density(self):
-        """(x (n, d), rho (n,)) of the current density on the top face, gathered and sorted."""
+        """The current density on the top face, gathered from every rank and sorted.
+
+        Returns
+        -------
+        x : numpy.ndarray, shape (n, d)
+        rho : numpy.ndarray, shape (n,)
+        """
         tab = self._face_values(self.top, self.rho1.x.array)
         xs = np.array(list(tab.keys()))
         vals = np.array(list(tab.values()))

@@ -49,6 +49,8 @@ class EntropicJKO(DensitySolver):
     prefix : str, optional
         PETSc options prefix of the heat solve (default 'ejko_').
 
+    Notes
+    -----
     History: the core keys (iterations: Sinkhorn iterations) and min_rho, residual (the last relative change).
     """
 
@@ -87,7 +89,16 @@ class EntropicJKO(DensitySolver):
         self._residual = 0.0
 
     def heat(self, v: np.ndarray) -> np.ndarray:
-        """K v: heat flow for time gamma/4 of nodal values v (owned + ghosts)."""
+        """K v: the heat flow for time gamma / 4 of nodal values.
+
+        Parameters
+        ----------
+        v : numpy.ndarray, shape (n_local + n_ghosts,)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_local + n_ghosts,)
+        """
         self._u.x.array[:] = v
         for _ in range(self.substeps):
             self._rhs.x.array[:] = self.ml * self._u.x.array

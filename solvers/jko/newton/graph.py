@@ -1,0 +1,217 @@
+"""The edge graph of a P1 mesh: control volumes, transmissibilities and the edge layout (NewtonJKO's geometry)."""
+
+from __future__ import annotations
+
+import dolfinx.fem
+import dolfinx.fem.petsc
+import numpy as np
+import ufl
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from fpjko.common.warn import warn
+from fpjko.solvers.core import validation
+from fpjko.solvers.fokker_planck.edge_averaged import lumped_mass
+
+
+class EdgeGraph:
+    """The directed edges (i owned, j) of the P1 stiffness pattern with their weights, in the edge layout.
+
+    The edge layout of a nodal array is: the owned nodes, then the other columns of the owned rows (a PETSc
+    scatter fills them; dolfinx's ghosts do not cover nodes that share only a vertex with this rank's cells).
+
+    Parameters
+    ----------
+    V : dolfinx.fem.FunctionSpace
+        P1 space on a simplex mesh of full dimension d.
+    D : array_like, shape (d, d), optional
+        A constant SPD metric: the weights are those of the D-weighted stiffness matrix (None: the identity).
+    negative_weights : {'clip', 'error'}
+        What to do with negative transmissibilities of a non-Delaunay mesh (isotropic case); with a D they
+        are always an error.
+
+    Attributes
+    ----------
+    n : int
+        Owned nodes on this rank.
+    X : numpy.ndarray, shape (n_local, 3)
+        Dof coordinates (owned, then dolfinx's ghosts).
+    ml : numpy.ndarray, shape (n_local,)
+        Lumped masses m_i = int phi_i (control volumes).
+    ei, ej : numpy.ndarray of int, shape (n_edges,)
+        Each directed edge's owned row i and its column j in the edge layout.
+    w : numpy.ndarray, shape (n_edges,)
+        Transmissibilities w_ij = -int D grad phi_i . grad phi_j >= 0.
+    pattern : petsc4py.PETSc.Mat
+        The stiffness matrix (its nonzero pattern is that of every matrix built on the graph).
+    """
+
+    def __init__(self, V, D=None, negative_weights: str = "clip"):
+        self.V, self.comm = V, V.mesh.comm
+        self.d = V.mesh.geometry.dim
+        self.n = V.dofmap.index_map.size_local
+        self.X = V.tabulate_dof_coordinates()
+        self.ml = lumped_mass(V)
+        u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+        if D is None:
+            a = ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx
+            self.D = None
+        else:
+            Dm = np.atleast_2d(np.asarray(D, float))
+            if Dm.shape != (self.d, self.d) or not np.all(np.isfinite(Dm)) or not np.allclose(Dm, Dm.T):
+                raise ValueError(f"D must be a finite symmetric ({self.d}, {self.d}) matrix, got {Dm.tolist()}")
+            ev = np.linalg.eigvalsh(Dm)
+            if ev.min() <= 0:
+                raise ValueError(f"D must be positive definite: eigenvalue {ev.min():.4g} of D = {Dm.tolist()}")
+            self.D = Dm
+            a = ufl.inner(ufl.dot(ufl.as_matrix(Dm.tolist()), ufl.grad(u)), ufl.grad(v)) * ufl.dx
+        A = dolfinx.fem.petsc.assemble_matrix(dolfinx.fem.form(a))
+        A.assemble()
+        indptr, cols, vals = A.getValuesCSR()
+        self.pattern = A
+        self._indptr, self._cols = indptr, cols
+        n = self.n
+        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+        r0 = A.getOwnershipRange()[0]
+        gcols = cols.astype(np.int64)
+        owned = (gcols >= r0) & (gcols < r0 + n)
+        extra = np.unique(gcols[~owned])
+        lcols = np.where(owned, gcols - r0, n + np.searchsorted(extra, gcols))
+        self._gvec = A.createVecRight()
+        self._xvec = PETSc.Vec().createSeq(len(extra), comm=PETSc.COMM_SELF)
+        iset = PETSc.IS().createGeneral(extra.astype(PETSc.IntType), comm=PETSc.COMM_SELF)
+        self._scatter = PETSc.Scatter().create(self._gvec, iset, self._xvec, None)
+        off = lcols != rows
+        self._diag_pos = np.flatnonzero(~off)
+        validation.raise_collectively(self.comm, None if len(self._diag_pos) == n else
+                                      "stiffness pattern without a full diagonal", RuntimeError)
+        self._off_pos = np.flatnonzero(off)
+        self.ei, self.ej = rows[off], lcols[off]
+        w = -vals[off]
+        Xe = np.column_stack([self.ghost(self.X[:n, c]) for c in range(self.d)])   # edge layout
+        scale = self.comm.allreduce(float(np.abs(w).max(initial=0.0)), op=MPI.MAX)
+        bad = w < -1e-10 * scale
+        nbad = self.comm.allreduce(int(bad.sum()))
+        if nbad:
+            k = int(np.argmin(w)) if bad.any() else -1
+            worst = (float(w[k]), Xe[self.ei[k]], Xe[self.ej[k]]) if k >= 0 else None
+            worst = next(x for x in self.comm.allgather(worst) if x is not None)
+            what = (f"{nbad // 2 or 1} edges have a negative transmissibility (worst {worst[0]:.3g} on the edge "
+                    f"{np.round(worst[1], 4).tolist()} - {np.round(worst[2], 4).tolist()})")
+            if self.D is not None:
+                raise ValueError(f"the metric D = {self.D.tolist()} is not allowed on this mesh: {what}; the "
+                                 "two-point scheme needs a mesh whose D-weighted stiffness has no positive "
+                                 "off-diagonal entry (e.g. a diagonal D on an axis-aligned rectangle mesh)")
+            if negative_weights == "error":
+                raise ValueError(f"the mesh is not Delaunay: {what}")
+            warn(self.comm, f"JKO: the mesh is not Delaunay: {what}; clipped to 0 (the scheme stays convex, "
+                       "positive and mass-conserving but loses consistency on those edges)", RuntimeWarning,
+                 stacklevel=3)
+        self.w = np.maximum(w, 0.0)
+        self._elen = np.linalg.norm(Xe[self.ei] - Xe[self.ej], axis=1)
+        self._row_start = np.flatnonzero(np.r_[True, np.diff(self.ei) != 0]) if len(self.ei) else np.zeros(0, int)
+        self._rows_with_edges = self.ei[self._row_start] if len(self.ei) else np.zeros(0, int)
+
+    def ghost(self, owned: np.ndarray) -> np.ndarray:
+        """Owned values -> the edge layout. Collective.
+
+        Parameters
+        ----------
+        owned : numpy.ndarray, shape (n,)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n + n_extra,)
+            The owned values, then those of the other columns of the owned rows.
+        """
+        self._gvec.array[:] = owned
+        self._scatter.scatter(self._gvec, self._xvec, PETSc.InsertMode.INSERT_VALUES, PETSc.ScatterMode.FORWARD)
+        return np.concatenate([np.asarray(owned, float), self._xvec.array])
+
+    def set_csr(self, M: PETSc.Mat, diag: np.ndarray, off: np.ndarray) -> None:
+        """Fill a matrix of the graph's pattern and assemble it.
+
+        Parameters
+        ----------
+        M : petsc4py.PETSc.Mat
+        diag : numpy.ndarray, shape (n,)
+        off : numpy.ndarray, shape (n_edges,)
+            The edge values.
+        """
+        vals = np.empty(len(self._cols))
+        vals[self._diag_pos] = diag
+        vals[self._off_pos] = off
+        M.setValuesCSR(self._indptr, self._cols, vals)
+        M.assemble()
+
+    def mass(self, r: np.ndarray) -> float:
+        """sum_i m_i r_i over the owned nodes of every rank.
+
+        Parameters
+        ----------
+        r : numpy.ndarray, shape (>= n,)
+
+        Returns
+        -------
+        float
+        """
+        return self.comm.allreduce(float(self.ml[: self.n] @ r[: self.n]))
+
+    def min(self, r: np.ndarray) -> float:
+        """The global minimum of r over the owned nodes (inf where no rank owns a node).
+
+        Parameters
+        ----------
+        r : numpy.ndarray, shape (>= n,)
+
+        Returns
+        -------
+        float
+        """
+        return self.comm.allreduce(float(r[: self.n].min(initial=np.inf)), op=MPI.MIN)
+
+    def max(self, r: np.ndarray) -> float:
+        """The global maximum of r over the owned nodes, and at least 0.
+
+        Parameters
+        ----------
+        r : numpy.ndarray, shape (>= n,)
+
+        Returns
+        -------
+        float
+        """
+        return self.comm.allreduce(float(np.max(r[: self.n], initial=0.0)), op=MPI.MAX)
+
+    def envelope(self, phi: np.ndarray, source: np.ndarray, L: float) -> np.ndarray:
+        """phi on the `source` nodes, elsewhere its L-Lipschitz (McShane) extension min_k phi_k + L d(i, k) over
+        the graph (edge lengths |x_i - x_j|): Bellman-Ford sweeps until nothing changes on any rank.
+
+        Parameters
+        ----------
+        phi : numpy.ndarray, shape (>= n,)
+        source : numpy.ndarray of bool, shape (n,)
+        L : float
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+        """
+        n, big = self.n, np.inf
+        val = np.where(source, phi[:n], big)
+        for _ in range(10 * n + 10):
+            v = self.ghost(val)
+            cand = np.full(n, big)
+            if len(self.ei):
+                cand[self._rows_with_edges] = np.minimum.reduceat(v[self.ej] + L * self._elen, self._row_start)
+            new = np.minimum(val, cand)
+            changed = self.comm.allreduce(int(np.count_nonzero(new < val)))
+            val = new
+            if not changed:
+                break
+        return val
+
+    def destroy(self) -> None:
+        """Destroy the PETSc objects."""
+        for obj in (self.pattern, self._gvec, self._xvec, self._scatter):
+            obj.destroy()
