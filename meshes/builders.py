@@ -17,10 +17,27 @@ _CREATE_MESH_PARAMS = list(inspect.signature(dolfinx.mesh.create_mesh).parameter
 
 
 def create_mesh(comm, cells: np.ndarray, x: np.ndarray, coordinate_element, ghosted: bool = True):
-    """dolfinx.mesh.create_mesh with (cells, x, element) in whichever order this dolfinx wants
-    (dolfinx 0.9 takes (comm, cells, x, e), 0.10 (comm, cells, e, x)): feature detection. ghosted: one
-    layer of ghost cells across rank boundaries (GhostMode.shared_facet, as the built-in rectangle and
-    box have), which interior-facet integrals (DG transport) need."""
+    """dolfinx.mesh.create_mesh with (cells, x, element) in whichever order this dolfinx wants.
+
+    dolfinx 0.9 takes (comm, cells, x, e), 0.10 (comm, cells, e, x): feature detection.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+    cells : numpy.ndarray of int64, shape (num_cells, nodes_per_cell)
+        The cells given on this rank (all on rank 0 and none elsewhere is fine).
+    x : numpy.ndarray, shape (num_points, gdim)
+        The points given on this rank.
+    coordinate_element : ufl.Mesh
+        The coordinate element.
+    ghosted : bool
+        One layer of ghost cells across rank boundaries (GhostMode.shared_facet, as the built-in rectangle and
+        box have), which interior-facet integrals (DG transport) need.
+
+    Returns
+    -------
+    dolfinx.mesh.Mesh
+    """
     kw = {}
     if ghosted and comm.size > 1:
         kw["partitioner"] = dolfinx.mesh.create_cell_partitioner(dolfinx.mesh.GhostMode.shared_facet)
@@ -52,7 +69,20 @@ def check_size(cells: float, what: str) -> None:
 
 
 def interval(comm: MPI.Comm, a: float, b: float, h: float) -> dolfinx.mesh.Mesh:
-    """[a, b] split into ceil((b - a) / h) equal cells."""
+    """[a, b] split into ceil((b - a) / h) equal cells.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+    a, b : float
+        The ends, a < b.
+    h : float
+        The largest cell size.
+
+    Returns
+    -------
+    dolfinx.mesh.Mesh
+    """
     n = _cells_for(b - a, h, f"interval [{a}, {b}]")
     return dolfinx.mesh.create_interval(comm, n, [a, b])
 
@@ -60,8 +90,21 @@ def interval(comm: MPI.Comm, a: float, b: float, h: float) -> dolfinx.mesh.Mesh:
 def rectangle(comm: MPI.Comm, lower, upper, h: float, diagonal: str = "right") -> dolfinx.mesh.Mesh:
     """The rectangle [lower, upper] with right triangles of legs at most h.
 
-    The default 'right' diagonal gives a non-obtuse (Delaunay) triangulation, as the
-    structure-preserving scheme needs; 'crossed' also is.
+    The default 'right' diagonal gives a non-obtuse (Delaunay) triangulation, as the structure-preserving scheme
+    needs; 'crossed' also is.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+    lower, upper : array_like, shape (2,)
+        Opposite corners.
+    h : float
+        The largest leg.
+    diagonal : {'right', 'left', 'crossed'}
+
+    Returns
+    -------
+    dolfinx.mesh.Mesh
     """
     lower, upper = np.asarray(lower, float), np.asarray(upper, float)
     n = [_cells_for(upper[i] - lower[i], h, f"rectangle side {i}") for i in range(2)]
@@ -73,7 +116,20 @@ def rectangle(comm: MPI.Comm, lower, upper, h: float, diagonal: str = "right") -
 
 
 def box(comm: MPI.Comm, lower, upper, h: float) -> dolfinx.mesh.Mesh:
-    """The box [lower, upper] split into tetrahedra (6 per cube of side at most h)."""
+    """The box [lower, upper] split into tetrahedra (6 per cube of side at most h).
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+    lower, upper : array_like, shape (3,)
+        Opposite corners.
+    h : float
+        The largest edge of the cubes.
+
+    Returns
+    -------
+    dolfinx.mesh.Mesh
+    """
     lower, upper = np.asarray(lower, float), np.asarray(upper, float)
     n = [_cells_for(upper[i] - lower[i], h, f"box side {i}") for i in range(3)]
     check_size(6.0 * n[0] * n[1] * n[2], f"box {n[0]} x {n[1]} x {n[2]} with h={h:g}")
@@ -81,7 +137,17 @@ def box(comm: MPI.Comm, lower, upper, h: float) -> dolfinx.mesh.Mesh:
 
 
 def disk_points(radius: float, h: float, center=(0.0, 0.0)) -> np.ndarray:
-    """Concentric rings of points spaced about h apart, the outermost on the circle."""
+    """Concentric rings of points spaced about h apart, the outermost on the circle.
+
+    Parameters
+    ----------
+    radius, h : float
+    center : array_like, shape (2,)
+
+    Returns
+    -------
+    numpy.ndarray, shape (num_points, 2)
+    """
     nr = _cells_for(radius, h, f"disk radius {radius}")
     check_size(2 * math.pi * nr * nr, f"disk of radius {radius} with h={h:g}")
     pts = [np.zeros((1, 2))]
@@ -98,6 +164,18 @@ def disk(comm: MPI.Comm, radius: float, h: float, center=(0.0, 0.0)) -> dolfinx.
 
     Delaunay triangulations of convex point sets have non-negative cotangent edge weights, as the
     structure-preserving scheme needs. Rank 0 builds the triangulation; dolfinx distributes it.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+    radius : float
+    h : float
+        The spacing of the rings and of the points on them.
+    center : array_like, shape (2,)
+
+    Returns
+    -------
+    dolfinx.mesh.Mesh
     """
     from scipy.spatial import Delaunay
 
@@ -115,7 +193,16 @@ def disk(comm: MPI.Comm, radius: float, h: float, center=(0.0, 0.0)) -> dolfinx.
 
 
 def cell_size(msh: dolfinx.mesh.Mesh) -> float:
-    """The largest cell diameter over all ranks."""
+    """The largest cell diameter over all ranks.
+
+    Parameters
+    ----------
+    msh : dolfinx.mesh.Mesh
+
+    Returns
+    -------
+    float
+    """
     tdim = msh.topology.dim
     n = msh.topology.index_map(tdim).size_local
     h = msh.h(tdim, np.arange(n, dtype=np.int32)) if n else np.zeros(1)
@@ -123,8 +210,25 @@ def cell_size(msh: dolfinx.mesh.Mesh) -> float:
 
 
 def space_time(comm: MPI.Comm, lower, upper, h: float, nt: int) -> dolfinx.mesh.Mesh:
-    """The space-time cylinder [lower, upper] x [0, 1] (time is the last coordinate) for the
-    dynamic (Benamou-Brenier) JKO step: triangles for 1D space, tetrahedra for 2D space."""
+    """The space-time cylinder [lower, upper] x [0, 1] (time the last coordinate) of the dynamic JKO step.
+
+    Triangles for 1D space, tetrahedra for 2D space (the Benamou-Brenier step of fpjko.solvers.JKOSolver).
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+    lower, upper : array_like, shape (d,)
+        The spatial box, d = 1 or 2.
+    h : float
+        The largest spatial cell size.
+    nt : int
+        Time layers (>= 1).
+
+    Returns
+    -------
+    dolfinx.mesh.Mesh
+        A (d + 1)-dimensional mesh.
+    """
     lower, upper = np.atleast_1d(np.asarray(lower, float)), np.atleast_1d(np.asarray(upper, float))
     if nt < 1:
         raise ValueError(f"need at least one time layer, got nt={nt}")
@@ -150,15 +254,37 @@ def _extent(msh: dolfinx.mesh.Mesh) -> tuple[np.ndarray, np.ndarray]:
 
 
 def space_time_of(spatial: dolfinx.mesh.Mesh, nt: int) -> dolfinx.mesh.Mesh:
-    """The space-time cylinder over the bounding box of a spatial interval or rectangle mesh, with its
-    largest cell size and nt time layers (meshes.space_time), on the spatial mesh's communicator."""
+    """The space-time cylinder over a spatial mesh's bounding box, with its largest cell size and nt time layers.
+
+    Parameters
+    ----------
+    spatial : dolfinx.mesh.Mesh
+        An interval or rectangle mesh; the result lives on its communicator.
+    nt : int
+        Time layers (>= 1).
+
+    Returns
+    -------
+    dolfinx.mesh.Mesh
+        See `space_time`.
+    """
     lo, hi = _extent(spatial)
     return space_time(spatial.comm, lo, hi, cell_size(spatial), nt)
 
 
 def check_space_time(msh: dolfinx.mesh.Mesh) -> None:
-    """Raise (on every rank) unless msh is a space-time cylinder: full dimension, the last coordinate (time)
-    spanning [0, 1]."""
+    """Raise (on every rank) unless msh is a space-time cylinder.
+
+    Parameters
+    ----------
+    msh : dolfinx.mesh.Mesh
+        Must have full dimension, its last coordinate (time) spanning [0, 1].
+
+    Raises
+    ------
+    ValueError
+        Naming the mesh's dimensions and the range of its last coordinate.
+    """
     gdim, tdim = msh.geometry.dim, msh.topology.dim
     lo, hi = _extent(msh)
     if tdim != gdim or gdim < 2 or abs(lo[-1]) > 1e-12 or abs(hi[-1] - 1.0) > 1e-12:
@@ -168,7 +294,18 @@ def check_space_time(msh: dolfinx.mesh.Mesh) -> None:
 
 
 def unit_square(comm: MPI.Comm, n: int) -> dolfinx.mesh.Mesh:
-    """[0, 1]^2 in n x n quadrilaterals: the mesh of the graphon solvers (one cell per block of a step graphon)."""
+    """[0, 1]^2 in n x n quadrilaterals: the mesh of the graphon solvers (one cell per block of a step graphon).
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+    n : int
+        Cells per side (>= 1).
+
+    Returns
+    -------
+    dolfinx.mesh.Mesh
+    """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"unit_square needs n >= 1 cells per side, got n={n!r}")
     check_size(int(n) ** 2, f"unit_square with n={n}")
@@ -176,7 +313,17 @@ def unit_square(comm: MPI.Comm, n: int) -> dolfinx.mesh.Mesh:
 
 
 def unit_square_cells(msh: dolfinx.mesh.Mesh) -> int:
-    """n of a uniform n x n quadrilateral mesh of [0, 1]^2 (meshes.unit_square); anything else is refused."""
+    """n of a uniform n x n quadrilateral mesh of [0, 1]^2 (meshes.unit_square); anything else is refused.
+
+    Parameters
+    ----------
+    msh : dolfinx.mesh.Mesh
+
+    Returns
+    -------
+    int
+        Cells per side.
+    """
     tdim = msh.topology.dim
     lo, hi = _extent(msh)
     cells = msh.topology.index_map(tdim).size_global

@@ -21,7 +21,25 @@ from fpjko.samplers.streams import Streams
 
 def interaction_force(x: np.ndarray, streams: Streams, grad_W: Callable | None = None,
                       quadratic: float | None = None, chunk_bytes: int = 2**25) -> np.ndarray:
-    """-(1/n) sum_j grad W(x_i - x_j) for the local particles x (n_local, d)."""
+    """The mean-field force -(1/n) sum_j grad W(x_i - x_j) on this rank's particles, summed over every rank's.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape (n_local, d)
+        This rank's particles.
+    streams : Streams
+        The particles' split over ranks (n, the communicator, block order).
+    grad_W : callable, optional
+        grad W(z), z of shape (k, d) -> (k, d): the direct sum, in blocks of at most chunk_bytes.
+    quadratic : float, optional
+        k of W = k |z|^2 / 2: the force -k (x_i - mean), O(n).
+    chunk_bytes : int
+        Memory of one block of pair differences.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_local, d)
+    """
     x = np.asarray(x, dtype=float)
     if quadratic is not None:
         return -quadratic * (x - streams.mean(x))
@@ -44,7 +62,36 @@ def interaction_force(x: np.ndarray, streams: Streams, grad_W: Callable | None =
 def mckean_vlasov(x0: np.ndarray, streams: Streams, beta: float, dt: float, steps: int,
                   grad_V: Callable | None = None, grad_W: Callable | None = None,
                   quadratic_W: float | None = None, diffusion=None, **kw):
-    """Euler-Maruyama for the interacting system; x0 holds this rank's particles (streams.n_local, d)."""
+    """Euler-Maruyama for dX_i = -grad V(X_i) dt - (1/n) sum_j grad W(X_i - X_j) dt + sqrt(2/beta D) dB_i.
+
+    Every particle has its own Brownian motion (independent noise), the system whose empirical measure converges
+    to the McKean-Vlasov equation.
+
+    Parameters
+    ----------
+    x0 : numpy.ndarray, shape (streams.n_local, d)
+        This rank's particles.
+    streams : Streams
+        The particles' random streams (and their split over ranks).
+    beta : float
+    dt : float
+    steps : int
+    grad_V : callable, optional
+        grad V(x), x of shape (k, d) -> (k, d).
+    grad_W : callable, optional
+        grad W(z), z of shape (k, d) -> (k, d).
+    quadratic_W : float, optional
+        k of W = k |z|^2 / 2 (the O(n) force).
+    diffusion : None, array_like (d, d) or callable
+        D, as for euler_maruyama.
+    **kw
+        Passed to euler_maruyama (record_every, callback, ...).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_local, d)
+        The final particles (and the snapshots, shape (k, n_local, d), with record_every > 0).
+    """
     def drift(x, t):
         b = interaction_force(x, streams, grad_W=grad_W, quadratic=quadratic_W) if (
             grad_W is not None or quadratic_W is not None) else np.zeros_like(x)
@@ -55,8 +102,22 @@ def mckean_vlasov(x0: np.ndarray, streams: Streams, beta: float, dt: float, step
 def mean_reverting_variance(n: int, t: float, s0: float, dt: float | None = None) -> float:
     """Var X_i(t) for dX_i = -(X_i - mean) dt + dB_i, X_i(0) iid N(m0, s0^2) (per coordinate).
 
-    Exact: s0^2/n + t/n + (1 - 1/n) [e^{-2t} s0^2 + (1 - e^{-2t})/2]. With dt, the exact variance of
-    the Euler-Maruyama chain after t/dt steps (the mean is a random walk; deviations contract by 1-dt).
+    Exact: s0^2/n + t/n + (1 - 1/n) [e^{-2t} s0^2 + (1 - e^{-2t})/2]. With dt, the exact variance of the
+    Euler-Maruyama chain after t/dt steps (the mean is a random walk; deviations contract by 1-dt).
+
+    Parameters
+    ----------
+    n : int
+        Particles.
+    t : float
+    s0 : float
+        The initial standard deviation.
+    dt : float, optional
+        The Euler-Maruyama step (None: the continuous-time process).
+
+    Returns
+    -------
+    float
     """
     if dt is None:
         e = np.exp(-2.0 * t)

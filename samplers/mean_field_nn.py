@@ -53,8 +53,19 @@ def _activation(name: str):
 
 @dataclass
 class TeacherData:
-    """A finite data set: inputs X (M, d), labels Y (M,). The population is the uniform law on it, so
-    Psi, Sigma and the risk are exact finite sums (the mean-field PDE's features, rank M)."""
+    """A finite data set; the population is the uniform law on it.
+
+    Psi, Sigma and the risk are then exact finite sums (the mean-field PDE's features, rank M).
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (M, d)
+        The inputs.
+    Y : numpy.ndarray, shape (M,)
+        The labels.
+    activation : {'tanh', 'linear', 'relu'}
+        The neurons' activation.
+    """
     X: np.ndarray
     Y: np.ndarray
     activation: str = "tanh"
@@ -80,25 +91,75 @@ class TeacherData:
 
     @property
     def M(self) -> int:
+        """The number of data points.
+
+        Returns
+        -------
+        int
+        """
         return len(self.Y)
 
     def features(self, theta: np.ndarray) -> np.ndarray:
-        """sigma(<theta, x_m>): (n, M) for theta (n, d)."""
+        """sigma(<theta, x_m>).
+
+        Parameters
+        ----------
+        theta : numpy.ndarray, shape (n, d)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, M)
+        """
         return self.sigma(np.asarray(theta, float) @ self.X.T)
 
     def risk(self, c: np.ndarray) -> float:
-        """R = 1/2 mean_m (f(x_m) - y_m)^2 from the predictions c_m = f(x_m)."""
+        """R = 1/2 mean_m (f(x_m) - y_m)^2.
+
+        Parameters
+        ----------
+        c : numpy.ndarray, shape (M,)
+            The predictions c_m = f(x_m).
+
+        Returns
+        -------
+        float
+        """
         return 0.5 * float(np.mean((np.asarray(c) - self.Y) ** 2))
 
     def activations(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """sigma(<theta, x_m>) and sigma'(<theta, x_m>), both (n, M), from one evaluation (tanh' = 1 - tanh^2)."""
+        """sigma(<theta, x_m>) and sigma'(<theta, x_m>) from one evaluation (tanh' = 1 - tanh^2).
+
+        Parameters
+        ----------
+        theta : numpy.ndarray, shape (n, d)
+
+        Returns
+        -------
+        s, ds : numpy.ndarray, shape (n, M)
+        """
         z = np.asarray(theta, float) @ self.X.T
         sig = self.sigma(z)
         return sig, (1.0 - sig * sig if self.activation == "tanh" else self.dsigma(z))
 
     def gradient_statistics(self, ds: np.ndarray, c: np.ndarray, covariance: bool = True):
-        """From sigma' (n, M) and the predictions c (M,): grad Psi (n, d) = mean_m g_m and, if asked,
-        Sigma (n, d, d) = mean_m g_m g_m^T - grad Psi grad Psi^T, g_m = (c_m - y_m) sigma'_m x_m."""
+        """grad Psi = mean_m g_m and Sigma = mean_m g_m g_m^T - grad Psi grad Psi^T, g_m = (c_m - y_m) sigma'_m x_m.
+
+        Parameters
+        ----------
+        ds : numpy.ndarray, shape (n, M)
+            sigma'(<theta, x_m>).
+        c : numpy.ndarray, shape (M,)
+            The predictions f(x_m).
+        covariance : bool
+            Also compute Sigma.
+
+        Returns
+        -------
+        grad_psi : numpy.ndarray, shape (n, d)
+            Alone without covariance.
+        sigma : numpy.ndarray, shape (n, d, d)
+            Only with covariance.
+        """
         w = ds * (np.asarray(c) - self.Y)[None, :]                           # (n, M)
         g = w @ self.X / self.M
         if not covariance:
@@ -108,11 +169,33 @@ class TeacherData:
         return g, second - g[:, :, None] * g[:, None, :]
 
     def grad_psi(self, theta: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """grad Psi(theta) = (1/M) sum_m (c_m - y_m) sigma'(<theta, x_m>) x_m: (n, d)."""
+        """grad Psi(theta) = (1/M) sum_m (c_m - y_m) sigma'(<theta, x_m>) x_m.
+
+        Parameters
+        ----------
+        theta : numpy.ndarray, shape (n, d)
+        c : numpy.ndarray, shape (M,)
+            The predictions f(x_m).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, d)
+        """
         return self.gradient_statistics(self.activations(theta)[1], c, covariance=False)
 
     def noise_covariance(self, theta: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """Sigma(theta) = Cov_m[(c_m - y_m) sigma'(<theta, x_m>) x_m]: (n, d, d)."""
+        """Sigma(theta) = Cov_m[(c_m - y_m) sigma'(<theta, x_m>) x_m].
+
+        Parameters
+        ----------
+        theta : numpy.ndarray, shape (n, d)
+        c : numpy.ndarray, shape (M,)
+            The predictions f(x_m).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, d, d)
+        """
         return self.gradient_statistics(self.activations(theta)[1], c)[1]
 
 
@@ -120,8 +203,19 @@ class TeacherData:
 class TwoLayerMeanField:
     """Student network of N = streams.n neurons; theta holds this rank's neurons (n_local, d).
 
-    teacher: labels y = teacher(x) for fresh inputs x ~ N(0, I) (online SGD); or data: a TeacherData,
-    whose points are sampled uniformly (all neurons see the same sample in a step)."""
+    Parameters
+    ----------
+    streams : fpjko.samplers.streams.Streams
+        The neurons' streams and their split over ranks.
+    teacher : callable, optional
+        Labels y = teacher(x) for fresh inputs x ~ N(0, I) (online SGD).
+    activation : {'tanh', 'linear', 'relu'}
+        Taken from the data set when one is given.
+    data : TeacherData, optional
+        A finite data set whose points are sampled uniformly (all neurons see the same sample in a step).
+    history : dict
+        {'t': [...], 'risk': [...]}, appended to by train() every record_every steps.
+    """
     streams: Streams
     teacher: Callable[[np.ndarray], np.ndarray] | None = None
     activation: str = "tanh"
@@ -136,11 +230,32 @@ class TwoLayerMeanField:
         self.sigma, self.dsigma = _activation(self.activation)
 
     def predict(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """f(x) for data x (m, d): the mean over all N neurons (deterministic block-order sum)."""
+        """f(x): the mean over all N neurons (deterministic block-order sum).
+
+        Parameters
+        ----------
+        theta : numpy.ndarray, shape (n_local, d)
+        x : numpy.ndarray, shape (m, d)
+
+        Returns
+        -------
+        numpy.ndarray, shape (m,)
+        """
         return self.streams.mean(self.sigma(theta @ x.T))
 
     def risk(self, theta: np.ndarray, x: np.ndarray | None = None) -> float:
-        """The square-loss risk on inputs x (teacher labels), or on the data set."""
+        """The square-loss risk on inputs x (teacher labels), or on the data set.
+
+        Parameters
+        ----------
+        theta : numpy.ndarray, shape (n_local, d)
+        x : numpy.ndarray, shape (m, d), optional
+            Test inputs (None: the data set).
+
+        Returns
+        -------
+        float
+        """
         if x is None:
             return self.data.risk(self.predict(theta, self.data.X))
         return 0.5 * float(np.mean((self.predict(theta, x) - self.teacher(x)) ** 2))
@@ -148,11 +263,33 @@ class TwoLayerMeanField:
     def train(self, theta0: np.ndarray, gamma: float, b: float, t_end: float, batch: int = 1,
               data_seed: int = 0, test_x: np.ndarray | None = None, record_every: int = 0,
               callback=None) -> np.ndarray:
-        """Online SGD with step gamma N^b up to mean-field time t_end; returns the local neurons.
+        """Online SGD with step gamma N^b up to mean-field time t_end.
 
-        The samples are drawn from a stream seeded by data_seed alone (shared by all ranks), so the
-        initial neurons and the SGD noise can be varied independently. callback(step, t, theta) after
-        every step (t the mean-field time) may return True to stop."""
+        The samples are drawn from a stream seeded by data_seed alone (shared by all ranks), so the initial neurons
+        and the SGD noise can be varied independently.
+
+        Parameters
+        ----------
+        theta0 : numpy.ndarray, shape (n_local, d)
+        gamma : float
+        b : float
+            The step is gamma N^b (b < 1: deterministic limit; b = 1: common noise).
+        t_end : float
+            Mean-field time.
+        batch : int
+        data_seed : int
+        test_x : numpy.ndarray, shape (m, d), optional
+            Inputs of the recorded test risk.
+        record_every : int
+            Steps between records (0: none).
+        callback : callable, optional
+            callback(step, t, theta) after every step (t the mean-field time); it may return True to stop.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_local, d)
+            The local neurons.
+        """
         comm = self.streams.comm
         agree(comm, checks.problem(checks.positive_number, "gamma", gamma) or checks.problem(checks.number, "b", b)
               or checks.problem(checks.integer, "batch", batch, 1))

@@ -20,7 +20,18 @@ from fpjko.common.progress import bar as progress_bar
 
 
 def cholesky_batch(D: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
-    """Lower Cholesky factors of SPD matrices D (n, d, d); ValueError naming the first non-SPD one."""
+    """Lower Cholesky factors of SPD matrices; ValueError naming the first non-SPD one (and its point).
+
+    Parameters
+    ----------
+    D : numpy.ndarray, shape (n, d, d)
+    x : numpy.ndarray, shape (n, d), optional
+        The points, for the error message.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, d, d)
+    """
     D = np.asarray(D, dtype=float)
     n, d = D.shape[0], D.shape[-1]
     if D.shape[1:] != (d, d):
@@ -100,8 +111,21 @@ def _drift_shape(b, x) -> str | None:
 
 
 def noise_factor(diffusion, d: int):
-    """A function (x, t) -> None (identity), the constant Cholesky factor (d, d) (computed once here),
-    or per-particle factors (n, d, d) of a callable D(x) or D(x, t)."""
+    """The noise's factor L(x, t) with L L^T = D.
+
+    Parameters
+    ----------
+    diffusion : None, array_like (d, d) or callable
+        D: None (the identity), a constant SPD matrix (factorised once here) or a callable D(x) or D(x, t)
+        returning (n, d, d).
+    d : int
+        The dimension.
+
+    Returns
+    -------
+    callable
+        (x, t) -> None (identity), the constant factor (d, d) or per-particle factors (n, d, d).
+    """
     if diffusion is None:
         return lambda x, t: None
     if callable(diffusion):
@@ -123,6 +147,17 @@ def _takes_time(fn) -> bool:
 
 
 def apply_factor(L, xi: np.ndarray) -> np.ndarray:
+    """L xi for a factor from noise_factor.
+
+    Parameters
+    ----------
+    L : None, numpy.ndarray (d, d) or (n, d, d)
+    xi : numpy.ndarray, shape (n, d)
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, d)
+    """
     if L is None:
         return xi
     if L.ndim == 2:
@@ -134,14 +169,36 @@ def apply_factor(L, xi: np.ndarray) -> np.ndarray:
 
 def euler_maruyama(x0: np.ndarray, drift: Callable, beta: float, dt: float, steps: int, rng,
                    diffusion=None, t0: float = 0.0, record_every: int = 0, callback=None, noise: bool = True):
-    """Advance particles x0 (n, d) by `steps` Euler-Maruyama steps of size dt.
+    """Advance particles by `steps` Euler-Maruyama steps of dX = drift dt + sqrt(2/beta D) dW.
 
-    drift(x, t) -> (n, d); diffusion: None | (d, d) | callable D(x[, t]) -> (n, d, d).
-    Returns x (and the recorded snapshots (k, n, d) when record_every > 0).
-    callback(step, t, x) is called after every step; it may return True to stop early.
-    noise=False: plain explicit Euler for dX = b dt (no random numbers are drawn).
-    With Streams as rng the checks are collective: bad arguments, a non-finite start, a non-SPD D
-    or a blow-up on any rank raise the same error on every rank.
+    With Streams as rng the checks are collective: bad arguments, a non-finite start, a non-SPD D or a blow-up
+    on any rank raise the same error on every rank.
+
+    Parameters
+    ----------
+    x0 : numpy.ndarray, shape (n, d)
+    drift : callable
+        drift(x, t) -> (n, d).
+    beta : float
+    dt : float
+    steps : int
+    rng : numpy.random.Generator or Streams
+        The noise (Streams: one stream per block of particles, bitwise the same on any rank count).
+    diffusion : None, array_like (d, d) or callable
+        D: the identity, a constant SPD matrix, or D(x[, t]) -> (n, d, d).
+    t0 : float
+        The start time.
+    record_every : int
+        Keep a snapshot every this many steps (0: none).
+    callback : callable, optional
+        callback(step, t, x) after every step; it may return True to stop early.
+    noise : bool
+        False: plain explicit Euler for dX = b dt (no random numbers are drawn).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, d)
+        The particles after the last step; with record_every > 0 the tuple (x, snapshots of shape (k, n, d)).
     """
     comm, off = getattr(rng, "comm", None), getattr(rng, "lo", 0)
     agree(comm, _arguments(x0, beta, dt, steps, record_every, rng))
@@ -174,5 +231,25 @@ def euler_maruyama(x0: np.ndarray, drift: Callable, beta: float, dt: float, step
 
 
 def langevin(x0, grad_f: Callable, beta: float, dt: float, steps: int, rng, diffusion=None, **kw):
-    """Noisy gradient descent dX = -grad f(X) dt + sqrt(2/beta D(X)) dW (Euler-Maruyama)."""
+    """Noisy gradient descent dX = -grad f(X) dt + sqrt(2/beta D(X)) dW (Euler-Maruyama).
+
+    Parameters
+    ----------
+    x0 : numpy.ndarray, shape (n, d)
+    grad_f : callable
+        grad f(x), x of shape (n, d) -> (n, d).
+    beta : float
+    dt : float
+    steps : int
+    rng : numpy.random.Generator or Streams
+    diffusion : None, array_like (d, d) or callable
+        D, as for euler_maruyama.
+    **kw
+        Passed to euler_maruyama.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, d)
+        As euler_maruyama returns.
+    """
     return euler_maruyama(x0, lambda x, t: -grad_f(x), beta, dt, steps, rng, diffusion=diffusion, **kw)

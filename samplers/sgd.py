@@ -9,8 +9,28 @@ import numpy as np
 
 def minibatch_sgd(problem, x0: np.ndarray, lr: float, batch: int, steps: int, rng: np.random.Generator,
                   replacement: bool = True, record_every: int = 0):
-    """Run SGD chains x (c, d) for `steps` steps; problem has n and batch_grad(x, idx).
-    Returns the final iterates, and with record_every > 0 also the recorded iterates (k, c, d)."""
+    """Run c independent minibatch-SGD chains x <- x - lr g_B(x) for `steps` steps.
+
+    Parameters
+    ----------
+    problem : object
+        With n (the number of samples) and batch_grad(x, idx) -> (c, d) (e.g. LeastSquares).
+    x0 : numpy.ndarray, shape (c, d)
+        The chains' starts.
+    lr : float
+    batch : int
+    steps : int
+    rng : numpy.random.Generator
+    replacement : bool
+        Minibatches drawn with replacement (else without, within a batch).
+    record_every : int
+        Keep the iterates every this many steps (0: none).
+
+    Returns
+    -------
+    numpy.ndarray, shape (c, d)
+        The final iterates; with record_every > 0 the tuple (x, recorded iterates of shape (k, c, d)).
+    """
     x = np.array(x0, dtype=float, copy=True)
     c, n = x.shape[0], problem.n
     if not np.all(np.isfinite(x)):

@@ -15,14 +15,34 @@ import numpy as np
 
 
 def sgd_temperature(lr: float, batch: int) -> float:
-    """beta^-1 = lr / (2 batch)."""
+    """The temperature of minibatch SGD: beta^-1 = lr / (2 batch).
+
+    Parameters
+    ----------
+    lr : float
+    batch : int
+
+    Returns
+    -------
+    float
+    """
     if not (lr > 0 and batch >= 1):
         raise ValueError(f"need lr > 0 and batch >= 1, got lr={lr!r}, batch={batch!r}")
     return lr / (2.0 * batch)
 
 
 def gradient_covariance(per_sample_grads: np.ndarray) -> np.ndarray:
-    """Sigma at each point: per_sample_grads of shape (n, d, m) -> (d, d, m) (population covariance)."""
+    """The per-sample gradients' population covariance Sigma at each point.
+
+    Parameters
+    ----------
+    per_sample_grads : numpy.ndarray, shape (n, d, m)
+        n samples' gradients at m points.
+
+    Returns
+    -------
+    numpy.ndarray, shape (d, d, m)
+    """
     g = np.asarray(per_sample_grads, dtype=float)
     if g.ndim != 3:
         raise ValueError(f"per_sample_grads must have shape (n_samples, d, n_points), got {g.shape}")
@@ -31,7 +51,20 @@ def gradient_covariance(per_sample_grads: np.ndarray) -> np.ndarray:
 
 
 def sgd_diffusion(per_sample_grads: np.ndarray, batch: int, replacement: bool = True) -> np.ndarray:
-    """D(x) = B Cov[g_B(x)] at each point, shape (d, d, m)."""
+    """D(x) = B Cov[g_B(x)] at each point, the diffusion of minibatch SGD's Fokker-Planck equation.
+
+    Parameters
+    ----------
+    per_sample_grads : numpy.ndarray, shape (n, d, m)
+    batch : int
+        B.
+    replacement : bool
+        Minibatches drawn with replacement (Cov[g_B] = Sigma / B) or without (finite-population factor).
+
+    Returns
+    -------
+    numpy.ndarray, shape (d, d, m)
+    """
     n = np.shape(per_sample_grads)[0]
     if not (1 <= batch <= n):
         raise ValueError(f"batch must be in [1, n={n}], got batch={batch}")
@@ -40,7 +73,15 @@ def sgd_diffusion(per_sample_grads: np.ndarray, batch: int, replacement: bool = 
 
 
 class LeastSquares:
-    """f(x) = (1/2n) sum_i (a_i . x - y_i)^2 with per-sample losses f_i = (a_i . x - y_i)^2 / 2."""
+    """f(x) = (1/2n) sum_i (a_i . x - y_i)^2 with per-sample losses f_i = (a_i . x - y_i)^2 / 2.
+
+    Parameters
+    ----------
+    a : numpy.ndarray, shape (n, d)
+        The samples' features.
+    y : numpy.ndarray, shape (n,)
+        The targets.
+    """
 
     def __init__(self, a: np.ndarray, y: np.ndarray):
         self.a, self.y = np.asarray(a, float), np.asarray(y, float)
@@ -49,23 +90,59 @@ class LeastSquares:
         self.minimizer = np.linalg.solve(self.a.T @ self.a, self.a.T @ self.y)
 
     def per_sample_grads(self, x: np.ndarray) -> np.ndarray:
-        """x of shape (d, m) -> (n, d, m)."""
+        """The per-sample gradients at m points.
+
+        Parameters
+        ----------
+        x : numpy.ndarray, shape (d, m)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, d, m)
+        """
         x = np.asarray(x, float)[: self.d]
         r = self.a @ x - self.y[:, None]                    # (n, m)
         return self.a[:, :, None] * r[:, None, :]
 
     def loss(self, x: np.ndarray) -> np.ndarray:
+        """The loss f at m points.
+
+        Parameters
+        ----------
+        x : numpy.ndarray, shape (d, m)
+
+        Returns
+        -------
+        numpy.ndarray, shape (m,)
+        """
         x = np.asarray(x, float)[: self.d]
         return 0.5 * np.mean((self.a @ x - self.y[:, None]) ** 2, axis=0)
 
     def batch_grad(self, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        """Minibatch gradients for chains x (c, d) and batch indices idx (c, B) -> (c, d)."""
+        """Minibatch gradients of c chains.
+
+        Parameters
+        ----------
+        x : numpy.ndarray, shape (c, d)
+        idx : numpy.ndarray of int, shape (c, B)
+            Each chain's minibatch.
+
+        Returns
+        -------
+        numpy.ndarray, shape (c, d)
+        """
         a = self.a[idx]                                     # (c, B, d)
         r = np.einsum("cbd,cd->cb", a, x) - self.y[idx]
         return np.einsum("cbd,cb->cd", a, r) / idx.shape[1]
 
     def potential_ufl(self):
-        """x -> f(x) as a UFL-compatible polynomial (also works on numpy arrays)."""
+        """f as a polynomial in x that UFL and numpy both evaluate.
+
+        Returns
+        -------
+        callable
+            x -> f(x), x a UFL SpatialCoordinate or an array of shape (d, m).
+        """
         H, g0 = self.hessian, self.a.T @ self.y / self.n
         c0 = 0.5 * float(np.mean(self.y**2))
         d = self.d

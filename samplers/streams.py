@@ -27,9 +27,19 @@ def _world():
 class Streams:
     """Random streams for the particles this rank owns.
 
-    n: total number of particles; seed: int; comm: an mpi4py communicator (default COMM_WORLD when
-    mpi4py is present, else serial); block: particles per stream.
-    Draw methods take the per-particle shape and return arrays of shape (n_local, *shape).
+    Draw methods take the per-particle shape and return arrays of shape (n_local, *shape); the particles are
+    split over ranks in blocks, each block with its own stream, so the draws are bitwise the same on any rank
+    count.
+
+    Parameters
+    ----------
+    n : int
+        Total number of particles.
+    seed : int
+    comm : mpi4py.MPI.Comm, optional
+        Default COMM_WORLD when mpi4py is present, else serial.
+    block : int
+        Particles per stream.
     """
 
     def __init__(self, n: int, seed: int, comm=None, block: int = 16384):
@@ -60,16 +70,60 @@ class Streams:
         return np.concatenate(parts, axis=0)
 
     def standard_normal(self, shape=()) -> np.ndarray:
+        """Standard normal draws for this rank's particles.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            The per-particle shape.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_local, *shape)
+        """
         return self._draw(lambda g, s: g.standard_normal(s), shape)
 
     def random(self, shape=()) -> np.ndarray:
+        """Uniform draws on [0, 1) for this rank's particles.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            The per-particle shape.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_local, *shape)
+        """
         return self._draw(lambda g, s: g.random(s), shape)
 
     def integers(self, high: int, shape=()) -> np.ndarray:
+        """Uniform integer draws in [0, high) for this rank's particles.
+
+        Parameters
+        ----------
+        high : int
+        shape : tuple of int
+            The per-particle shape.
+
+        Returns
+        -------
+        numpy.ndarray of int, shape (n_local, *shape)
+        """
         return self._draw(lambda g, s: g.integers(0, high, size=s), shape)
 
     def sample(self, fn) -> np.ndarray:
-        """Initial positions: fn(generator, m) -> (m, d) per block, concatenated."""
+        """Initial positions, one call of fn per block on that block's stream, concatenated.
+
+        Parameters
+        ----------
+        fn : callable
+            fn(generator, m) -> (m, d).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_local, d)
+        """
         parts = [np.asarray(fn(g, m), dtype=float).reshape(m, -1) for g, m in zip(self._gens, self._sizes)]
         if not parts:           # a rank without blocks: (0, d), d from a draw of zero particles
             empty = np.asarray(fn(np.random.default_rng(0), 0), dtype=float)
@@ -78,9 +132,21 @@ class Streams:
 
     # --- deterministic reductions ------------------------------------------------------------
     def block_sums(self, values: np.ndarray, problem: str | None = None) -> np.ndarray:
-        """Per-block sums of values (n_local, ...) for all blocks, (nblocks, ...), on every rank.
-        A wrong number of rows (or a caller's `problem`) raises on every rank; the verdict travels
-        with the sums, so checking costs no extra collective."""
+        """Per-block sums of values for all blocks, on every rank.
+
+        A wrong number of rows (or a caller's `problem`) raises on every rank; the verdict travels with the sums, so
+        checking costs no extra collective.
+
+        Parameters
+        ----------
+        values : numpy.ndarray, shape (n_local, ...)
+        problem : str, optional
+            This rank's objection (raised on every rank).
+
+        Returns
+        -------
+        numpy.ndarray, shape (nblocks, ...)
+        """
         values = np.asarray(values, dtype=float)
         rows = values.shape[0] if values.ndim else None
         if problem is None and rows != self.n_local:
@@ -94,7 +160,18 @@ class Streams:
         return parts[0] if len(parts) == 1 else np.concatenate([p for p in parts if len(p)], axis=0)
 
     def sum(self, values: np.ndarray, problem: str | None = None) -> np.ndarray:
-        """Global sum over particles, the same bits for any rank count."""
+        """Global sum over particles, the same bits for any rank count.
+
+        Parameters
+        ----------
+        values : numpy.ndarray, shape (n_local, ...)
+        problem : str, optional
+            This rank's objection (raised on every rank).
+
+        Returns
+        -------
+        numpy.ndarray, shape (...)
+        """
         s = self.block_sums(values, problem)
         out = np.zeros(s.shape[1:])
         for row in s:                   # fixed order: block 0, 1, ...
@@ -102,10 +179,30 @@ class Streams:
         return out
 
     def mean(self, values: np.ndarray) -> np.ndarray:
+        """Global mean over particles, the same bits for any rank count.
+
+        Parameters
+        ----------
+        values : numpy.ndarray, shape (n_local, ...)
+
+        Returns
+        -------
+        numpy.ndarray, shape (...)
+        """
         return self.sum(values) / self.n
 
     def moments(self, x: np.ndarray):
-        """Global mean (d,) and covariance (d, d) (1/(n-1) normalisation) of particles x (n_local, d)."""
+        """Global mean and covariance (1/(n-1) normalisation) of the particles.
+
+        Parameters
+        ----------
+        x : numpy.ndarray, shape (n_local, d)
+
+        Returns
+        -------
+        mean : numpy.ndarray, shape (d,)
+        cov : numpy.ndarray, shape (d, d)
+        """
         x = np.asarray(x, dtype=float)
         x = x.reshape(-1, 1) if x.ndim == 1 else x
         problem = (None if x.ndim == 2 and len(x) == self.n_local else
@@ -116,7 +213,16 @@ class Streams:
         return m, c
 
     def allgather(self, x: np.ndarray) -> np.ndarray:
-        """All particles (n, ...) in global order on every rank."""
+        """All particles in global order on every rank.
+
+        Parameters
+        ----------
+        x : numpy.ndarray, shape (n_local, ...)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, ...)
+        """
         x = np.asarray(x)
         if self.comm is None or self.comm.size == 1:
             return x

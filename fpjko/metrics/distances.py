@@ -65,7 +65,23 @@ def _sorted_cdf(x: np.ndarray, w: np.ndarray):
 
 
 def wasserstein_1d(x, y, p: float = 1.0, wx=None, wy=None) -> float:
-    """Exact W_p between sum_i wx_i delta_{x_i} and sum_j wy_j delta_{y_j} on the real line."""
+    """Exact W_p between sum_i wx_i delta_{x_i} and sum_j wy_j delta_{y_j} on the real line (quantile functions).
+
+    Parameters
+    ----------
+    x : array_like, shape (n,) or (n, 1)
+    y : array_like, shape (m,) or (m, 1)
+    p : float
+        The order, >= 1.
+    wx : array_like, shape (n,), optional
+        Non-negative weights of x (normalised; None: uniform).
+    wy : array_like, shape (m,), optional
+        Non-negative weights of y (normalised; None: uniform).
+
+    Returns
+    -------
+    float
+    """
     x, y, p = _line(x, "x"), _line(y, "y"), _order(p)
     wx, wy = _weights(x, wx, "x"), _weights(y, wy, "y")
     xs, cx = _sorted_cdf(x, wx)
@@ -78,7 +94,25 @@ def wasserstein_1d(x, y, p: float = 1.0, wx=None, wy=None) -> float:
 
 
 def wasserstein_ot(x, y, p: float = 2.0, wx=None, wy=None, max_points: int = 6000) -> float:
-    """Exact W_p by linear programming (POT's emd2); O(n^2) memory, so limited to max_points."""
+    """Exact W_p by linear programming (POT's emd2); O(n m) memory, so limited to max_points.
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d)
+    y : array_like, shape (m, d)
+    p : float
+        The order, >= 1.
+    wx : array_like, shape (n,), optional
+        Non-negative weights of x (normalised; None: uniform).
+    wy : array_like, shape (m,), optional
+        Non-negative weights of y (normalised; None: uniform).
+    max_points : int
+        The largest n or m accepted.
+
+    Returns
+    -------
+    float
+    """
     try:
         import ot
     except ImportError as e:  # pragma: no cover
@@ -96,7 +130,19 @@ def wasserstein_ot(x, y, p: float = 2.0, wx=None, wy=None, max_points: int = 600
 
 
 def directions(d: int, n_projections: int, seed: int = 0) -> np.ndarray:
-    """Uniform random unit vectors (n_projections, d)."""
+    """Uniform random unit vectors.
+
+    Parameters
+    ----------
+    d : int
+        The dimension.
+    n_projections : int
+    seed : int
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_projections, d)
+    """
     th = np.random.default_rng(seed).standard_normal((n_projections, d))
     return th / np.linalg.norm(th, axis=1, keepdims=True)
 
@@ -104,7 +150,27 @@ def directions(d: int, n_projections: int, seed: int = 0) -> np.ndarray:
 def sliced_wasserstein(x, y, p: float = 2.0, wx=None, wy=None, n_projections: int = 200, seed: int = 0) -> float:
     """(E_theta W_p^p(theta#mu, theta#nu))^(1/p) over uniform directions theta, Monte Carlo.
 
-    For a translation by v, SW_2 = |v| / sqrt(d)."""
+    For a translation by v, SW_2 = |v| / sqrt(d).
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d)
+    y : array_like, shape (m, d)
+    p : float
+        The order, >= 1.
+    wx : array_like, shape (n,), optional
+        Non-negative weights of x (normalised; None: uniform).
+    wy : array_like, shape (m,), optional
+        Non-negative weights of y (normalised; None: uniform).
+    n_projections : int
+        Directions averaged over.
+    seed : int
+        Seed of the directions.
+
+    Returns
+    -------
+    float
+    """
     x, y, p = _points(x, "x"), _points(y, "y"), _order(p)
     x, y = x.reshape(len(x), -1), y.reshape(len(y), -1)
     if x.shape[1] != y.shape[1]:
@@ -123,7 +189,19 @@ def _sqrtm_spd(C):
 
 
 def gaussian_w2(m1, C1, m2, C2) -> float:
-    """W2(N(m1, C1), N(m2, C2)) = sqrt(|m1-m2|^2 + tr(C1 + C2 - 2 (C1^1/2 C2 C1^1/2)^1/2))."""
+    """W2(N(m1, C1), N(m2, C2)) = sqrt(|m1-m2|^2 + tr(C1 + C2 - 2 (C1^1/2 C2 C1^1/2)^1/2)).
+
+    Parameters
+    ----------
+    m1 : array_like, shape (d,)
+    C1 : array_like, shape (d, d)
+    m2 : array_like, shape (d,)
+    C2 : array_like, shape (d, d)
+
+    Returns
+    -------
+    float
+    """
     m1, m2 = np.atleast_1d(np.asarray(m1, float)), np.atleast_1d(np.asarray(m2, float))
     C1, C2 = np.atleast_2d(np.asarray(C1, float)), np.atleast_2d(np.asarray(C2, float))
     r = _sqrtm_spd(C1)
@@ -132,9 +210,27 @@ def gaussian_w2(m1, C1, m2, C2) -> float:
 
 
 def wasserstein_1d_cdf(x, grid, cdf, p: float = 1.0, wx=None) -> float:
-    """Exact W_p (p = 1 or 2) between a weighted sample on the line and the density whose CDF is
-    the piecewise-linear interpolant of cdf on grid (piecewise-uniform density; an FE density's CDF
-    sampled finely, see fpjko.solvers.particles.empirical.cdf_1d, is within O(h^2) of it)."""
+    """Exact W_p (p = 1 or 2) between a weighted sample on the line and a piecewise-uniform density.
+
+    The density's CDF is the piecewise-linear interpolant of cdf on grid (an FE density's CDF sampled finely, see
+    fpjko.solvers.particles.empirical.cdf_1d, is within O(h^2) of it).
+
+    Parameters
+    ----------
+    x : array_like, shape (n,)
+        The sample.
+    grid : array_like, shape (k,)
+        Strictly increasing, k >= 2.
+    cdf : array_like, shape (k,)
+        Nondecreasing from 0 to 1.
+    p : {1, 2}
+    wx : array_like, shape (n,), optional
+        Non-negative weights of x (normalised; None: uniform).
+
+    Returns
+    -------
+    float
+    """
     if p not in (1, 2):
         raise ValueError(f"wasserstein_1d_cdf supports p = 1 or 2, got p={p}")
     x = _points(x, "x").ravel()

@@ -13,13 +13,34 @@ class DensityDiagnostics:
 
     @property
     def num_dofs(self) -> int:
+        """The global number of dofs of the density's space."""
         return self.V.dofmap.index_map.size_global
 
     def l2_error(self, exact) -> float:
-        """||rho - exact||_L2 with exact a callable x -> UFL expression (quadrature degree 2k + 6)."""
+        """||rho - exact||_L2 (quadrature degree 2k + 6).
+
+        Parameters
+        ----------
+        exact : callable
+            x -> UFL expression, x the mesh's SpatialCoordinate.
+
+        Returns
+        -------
+        float
+        """
         return self.l2_norm(lambda x: self.rho - exact(x))
 
     def l2_norm(self, expr) -> float:
-        """||expr(x)||_L2, expr a callable of the SpatialCoordinate."""
+        """||expr(x)||_L2.
+
+        Parameters
+        ----------
+        expr : callable
+            x -> UFL expression, x the mesh's SpatialCoordinate.
+
+        Returns
+        -------
+        float
+        """
         form = dolfinx.fem.form(expr(self.x) ** 2 * ufl.dx(metadata={"quadrature_degree": 2 * self.degree + 6}))
         return math.sqrt(self.comm.allreduce(dolfinx.fem.assemble_scalar(form)))

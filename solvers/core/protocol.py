@@ -103,7 +103,11 @@ class Solver:
     def set_initial(self, *args, **kwargs) -> None:
         """Set the initial state and start a new run (t = 0, steps = 0, history reset to the t = 0 record).
 
-        The arguments are the subclass's (see its `_set_initial`)."""
+        Parameters
+        ----------
+        *args, **kwargs
+            The subclass's (see its `_set_initial`).
+        """
         self._require_open()
         self._set_initial(*args, **kwargs)
         self.t, self.steps = 0.0, 0
@@ -139,7 +143,13 @@ class Solver:
         return {"t": self.t, **{k: v for k, v in info.items() if k != "why"}}
 
     def record(self) -> dict:
-        """Append a record of the current state now (what step() does every record_every steps); returns it."""
+        """Append a record of the current state now (what step() does every record_every steps).
+
+        Returns
+        -------
+        dict
+            The record: one value per history key.
+        """
         self._require_initial("record")
         return self._append(self._last_info)
 
@@ -260,7 +270,13 @@ class Solver:
         self._restore(state)
 
     def fingerprint(self) -> dict:
-        """Every parameter that changes the solution, with the class and the step size (JSON values)."""
+        """Every parameter that changes the solution, with the class and the step size.
+
+        Returns
+        -------
+        dict
+            JSON values.
+        """
         return {"class": type(self).__name__, self.step_name: self.step_size, **self._fingerprint()}
 
     # ------------------------------------------------------------------ hooks

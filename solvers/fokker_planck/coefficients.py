@@ -221,8 +221,22 @@ def _finite_literals(expr, what: str) -> None:
 
 
 def tensor_field(mesh, values_at, degree: int = 1, name: str = "D") -> dolfinx.fem.Function:
-    """A d x d tensor Lagrange field with nodal values values_at(x) for x of shape (d, n) returning
-    shape (d, d, n) (e.g. fpjko.samplers.sgd_noise.gradient_covariance of per-sample gradients)."""
+    """A d x d tensor Lagrange field from nodal values.
+
+    Parameters
+    ----------
+    mesh : dolfinx.mesh.Mesh
+    values_at : callable
+        x of shape (d, n) -> values of shape (d, d, n) (e.g. fpjko.samplers.sgd_noise.gradient_covariance of
+        per-sample gradients).
+    degree : int
+        Lagrange degree.
+    name : str
+
+    Returns
+    -------
+    dolfinx.fem.Function
+    """
     d = mesh.geometry.dim
     T = dolfinx.fem.functionspace(mesh, ("Lagrange", degree, (d, d)))
     F = dolfinx.fem.Function(T, name=name)

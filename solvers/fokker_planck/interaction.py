@@ -76,23 +76,64 @@ class Interaction:
     psi = None
 
     def bind(self, V: dolfinx.fem.FunctionSpace, V_psi: dolfinx.fem.FunctionSpace | None = None):
-        """Set up for densities in V; psi lives in V_psi (default: V if it is continuous Lagrange)."""
+        """Set up for densities in V.
+
+        Parameters
+        ----------
+        V : dolfinx.fem.FunctionSpace
+            The density's space.
+        V_psi : dolfinx.fem.FunctionSpace, optional
+            The space of psi = W * rho (default: V if it is continuous Lagrange).
+        """
         raise NotImplementedError
 
     def state(self, rho: dolfinx.fem.Function) -> np.ndarray:
+        """The state of psi = W * rho for a density, without changing psi.
+
+        Parameters
+        ----------
+        rho : dolfinx.fem.Function
+
+        Returns
+        -------
+        numpy.ndarray
+            Linear in rho (moments, feature sums or nodal values, by the kind of W).
+        """
         raise NotImplementedError
 
     def set_state(self, s: np.ndarray) -> None:
+        """Set psi from a state (a linear combination of states is the state of that combination of densities).
+
+        Parameters
+        ----------
+        s : numpy.ndarray
+            As `state` returns it.
+        """
         raise NotImplementedError
 
     def update(self, rho: dolfinx.fem.Function) -> np.ndarray:
-        """psi <- W * rho; returns the state."""
+        """psi <- W * rho.
+
+        Parameters
+        ----------
+        rho : dolfinx.fem.Function
+
+        Returns
+        -------
+        numpy.ndarray
+            The state (see `state`).
+        """
         s = self.state(rho)
         self.set_state(s)
         return s
 
     def nodal(self) -> np.ndarray:
-        """psi at the dofs of V_psi (local, ghosts included)."""
+        """psi at the dofs of V_psi.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_local + n_ghosts,)
+        """
         return self._psi_h.x.array
 
     def _lagrange_field(self, V, V_psi):
@@ -108,7 +149,15 @@ class Interaction:
 
 
 class PolynomialInteraction(Interaction):
-    """W(z) = sum_a coeffs[a] prod_i z_i^a_i, coeffs a dict {exponent tuple (d,): coefficient}."""
+    """W(z) = sum_a coeffs[a] prod_i z_i^a_i: psi exactly from the moments of rho.
+
+    Parameters
+    ----------
+    coeffs : dict
+        {exponent tuple of length d: coefficient}.
+    quadrature_degree : int, optional
+        Of the moments.
+    """
 
     kind = "polynomial"
 
@@ -149,6 +198,18 @@ class PolynomialInteraction(Interaction):
         return sum(c * np.prod(z ** np.array(a), axis=-1) for a, c in self.coeffs.items())
 
     def bind(self, V, V_psi=None):
+        """Set up for densities in V (see Interaction.bind).
+
+        Parameters
+        ----------
+        V : dolfinx.fem.FunctionSpace
+        V_psi : dolfinx.fem.FunctionSpace, optional
+
+        Returns
+        -------
+        Interaction
+            self.
+        """
         mesh = V.mesh
         if mesh.geometry.dim != self.d:
             raise ValueError(f"interaction W is {self.d}D but the mesh is {mesh.geometry.dim}D")
@@ -165,15 +226,36 @@ class PolynomialInteraction(Interaction):
         return self
 
     def state(self, rho):
+        """The moments int x^b rho of the density.
+
+        Parameters
+        ----------
+        rho : dolfinx.fem.Function
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_moments,)
+        """
         loc = self._src.density(rho) @ self._Y
         return self.comm.allreduce(loc, op=MPI.SUM)
 
     def set_state(self, s):
+        """Set psi's coefficients from the moments.
+
+        Parameters
+        ----------
+        s : numpy.ndarray, shape (n_moments,)
+        """
         self._a.value[:] = self.T @ np.asarray(s, float)
         self._fresh = False
 
     def nodal(self):
-        """psi interpolated in the density's Lagrange space (or V_psi), refreshed after set_state."""
+        """psi interpolated in the density's Lagrange space (or V_psi), refreshed after set_state.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_local + n_ghosts,)
+        """
         if self._V_nodal is None:
             raise ValueError("nodal values of psi need a Lagrange space (bind with V_psi)")
         if self._psi_h is None:
@@ -187,7 +269,21 @@ class PolynomialInteraction(Interaction):
 
 
 def quadratic(K, d: int | None = None, **kw) -> PolynomialInteraction:
-    """W(z) = z^T K z / 2 (K a scalar k, meaning k I, or a symmetric (d, d) matrix)."""
+    """W(z) = z^T K z / 2.
+
+    Parameters
+    ----------
+    K : float or array_like, shape (d, d)
+        A scalar k (meaning k I) or a symmetric matrix.
+    d : int, optional
+        The dimension (needed for a scalar K).
+    **kw
+        Passed to PolynomialInteraction.
+
+    Returns
+    -------
+    PolynomialInteraction
+    """
     K = np.asarray(K, float)
     if K.ndim == 0:
         if d is None:
@@ -211,7 +307,16 @@ def quadratic(K, d: int | None = None, **kw) -> PolynomialInteraction:
 
 
 class SeparableInteraction(Interaction):
-    """W(x, y) = sum_m weights[m] phi_m(x) phi_m(y), features(x (n, d)) -> (n, M) in numpy."""
+    """W(x, y) = sum_m weights[m] phi_m(x) phi_m(y): psi from M feature integrals.
+
+    Parameters
+    ----------
+    features : callable
+        features(x), x of shape (n, d) -> (n, M), numpy.
+    weights : array_like, shape (M,)
+    quadrature_degree : int, optional
+        Of the feature integrals.
+    """
 
     kind = "separable"
 
@@ -229,6 +334,18 @@ class SeparableInteraction(Interaction):
         return P
 
     def bind(self, V, V_psi=None):
+        """Set up for densities in V (see Interaction.bind).
+
+        Parameters
+        ----------
+        V : dolfinx.fem.FunctionSpace
+        V_psi : dolfinx.fem.FunctionSpace, optional
+
+        Returns
+        -------
+        Interaction
+            self.
+        """
         V_psi = self._lagrange_field(V, V_psi)
         mesh = V.mesh
         gdim = mesh.geometry.dim
@@ -246,9 +363,25 @@ class SeparableInteraction(Interaction):
         return self
 
     def state(self, rho):
+        """The feature integrals int phi_m rho of the density.
+
+        Parameters
+        ----------
+        rho : dolfinx.fem.Function
+
+        Returns
+        -------
+        numpy.ndarray, shape (M,)
+        """
         return self.comm.allreduce(self._src.density(rho) @ self._Phi_src, op=MPI.SUM)
 
     def set_state(self, s):
+        """Set psi from the feature integrals.
+
+        Parameters
+        ----------
+        s : numpy.ndarray, shape (M,)
+        """
         self._psi_h.x.array[:] = self._Phi_dof @ (self.weights * np.asarray(s, float))
 
 
@@ -272,7 +405,18 @@ def kernel_sum(targets: np.ndarray, sources: np.ndarray, weights: np.ndarray, W:
 
 
 class KernelInteraction(Interaction):
-    """A general W(z), z (..., d) -> (...) vectorised in numpy (smooth, for quadrature accuracy)."""
+    """A general W(z), vectorised in numpy (smooth, for quadrature accuracy): psi by the direct sum over quadrature
+    points.
+
+    Parameters
+    ----------
+    W : callable
+        W(z), z of shape (..., d) -> (...).
+    quadrature_degree : int, optional
+        Of the sources' quadrature.
+    block : int
+        Pair evaluations per block of the sum.
+    """
 
     kind = "kernel"
 
@@ -281,6 +425,18 @@ class KernelInteraction(Interaction):
         self.W, self.quadrature_degree, self.block = W, quadrature_degree, int(block)
 
     def bind(self, V, V_psi=None):
+        """Set up for densities in V (see Interaction.bind).
+
+        Parameters
+        ----------
+        V : dolfinx.fem.FunctionSpace
+        V_psi : dolfinx.fem.FunctionSpace, optional
+
+        Returns
+        -------
+        Interaction
+            self.
+        """
         V_psi = self._lagrange_field(V, V_psi)
         mesh = V.mesh
         self.comm = mesh.comm
@@ -299,7 +455,16 @@ class KernelInteraction(Interaction):
         return self
 
     def state(self, rho):
-        """psi at the owned dofs of V_psi: the sources of every rank pass once around the ring."""
+        """psi at the owned dofs of V_psi: the sources of every rank pass once around the ring.
+
+        Parameters
+        ----------
+        rho : dolfinx.fem.Function
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_owned,)
+        """
         comm = self.comm
         y, w = self._src.points, self._src.density(rho)
         out = kernel_sum(self._targets, y, w, self.W, self.block)
@@ -311,6 +476,12 @@ class KernelInteraction(Interaction):
         return out
 
     def set_state(self, s):
+        """Set psi from nodal values at the owned dofs of V_psi.
+
+        Parameters
+        ----------
+        s : numpy.ndarray, shape (n_owned,)
+        """
         self._psi_h.x.array[: self._n_owned] = s
         self._psi_h.x.scatter_forward()
 

@@ -93,7 +93,22 @@ def project(expr, V, prefix: str = "proj_") -> dolfinx.fem.Function:
 
 
 def stationary_density(solver, petsc_options: dict | None = None, prefix: str | None = None) -> Stationary:
-    """The unit-mass stationary density of a FokkerPlanckSolver's operator, with its current."""
+    """The unit-mass stationary density of a FokkerPlanckSolver's operator, with its current.
+
+    Parameters
+    ----------
+    solver : FokkerPlanckSolver
+    petsc_options : dict, optional
+        Options of the bordered stationary solve.
+    prefix : str, optional
+        Its PETSc options prefix (default: the solver's prefix + 'ss_').
+
+    Returns
+    -------
+    Stationary
+        rho, phi = -beta^-1 log rho, the current J_h and velocity J_h / rho, the residual, ||div J_h||, ||J_h||,
+        the mass.
+    """
     if getattr(solver, "interaction", None) is not None:
         raise ValueError("the solver has an interaction W: its stationary states solve a nonlinear "
                          "self-consistency; use mean_field_stationary(solver, guess)")
@@ -153,13 +168,32 @@ class MeanFieldStationary:
 
 def mean_field_stationary(solver, guess=None, tol: float = 1e-10, max_iter: int = 500, memory: int = 5,
                           warn: bool = True) -> MeanFieldStationary:
-    """A stationary state of the McKean-Vlasov equation of `solver` (D = I, no extra drift): the
-    nodal fixed point rho = G(rho) = I_h exp(-beta (f + W * rho)) / Z, Z = int I_h exp(...), with
-    Anderson mixing of depth `memory` (falling back to the plain Picard step where mixing would make a
-    value negative). guess: a Function on the solver's space, or a callable/UFL expression (default: the
-    solver's current rho); for several stationary states the guess chooses the branch.
+    """A stationary state of the McKean-Vlasov equation of `solver` (D = I, no extra drift).
+
+    The nodal fixed point rho = G(rho) = I_h exp(-beta (f + W * rho)) / Z, Z = int I_h exp(...), with Anderson
+    mixing of depth `memory` (falling back to the plain Picard step where mixing would make a value negative).
     Stops when max|G(rho) - rho| <= tol max|rho|; if max_iter is reached first it warns and returns
-    converged=False."""
+    converged=False.
+
+    Parameters
+    ----------
+    solver : FokkerPlanckSolver
+        With an interaction.
+    guess : dolfinx.fem.Function, callable or UFL expression, optional
+        The start (default: the solver's current rho); for several stationary states the guess chooses the branch.
+    tol : float
+        The stopping test.
+    max_iter : int
+    memory : int
+        Anderson depth (0: Picard).
+    warn : bool
+        Warn when max_iter is reached.
+
+    Returns
+    -------
+    MeanFieldStationary
+        rho, converged, iterations, residuals (one per iteration), free_energy.
+    """
     if solver.interaction is None:
         raise ValueError("mean_field_stationary needs a solver with an interaction; use stationary_density")
     if solver.D is not None or solver.b is not None:

@@ -42,6 +42,8 @@ class GraphonFlow(Solver):
     record_every : int
         Steps between history records (and always the last step of run).
 
+    Notes
+    -----
     History: the core keys (mass NaN: no density; energy: the objective R(W)) and edge_density, triangle_density.
     """
 
@@ -80,7 +82,12 @@ class GraphonFlow(Solver):
 
     # ---------------------------------------------------------------- matrix <-> Function
     def matrix(self) -> np.ndarray:
-        """The graphon as an (m, m) array of cell or node values, on every rank."""
+        """The graphon's cell or node values, on every rank.
+
+        Returns
+        -------
+        numpy.ndarray, shape (m, m)
+        """
         own = slice(0, self._own)
         parts = self.comm.allgather((self._ij[own], self.W.x.array[own]))
         A = np.empty((self.m, self.m))
@@ -118,14 +125,33 @@ class GraphonFlow(Solver):
 
     # ---------------------------------------------------------------- quadrature
     def densities(self, A=None) -> tuple[float, float]:
-        """(t(K2), t(K3)) by the mesh's quadrature."""
+        """(t(K2), t(K3)) by the mesh's quadrature.
+
+        Parameters
+        ----------
+        A : numpy.ndarray, shape (m, m), optional
+            Graphon values at the points (default: the current graphon).
+
+        Returns
+        -------
+        edge, triangle : float
+        """
         A = self.matrix() if A is None else A
         w = self.weights
         Aw = A * w[None, :]
         return float(w @ A @ w), float(np.einsum("ij,jk,ki->", Aw, Aw, Aw))
 
     def gradient(self, A: np.ndarray) -> np.ndarray:
-        """DR at the points: the objective's formulas with int dz -> sum_z w_z."""
+        """DR at the points: the objective's formulas with int dz -> sum_z w_z.
+
+        Parameters
+        ----------
+        A : numpy.ndarray, shape (m, m)
+
+        Returns
+        -------
+        numpy.ndarray, shape (m, m)
+        """
         R = self.objective
         return R.gradient(A, weights=self.weights, target=self._target() if R.least_squares else None)
 
@@ -137,6 +163,16 @@ class GraphonFlow(Solver):
         return R.target_matrix(self.m)
 
     def value(self, A: np.ndarray) -> float:
+        """R(W) by the mesh's quadrature.
+
+        Parameters
+        ----------
+        A : numpy.ndarray, shape (m, m)
+
+        Returns
+        -------
+        float
+        """
         R = self.objective
         return R.value(A, weights=self.weights, target=self._target() if R.least_squares else None)
 

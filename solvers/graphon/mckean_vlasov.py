@@ -79,6 +79,8 @@ class GraphonMcKeanVlasov(Solver):
     record_every : int
         Steps between history records (and always the last step of run).
 
+    Notes
+    -----
     History: the core keys (mass: 1 + the largest |mass - 1| of the cell laws; energy: R(Gamma))
     and mass_error, edge_density, triangle_density of Gamma.
     """
@@ -153,11 +155,21 @@ class GraphonMcKeanVlasov(Solver):
         self.rho = vals / mass[:, None]
 
     def means(self) -> np.ndarray:
-        """Gamma at the owned cells: int x rho dx (lumped)."""
+        """Gamma at the owned cells: int x rho dx (lumped).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_owned_cells,)
+        """
         return self.rho @ (self.mx * self.x)
 
     def gamma_matrix(self) -> np.ndarray:
-        """Gamma as an n x n array on every rank."""
+        """Gamma on every rank.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, n)
+        """
         parts = self.comm.allgather((self._ij, self.means()))
         G = np.empty((self.n, self.n))
         for ij, g in parts:
@@ -217,7 +229,17 @@ class GraphonMcKeanVlasov(Solver):
         return {"converged": True, "iterations": 0}
 
     def cell_law(self, i: int, j: int):
-        """(x, rho) of cell (i, j) wherever it lives (collective)."""
+        """The law of cell (i, j) wherever it lives (collective).
+
+        Parameters
+        ----------
+        i, j : int
+
+        Returns
+        -------
+        x : numpy.ndarray, shape (nx,)
+        rho : numpy.ndarray, shape (nx,)
+        """
         hit = np.flatnonzero((self._ij[:, 0] == i) & (self._ij[:, 1] == j))
         mine = self.rho[hit[0]] if len(hit) else None
         for r in self.comm.allgather(mine):

@@ -49,18 +49,39 @@ MAX_EXPONENT = 700.0          # exp(700) ~ 1e304: the largest beta |u_j - u_i| a
 
 
 class LocalEntropy(TimeMarching):
-    """Viscous Hamilton–Jacobi / local entropy by Cole–Hopf.
+    """Viscous Hamilton-Jacobi / local entropy by Cole-Hopf.
 
-    mesh: any dolfinx mesh; f: a numpy callable x (3, N) -> (N,) or a UFL expression of the mesh's
-    SpatialCoordinate or a Function (interpolated at the nodes); beta > 0; degree: Lagrange degree;
-    mass: 'lumped' (P1 default: w > 0 for every dt) or 'consistent' (default for degree > 1);
-    scheme: 'bdf2' (default, second order) or 'backward_euler'.
+    solve(gamma, steps) advances u from its current time to gamma in `steps` equal steps and returns the Function
+    u (nodal values of f_gamma plus (d/(2 beta)) log(2 pi gamma / beta)); or the protocol: dt=, step(),
+    run(t_end).
 
-    solve(gamma, steps) advances u from its current time to gamma in `steps` equal steps and returns the
-    Function u (nodal values of f_gamma plus (d/(2 beta)) log(2 pi gamma / beta)); or the protocol: dt=, step(),
-    run(t_end). History: the core keys (iterations: accepted sub-steps of the step control) and min_v, max_v
-    (the range of w^{n+1}/w^n over the step's sub-steps); self.fallbacks counts BDF2 steps redone by backward
-    Euler, self.rejected the sub-steps retried shorter.
+    Parameters
+    ----------
+    mesh : dolfinx.mesh.Mesh
+        Any mesh.
+    f : callable, UFL expression or dolfinx.fem.Function
+        A numpy callable x (3, N) -> (N,), a UFL expression of the mesh's SpatialCoordinate or a Function
+        (interpolated at the nodes).
+    beta : float
+        > 0.
+    degree : int
+        Lagrange degree.
+    mass : {'lumped', 'consistent'}, optional
+        'lumped' (P1 default: w > 0 for every dt) or 'consistent' (default for degree > 1).
+    scheme : {'bdf2', 'backward_euler'}
+    max_log_ratio : float
+        The step control's bound on |log(w^{n+1}/w^n)| per sub-step.
+    petsc_options : dict, optional
+    prefix : str, optional
+        PETSc options prefix (default 'le_').
+    dt : float, optional
+        The protocol's step.
+
+    Notes
+    -----
+    History: the core keys (iterations: accepted sub-steps of the step control) and min_v, max_v (the range of
+    w^{n+1}/w^n over the step's sub-steps); self.fallbacks counts BDF2 steps redone by backward Euler,
+    self.rejected the sub-steps retried shorter.
     """
 
     default_prefix = "le_"
@@ -243,20 +264,53 @@ class LocalEntropy(TimeMarching):
         return {"converged": True, "iterations": accepted, **self._step_info}
 
     def constant(self, gamma: float | None = None) -> float:
-        """(d / (2 beta)) log(2 pi gamma / beta): u(., gamma) minus the local entropy as defined by the integral."""
+        """(d / (2 beta)) log(2 pi gamma / beta): u(., gamma) minus the local entropy as defined by the integral.
+
+        Parameters
+        ----------
+        gamma : float, optional
+            Default: the current time.
+
+        Returns
+        -------
+        float
+        """
         gamma = self.t if gamma is None else gamma
         return self.mesh.geometry.dim / (2.0 * self.beta) * math.log(2.0 * math.pi * gamma / self.beta)
 
     def local_entropy(self) -> np.ndarray:
-        """Nodal values (local + ghosts) of f_gamma = -beta^-1 log int exp(-beta f(y) - beta|x-y|^2/(2 gamma)) dy."""
+        """Nodal values of f_gamma = -beta^-1 log int exp(-beta f(y) - beta|x-y|^2/(2 gamma)) dy.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_local + n_ghosts,)
+        """
         return self.u.x.array - self.constant()
 
     def values(self, points: np.ndarray) -> np.ndarray:
-        """u at points (N, 3) (collective; the same on every rank)."""
+        """u at points (collective; the same on every rank).
+
+        Parameters
+        ----------
+        points : numpy.ndarray, shape (N, 3)
+
+        Returns
+        -------
+        numpy.ndarray, shape (N,)
+        """
         return evaluate_on_points(self.u, points)
 
     def gradient(self, points: np.ndarray) -> np.ndarray:
-        """grad u = grad f_gamma = (x - <y>_x) / gamma at points (N, 3), shape (N, d) (collective)."""
+        """grad u = grad f_gamma = (x - <y>_x) / gamma at points (collective).
+
+        Parameters
+        ----------
+        points : numpy.ndarray, shape (N, 3)
+
+        Returns
+        -------
+        numpy.ndarray, shape (N, d)
+        """
         d = self.mesh.geometry.dim
         if self._grad is None:
             self._grad = dolfinx.fem.Function(dolfinx.fem.functionspace(self.mesh, ("DG", self.degree - 1, (d,))))

@@ -51,13 +51,24 @@ class TimeMarching(Solver):
 
     @property
     def step_size(self) -> float:
+        """The protocol's step dt (an error where none was given)."""
         if self.dt is None:
             raise RuntimeError(f"{type(self).__name__} has no step: pass dt= to the constructor or to step(dt), "
                                "or use solve(gamma, steps)")
         return self.dt
 
     def step(self, dt: float | None = None) -> dict:
-        """One step of dt (given here, it becomes the solver's step); returns the record."""
+        """One step of dt (given here, it becomes the solver's step).
+
+        Parameters
+        ----------
+        dt : float, optional
+
+        Returns
+        -------
+        dict
+            The step's record.
+        """
         if dt is not None:
             self.dt = validation.positive_number("dt", dt)
         return Solver.step(self)
@@ -82,7 +93,19 @@ class TimeMarching(Solver):
         self._step_info = {k: (math.nan if isinstance(v, float) else v) for k, v in self._step_info.items()}
 
     def solve(self, gamma: float, steps: int) -> dolfinx.fem.Function:
-        """Advance u from the current time to gamma in `steps` equal steps; returns u."""
+        """Advance u from the current time to gamma in `steps` equal steps.
+
+        Parameters
+        ----------
+        gamma : float
+            The end time.
+        steps : int
+
+        Returns
+        -------
+        dolfinx.fem.Function
+            u.
+        """
         gamma = validation.positive_number("gamma", gamma)
         steps = validation.integer("steps", steps, 1)
         if gamma <= self.t:

@@ -44,10 +44,31 @@ from fpjko.solvers.hamilton_jacobi.marching import TimeMarching
 class ViscousHJ(TimeMarching):
     """u_t = -1/2 |grad u|^2 + (2 beta)^-1 Delta u, u(0) = f, grad u . n = 0; Newton per step.
 
-    mesh, f, beta, degree as fpjko.solvers.hamilton_jacobi.cole_hopf.LocalEntropy; scheme 'bdf2' or
-    'backward_euler'; stabilization c >= 0 (0: plain Galerkin). solve(gamma, steps) returns the Function u.
-    History: the core keys (iterations: Newton iterations; converged: its stopping test fired, a step where it
-    did not warns) and stabilized (fraction of cells with nu > 0).
+    solve(gamma, steps) returns the Function u.
+
+    Parameters
+    ----------
+    mesh : dolfinx.mesh.Mesh
+    f : callable, UFL expression or dolfinx.fem.Function
+        As for LocalEntropy.
+    beta : float
+    degree : int
+    scheme : {'bdf2', 'backward_euler'}
+    stabilization : float
+        c >= 0 of the Peclet viscosity (0: plain Galerkin).
+    newton_tol : float
+        Newton's stopping test.
+    max_newton : int
+    petsc_options : dict, optional
+    prefix : str, optional
+        PETSc options prefix (default 'hj_').
+    dt : float, optional
+        The protocol's step.
+
+    Notes
+    -----
+    History: the core keys (iterations: Newton iterations; converged: its stopping test fired, a step where it did
+    not warns) and stabilized (fraction of cells with nu > 0).
     """
 
     default_prefix = "hj_"

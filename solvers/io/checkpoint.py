@@ -73,7 +73,12 @@ class Checkpointer:
         self.path, self.every = os.fspath(path), int(every)
 
     def save(self, solver) -> None:
-        """Write solver.state_dict() (collective)."""
+        """Write solver.state_dict() (collective).
+
+        Parameters
+        ----------
+        solver : fpjko.solvers.core.protocol.Solver
+        """
         comm = solver.comm
         agree(comm, None if getattr(solver, "_initialised", False) else
               f"{type(solver).__name__} has no state to checkpoint yet: call set_initial(...) first", RuntimeError)
@@ -93,7 +98,14 @@ class Checkpointer:
 
 
 def resume(solver, path) -> None:
-    """Load the state saved by Checkpointer into `solver` (the same problem, any number of ranks)."""
+    """Load the state saved by Checkpointer into `solver` (the same problem, any number of ranks).
+
+    Parameters
+    ----------
+    solver : fpjko.solvers.core.protocol.Solver
+    path : str or pathlib.Path
+        The checkpoint directory.
+    """
     comm = solver.comm
     path = os.fspath(path)
     data = read_npz(comm, path, "checkpoint", keys=("meta",))

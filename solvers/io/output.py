@@ -50,14 +50,23 @@ def series_index_path(path: str) -> str:
 
 
 class SeriesWriter:
-    """Writes Functions at given times. fmt 'vtx' (any Lagrange degree; needs ADIOS2) or 'xdmf'
-    (interpolated to P1, the mesh's geometry degree); 'auto' picks VTX where dolfinx has ADIOS2.
+    """Writes Functions at given times.
 
-    An index `<path>.series.json` lists the segment files and their frame times. resume_at=t
-    continues a series after a restart from a checkpoint at time t: earlier frames are kept
-    (the index drops those after t, which a killed run may have written) and new frames go to the
-    next segment file `<path>.<k>.bp` (dolfinx 0.9's VTXWriter cannot append to a file).
-    A failed write (read-only or full disk) raises OSError on every rank, naming the file."""
+    An index `<path>.series.json` lists the segment files and their frame times. A failed write (read-only or full
+    disk) raises OSError on every rank, naming the file.
+
+    Parameters
+    ----------
+    path : str
+    functions : list of dolfinx.fem.Function
+    fmt : {'auto', 'vtx', 'xdmf'}
+        'vtx' (any Lagrange degree; needs ADIOS2) or 'xdmf' (interpolated to P1, the mesh's geometry degree);
+        'auto' picks VTX where dolfinx has ADIOS2.
+    resume_at : float, optional
+        Continue a series after a restart from a checkpoint at this time: earlier frames are kept (the index drops
+        those after it, which a killed run may have written) and new frames go to the next segment file
+        `<path>.<k>.bp` (dolfinx 0.9's VTXWriter cannot append to a file).
+    """
 
     def __init__(self, path: str, functions: list, fmt: str = "auto", resume_at: float | None = None):
         self.functions = list(functions)
@@ -105,7 +114,12 @@ class SeriesWriter:
         return index
 
     def write(self, t: float) -> None:
-        """Add a frame at time t (skipped if the series already has a frame at t or later)."""
+        """Add a frame (skipped if the series already has a frame at t or later).
+
+        Parameters
+        ----------
+        t : float
+        """
         if self._state != "open":
             raise OSError(f"the series {self.path!r} is {self._state}; no more frames are written")
         last = [t0 for g in self.index["segments"] for t0 in g["times"]]
@@ -127,6 +141,7 @@ class SeriesWriter:
         on_root(self.comm, write_json, self.index_path, self.index, broadcast=False)
 
     def close(self) -> None:
+        """Close the writer (collective)."""
         if self._state != "open":
             return
         try:
@@ -185,8 +200,31 @@ def gather_grid(u: dolfinx.fem.Function):
 
 def plot_png(u: dolfinx.fem.Function, filename: str, title: str = "", clim=None, warp: float = 0.0,
              cmap: str = "viridis", window=(900, 750), labels=("x", "y")) -> str | None:
-    """A PNG of a 2D (or 1D/3D) Lagrange function, rendered off screen on rank 0: the mesh outline, axes with
-    `labels`, and a colour bar. Pass the same clim to every snapshot of one run so that frames compare."""
+    """A PNG of a 2D (or 1D/3D) Lagrange function, rendered off screen on rank 0.
+
+    The mesh outline, axes with `labels`, and a colour bar. Pass the same clim to every snapshot of one run so that
+    frames compare.
+
+    Parameters
+    ----------
+    u : dolfinx.fem.Function
+    filename : str
+    title : str
+    clim : (float, float), optional
+        The colour range.
+    warp : float
+        Warp a 2D plot by u times this.
+    cmap : str
+    window : (int, int)
+        Pixels.
+    labels : (str, str)
+        Axis labels.
+
+    Returns
+    -------
+    str or None
+        The file written, on rank 0 (None on the other ranks, or where nothing could be drawn).
+    """
     g = gather_grid(u)
     if g is None:
         return None

@@ -66,8 +66,35 @@ class SGDNoise(StateDependentDiffusion):
 
 def network_pde(mesh, data: TeacherData, gamma: float = 0.0, temperature: float = 0.0, dt: float | None = None,
                 degree: int = 1, scheme: str = "bdf2", psi_degree: int = 2, **kw):
-    """The limit PDE's solver for the given noise (see the module doc). The returned solver's
-    `interaction.state(rho)` is c = f_rho(x_m), so `data.risk(solver.interaction.state(solver.rho))` is R(rho)."""
+    """The limit PDE's solver of the two-layer network for the given noise (see the module doc).
+
+    The returned solver's `interaction.state(rho)` is c = f_rho(x_m), so
+    `data.risk(solver.interaction.state(solver.rho))` is R(rho).
+
+    Parameters
+    ----------
+    mesh : dolfinx.mesh.Mesh
+        The neurons' parameter space.
+    data : fpjko.samplers.mean_field_nn.TeacherData
+    gamma : float
+        The SGD step's noise: the diffusion (gamma/2) Sigma(theta) (b = 1, independent noise per neuron).
+    temperature : float
+        An isotropic temperature.
+    dt : float, optional
+        The time step (default 0.01 for the Fokker-Planck solvers, the CFL step for the continuity equation).
+    degree : int
+    scheme : str
+        The Fokker-Planck time scheme.
+    psi_degree : int
+        Degree of the space of psi.
+    **kw
+        Passed to the solver.
+
+    Returns
+    -------
+    ContinuityEquation or FokkerPlanckSolver
+        The continuity equation when gamma = temperature = 0, else the Fokker-Planck equation.
+    """
     gamma = validation.number("gamma", gamma, nonnegative=True)            # NaN too, not only < 0
     temperature = validation.number("temperature", temperature, nonnegative=True)
     inter = network_interaction(data)
@@ -78,10 +105,10 @@ def network_pde(mesh, data: TeacherData, gamma: float = 0.0, temperature: float 
     V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree))
     pot = network_potential(V, data)
     if gamma == 0:
-        return FokkerPlanckSolver(mesh, pot, beta=1.0 / temperature, degree=degree, dt=dt or 1e-2, scheme=scheme,
+        return FokkerPlanckSolver(mesh, pot, beta=1.0 / temperature, degree=degree, dt=1e-2 if dt is None else dt, scheme=scheme,
                                   interaction=inter, **kw)
     noise = SGDNoise(mesh, data, gamma, temperature, interaction=inter)
-    return FokkerPlanckSolver(mesh, pot, beta=1.0, degree=degree, dt=dt or 1e-2, scheme=scheme,
+    return FokkerPlanckSolver(mesh, pot, beta=1.0, degree=degree, dt=1e-2 if dt is None else dt, scheme=scheme,
                               interaction=inter, diffusion=noise, **kw)
 
 

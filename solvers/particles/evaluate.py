@@ -23,8 +23,19 @@ def locate_cells(mesh, points: np.ndarray) -> np.ndarray:
 
 
 def evaluate_on_points(u: dolfinx.fem.Function, points: np.ndarray) -> np.ndarray:
-    """u at points (N, 3) (the same on every rank); NaN outside the mesh. Points on cell faces
-    shared by ranks are averaged (equal for continuous u)."""
+    """u at points (the same on every rank); NaN outside the mesh.
+
+    Points on cell faces shared by ranks are averaged (equal for continuous u).
+
+    Parameters
+    ----------
+    u : dolfinx.fem.Function
+    points : numpy.ndarray, shape (N, 3)
+
+    Returns
+    -------
+    numpy.ndarray, shape (N,) or (N, value_size)
+    """
     points = np.ascontiguousarray(points, dtype=np.float64)
     mesh = u.function_space.mesh
     cells = locate_cells(mesh, points)

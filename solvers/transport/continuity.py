@@ -47,12 +47,32 @@ EXTRA_KEYS = ("min_rho", "boundary_rho", "dt", "cfl")
 class ContinuityEquation(DensitySolver, DensityDiagnostics):
     """rho_t + div(rho u) = 0, u = -grad(f + W * rho) + b, on a dolfinx mesh (any number of ranks).
 
-    potential: None, a callable x -> UFL expression of the SpatialCoordinate, or a scalar Function.
-    interaction: as FokkerPlanckSolver (number k, matrix K, numpy W(z), or an Interaction object).
-    drift: an extra velocity b(x) (callable x -> UFL vector, constant or vector Function).
-    degree: 0 or 1 (DG). dt: fixed step, or None for cfl * h_min / max|u| at every step (the last step of
-    run(t_end) then shortened to land on t_end).
+    Parameters
+    ----------
+    mesh : dolfinx.mesh.Mesh
+    potential : callable or dolfinx.fem.Function, optional
+        A callable x -> UFL expression of the SpatialCoordinate, or a scalar Function.
+    interaction : optional
+        As FokkerPlanckSolver (number k, matrix K, numpy W(z), or an Interaction object).
+    drift : optional
+        An extra velocity b(x) (callable x -> UFL vector, constant or vector Function).
+    degree : {0, 1}
+        DG degree.
+    dt : float, optional
+        A fixed step, or None for cfl * h_min / max|u| at every step (the last step of run(t_end) then shortened
+        to land on t_end).
+    cfl : float
+    psi_degree : int
+        Degree of the space of psi.
+    limiter : bool
+        The slope limiter (degree 1).
+    petsc_options : dict, optional
+        Options of the DG mass solve.
+    prefix : str, optional
+        PETSc options prefix (default 'ce_').
 
+    Notes
+    -----
     History: the core keys (energy int f rho + 1/2 int (W * rho) rho; iterations 0: the step is explicit) and
     min_rho, boundary_rho (max |rho| on the boundary), dt, cfl.
     """
@@ -194,7 +214,12 @@ class ContinuityEquation(DensitySolver, DensityDiagnostics):
         return self._stage.x.array.copy()
 
     def max_speed(self) -> float:
-        """max |u| over the nodes of a DG(k+1) vector space, u from the current psi."""
+        """max |u| over the nodes of a DG(k+1) vector space, u from the current psi.
+
+        Returns
+        -------
+        float
+        """
         self._U.interpolate(self._u_expr)
         d = self.mesh.geometry.dim
         n = self._U.function_space.dofmap.index_map.size_local
