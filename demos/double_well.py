@@ -27,7 +27,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -40,6 +39,7 @@ from fpjko import meshes
 from fpjko import cli
 from fpjko.demos import figures
 from fpjko.common.collective import on_root
+from fpjko.common.files import write_json
 from fpjko.references.gaussian import gaussian_density
 from fpjko.solvers import FokkerPlanckSolver
 from fpjko.solvers.io.checkpoint import Checkpointer, resume
@@ -132,15 +132,18 @@ def _run(a, comm, fp, out, say, t_start) -> dict:
             snapshot(fp)
             fp.run(a.t_end, callback=every_step, checkpoint=ckpt, progress=True)
     except Exception as e:          # keep what was computed: the history up to the failure
-        def save_partial():
-            with open(out.file("history.json"), "w") as fh:
-                json.dump({"status": "failed", "error": str(e), "history": fp.history}, fh, indent=1)
+        def save_partial():          # atomic: a full disk keeps the previous file instead of an empty one
+            write_json(out.file("history.json"), {"status": "failed", "error": str(e), "history": fp.history},
+                       "history")
         try:
             on_root(comm, save_partial, broadcast=False)
             kept = f"the history up to t={fp.t:g} is in {out.file('history.json')!r}"
         except OSError as e2:
             kept = f"the history could not be written either ({e2})"
-        e.add_note(f"{kept}; the last checkpoint is {ckpt.path!r} (rerun with --resume)")
+        # name the checkpoint only where one was written (every rank sees rank 0's answer)
+        have = comm.bcast(os.path.exists(ckpt.path) if comm.rank == 0 else None, root=0)
+        e.add_note(f"{kept}; " + (f"the last checkpoint is {ckpt.path!r} (rerun with --resume)" if have else
+                                  "no checkpoint was written (rerun from the start)"))
         raise
 
     if shots and not a.no_png:
@@ -168,8 +171,7 @@ def _run(a, comm, fp, out, say, t_start) -> dict:
         "pngs": pngs,
     }
     def save():
-        with open(out.file("history.json"), "w") as fh:
-            json.dump({"status": "done", "summary": summary, "history": h}, fh, indent=1)
+        write_json(out.file("history.json"), {"status": "done", "summary": summary, "history": h}, "history")
         _plot_energy(h, summary, out.file("free_energy.png"))
     on_root(comm, save, broadcast=False)
     if comm.rank == 0:

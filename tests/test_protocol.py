@@ -172,3 +172,36 @@ def test_non_convergence_warning_reaches_stderr_once(ranks, tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stderr.count("EntropicJKO step 1 (t=0.1) did not converge: relative change") == 1, p.stderr[-2000:]
     assert "after max_iter=2 Sinkhorn iterations" in p.stderr
+
+
+@pytest.mark.parametrize("kind", ["FokkerPlanckSolver", "NewtonJKO", "ContinuityEquation"])
+def test_resume_refuses_another_interaction(kind, tmp_path):
+    """The fingerprint holds the interaction's numbers, not only its kind: a k = 1 checkpoint does not resume into
+    k = 5, nor a Gaussian kernel's into a wider one (issue 29, point 5); the same interaction resumes."""
+    from fpjko import meshes
+    from fpjko.solvers import ContinuityEquation, FokkerPlanckSolver, NewtonJKO
+
+    msh = meshes.interval(COMM, -3, 3, 0.2)
+
+    def build(W):
+        if kind == "FokkerPlanckSolver":
+            s = FokkerPlanckSolver(msh, lambda x: 0.5 * x[0] ** 2, beta=1.0, dt=0.05, interaction=W)
+        elif kind == "NewtonJKO":
+            s = NewtonJKO(msh, 0.1, potential=lambda x: 0.5 * x[0] ** 2, beta=1.0, interaction=W)
+        else:
+            s = ContinuityEquation(msh, lambda x: 0.5 * x[0] ** 2, interaction=W, dt=0.01)
+        s.set_initial(lambda x: np.exp(-x[0] ** 2 / 0.5), normalize=True)
+        return s
+
+    def gauss(width):
+        return lambda z: np.exp(-np.sum(z * z, axis=-1) / width)
+
+    for saved, other, what in [(1.0, 5.0, "interaction="), (gauss(1.0), gauss(2.0), "interaction=")]:
+        a = build(saved)
+        a.step()
+        Checkpointer(tmp_path / "ck.npz").save(a)
+        with pytest.raises(ValueError, match=what):
+            resume(build(other), tmp_path / "ck.npz")
+        same = build(saved)
+        resume(same, tmp_path / "ck.npz")
+        assert same.steps == 1

@@ -486,12 +486,50 @@ class KernelInteraction(Interaction):
         self._psi_h.x.scatter_forward()
 
 
-def fingerprint(interaction) -> object:
-    """What a checkpoint records of an interaction (None for none): its own fingerprint() where it has one, else
-    its kind."""
+PROBES = 16            # points at which a checkpoint's fingerprint samples a kernel or the features
+
+
+def probe_points(d: int) -> np.ndarray:
+    """PROBES fixed points of [-2, 2]^d (the same on every rank and in every run), shape (PROBES, d)."""
+    return np.random.default_rng(20261205).uniform(-2.0, 2.0, size=(PROBES, d))
+
+
+def _json_values(values) -> list:
+    """Finite floats stay numbers, the rest their repr (a NaN must compare equal to itself)."""
+    return [float(v) if math.isfinite(v) else repr(float(v)) for v in np.ravel(np.asarray(values, float))]
+
+
+def fingerprint(interaction, d: int) -> object:
+    """What a checkpoint records of an interaction, enough to tell two interactions apart.
+
+    Parameters
+    ----------
+    interaction : Interaction or None
+    d : int
+        The dimension.
+
+    Returns
+    -------
+    dict or None
+        None for none; else the kind and its numbers: a polynomial's coefficients, a separable interaction's
+        weights and features at fixed probe points, a kernel's values at fixed probe differences (so k = 1 and
+        k = 5, or two kernels, differ).
+    """
     if interaction is None:
         return None
-    return interaction.fingerprint() if hasattr(interaction, "fingerprint") else interaction.kind
+    out = {"kind": interaction.kind}
+    z = probe_points(d)
+    try:
+        if isinstance(interaction, PolynomialInteraction):
+            out["coeffs"] = [[list(a), c] for a, c in sorted(interaction.coeffs.items())]
+        elif isinstance(interaction, SeparableInteraction):
+            out["weights"] = _json_values(interaction.weights)
+            out["features"] = _json_values(interaction.features(z))
+        elif isinstance(interaction, KernelInteraction):
+            out["values"] = _json_values(interaction.W(z))
+    except Exception as e:          # the same on every rank: the probes and the callable are
+        out["error"] = f"{type(e).__name__}: {e}"
+    return out
 
 
 def as_interaction(W, d: int) -> Interaction | None:

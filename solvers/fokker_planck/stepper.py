@@ -542,7 +542,7 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
         inter = self.interaction
         return {"degree": self.degree, "method": self.method, "scheme": self.scheme, "beta": self.beta,
                 "num_dofs": self._size()[0], "gdim": self.mesh.geometry.dim,
-                "interaction": interaction_fingerprint(inter),
+                "interaction": interaction_fingerprint(inter, self.mesh.geometry.dim),
                 "interaction_scheme": self.interaction_scheme if inter is not None else None,
                 "potential_moments": self._potential_moments()}
 

@@ -44,6 +44,7 @@ from fpjko import meshes
 from fpjko.solvers.core import linear, validation
 from fpjko.solvers.core.compat import expression, interpolation_points, petsc_vec
 from fpjko.solvers.fokker_planck.interaction import KernelInteraction, PolynomialInteraction, as_interaction, kernel_sum
+from fpjko.solvers.fokker_planck.interaction import fingerprint as interaction_fingerprint
 from fpjko.solvers.jko.pointwise import project_parabola, prox_energy
 from fpjko.solvers.core.protocol import DensitySolver
 from fpjko.common.warn import warn
@@ -115,7 +116,8 @@ class JKOSolver(DensitySolver):
         self.mesh = msh = mesh
         self._fp = {"beta": beta, "m": m, "cm": cm, "degree": degree, "r": self.r, "tol": tol, "max_iter": max_iter,
                     "inner_tol": inner_tol, "inner_max": inner_max,
-                    "interaction": None if interaction is None else getattr(interaction, "kind", repr(interaction)),
+                    "interaction": interaction_fingerprint(as_interaction(interaction, msh.geometry.dim - 1),
+                                                           msh.geometry.dim - 1),
                     "num_vertices": msh.topology.index_map(0).size_global}
         self.d = msh.geometry.dim - 1
         tdim = msh.topology.dim

@@ -271,7 +271,7 @@ class ContinuityEquation(DensitySolver, DensityDiagnostics):
         inter = self.interaction
         return {"fixed_dt": self.fixed_dt, "cfl": self.cfl, "degree": self.degree, "limiter": self.limiter,
                 "psi_degree": self.psi_degree, "num_dofs": self.V.dofmap.index_map.size_global,
-                "interaction": interaction_fingerprint(inter),
+                "interaction": interaction_fingerprint(inter, self.mesh.geometry.dim),
                 "potential_moments": [self._sum(dolfinx.fem.form(g * ufl.dx(domain=self.mesh)))
                                       for g in (self.f_expr, self.f_expr ** 2)]}
 

@@ -53,7 +53,7 @@ porous term, a scalar Newton per node), the exact minimiser of l in rho. Newton'
 the concave dual phi -> l(rho(phi), phi): its gradient is -G and its Hessian -S,
     S = B D_h^-1 B^T + tau L,   B = M + tau C = dG/drho,   D_h = Hess E_h (diagonal),
 L the theta-weighted graph Laplacian. S is SPD, formed by PETSc's sparse product (two rings of
-neighbours), diagonally scaled, and solved by CG + BoomerAMG (HMIS coarsening; the -jko_ options
+neighbours), diagonally scaled, and solved by CG + BoomerAMG (HMIS coarsening; the -njko_ options
 override) with a Krylov tolerance that follows the defect (inexact Newton), or a direct solve when the
 Krylov solve breaks down. The constant mode of phi imposes the mass of rho_k exactly at every iterate
 (a scalar equation, closed form for the entropy), so mass is conserved to round-off. The line search is
@@ -115,6 +115,7 @@ from fpjko.solvers.core.compat import interpolate
 from fpjko.solvers.core.protocol import DensitySolver
 from fpjko.solvers.fokker_planck.coefficients import call_ufl
 from fpjko.solvers.fokker_planck.interaction import as_interaction
+from fpjko.solvers.fokker_planck.interaction import fingerprint as interaction_fingerprint
 from fpjko.solvers.jko.alg2 import _numpy_kernel
 from fpjko.solvers.jko.newton.dual import DualNewton, StepData
 from fpjko.solvers.jko.newton.energies import Energy
@@ -200,7 +201,8 @@ class NewtonJKO(DensitySolver):
         self.phi = dolfinx.fem.Function(self.V, name="phi")
         self.rho_k = dolfinx.fem.Function(self.V, name="rho_k")
         pot = self._nodal(potential, "potential") if potential is not None else np.zeros(len(self.X))
-        W = _numpy_kernel(as_interaction(interaction, self.d))
+        inter = as_interaction(interaction, self.d)
+        W = _numpy_kernel(inter)
         self.graph = EdgeGraph(self.V, D, negative_weights)
         self.ml, self.D = self.graph.ml, self.graph.D              # local with ghosts
         self.volume = self.comm.allreduce(float(self.ml[: self.n].sum()))
@@ -213,9 +215,7 @@ class NewtonJKO(DensitySolver):
         self._fp = {"beta": beta, "m": m, "cm": self.cm, "mobility": mobility, "tol": self.tol,
                     "max_iter": self.max_iter, "predictor": self.predictor, "negative_weights": negative_weights,
                     "D": None if D is None else np.asarray(D, float).tolist(),
-                    "interaction": None if interaction is None else
-                    (np.asarray(interaction, float).tolist() if not callable(interaction) and
-                     not hasattr(interaction, "kind") else getattr(interaction, "kind", "callable"))}
+                    "interaction": interaction_fingerprint(inter, self.d)}
 
     # ------------------------------------------------------------------ set-up
     def _nodal(self, fn, what: str) -> np.ndarray:
