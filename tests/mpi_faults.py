@@ -310,6 +310,148 @@ def empty_rank_checkpoint_fails_on_rank0():
         Checkpointer(os.path.join(path, "ck.npz")).save(s)
 
 
+# ---------------------------------------------------------------- an argument bad or different on one rank only
+# (issue 29: each of these hung, rc 124, or was accepted silently; now every rank raises the same error)
+NAN = float("nan")
+LINE = lambda: meshes.interval(comm, -3, 3, 0.2)                                    # noqa: E731
+
+
+def _gauss1(x):
+    return np.exp(-x[0] ** 2)
+
+
+def _quad1(x):
+    return 0.5 * x[0] ** 2
+
+
+def config_newton_tau_nan_on_rank1():
+    from fpjko.solvers import NewtonJKO
+    NewtonJKO(LINE(), on(1, NAN, 0.1), potential=_quad1, beta=1.0)
+
+
+def config_newton_beta_differs():
+    from fpjko.solvers import NewtonJKO
+    NewtonJKO(LINE(), 0.1, potential=_quad1, beta=on(1, 2.0, 1.0))
+
+
+def config_newton_run_nan_on_rank0():
+    from fpjko.solvers import NewtonJKO
+    s = NewtonJKO(LINE(), 0.1, potential=_quad1, beta=1.0)
+    s.set_initial(_gauss1, normalize=True)
+    s.run(on(0, NAN, 0.2))
+
+
+def config_entropic_gamma_nan_on_rank1():
+    from fpjko.solvers import EntropicJKO
+    EntropicJKO(LINE(), 0.1, on(1, NAN, 0.05), potential=_quad1)
+
+
+def config_entropic_substeps_differ():
+    from fpjko.solvers import EntropicJKO
+    EntropicJKO(LINE(), 0.1, 0.05, potential=_quad1, substeps=on(1, 3, 4))
+
+
+def config_local_entropy_beta_nan_on_rank1():
+    from fpjko.solvers import LocalEntropy
+    LocalEntropy(LINE(), _quad1, on(1, NAN, 2.0))
+
+
+def config_local_entropy_gamma_nan_on_rank0():
+    from fpjko.solvers import LocalEntropy
+    LocalEntropy(LINE(), _quad1, 2.0).solve(on(0, NAN, 0.1), 4)
+
+
+def config_local_entropy_steps_differ():
+    from fpjko.solvers import LocalEntropy
+    LocalEntropy(LINE(), _quad1, 2.0).solve(0.1, on(1, 3, 4))
+
+
+def config_viscous_dt_nan_on_rank1():
+    from fpjko.solvers import ViscousHJ
+    ViscousHJ(LINE(), _quad1, 2.0).step(on(1, NAN, 0.01))
+
+
+def config_viscous_beta_nan_on_rank0():
+    from fpjko.solvers import ViscousHJ
+    ViscousHJ(LINE(), _quad1, on(0, NAN, 2.0))
+
+
+def config_graphon_flow_tau_nan_on_rank1():
+    from fpjko.samplers.graphon import GraphonObjective
+    from fpjko.solvers import GraphonFlow
+    GraphonFlow(meshes.unit_square(comm, 4), GraphonObjective(edges=-1.0, triangles=1.0), tau=on(1, NAN, 0.1))
+
+
+def config_graphon_flow_initial_nan_on_rank1():
+    from fpjko.samplers.graphon import GraphonObjective
+    from fpjko.solvers import GraphonFlow
+    F = GraphonFlow(meshes.unit_square(comm, 4), GraphonObjective(edges=-1.0, triangles=1.0), tau=0.1)
+    F.set_initial(lambda u, v: on(1, NAN, 0.5) + 0 * u * v)
+
+
+def config_graphon_mv_sigma_nan_on_rank0():
+    from fpjko.samplers.graphon import GraphonObjective
+    from fpjko.solvers import GraphonMcKeanVlasov
+    GraphonMcKeanVlasov(meshes.unit_square(comm, 4), GraphonObjective(edges=-1.0), dt=0.01, sigma=on(0, NAN, 1.0))
+
+
+def config_fp_interaction_nan_on_rank1():
+    FokkerPlanckSolver(LINE(), _quad1, interaction=on(1, NAN, 1.0))
+
+
+def config_fp_interaction_differs():
+    FokkerPlanckSolver(LINE(), _quad1, interaction=on(1, 5.0, 1.0))
+
+
+def config_fp_scheme_differs():
+    FokkerPlanckSolver(LINE(), _quad1, scheme=on(1, "backward_euler", "bdf2"))
+
+
+def config_fp_beta_nan_on_rank0():
+    FokkerPlanckSolver(LINE(), _quad1, beta=on(0, NAN, 1.0))
+
+
+def config_fp_dt_nan_on_rank1():
+    FokkerPlanckSolver(LINE(), _quad1, dt=on(1, NAN, 0.01))
+
+
+def config_fp_run_nan_on_rank1():
+    s = FokkerPlanckSolver(LINE(), _quad1, dt=0.05)
+    s.set_initial(_gauss1, normalize=True)
+    s.run(on(1, NAN, 0.1))
+
+
+def _teacher(shift=0.0):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((6, 1))
+    return TeacherData(X, np.tanh(X[:, 0]) + shift)
+
+
+def config_network_gamma_nan_on_rank1():
+    from fpjko.solvers import network_pde
+    network_pde(LINE(), _teacher(), gamma=on(1, NAN, 0.1))
+
+
+def config_network_temperature_differs():
+    from fpjko.solvers import network_pde
+    network_pde(LINE(), _teacher(), temperature=on(1, 0.2, 0.1))
+
+
+def config_network_teacher_differs():
+    from fpjko.solvers import network_pde
+    network_pde(LINE(), _teacher(on(1, 1e-3, 0.0)), temperature=0.1)
+
+
+CONFIG_CASES = [
+    config_newton_tau_nan_on_rank1, config_newton_beta_differs, config_newton_run_nan_on_rank0,
+    config_entropic_gamma_nan_on_rank1, config_entropic_substeps_differ, config_local_entropy_beta_nan_on_rank1,
+    config_local_entropy_gamma_nan_on_rank0, config_local_entropy_steps_differ, config_viscous_dt_nan_on_rank1,
+    config_viscous_beta_nan_on_rank0, config_graphon_flow_tau_nan_on_rank1, config_graphon_flow_initial_nan_on_rank1,
+    config_graphon_mv_sigma_nan_on_rank0, config_fp_interaction_nan_on_rank1, config_fp_interaction_differs,
+    config_fp_scheme_differs, config_fp_beta_nan_on_rank0, config_fp_dt_nan_on_rank1, config_fp_run_nan_on_rank1,
+    config_network_gamma_nan_on_rank1, config_network_temperature_differs, config_network_teacher_differs]
+
+
 CASES = {f.__name__: f for f in [
     out_is_file, out_read_only, out_locked, resume_missing, resume_truncated, resume_garbage,
     resume_other_potential, checkpoint_read_only, checkpoint_full_disk, checkpoint_disk_fails_on_rank0,
@@ -317,7 +459,7 @@ CASES = {f.__name__: f for f in [
     histogram_nan_on_rank1, histogram_wrong_dim_on_rank1, project_nan_on_rank0, project_wrong_dim_on_rank0,
     sampler_nan_start_on_rank1, sampler_blow_up_on_rank1, sampler_nan_dt_on_rank1, sampler_drift_shape_on_rank0,
     network_nan_neuron_on_rank1, moments_wrong_rows_on_rank0, streams_empty_rank_sample,
-    empty_rank_checkpoint_and_series, empty_rank_checkpoint_fails_on_rank0]}
+    empty_rank_checkpoint_and_series, empty_rank_checkpoint_fails_on_rank0, *CONFIG_CASES]}
 
 
 def main():

@@ -44,6 +44,21 @@ EXPECTED = {
     "empty_rank_checkpoint_and_series": None,
     "empty_rank_checkpoint_fails_on_rank0": ("OSError", ["could not write the checkpoint", "No space left on device"]),
 }
+# an argument bad (NaN) or different on one rank only: the same error on both ranks, naming the argument and both
+# values (these hung, rc 124, or were accepted: issue 29)
+DIFFERS = ("ValueError", ["differs across ranks", "rank 0", "rank 1 of 2"])
+for _case, _arg in [("newton_tau_nan_on_rank1", "'tau'"), ("newton_beta_differs", "'beta'"),
+                    ("newton_run_nan_on_rank0", "'t_end'"), ("entropic_gamma_nan_on_rank1", "'gamma'"),
+                    ("entropic_substeps_differ", "'substeps'"), ("local_entropy_beta_nan_on_rank1", "'beta'"),
+                    ("local_entropy_gamma_nan_on_rank0", "'gamma'"), ("local_entropy_steps_differ", "'steps'"),
+                    ("viscous_dt_nan_on_rank1", "'dt'"), ("viscous_beta_nan_on_rank0", "'beta'"),
+                    ("graphon_flow_tau_nan_on_rank1", "'tau'"), ("graphon_flow_initial_nan_on_rank1", "'W0'"),
+                    ("graphon_mv_sigma_nan_on_rank0", "'sigma'"), ("fp_interaction_nan_on_rank1", "'interaction'"),
+                    ("fp_interaction_differs", "'interaction'"), ("fp_scheme_differs", "'scheme'"),
+                    ("fp_beta_nan_on_rank0", "'beta'"), ("fp_dt_nan_on_rank1", "'dt'"),
+                    ("fp_run_nan_on_rank1", "'t_end'"), ("network_gamma_nan_on_rank1", "'gamma'"),
+                    ("network_temperature_differs", "'temperature'"), ("network_teacher_differs", "'data'")]:
+    EXPECTED["config_" + _case] = (DIFFERS[0], [*DIFFERS[1], _arg])
 
 
 def _mount(path, options):

@@ -9,7 +9,9 @@ prefixed with that rank when the run has several).
 - collectively(comm, fn, ...): run fn on every rank and re-raise any rank's exception on all;
 - on_root(comm, fn, ...): run fn on rank 0 only (file I/O) and broadcast its result or its error;
 - allgather_checked(comm, value, problem): an allgather that carries each rank's verdict with its
-  value, so a check costs no extra collective on a hot path.
+  value, so a check costs no extra collective on a hot path;
+- same_everywhere(comm, owner, params): the scalar and configuration arguments are the same on every rank
+  (compared by `describe`), so that every local check of them gives the same verdict everywhere.
 """
 
 from __future__ import annotations
@@ -105,3 +107,99 @@ def on_root(comm, fn, *args, broadcast: bool = True, **kwargs):
         _raise_first(comm, [verdict])
     return comm.bcast(out, root=0) if broadcast else out
 
+
+
+_OPAQUE = ("dolfinx", "ufl", "petsc4py", "mpi4py", "basix", "ffcx")
+
+
+def describe(value, depth: int = 2):
+    """A canonical, comparable description of an argument (what same_everywhere compares across ranks).
+
+    Numbers by their repr (NaN is 'nan' on every rank), strings, bools and None as they are, arrays by their
+    shape and a digest of their bytes, containers and dataclasses item by item, other objects (an Interaction)
+    by their public attributes (to `depth` levels), functions, dolfinx/UFL/PETSc/MPI objects and objects that hold
+    one (bound to a mesh: their arrays are this rank's) by their type only.
+
+    Parameters
+    ----------
+    value : object
+    depth : int
+        How deep to describe the attributes of objects.
+
+    Returns
+    -------
+    object
+        Nested tuples of str, int, bool and None.
+    """
+    import dataclasses
+    import hashlib
+    import inspect
+    import numbers
+
+    import numpy as np
+
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
+    if isinstance(value, np.ndarray):
+        a = np.ascontiguousarray(value)
+        if a.dtype == object:
+            return ("array", a.shape, tuple(describe(v, depth) for v in a.ravel()[:64]))
+        return ("array", a.shape, str(a.dtype), hashlib.sha1(a.tobytes()).hexdigest())
+    if isinstance(value, (list, tuple)):
+        return tuple(describe(v, depth) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), describe(v, depth)) for k, v in value.items()))
+    module = type(value).__module__ or ""
+    if module.split(".")[0] in _OPAQUE or depth <= 0:
+        return type(value).__name__
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__name__,
+                tuple((f.name, describe(getattr(value, f.name), depth - 1)) for f in dataclasses.fields(value)))
+    if inspect.isroutine(value) or isinstance(value, type) or not hasattr(value, "__dict__"):
+        return type(value).__name__
+    attrs = vars(value)
+    # an object that holds a communicator or a dolfinx/PETSc object is bound to the mesh: its other attributes
+    # (nodal arrays, owned counts) are this rank's, so only its type can be compared
+    if any((type(v).__module__ or "").split(".")[0] in _OPAQUE for v in attrs.values()):
+        return type(value).__name__
+    return (type(value).__name__, tuple(sorted((k, describe(v, depth - 1)) for k, v in attrs.items()
+                                               if not k.startswith("_"))))
+
+
+def same_everywhere(comm, owner: str, params: dict) -> None:
+    """Collective: raise on every rank unless every rank passed the same arguments.
+
+    A scalar or configuration argument that differs on one rank (a NaN step, another scheme, another beta) would
+    let that rank fail a local check or take another branch while the others wait in the next collective call.
+    With the arguments equal everywhere, every local check gives the same verdict on every rank.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm or None
+    owner : str
+        Who takes the arguments (for the message), e.g. 'FokkerPlanckSolver'.
+    params : dict
+        {name: value}; see `describe` for how values are compared.
+
+    Raises
+    ------
+    ValueError
+        On every rank, naming the first argument that differs and its values on rank 0 and on the rank that
+        differs.
+    """
+    if _size(comm) == 1:
+        return
+    mine = {k: describe(v) for k, v in params.items()}
+    every = comm.allgather(mine)
+    for rank, theirs in enumerate(every[1:], start=1):
+        for k in every[0]:
+            if theirs.get(k) != every[0][k]:
+                def show(v):
+                    return v if not isinstance(v, str) or len(v) < 80 else v[:77] + "..."
+                raise ValueError(f"{owner}: the argument {k!r} differs across ranks: {show(every[0][k])!r} on rank 0, "
+                                 f"{show(theirs.get(k))!r} on rank {rank} of {comm.size} (every rank must pass the "
+                                 f"same value)")

@@ -204,6 +204,22 @@ def gaussian_w2(m1, C1, m2, C2) -> float:
     """
     m1, m2 = np.atleast_1d(np.asarray(m1, float)), np.atleast_1d(np.asarray(m2, float))
     C1, C2 = np.atleast_2d(np.asarray(C1, float)), np.atleast_2d(np.asarray(C2, float))
+    d = len(m1)
+    for name, m in (("m2", m2), ("C1", C1), ("C2", C2)):
+        want = (d,) if name == "m2" else (d, d)
+        if m.shape != want:
+            raise ValueError(f"gaussian_w2: {name} has shape {m.shape}, expected {want} (m1 has {d} entries)")
+    for name, m in (("m1", m1), ("m2", m2), ("C1", C1), ("C2", C2)):
+        if not np.all(np.isfinite(m)):
+            raise ValueError(f"gaussian_w2: {name} = {m.tolist()} is not finite")
+    for name, C in (("C1", C1), ("C2", C2)):
+        scale = max(float(np.abs(C).max()), 1e-300)
+        if not np.allclose(C, C.T, rtol=0, atol=1e-12 * scale):
+            raise ValueError(f"gaussian_w2: {name} = {C.tolist()} is not symmetric (a covariance is)")
+        low = float(np.linalg.eigvalsh(C).min())
+        if low < -1e-12 * scale:
+            raise ValueError(f"gaussian_w2: {name} = {C.tolist()} is not positive semi-definite "
+                             f"(eigenvalue {low:.4g})")
     r = _sqrtm_spd(C1)
     b = np.trace(C1 + C2 - 2 * _sqrtm_spd(r @ C2 @ r))
     return float(np.sqrt(np.sum((m1 - m2) ** 2) + max(b, 0.0)))

@@ -22,9 +22,30 @@ def expression(expr, V) -> dolfinx.fem.Expression:
 
 
 def interpolate(u: dolfinx.fem.Function, expr) -> dolfinx.fem.Function:
-    """u <- nodal interpolation of a UFL expression, a numpy callable or another Function."""
-    if isinstance(expr, dolfinx.fem.Function) or callable(expr) and not _is_ufl(expr):
+    """u <- nodal interpolation of a UFL expression, a numpy callable or another Function.
+
+    A numpy callable's values are checked first (dolfinx reads them without a check: a wrong shape read memory out
+    of bounds): shape (n,) for n points x of shape (3, n) (a scalar is broadcast), (value_size, n) for a vector or
+    tensor space; an error is raised on every rank."""
+    if isinstance(expr, dolfinx.fem.Function):
         u.interpolate(expr)
+    elif callable(expr) and not _is_ufl(expr):
+        from fpjko.common.collective import collectively
+
+        size = int(np.prod(u.ufl_shape)) if u.ufl_shape else 1
+
+        def checked(x):
+            n = x.shape[1]
+            v = np.asarray(expr(x), dtype=float)
+            if v.ndim == 0:
+                v = np.full(n, float(v)) if size == 1 else v
+            want = (n,) if size == 1 else (size, n)
+            if v.shape != want and not (size == 1 and v.shape == (1, n)):
+                raise ValueError(f"the function {getattr(expr, '__name__', expr)!r} returned values of shape {v.shape} "
+                                 f"at {n} points x of shape {x.shape}; expected {want}")
+            return v
+
+        collectively(u.function_space.mesh.comm, u.interpolate, checked)
     else:
         u.interpolate(expression(expr, u.function_space))
     u.x.scatter_forward()

@@ -27,9 +27,26 @@ def iterative_solver_options(symmetric: bool, rtol: float = 1e-12) -> dict:
             "ksp_atol": 0.0, "ksp_max_it": 1000}
 
 
-def make_ksp(A: PETSc.Mat, prefix: str, options: dict | None = None) -> PETSc.KSP:
-    """A KSP on A. Options given on the command line under `prefix` win over `options`,
-    which win over the direct-solver defaults."""
+def make_ksp(A: PETSc.Mat, prefix: str, options: dict | None = None, user=None) -> PETSc.KSP:
+    """A KSP on A. Options given on the command line under `prefix` win over `options`, which win over the
+    direct-solver defaults.
+
+    Parameters
+    ----------
+    A : petsc4py.PETSc.Mat
+    prefix : str
+        The options prefix.
+    options : dict, optional
+        Options (without the prefix).
+    user : iterable of str, optional
+        The keys of `options` that the user gave (None: all of them). Those, and the command line's ksp_* and
+        pc_* options under the prefix, that the KSP does not read are reported in a warning (a misspelled
+        option); the rest are the caller's defaults.
+
+    Returns
+    -------
+    petsc4py.PETSc.KSP
+    """
     db = PETSc.Options()
     merged = {**direct_solver_options(), **(options or {})}
     if options and "pc_type" in options and options["pc_type"] != "lu":
@@ -37,11 +54,15 @@ def make_ksp(A: PETSc.Mat, prefix: str, options: dict | None = None) -> PETSc.KS
     ours = [key for key in merged if not db.hasName(prefix + key)]   # the rest came from the user
     for key in ours:
         db.setValue(prefix + key, merged[key])
+    cmdline = [k[len(prefix):] for k in db.getAll() if k.startswith(prefix) and k[len(prefix):] not in ours]
+    given = list(dict.fromkeys([*(options or {} if user is None else user),
+                                *(k for k in cmdline if k.startswith(("ksp_", "pc_")))]))
     ksp = PETSc.KSP().create(A.getComm())
     ksp.setOperators(A)
     ksp.setOptionsPrefix(prefix)
     try:
         ksp.setFromOptions()
+        _report_unused(A.getComm().tompi4py(), prefix, given)
     except PETSc.Error as e:
         given = {k: v for k, v in db.getAll().items() if k.startswith(prefix)}
         raise ValueError(f"PETSc rejected the solver options under prefix {prefix!r}: "
@@ -51,6 +72,38 @@ def make_ksp(A: PETSc.Mat, prefix: str, options: dict | None = None) -> PETSc.KS
         for key in ours:             # leave the database as found, so the next solver starts clean
             db.delValue(prefix + key)
     return ksp
+
+
+def _options_used():
+    """PETSc's PetscOptionsUsed(NULL, name, &flag) through ctypes (petsc4py has no binding), or None."""
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(PETSc.__file__).PetscOptionsUsed
+    except (OSError, AttributeError):           # pragma: no cover (a PETSc without the symbol exported)
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]
+
+    def used(name: str) -> bool:
+        flag = ctypes.c_int(1)
+        return fn(None, name.encode(), ctypes.byref(flag)) != 0 or bool(flag.value)
+    return used
+
+
+def _report_unused(comm, prefix: str, given) -> None:
+    """Warn (rank 0) about the caller's and the command line's options under `prefix` that the KSP and PC did not
+    read when they were set from the options: a misspelled option (-fp_ksp_typ) would otherwise be ignored
+    silently. Matrix options (mat_*) are read later, at the factorisation, and are not judged here."""
+    used = _options_used()
+    if used is None:
+        return
+    unused = [k for k in given if not k.startswith("mat_") and not used(prefix + k)]
+    if unused:
+        from fpjko.common.warn import warn
+
+        warn(comm, f"PETSc options not used by the solver with prefix {prefix!r}: "
+                   + ", ".join(f"-{prefix}{k}" for k in unused) + " (misspelled, or not for this solver type?)",
+             RuntimeWarning, stacklevel=4)
 
 
 def solve(ksp: PETSc.KSP, b: PETSc.Vec, x: PETSc.Vec, what: str) -> int:
@@ -198,7 +251,7 @@ class StepSolver:
             self._ksp[name].setOperators(A)
             return self._ksp[name]
         defaults = self.defaults(symmetric)
-        ksp = self._ksp[name] = make_ksp(A, self.prefix, {**defaults, **self.petsc_options})
+        ksp = self._ksp[name] = make_ksp(A, self.prefix, {**defaults, **self.petsc_options}, user=self.petsc_options)
         # the predictor-relative test where the defaults chose it (not where the options set a ksp_rtol)
         self._predictor_test[name] = (ksp.getType() != PETSc.KSP.Type.PREONLY
                                       and "ksp_converged_use_initial_residual_norm" in defaults)

@@ -42,7 +42,7 @@ from typing import Callable
 import numpy as np
 
 from fpjko.common import progress as _progress
-from fpjko.common.collective import agree
+from fpjko.common.collective import agree, same_everywhere
 from fpjko.solvers.core import validation
 from fpjko.common.warn import warn
 
@@ -72,8 +72,15 @@ class Solver:
     variable_step = False           # the step comes from a stability limit at every step (see the module doc)
 
     # ------------------------------------------------------------------ the state the base class keeps
-    def _init_protocol(self, comm, prefix: str | None = None) -> None:
-        """Call from the subclass's __init__ (before anything that can fail needs close())."""
+    def _init_protocol(self, comm, prefix: str | None = None, arguments: dict | None = None) -> None:
+        """Call first in the subclass's __init__, as `self._init_protocol(mesh.comm, prefix, locals())`.
+
+        The constructor's arguments (but the mesh) are compared across ranks first (see
+        fpjko.common.collective.same_everywhere): an argument that differs on one rank (a NaN step, another
+        scheme) is an error on every rank, and the local checks that follow give every rank the same verdict."""
+        if arguments is not None:
+            same_everywhere(comm, type(self).__name__,
+                            {k: v for k, v in arguments.items() if k not in ("self", "mesh") and not k.startswith("_")})
         self.comm = comm
         self.prefix = self.default_prefix if prefix is None else str(prefix)
         self.t, self.steps = 0.0, 0
@@ -189,6 +196,7 @@ class Solver:
             self.
         """
         self._require_initial("run")
+        same_everywhere(self.comm, f"{type(self).__name__}.run", {"t_end": t_end})
         h = self.step_size
         t_end = validation.end_time(t_end, self.t, h)
         nsteps = max(0, int(math.ceil((t_end - self.t) / h - 1e-9)))     # variable_step: an estimate
@@ -343,6 +351,7 @@ class DensitySolver(Solver):
         mass_tol : float, optional
             Tolerance on the mass when not normalising (default: the class's default_mass_tol).
         """
+        same_everywhere(self.comm, f"{type(self).__name__}.set_initial", {"normalize": normalize, "mass_tol": mass_tol})
         Solver.set_initial(self, rho0, normalize=normalize,
                            mass_tol=self.default_mass_tol if mass_tol is None else mass_tol)
 

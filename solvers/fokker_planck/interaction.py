@@ -532,6 +532,43 @@ def fingerprint(interaction, d: int) -> object:
     return out
 
 
+def check_even(interaction, d: int, comm=None) -> None:
+    """Raise (on every rank) unless the interaction potential is even, W(z) = W(-z).
+
+    The force between two particles is mutual only for an even W; an odd kernel such as W(z) = z_0 gives a flow that
+    is no McKean-Vlasov equation of an interacting particle system. A polynomial is checked on its coefficients
+    (no odd-degree term), a kernel at fixed probe points (the same on every rank); a separable W(x, y) =
+    sum_m w_m phi_m(x) phi_m(y) is symmetric by construction.
+
+    Parameters
+    ----------
+    interaction : Interaction or None
+    d : int
+        The dimension.
+    comm : mpi4py.MPI.Comm, optional
+    """
+    problem = None
+    if isinstance(interaction, PolynomialInteraction):
+        odd = {a: c for a, c in interaction.coeffs.items() if sum(a) % 2 and c != 0.0}
+        if odd:
+            problem = (f"the interaction W(z) must be even, W(z) = W(-z): it has the odd-degree terms "
+                       + ", ".join(f"{c:g} z^{a}" for a, c in sorted(odd.items())))
+    elif isinstance(interaction, KernelInteraction):
+        z = probe_points(d)
+        try:
+            a, b = np.asarray(interaction.W(z), float), np.asarray(interaction.W(-z), float)
+            if a.shape != (len(z),) or b.shape != (len(z),):
+                problem = f"W(z) for z of shape ({len(z)}, {d}) must return shape ({len(z)},), got {a.shape}"
+            else:
+                k = int(np.argmax(np.abs(a - b)))
+                if not abs(a[k] - b[k]) <= 1e-10 * max(1.0, abs(a[k]), abs(b[k])):
+                    problem = (f"the interaction kernel must be even, W(z) = W(-z): W({z[k].round(4).tolist()}) = "
+                               f"{a[k]:.6g} but W(-z) = {b[k]:.6g}")
+        except Exception as e:              # noqa: BLE001  (any failure of the user's W)
+            problem = f"W(z) failed on z of shape ({len(z)}, {d}): {type(e).__name__}: {e}"
+    raise_collectively(comm, problem)
+
+
 def as_interaction(W, d: int) -> Interaction | None:
     """None, an Interaction, a number k (W = k |z|^2 / 2) or a (d, d) matrix K (z^T K z / 2), or a
     numpy callable W(z) (general kernel)."""

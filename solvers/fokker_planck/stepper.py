@@ -63,7 +63,7 @@ from fpjko.solvers.core.functionals import Functionals
 from fpjko.solvers.core.linear import StepSolver
 from fpjko.solvers.core.protocol import DensitySolver
 from fpjko.solvers.fokker_planck import coefficients, edge_averaged
-from fpjko.solvers.fokker_planck.interaction import as_interaction
+from fpjko.solvers.fokker_planck.interaction import as_interaction, check_even
 from fpjko.solvers.fokker_planck.interaction import fingerprint as interaction_fingerprint
 from fpjko.common.warn import warn
 
@@ -140,7 +140,7 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
                  source: Callable | None = None, boundary_flux: Callable | None = None,
                  interaction=None, interaction_scheme: str = "semi-implicit", solver: str = "auto",
                  record_every: int = 1):
-        self._init_protocol(mesh.comm, prefix)
+        self._init_protocol(mesh.comm, prefix, locals())
         self.beta = validation.positive_number("beta", beta)
         self.solver = validation.one_of("solver", solver, ("auto", "direct", "iterative"))
         self.record_every = validation.integer("record_every", record_every, 1)
@@ -183,6 +183,7 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
                              "by grad psi) is unstable for every dt measured; use the semi-implicit default or bdf2")
         if self.interaction is not None:
             self.interaction.bind(self.V)
+            check_even(self.interaction, mesh.geometry.dim, self.comm)
         self._s = self._s_prev = None                   # interaction states of rho_n and rho_{n-1}
         self._implicit_psi = self.interaction is not None and interaction_scheme == "semi-implicit"
         # K changes every step: a density-dependent D, or psi* in the operator
@@ -209,6 +210,7 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
                                  mesh.geometry.dim, self.solver, self.petsc_options, fixed=not self._dynamic,
                                  owner="FokkerPlanckSolver")
         self._warned_negative = False                   # the undershoot warning is given once
+        self._warned_energy = False                     # and the energy-increase warning
 
         if method == "galerkin":
             u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
@@ -497,11 +499,30 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
             raise FloatingPointError(f"non-finite density after step {self.steps} (t={self.t:.6g}, "
                                      f"dt={self.dt:g}); reduce dt or check the potential")
         self._check_undershoot()
+        self._check_energy()
         drift = abs(h["mass"][-1] - self._mass0) / abs(self._mass0)
         if drift > self.mass_check_tol:
             raise FloatingPointError(f"mass drifted by {drift:.3e} (relative) by step {self.steps} "
                                      f"(t={self.t:.6g}); tighten the KSP tolerance (-{self.prefix}ksp_rtol)"
                                      f" or reduce dt={self.dt:g}")
+
+    def _check_energy(self) -> None:
+        """Warn once when the free energy of a gradient flow (D = I, no extra drift, no source) increases by more
+        than 1e-6 of its size between records: the flow never increases it, so the step is unstable (an explicit
+        interaction beyond its step limit) or the discretisation does not resolve the drift."""
+        h = self.history
+        if (self._warned_energy or len(h["energy"]) < 2 or self.D is not None or self._D_state is not None
+                or self.b is not None or self._source is not None):
+            return
+        F0, F1 = h["energy"][-2], h["energy"][-1]
+        if F1 > F0 + 1e-6 * max(abs(F0), abs(F1), 1.0):
+            self._warned_energy = True
+            hint = ("interaction_scheme='explicit' is stable only for dt <~ 2 beta^-1 / max|grad psi|^2: reduce dt or "
+                    "use the semi-implicit default" if self.interaction is not None and not self._implicit_psi else
+                    "reduce dt" + (" or use method='sg' (F decays for every dt)" if self.method == "galerkin" else ""))
+            warn(self.comm, f"the free energy increased from {F0:.6g} to {F1:.6g} by step {self.steps} (t={self.t:.4g}, "
+                            f"dt={self.dt:g}), which the Fokker-Planck flow never does: {hint}", RuntimeWarning,
+                 stacklevel=4)
 
     def _check_undershoot(self) -> None:
         """Warn once when the Galerkin density dips far below zero (an unresolved drift layer)."""

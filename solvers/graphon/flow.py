@@ -20,6 +20,7 @@ import numpy as np
 
 from fpjko import meshes
 from fpjko.common import checks
+from fpjko.common.collective import collectively, same_everywhere
 from fpjko.solvers.core.protocol import Solver
 from fpjko.samplers.graphon import GraphonObjective
 
@@ -53,7 +54,7 @@ class GraphonFlow(Solver):
 
     def __init__(self, mesh, objective: GraphonObjective, tau: float, degree: int = 0, box=(0.0, 1.0),
                  record_every: int = 1):
-        self._init_protocol(mesh.comm)
+        self._init_protocol(mesh.comm, None, locals())
         n = self.n = meshes.unit_square_cells(mesh)
         self.tau = checks.positive_number("tau", tau)
         self.record_every = checks.integer("record_every", record_every, 1)
@@ -111,17 +112,21 @@ class GraphonFlow(Solver):
         Solver.set_initial(self, W0)
 
     def _set_initial(self, W0) -> None:
-        if callable(W0):
-            p = self.points
-            A = np.asarray(W0(p[:, None], p[None, :]), float) * np.ones((self.m, self.m))
-        else:
+        from fpjko.samplers.graphon import check_matrix
+
+        def values():
+            if callable(W0):
+                p = self.points
+                return np.asarray(W0(p[:, None], p[None, :]), float) * np.ones((self.m, self.m))
             A = np.asarray(W0, float)
             if A.shape != (self.m, self.m):
                 raise ValueError(f"initial graphon has shape {A.shape}, this mesh needs {(self.m, self.m)}")
-        from fpjko.samplers.graphon import check_matrix
+            return A
 
-        A = check_matrix(A, self.box)
-        self._set(A)
+        # the graphon is the same on every rank: evaluated and compared collectively, then checked
+        A = collectively(self.comm, values)
+        same_everywhere(self.comm, "GraphonFlow.set_initial", {"W0": A})
+        self._set(check_matrix(A, self.box))
 
     # ---------------------------------------------------------------- quadrature
     def densities(self, A=None) -> tuple[float, float]:

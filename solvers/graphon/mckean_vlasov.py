@@ -90,7 +90,7 @@ class GraphonMcKeanVlasov(Solver):
 
     def __init__(self, mesh, objective: GraphonObjective, dt: float, box=(0.0, 1.0), nx: int = 101,
                  sigma: float = 1.0, record_every: int = 1):
-        self._init_protocol(mesh.comm)
+        self._init_protocol(mesh.comm, None, locals())
         n = self.n = meshes.unit_square_cells(mesh)
         self.dt = checks.positive_number("dt", dt)
         self.record_every = checks.integer("record_every", record_every, 1)

@@ -90,7 +90,7 @@ class LocalEntropy(TimeMarching):
     def __init__(self, mesh, f, beta: float, degree: int = 1, mass: str | None = None, scheme: str = "bdf2",
                  max_log_ratio: float = 50.0, petsc_options: dict | None = None, prefix: str | None = None,
                  dt: float | None = None):
-        self._init_protocol(mesh.comm, prefix)
+        self._init_protocol(mesh.comm, prefix, locals())
         self.beta = validation.positive_number("beta", beta)
         self.degree = validation.integer("degree", degree, 1)
         self.mass = validation.one_of("mass", mass or ("lumped" if degree == 1 else "consistent"),
@@ -191,7 +191,7 @@ class LocalEntropy(TimeMarching):
             # PETSc's own LU in serial: it does not pivot, and the transformed matrix (entries spanning e^+-30 and
             # more near steep walls) factors like A itself; MUMPS's pivoting and scaling can fail on it
             serial = {"pc_factor_mat_solver_type": "petsc"} if self.comm.size == 1 else {}
-            self._ksp = make_ksp(self._A, self.prefix, {**serial, **self.petsc_options})
+            self._ksp = make_ksp(self._A, self.prefix, {**serial, **self.petsc_options}, user=self.petsc_options)
         else:
             self._ksp.setOperators(self._A)
         self._b.array[:] = rhs

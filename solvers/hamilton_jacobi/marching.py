@@ -8,6 +8,7 @@ import math
 import dolfinx.fem
 import ufl
 
+from fpjko.common.collective import same_everywhere
 from fpjko.solvers.core import validation
 from fpjko.solvers.core.compat import interpolate
 from fpjko.solvers.core.protocol import Solver
@@ -69,6 +70,7 @@ class TimeMarching(Solver):
         dict
             The step's record.
         """
+        same_everywhere(self.comm, f"{type(self).__name__}.step", {"dt": dt})
         if dt is not None:
             self.dt = validation.positive_number("dt", dt)
         return Solver.step(self)
@@ -106,6 +108,7 @@ class TimeMarching(Solver):
         dolfinx.fem.Function
             u.
         """
+        same_everywhere(self.comm, f"{type(self).__name__}.solve", {"gamma": gamma, "steps": steps})
         gamma = validation.positive_number("gamma", gamma)
         steps = validation.integer("steps", steps, 1)
         if gamma <= self.t:

@@ -77,7 +77,7 @@ class ViscousHJ(TimeMarching):
     def __init__(self, mesh, f, beta: float, degree: int = 1, scheme: str = "bdf2", stabilization: float = 0.5,
                  newton_tol: float = 1e-10, max_newton: int = 25, petsc_options: dict | None = None,
                  prefix: str | None = None, dt: float | None = None):
-        self._init_protocol(mesh.comm, prefix)
+        self._init_protocol(mesh.comm, prefix, locals())
         self.beta = validation.positive_number("beta", beta)
         self.degree = validation.integer("degree", degree, 1)
         self.scheme = validation.one_of("scheme", scheme, ("bdf2", "backward_euler"))
@@ -177,15 +177,33 @@ class ViscousHJ(TimeMarching):
             if small:
                 break
         self._last_dt = dt
+        # the comparison principle: constants solve the equation, so min u^n <= u^{n+1} <= max u^n. A step far
+        # outside (more than a tenth of the range: a layer the mesh does not resolve, e.g. a large beta on a steep
+        # f, where Newton can land on a spurious root) is reported as not converged instead of returned silently
+        (lo_n, hi_n), (lo, hi) = self._range(self._un.x.array), self._range(u.x.array)
+        slack = 0.1 * (hi_n - lo_n) + 1e-12 * max(abs(lo_n), abs(hi_n), 1.0)
+        inside = lo >= lo_n - slack and hi <= hi_n + slack
         active = 0
         if not isinstance(self._nu_expr, float):
             interpolate(self._nu_cells, self._nu_expr)
             owned = self._nu_cells.function_space.dofmap.index_map.size_local
             active = self.comm.allreduce(int(np.sum(self._nu_cells.x.array[:owned] > 0)))
         self._step_info = {"stabilized": active / self._ncells}
-        return {"converged": bool(small), "iterations": it, **self._step_info,
-                "why": None if small else f"{what}: Newton did not converge in {self.max_newton} iterations "
-                                          f"(last update {change:.3e}); reduce dt"}
+        why = None
+        if not small:
+            why = f"{what}: Newton did not converge in {self.max_newton} iterations (last update {change:.3e}); reduce dt"
+        elif not inside:
+            why = (f"{what}: u left the range of the previous level, [{lo:.4g}, {hi:.4g}] against [{lo_n:.4g}, "
+                   f"{hi_n:.4g}] (the comparison principle): the mesh does not resolve the layer at beta={self.beta:g}; "
+                   f"refine it, reduce dt or raise stabilization")
+        return {"converged": why is None, "iterations": it, **self._step_info, "why": why}
+
+    def _range(self, values):
+        """(min, max) of owned values over every rank."""
+        owned = values[: self.n]
+        lo = self.comm.allreduce(float(np.min(owned, initial=np.inf)), op=MPI.MIN)
+        hi = self.comm.allreduce(float(np.max(owned, initial=-np.inf)), op=MPI.MAX)
+        return lo, hi
 
     def _release(self) -> None:
         for obj in (self._Jmat, self._res, self._du, self._ksp):

@@ -43,7 +43,7 @@ from petsc4py import PETSc
 from fpjko import meshes
 from fpjko.solvers.core import linear, validation
 from fpjko.solvers.core.compat import expression, interpolation_points, petsc_vec
-from fpjko.solvers.fokker_planck.interaction import KernelInteraction, PolynomialInteraction, as_interaction, kernel_sum
+from fpjko.solvers.fokker_planck.interaction import KernelInteraction, PolynomialInteraction, as_interaction, check_even, kernel_sum
 from fpjko.solvers.fokker_planck.interaction import fingerprint as interaction_fingerprint
 from fpjko.solvers.jko.pointwise import project_parabola, prox_energy
 from fpjko.solvers.core.protocol import DensitySolver
@@ -97,7 +97,7 @@ class JKOSolver(DensitySolver):
                  cm: float = 1.0, interaction=None, degree: int = 2, r: float = 0.3, tol: float = 1e-4,
                  max_iter: int = 3000, petsc_options: dict | None = None, inner_tol: float = 1e-12,
                  inner_max: int = 100, prefix: str | None = None):
-        self._init_protocol(mesh.comm, prefix)
+        self._init_protocol(mesh.comm, prefix, locals())
         self.tau = validation.positive_number("tau", tau)
         self.r = validation.positive_number("r", r)
         self.eps = 1.0 / validation.positive_number("beta", beta) if beta is not None else 0.0
@@ -145,7 +145,9 @@ class JKOSolver(DensitySolver):
                   if potential is not None else np.zeros(len(X)))
         if self.f.shape == ():
             self.f = np.full(len(X), float(self.f))
-        self.W = _numpy_kernel(as_interaction(interaction, self.d))
+        inter = as_interaction(interaction, self.d)
+        check_even(inter, self.d, self.comm)
+        self.W = _numpy_kernel(inter)
         self.inner_tol, self.inner_max = inner_tol, inner_max
 
         self.phi = dolfinx.fem.Function(self.P, name="phi")

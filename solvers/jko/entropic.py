@@ -62,7 +62,7 @@ class EntropicJKO(DensitySolver):
 
     def __init__(self, mesh, tau: float, gamma: float, potential=None, beta: float = 1.0, substeps: int = 4,
                  tol: float = 1e-9, max_iter: int = 5000, prefix: str | None = None):
-        self._init_protocol(mesh.comm, prefix)
+        self._init_protocol(mesh.comm, prefix, locals())
         self.tau, self.gamma = validation.positive_number("tau", tau), validation.positive_number("gamma", gamma)
         self.beta = validation.positive_number("beta", beta)
         self.tol = validation.positive_number("tol", tol)

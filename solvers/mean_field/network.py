@@ -28,6 +28,7 @@ from __future__ import annotations
 import dolfinx.fem
 import numpy as np
 
+from fpjko.common.collective import same_everywhere
 from fpjko.samplers.mean_field_nn import TeacherData
 from fpjko.solvers.core import validation
 from fpjko.solvers.fokker_planck.coefficients import StateDependentDiffusion
@@ -95,6 +96,7 @@ def network_pde(mesh, data: TeacherData, gamma: float = 0.0, temperature: float 
     ContinuityEquation or FokkerPlanckSolver
         The continuity equation when gamma = temperature = 0, else the Fokker-Planck equation.
     """
+    same_everywhere(mesh.comm, "network_pde", {k: v for k, v in locals().items() if k != "mesh"})
     gamma = validation.number("gamma", gamma, nonnegative=True)            # NaN too, not only < 0
     temperature = validation.number("temperature", temperature, nonnegative=True)
     inter = network_interaction(data)

@@ -11,6 +11,8 @@ Every point is located once on the distributed mesh (one owning rank, also on sh
 
 from __future__ import annotations
 
+import math
+
 import dolfinx.fem
 import dolfinx.fem.petsc
 import dolfinx.la
@@ -192,11 +194,18 @@ def density_as_measure(rho, quadrature_degree: int = 6, gather: bool = True, neg
         pts = np.concatenate(comm.allgather(pts), axis=0)
         w = np.concatenate(comm.allgather(w))
     wmax = comm.allreduce(float(np.abs(w).max(initial=0)), op=MPI.MAX)
-    if len(w) and w.min() < -neg_tol * wmax:
+    bad = None
+    if len(w) and not np.all(np.isfinite(w)):
+        i = int(np.flatnonzero(~np.isfinite(w))[0])
+        bad = f"density is not finite at x={pts[i]} (weight {w[i]})"
+    elif len(w) and w.min() < -neg_tol * wmax:
         i = int(np.argmin(w))
-        raise ValueError(f"density is negative at x={pts[i]} (weight {w[i]:.3e}); it is not a probability density")
+        bad = f"density is negative at x={pts[i]} (weight {w[i]:.3e}); it is not a probability density"
+    agree(comm, bad)                                   # every rank raises (the cloud may be split over ranks)
     w = np.maximum(w, 0.0)
     total = w.sum() if gather else comm.allreduce(w.sum(), op=MPI.SUM)     # gathered: the whole cloud
+    if not (math.isfinite(total) and total > 0):       # the same total on every rank
+        raise ValueError(f"density has total mass {float(total)!r}: a zero density is no probability measure")
     return pts, w / total
 
 

@@ -38,7 +38,7 @@ from fpjko.solvers.core.diagnostics import DensityDiagnostics
 from fpjko.solvers.core.linear import make_ksp, solve
 from fpjko.solvers.core.protocol import DensitySolver
 from fpjko.solvers.fokker_planck import coefficients
-from fpjko.solvers.fokker_planck.interaction import as_interaction
+from fpjko.solvers.fokker_planck.interaction import as_interaction, check_even
 from fpjko.solvers.fokker_planck.interaction import fingerprint as interaction_fingerprint
 
 EXTRA_KEYS = ("min_rho", "boundary_rho", "dt", "cfl")
@@ -85,7 +85,7 @@ class ContinuityEquation(DensitySolver, DensityDiagnostics):
     def __init__(self, mesh, potential=None, interaction=None, drift=None, degree: int = 1,
                  dt: float | None = None, cfl: float = 0.15, psi_degree: int = 2, limiter: bool = True,
                  petsc_options: dict | None = None, prefix: str | None = None):
-        self._init_protocol(mesh.comm, prefix)
+        self._init_protocol(mesh.comm, prefix, locals())
         if degree not in (0, 1):
             raise ValueError(f"the DG transport solver takes degree 0 or 1 (positivity-limited), got degree={degree!r}")
         self.fixed_dt = None if dt is None else validation.positive_number("dt", dt)
@@ -108,6 +108,7 @@ class ContinuityEquation(DensitySolver, DensityDiagnostics):
         self.interaction = as_interaction(interaction, mesh.geometry.dim)
         if self.interaction is not None:
             self.interaction.bind(self.V, dolfinx.fem.functionspace(mesh, ("Lagrange", psi_degree)))
+            check_even(self.interaction, mesh.geometry.dim, self.comm)
         self.rho = dolfinx.fem.Function(self.V, name="rho")
         self._stage = dolfinx.fem.Function(self.V, name="rho_stage")
         self._rate = dolfinx.fem.Function(self.V, name="rho_t")

@@ -39,6 +39,7 @@ class SchurSystem:
                          "pc_hypre_boomeramg_P_max": 4, "pc_hypre_boomeramg_agg_nl": 1})
         opts.update(petsc_options or {})
         self._ksp_options = opts
+        self._user_options = tuple(petsc_options or {})
         self._adapt_rtol = "ksp_rtol" not in (petsc_options or {}) and not PETSc.Options().hasName(prefix + "ksp_rtol")
         self._ksp = self._lu = self._pksp = None
         self.fallbacks = 0
@@ -112,7 +113,7 @@ class SchurSystem:
         sc.array[:] = 1.0 / np.sqrt(sc.array)
         self._S.diagonalScale(L=sc, R=sc)
         if self._ksp is None:
-            self._ksp = linear.make_ksp(self._S, self.prefix, self._ksp_options)
+            self._ksp = linear.make_ksp(self._S, self.prefix, self._ksp_options, user=self._user_options)
         else:
             self._ksp.setOperators(self._S)
         if self._adapt_rtol:
@@ -165,7 +166,7 @@ class SchurSystem:
         """
         self.graph.set_csr(self._P, diag, off)
         if self._pksp is None:
-            self._pksp = linear.make_ksp(self._P, self.prefix + "pred_", {**self._ksp_options, "ksp_rtol": 1e-8})
+            self._pksp = linear.make_ksp(self._P, self.prefix + "pred_", {**self._ksp_options, "ksp_rtol": 1e-8}, user=())
         else:
             self._pksp.setOperators(self._P)
         b, x = self._vecs["rhs"], self._vecs["dphi"]

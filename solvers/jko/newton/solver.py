@@ -114,7 +114,7 @@ from fpjko.solvers.core import validation
 from fpjko.solvers.core.compat import interpolate
 from fpjko.solvers.core.protocol import DensitySolver
 from fpjko.solvers.fokker_planck.coefficients import call_ufl
-from fpjko.solvers.fokker_planck.interaction import as_interaction
+from fpjko.solvers.fokker_planck.interaction import as_interaction, check_even
 from fpjko.solvers.fokker_planck.interaction import fingerprint as interaction_fingerprint
 from fpjko.solvers.jko.alg2 import _numpy_kernel
 from fpjko.solvers.jko.newton.dual import DualNewton, StepData
@@ -176,7 +176,7 @@ class NewtonJKO(DensitySolver):
                  cm: float = 1.0, interaction=None, D=None, mobility: str = "midpoint", tol: float = 1e-8,
                  max_iter: int = 60, petsc_options: dict | None = None, negative_weights: str = "clip",
                  predictor: bool = True, prefix: str | None = None):
-        self._init_protocol(mesh.comm, prefix)
+        self._init_protocol(mesh.comm, prefix, locals())
         self.tau = validation.positive_number("tau", tau)
         self.eps = 1.0 / validation.positive_number("beta", beta) if beta is not None else 0.0
         if m is not None and not validation.number("m", m) > 1:
@@ -202,6 +202,7 @@ class NewtonJKO(DensitySolver):
         self.rho_k = dolfinx.fem.Function(self.V, name="rho_k")
         pot = self._nodal(potential, "potential") if potential is not None else np.zeros(len(self.X))
         inter = as_interaction(interaction, self.d)
+        check_even(inter, self.d, self.comm)
         W = _numpy_kernel(inter)
         self.graph = EdgeGraph(self.V, D, negative_weights)
         self.ml, self.D = self.graph.ml, self.graph.D              # local with ghosts
