@@ -18,9 +18,13 @@
 # $\rho_t = \nabla\cdot\big(\rho\nabla(f + W*\rho) + \beta^{-1}\nabla\rho\big)$, $W = k|z|^2/2$: Desai-Zwanzig
 # ($f = x^4/4 - x^2/2$, $k = 1$, $\beta = 3$, above the phase transition) and the 2D double well with $k = 1$.
 #
-# What to look at: the distances decay like $n^{-1/2}$ (fitted slope printed) down to the time-step bias of the
-# particles (propagation of chaos: the interaction adds an $O(1/n)$ bias, below the fluctuations); the
-# overlaid histograms and densities (PNG); the tables (JSON).
+# Each case is one `fpjko.model.Model` and the study is `fpjko.model.validate`: the PDE on meshes of size $h$ and
+# $h/2$ (their distance is the FE floor), the particles for each $n$ and seed, the distances and the fitted slope.
+#
+# What to look at: the distances decay like $n^{-1/2}$ (fitted slope printed, with an interval from the seeds) down
+# to the time-step bias of the particles or the FE floor (propagation of chaos: the interaction adds an $O(1/n)$
+# bias, below the fluctuations); the overlaid histograms and densities (PNG); the log-log plots and tables
+# (`CASE/validate.png`, `CASE/validate.json`, `summary.json`).
 #
 #     python3 -m fpjko.demos.particles_vs_fe --out results/particles
 #     mpirun -n 2 python3 -m fpjko.demos.particles_vs_fe --out results/particles
@@ -39,28 +43,29 @@ from mpi4py import MPI
 from fpjko import cli
 from fpjko.demos import figures
 from fpjko import meshes
-from fpjko.metrics.distances import sliced_wasserstein, wasserstein_1d_cdf
-from fpjko.references.gaussian import gaussian_density
-from fpjko.samplers.interacting import mckean_vlasov
-from fpjko.samplers.sde import langevin
-from fpjko.samplers.streams import Streams
-from fpjko.metrics.study import convergence_in_n, format_table
-from fpjko.solvers import FokkerPlanckSolver
+from fpjko.model import Model, validate
 from fpjko.solvers.particles import empirical
 
+# %% [markdown]
+# Each case is one model, declared once (`fpjko.model.Model`): the formulas give the FE potential (UFL), the
+# particles' exact gradients (numpy), and the structure (W = k|z|^2/2: the O(n) particle force and the exact
+# moment path of the FE solver).
+
+# %%
+DOUBLE_WELL_2D = "(x**2 - 1)**2 + 0.5*y**2"
 CASES = {
-    "ou_1d": dict(dim=1, f=lambda x: 0.5 * x[0] ** 2, grad=lambda x: x, beta=1.0, m0=[1.5], s0=0.3, L=7.0),
-    "double_well_1d": dict(dim=1, f=lambda x: (x[0] ** 2 - 1) ** 2, grad=lambda x: 4 * x * (x ** 2 - 1),
-                           beta=3.0, m0=[0.2], s0=0.2, L=3.0),
-    "double_well_2d": dict(dim=2, f=lambda x: (x[0] ** 2 - 1) ** 2 + 0.5 * x[1] ** 2,
-                           grad=lambda x: np.stack([4 * x[:, 0] * (x[:, 0] ** 2 - 1), x[:, 1]], axis=1),
-                           beta=3.0, m0=[0.2, 0.3], s0=0.25, L=3.0),
-    "desai_zwanzig_1d": dict(dim=1, f=lambda x: 0.25 * x[0] ** 4 - 0.5 * x[0] ** 2, grad=lambda x: x ** 3 - x,
-                             beta=3.0, m0=[0.5], s0=0.3, L=4.0, k=1.0),
-    "interacting_2d": dict(dim=2, f=lambda x: (x[0] ** 2 - 1) ** 2 + 0.5 * x[1] ** 2,
-                           grad=lambda x: np.stack([4 * x[:, 0] * (x[:, 0] ** 2 - 1), x[:, 1]], axis=1),
-                           beta=3.0, m0=[0.2, 0.3], s0=0.25, L=3.0, k=1.0),
+    "ou_1d": Model(1, V="0.5*x**2", beta=1.0, initial={"mean": [1.5], "cov": 0.3 ** 2}, domain=([-7.0], [7.0]),
+                   name="ou_1d"),
+    "double_well_1d": Model(1, V="(x**2 - 1)**2", beta=3.0, initial={"mean": [0.2], "cov": 0.2 ** 2},
+                            domain=([-3.0], [3.0]), name="double_well_1d"),
+    "double_well_2d": Model(2, V=DOUBLE_WELL_2D, beta=3.0, initial={"mean": [0.2, 0.3], "cov": 0.25 ** 2},
+                            domain=([-3.0, -3.0], [3.0, 3.0]), name="double_well_2d"),
+    "desai_zwanzig_1d": Model(1, V="x**4/4 - x**2/2", W=1.0, beta=3.0, initial={"mean": [0.5], "cov": 0.3 ** 2},
+                              domain=([-4.0], [4.0]), name="desai_zwanzig_1d"),
+    "interacting_2d": Model(2, V=DOUBLE_WELL_2D, W=1.0, beta=3.0, initial={"mean": [0.2, 0.3], "cov": 0.25 ** 2},
+                            domain=([-3.0, -3.0], [3.0, 3.0]), name="interacting_2d"),
 }
+H = {1: 0.02, 2: 0.1}           # the FE mesh of the floor; the reference is h/2 (0.01 in 1D, 0.05 in 2D), P2
 
 
 # %% [markdown]
@@ -80,33 +85,9 @@ def parse(argv=None):
     return p.parse_args(cli.script_args(argv))
 
 
-def fe_solution(case, t_end, comm):
-    c = CASES[case]
-    if c["dim"] == 1:
-        msh = meshes.interval(comm, -c["L"], c["L"], 0.01)
-    else:
-        msh = meshes.rectangle(comm, [-c["L"], -c["L"]], [c["L"], c["L"]], 0.05)
-    # W*rho for quadratic W is exact from moments; the explicit variant (stable here: dt = 0.005 is far below
-    # 2 beta^-1 / max|grad psi|^2 = 0.07) keeps the factorised matrix, as without interaction
-    s = FokkerPlanckSolver(msh, c["f"], beta=c["beta"], degree=2, dt=0.005, scheme="bdf2", interaction=c.get("k"),
-                           interaction_scheme="explicit")
-    s.set_initial(lambda x: gaussian_density(x[: c["dim"]], c["m0"], c["s0"] ** 2 * np.eye(c["dim"])), normalize=True)
-    s.run(t_end)
-    return s
-
-
-def particles(case, n, seed, t_end, dt, comm):
-    c = CASES[case]
-    st = Streams(n, seed, comm=comm)
-    x0 = st.sample(lambda g, m: np.asarray(c["m0"]) + c["s0"] * g.standard_normal((m, c["dim"])))
-    steps = int(round(t_end / dt))
-    if c.get("k"):
-        return st, mckean_vlasov(x0, st, c["beta"], dt, steps, grad_V=c["grad"], quadratic_W=c["k"])
-    return st, langevin(x0, c["grad"], c["beta"], dt, steps, st)
-
-
 # %% [markdown]
-# The run.
+# The run: `validate` does the study (the PDE at h and h/2, the particles for each n and seed, the distances, the
+# FE floor and the fitted slope); the demo adds the histogram and the figure.
 
 # %%
 def main(argv=None) -> dict:
@@ -116,39 +97,26 @@ def main(argv=None) -> dict:
     summary = {}
     for case in a.cases:
         t0 = time.perf_counter()
-        fe = fe_solution(case, a.t_end, comm)
-        dim = CASES[case]["dim"]
-        if dim == 1:
-            grid, cdf = empirical.cdf_1d(fe.rho)
-            dist = lambda x: wasserstein_1d_cdf(x, grid, cdf, 1)                       # noqa: E731
-            label = "W1"
-        else:
-            pts, w = empirical.density_as_measure(fe.rho, quadrature_degree=2)
-            dist = lambda x: sliced_wasserstein(x, pts, wy=w, n_projections=64)           # noqa: E731
-            label = "sliced W2"
-        last = []
-
-        def sample(n, seed):
-            st, x = particles(case, n, seed, a.t_end, a.dt_particles, comm)
-            last[:] = [st, x]
-            return st.allgather(x)                          # the distance is the same on every rank
-
-        # seeds a.seed + 1000 r, r < repeats (convergence_in_n adds 1000 r + 1)
-        res = convergence_in_n(sample, dist, a.ns, repeats=a.repeats, seed=a.seed - 1, echo=False, label=label)
-        rows, slope = list(zip(res["n"], res["mean"], res["std"])), res["slope"]
-        st, x = last
-        hist_mesh = (meshes.interval(comm, -CASES[case]["L"], CASES[case]["L"], 0.05) if dim == 1 else
-                     meshes.rectangle(comm, [-CASES[case]["L"]] * 2, [CASES[case]["L"]] * 2, 0.15))
+        model = CASES[case]
+        # W*rho for quadratic W is exact from moments; the explicit variant (stable here: dt = 0.005 is far below
+        # 2 beta^-1 / max|grad psi|^2 = 0.07) keeps the factorised matrix, as without interaction
+        r = validate(model, a.ns, a.t_end, repeats=a.repeats, seed=a.seed, dt=a.dt_particles, h=H[model.d], degree=2,
+                     fe_dt=0.005, comm=comm, echo=comm.rank == 0, out=os.path.join(a.out, case), plot=not a.no_png,
+                     keep=True, interaction_scheme="explicit")
+        fe, (st, x) = r.pop("solver"), r.pop("particles")
+        label = next(iter(r["metrics"]))
+        m = r["metrics"][label]
+        L = float(model.domain[1][0])
+        hist_mesh = (meshes.interval(comm, -L, L, 0.05) if model.d == 1 else
+                     meshes.rectangle(comm, [-L, -L], [L, L], 0.15))
         h = empirical.histogram(hist_mesh, x)
-        summary[case] = {"distance": label, "n": res["n"], "mean": res["mean"], "std": res["std"], "slope": slope,
-                         "fe_dofs": fe.num_dofs,
-                         "fe_mass_drift": abs(fe.history["mass"][-1] - fe.history["mass"][0]),
-                         "hist_mass": empirical.integral(h), "seconds": time.perf_counter() - t0}
-        if comm.rank == 0:
-            print(f"\n{case} at t={a.t_end}: {label}(particles, FE density) versus n")
-            print(format_table(rows, slope, label))
+        summary[case] = {"distance": label, "n": r["ns"], "mean": m["mean"], "std": m["std"], "slope": m["slope"],
+                         "interval": m["interval"], "floor": m["floor"], "fe_dofs": r["fe"]["dofs"][-1],
+                         "fe_mass_drift": r["fe"]["mass_drift"], "hist_mass": empirical.integral(h),
+                         "seconds": time.perf_counter() - t0}
         if not a.no_png:
             _figure(case, fe, h, x, st, os.path.join(a.out, f"{case}.png"))
+        fe.close()
     if comm.rank == 0:
         with open(os.path.join(a.out, "summary.json"), "w") as fh:
             json.dump(summary, fh, indent=1)
@@ -174,9 +142,10 @@ def _figure(case, fe, h, x, st, filename):
 
     xy, vals = _cells(h)
     comm = fe.comm
-    if CASES[case]["dim"] == 1:
+    dim, L = CASES[case].d, float(CASES[case].domain[1][0])
+    if dim == 1:
         grid = np.zeros((800, 3))
-        grid[:, 0] = np.linspace(-CASES[case]["L"], CASES[case]["L"], 800)
+        grid[:, 0] = np.linspace(-L, L, 800)
         rho = evaluate_on_points(fe.rho, grid)
     else:
         cen = np.zeros((0, 3))
@@ -191,7 +160,7 @@ def _figure(case, fe, h, x, st, filename):
     from matplotlib.collections import PolyCollection
 
     n = st.n
-    if CASES[case]["dim"] == 1:
+    if dim == 1:
         fig, ax = plt.subplots(figsize=(7, 4))
         order = np.argsort(xy[:, 0, 0])
         left, right = xy[order, :, 0].min(axis=1), xy[order, :, 0].max(axis=1)

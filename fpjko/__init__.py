@@ -6,6 +6,7 @@
     fpjko.references  exact laws and numerical reference values (numpy only)
     fpjko.metrics     distances between measures and fitted rates (numpy only)
     fpjko.common      the infrastructure both halves share (checks, MPI verdicts, progress, atomic files)
+    fpjko.model       a mean-field model declared once: its particles, its PDEs, the validated comparison
     fpjko.demos       the literate demos (`fpjko demo NAME`)
 
 The subpackages load on first use: `import fpjko` imports neither dolfinx nor PETSc.
@@ -24,7 +25,7 @@ _top = _os.path.dirname(_here)
 if not _os.path.isdir(_os.path.join(_here, "solvers")) and _os.path.isfile(_os.path.join(_top, "solvers", "__init__.py")):
     __path__.append(_top)  # noqa: F821 (a package's own __path__)
 
-_SUBPACKAGES = ("solvers", "meshes", "samplers", "references", "metrics", "common", "demos")
+_SUBPACKAGES = ("solvers", "meshes", "samplers", "references", "metrics", "common", "model", "demos")
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

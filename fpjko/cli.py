@@ -4,6 +4,8 @@
     fpjko demo --list               the demos, one line each
     fpjko demo NAME [options]       run a demo; `fpjko demo NAME --help` lists its options
     fpjko bench --list | NAME [options]
+    fpjko validate MODEL.toml [--ns N ...] [--t T] [--repeats R] [--dt DT] [--h H] [--out DIR] [-n RANKS]
+                                    a model's particles against its PDE with fitted rates (fpjko.model)
 
 Options of `demo` and `bench`, before or among the program's own:
     --config FILE.toml   the program's parameters as a TOML table (t_end = 0.1 for --t-end 0.1, booleans for
@@ -304,6 +306,45 @@ def bench(argv: list[str]) -> int:
     return 0
 
 
+def validate(argv: list[str]) -> int:
+    """`fpjko validate MODEL.toml [options]`: the model's study (fpjko.model.validate); options override the file's
+    [study] table."""
+    argv, opts = _common(argv)
+    if opts["np"] and opts["np"] > 1:
+        cmd = ["mpirun", "-n", str(opts["np"]), sys.executable, "-m", "fpjko.cli", "validate", *argv]
+        return subprocess.call(cmd)
+    p = argparse.ArgumentParser(prog="fpjko validate", description="A model's particles against its PDE.")
+    p.add_argument("model", help="the model's TOML file (see fpjko.model.files)")
+    p.add_argument("--ns", type=int, nargs="+")
+    p.add_argument("--t", type=float)
+    p.add_argument("--repeats", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--dt", type=float)
+    p.add_argument("--h", type=float)
+    p.add_argument("--degree", type=int)
+    p.add_argument("--out", default=None)
+    p.add_argument("--no-plot", action="store_true")
+    a = p.parse_args(argv)
+    from mpi4py import MPI
+
+    from fpjko.common.collective import collectively
+    from fpjko.model import files, validate as run_study
+
+    try:
+        model, study = collectively(MPI.COMM_WORLD, files.read, a.model)
+    except (ValueError, TypeError, OSError) as e:         # the same on every rank: a bad file is a user's error
+        raise SystemExit(f"error: {e}") from None
+    for k in ("ns", "t", "repeats", "seed", "dt", "h", "degree"):
+        if getattr(a, k) is not None:
+            study[k] = getattr(a, k)
+    if "ns" not in study or "t" not in study:
+        raise SystemExit("error: give the particle counts and the time (--ns, --t or the file's [study] table)")
+    if MPI.COMM_WORLD.rank == 0:
+        print(model.describe(), flush=True)
+    run_study(model, out=a.out, plot=not a.no_plot, **study)
+    return 0
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -319,6 +360,8 @@ def main(argv=None) -> int:
         return demo(rest)
     if cmd == "bench":
         return bench(rest)
+    if cmd == "validate":
+        return validate(rest)
     print(f"error: unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
     return 2
 

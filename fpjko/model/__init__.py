@@ -1,0 +1,14 @@
+"""A mean-field model declared once, and the comparison of its particles with its PDE.
+
+    model.py        Model: V, W, D, b, beta, the initial law and the domain as formulas; its particles
+                    (model.particles), its PDEs (model.fokker_planck, model.jko, model.stationary) and structure
+    expressions.py  plain formulas -> sympy without evaluating Python (parse, field)
+    study.py        validate(model, ns, t, ...): distances against n, the FE floor, fitted slopes, table/JSON/plot
+    files.py        a model and its study from a TOML file (`fpjko validate MODEL.toml`)
+"""
+
+from fpjko.model.expressions import ExpressionError, parse
+from fpjko.model.model import Model
+from fpjko.model.study import validate
+
+__all__ = ["Model", "validate", "parse", "ExpressionError"]

@@ -1,0 +1,253 @@
+"""The comparison itself: a model's particles against its PDE, with rates.
+
+validate(model, ns, t, ...) runs the model's Fokker-Planck equation to time t on a mesh of size h and on one of
+size h/2, and for each n and seed the model's particles to t; it measures the distance between each empirical
+measure and the PDE solution (W1 exact in 1D, sliced W2 in 2D/3D, and the error of the mean), the same distance
+between the two PDE solutions (the FE floor), and fits the slope of the mean distance against n over the n where
+it is still above the floor (a distance near the floor no longer measures the particles), with an interval from
+the slopes of the single seeds. Under MPI the particles are split over the ranks (bitwise the same as serially)
+and the PDE is distributed; every rank returns the same result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+from fpjko.common import checks
+from fpjko.metrics.study import fitted_slope
+
+FLOOR_FACTOR = 3.0          # points whose mean distance is below FLOOR_FACTOR x the FE floor are left out of the fit
+
+
+def _w1_cdfs(g1, c1, g2, c2) -> float:
+    """W1 = int |F1 - F2| dx between two piecewise-linear CDFs (on a common refinement of their grids)."""
+    x = np.union1d(g1, g2)
+    d = np.abs(np.interp(x, g1, c1) - np.interp(x, g2, c2))
+    return float(np.sum(0.5 * (d[1:] + d[:-1]) * np.diff(x)))
+
+
+NEG_TOL = 1e-2              # Galerkin undershoots below this fraction of the density's maximum are set to zero (they
+                            # are part of the FE error, which the floor measures); larger ones are an error
+
+
+class _Reference:
+    """The PDE side at time t: the distances of a cloud of particles to it, and its own mean."""
+
+    def __init__(self, solver, d: int, n_projections: int, seed: int):
+        from fpjko.solvers.particles import empirical
+
+        self.d, self.n_projections, self.seed = d, n_projections, seed
+        if d == 1:
+            self.grid, self.cdf = empirical.cdf_1d(solver.rho, neg_tol=NEG_TOL)
+            mid = 0.5 * (self.grid[1:] + self.grid[:-1])
+            self.mean = np.array([float(np.sum(np.diff(self.cdf) * mid))])
+        else:
+            self.pts, self.w = empirical.density_as_measure(solver.rho, quadrature_degree=2 * solver.degree,
+                                                            neg_tol=NEG_TOL)
+            self.mean = self.w @ self.pts
+
+    def distance(self, x: np.ndarray) -> float:
+        from fpjko.metrics.distances import sliced_wasserstein, wasserstein_1d_cdf
+
+        if self.d == 1:
+            return wasserstein_1d_cdf(x[:, 0], self.grid, self.cdf, 1)
+        return sliced_wasserstein(x, self.pts, wy=self.w, n_projections=self.n_projections, seed=self.seed)
+
+    def floor(self, other: "_Reference") -> float:
+        from fpjko.metrics.distances import sliced_wasserstein
+
+        if self.d == 1:
+            return _w1_cdfs(self.grid, self.cdf, other.grid, other.cdf)
+        return sliced_wasserstein(self.pts, other.pts, wx=self.w, wy=other.w, n_projections=self.n_projections,
+                                  seed=self.seed)
+
+
+def _fit(ns, mean, per_seed, floor):
+    """Slope over the leading n whose mean distance is above FLOOR_FACTOR x floor, with a 2-standard-error interval
+    from the single seeds' slopes; where the fit stopped."""
+    ns, mean = np.asarray(ns, float), np.asarray(mean, float)
+    keep = mean > FLOOR_FACTOR * floor
+    # the fit uses the n before the first one at the floor (larger n only come closer to it)
+    last = int(np.argmin(keep)) if not keep.all() else len(ns)
+    used = slice(0, last)
+    out = {"fit_ns": ns[used].astype(int).tolist(), "stopped_at_floor": last < len(ns),
+           "stopped_at_n": int(ns[last]) if last < len(ns) else None}
+    if last < 2:
+        out.update(slope=math.nan, interval=[math.nan, math.nan])
+        return out
+    s = fitted_slope(ns[used], mean[used])
+    seeds = [fitted_slope(ns[used], np.asarray(ps, float)[used]) for ps in per_seed]
+    half = 2.0 * float(np.std(seeds, ddof=1)) / math.sqrt(len(seeds)) if len(seeds) > 1 else math.nan
+    out.update(slope=s, interval=[s - half, s + half], seed_slopes=seeds)
+    return out
+
+
+def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1e-3, h: float | None = None,
+             degree: int = 2, fe_dt: float | None = None, comm=None, n_projections: int = 64,
+             out: str | None = None, echo: bool = True, plot: bool = True, keep: bool = False,
+             **fe_options) -> dict:
+    """The model's particles against its PDE at time t, for each n, with fitted rates.
+
+    Parameters
+    ----------
+    model : fpjko.model.Model
+        With a domain.
+    ns : sequence of int
+        Particle counts (each >= 1), increasing.
+    t : float
+        The time of the comparison (> 0; a whole number of particle steps dt and of PDE steps fe_dt).
+    repeats : int
+        Seeds per n (seed + 1000 r, r < repeats).
+    seed : int
+    dt : float
+        The particles' Euler-Maruyama step.
+    h : float, optional
+        The FE cell size (default: the domain's shortest side / 200 in 1D, / 40 in 2D, / 12 in 3D); the floor uses
+        h / 2 too.
+    degree : int
+        The FE degree.
+    fe_dt : float, optional
+        The FE time step (default min(dt * 10, t / 20)).
+    comm : mpi4py.MPI.Comm, optional
+    n_projections : int
+        Directions of the sliced W2 (2D/3D).
+    out : str, optional
+        A folder for validate.json and validate.png (rank 0).
+    echo : bool
+        Print the table on rank 0.
+    plot : bool
+        Write the log-log plot (with out).
+    keep : bool
+        Also return the finer PDE solver ('solver', open: close it when done) and the last particle run
+        ('particles': (streams, this rank's particles)), for figures.
+    **fe_options
+        More keywords of the model's Fokker-Planck solver (interaction_scheme, solver, method, ...).
+
+    Returns
+    -------
+    dict
+        'model', 'metrics': {name: {'mean': (len(ns),), 'std', 'per_seed': (repeats, len(ns)), 'floor', 'slope',
+        'interval', 'fit_ns', 'stopped_at_floor', 'stopped_at_n'}}, 'ns', 't', 'fe': {'h', 'dofs', 'mass_drift'}.
+    """
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD if comm is None else comm
+    ns = [checks.integer("n", n, 1) for n in ns]
+    if len(ns) < 2 or any(b <= a for a, b in zip(ns, ns[1:])):
+        raise ValueError(f"validate needs at least two increasing particle counts, got ns={ns}")
+    t = checks.positive_number("t", t)
+    repeats = checks.integer("repeats", repeats, 1)
+    lo, hi = model.domain if model.domain is not None else (None, None)
+    if lo is None:
+        raise ValueError(f"model {model.name!r} has no domain: validate needs one for the PDE")
+    h = float(h) if h is not None else float(np.min(hi - lo)) / {1: 200, 2: 40, 3: 12}[model.d]
+    fe_dt = float(fe_dt) if fe_dt is not None else min(10 * dt, t / 20)
+    fe_steps = t / fe_dt
+    if abs(fe_steps - round(fe_steps)) > 1e-9 * fe_steps:
+        raise ValueError(f"t={t:g} is not a whole number of PDE steps fe_dt={fe_dt:g}")
+
+    refs, fe_info = [], []
+    for hh in (h, h / 2):
+        s = model.fokker_planck(model.mesh(comm, hh), dt=fe_dt, degree=degree, **{"scheme": "bdf2", **fe_options})
+        s.run(t)
+        refs.append(_Reference(s, model.d, n_projections, seed))
+        fe_info.append({"h": hh, "dofs": s.num_dofs,
+                        "mass_drift": abs(s.history["mass"][-1] - s.history["mass"][0]) / s.history["mass"][0]})
+        if hh == h or not keep:
+            s.close()
+    ref = refs[1]                                    # the finer solution is the reference
+    names = ("W1" if model.d == 1 else "sliced W2", "mean error")
+    floors = {names[0]: refs[0].floor(refs[1]), names[1]: float(np.linalg.norm(refs[0].mean - refs[1].mean))}
+    per_seed = {k: np.zeros((repeats, len(ns))) for k in names}
+    for j, n in enumerate(ns):
+        for r in range(repeats):
+            st, x = model.particles(n, seed + 1000 * r, comm=comm, dt=dt, t_end=t)
+            xs = st.allgather(x)                      # the same cloud (and distances) on every rank
+            per_seed[names[0]][r, j] = ref.distance(xs)
+            per_seed[names[1]][r, j] = float(np.linalg.norm(xs.mean(axis=0) - ref.mean))
+    metrics = {}
+    for k in names:
+        mean, std = per_seed[k].mean(axis=0), per_seed[k].std(axis=0, ddof=1) if repeats > 1 else np.zeros(len(ns))
+        metrics[k] = {"mean": mean.tolist(), "std": np.asarray(std).tolist(), "per_seed": per_seed[k].tolist(),
+                      "floor": floors[k], **_fit(ns, mean, per_seed[k], floors[k])}
+    result = {"model": model.name, "d": model.d, "t": t, "ns": ns, "repeats": repeats, "dt": dt,
+              "fe": {"h": h, "degree": degree, "dt": fe_dt, "dofs": [f["dofs"] for f in fe_info],
+                     "mass_drift": max(f["mass_drift"] for f in fe_info)},
+              "ranks": comm.size, "metrics": metrics}
+    if comm.rank == 0:
+        if echo:
+            print(format_result(result), flush=True)
+        if out:
+            os.makedirs(out, exist_ok=True)
+            with open(os.path.join(out, "validate.json"), "w") as fh:
+                json.dump(result, fh, indent=1)
+            if plot:
+                plot_result(result, os.path.join(out, "validate.png"))
+    if keep:
+        result.update(solver=s, particles=(st, x))
+    return result
+
+
+def format_result(result: dict) -> str:
+    """The table of a validate() result: distance against n per metric, the floor and the fitted slope.
+
+    Parameters
+    ----------
+    result : dict
+        As validate returns it.
+
+    Returns
+    -------
+    str
+    """
+    names = list(result["metrics"])
+    lines = [f"{result['model']}: particles vs PDE at t = {result['t']:g} ({result['repeats']} seeds, "
+             f"PDE h = {result['fe']['h']:g}, {result['fe']['dofs'][-1]} dofs)",
+             f"{'n':>9} " + " ".join(f"{k:>22}" for k in names)]
+    for j, n in enumerate(result["ns"]):
+        lines.append(f"{n:>9d} " + " ".join(f"{result['metrics'][k]['mean'][j]:>11.4e} +-{result['metrics'][k]['std'][j]:>8.1e}"
+                                            for k in names))
+    for k in names:
+        m = result["metrics"][k]
+        stop = (f"; the fit stops at n = {m['stopped_at_n']} (within {FLOOR_FACTOR:g}x the floor)"
+                if m["stopped_at_floor"] else "")
+        lines.append(f"{k}: slope {m['slope']:.3f} [{m['interval'][0]:.3f}, {m['interval'][1]:.3f}] over n = "
+                     f"{m['fit_ns']}; FE floor {m['floor']:.2e}{stop}")
+    return "\n".join(lines)
+
+
+def plot_result(result: dict, filename: str) -> None:
+    """Log-log plot of each distance against n with its seeds' spread, the FE floor and the n^(-1/2) reference.
+
+    Parameters
+    ----------
+    result : dict
+        As validate returns it.
+    filename : str
+        The PNG.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ns = np.asarray(result["ns"], float)
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for k, m in result["metrics"].items():
+        mean, std = np.asarray(m["mean"]), np.asarray(m["std"])
+        line, = ax.loglog(ns, mean, "o-", label=f"{k} (slope {m['slope']:.2f})")
+        ax.fill_between(ns, np.maximum(mean - std, mean * 1e-3), mean + std, color=line.get_color(), alpha=0.2)
+        ax.axhline(m["floor"], color=line.get_color(), ls=":", lw=1, label=f"{k}: FE floor")
+    first = np.asarray(next(iter(result["metrics"].values()))["mean"])
+    ax.loglog(ns, first[0] * (ns / ns[0]) ** -0.5, "k--", lw=1, label="n^(-1/2)")
+    ax.set_xlabel("particles n")
+    ax.set_ylabel("distance to the PDE at t = %g" % result["t"])
+    ax.set_title(f"{result['model']}: particles vs Fokker-Planck")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(filename, dpi=110)
+    plt.close(fig)
