@@ -13,7 +13,9 @@
 # $$\rho_t = \nabla\cdot\big(\rho\nabla f + \beta^{-1}\nabla\rho\big), \qquad f(x, y) = (x^2-1)^2 + \tfrac12 y^2,$$
 # with no flux through the boundary of the box. Its free energy
 # $F(\rho) = \int f\rho + \beta^{-1}\int\rho\log\rho$ decreases, and $\rho \to e^{-\beta f}/Z$.
-# A Gaussian bump placed on the barrier, off-centre, splits between the wells and equilibrates.
+# A Gaussian bump placed on the barrier, off-centre, splits between the wells and equilibrates. The problem is
+# declared once as a `fpjko.model.Model` (f as a formula, beta, the initial Gaussian, the box); its
+# `fokker_planck` builds the solver (the same model gives the Langevin particles, see `fpjko.model.validate`).
 #
 # What to look at: the density snapshots `rho_t*.png` (one colour scale for the whole run, the mesh outline
 # drawn), `free_energy.png` (F and the relative entropy to $e^{-\beta f}/Z$ falling exponentially),
@@ -35,20 +37,20 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-from fpjko import meshes
 from fpjko import cli
 from fpjko.demos import figures
 from fpjko.common.collective import on_root
 from fpjko.common.files import write_json
-from fpjko.references.gaussian import gaussian_density
-from fpjko.solvers import FokkerPlanckSolver
+from fpjko.model import Model
 from fpjko.solvers.io.checkpoint import Checkpointer, resume
 from fpjko.solvers.io.output import SeriesWriter, plot_png
 from fpjko.solvers.io.rundir import OutputDir
 
 
-def potential(x):
-    return (x[0] ** 2 - 1) ** 2 + 0.5 * x[1] ** 2
+def model(beta: float) -> Model:
+    """The double well, declared once (fpjko.model.Model): f, beta, the initial Gaussian and the box."""
+    return Model(2, V="(x**2 - 1)**2 + 0.5*y**2", beta=beta, initial={"mean": [0.15, 1.0], "cov": 0.08},
+                 domain=([-2.2, -2.0], [2.2, 2.0]), name="double_well")
 
 
 # %% [markdown]
@@ -97,9 +99,9 @@ def main(argv=None) -> dict:
     comm = MPI.COMM_WORLD
     say = print if comm.rank == 0 else (lambda *x, **k: None)
     t_start = time.perf_counter()
-    msh = meshes.rectangle(comm, [-2.2, -2.0], [2.2, 2.0], a.h)
-    fp = FokkerPlanckSolver(msh, potential, beta=a.beta, degree=a.degree, dt=a.dt, scheme=a.scheme,
-                            method=a.method, prefix="dw_")
+    dw = model(a.beta)
+    fp = dw.fokker_planck(dw.mesh(comm, a.h), degree=a.degree, dt=a.dt, scheme=a.scheme, method=a.method,
+                          prefix="dw_")                          # from the model's initial law
     say(f"double well: P{a.degree} {a.method}/{a.scheme}, {fp.num_dofs} dofs on {comm.size} rank(s), "
         f"beta={a.beta}, dt={a.dt}, T={a.t_end}")
     with OutputDir(comm, a.out) as out:
@@ -111,8 +113,6 @@ def _run(a, comm, fp, out, say, t_start) -> dict:
     if a.resume:
         resume(fp, ckpt.path)
         say(f"resumed at t={fp.t:.4f} (step {fp.steps})")
-    else:
-        fp.set_initial(lambda x: gaussian_density(x, [0.15, 1.0], 0.08 * np.eye(2)), normalize=True)
 
     writer = SeriesWriter(out.file("rho"), [fp.rho], resume_at=fp.t if a.resume else None)
     pngs, shots, pending = [], [], sorted(s for s in a.snapshots if s >= fp.t - 1e-12)

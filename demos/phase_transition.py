@@ -44,10 +44,7 @@ from fpjko import meshes
 from fpjko import cli
 from fpjko.demos import figures
 from fpjko.references.gaussian import gaussian_density
-from fpjko.samplers.interacting import mckean_vlasov
-from fpjko.samplers.streams import Streams
-from fpjko.solvers import FokkerPlanckSolver
-from fpjko.solvers.fokker_planck.stationary import mean_field_stationary
+from fpjko.model import Model
 from fpjko.references import desai_zwanzig as dz
 
 
@@ -65,33 +62,37 @@ def parse(argv=None):
 
 
 # %% [markdown]
-# ## One value of $\beta$: the FE flow from an off-centre start, the stationary solver from three guesses,
-# and the particles from the same initial law $N(0.5, 0.1)$.
+# ## One value of $\beta$: the model declared once (`fpjko.model.Model`), its FE flow from an off-centre start,
+# its stationary solver (the mean-field fixed point) from three guesses, and its particles from the same initial
+# law $N(0.5, 0.1)$.
 
 # %%
+def model(beta, k):
+    """Desai-Zwanzig, declared once: the particles and the McKean-Vlasov equation both come from it."""
+    return Model(1, V="x**4/4 - x**2/2", W=k, beta=beta, initial={"mean": [0.5], "cov": 0.1}, domain=([-4.0], [4.0]),
+                 name=f"desai_zwanzig_beta{beta:g}")
+
+
 def one_beta(comm, beta, a):
-    msh = meshes.interval(comm, -4, 4, a.h)
-    s = FokkerPlanckSolver(msh, lambda x: 0.25 * x[0] ** 4 - 0.5 * x[0] ** 2, beta=beta, dt=a.dt, interaction=a.k)
+    dz_model = model(beta, a.k)
+    msh = dz_model.mesh(comm, a.h)
+    s = dz_model.fokker_planck(msh, dt=a.dt)
     xform = dolfinx.fem.form(s.x[0] * s.rho * ufl.dx)
 
     def mean(rho=None):
         form = xform if rho is None else dolfinx.fem.form(s.x[0] * rho * ufl.dx)
         return comm.allreduce(dolfinx.fem.assemble_scalar(form))
 
-    s.set_initial(lambda x: gaussian_density(x, [0.5], np.array([[0.1]])))
     m_pde = [(0.0, mean())]
     s.run(a.t_end, callback=lambda sol: m_pde.append((sol.t, mean())) if sol.steps % 10 == 0 else None)
     branches = {}
     for c in (0.7, -0.7, 0.0):
-        r = mean_field_stationary(s, guess=lambda x, c=c: gaussian_density(x, [c], np.array([[0.3]])))
+        r = dz_model.stationary(msh, guess=lambda x, c=c: gaussian_density(x, [c], np.array([[0.3]])))
         branches[c] = dict(m=mean(r.rho), converged=r.converged, iterations=r.iterations, F=r.free_energy)
-    st = Streams(a.n, 7, comm=comm)
-    x0 = st.sample(lambda g, m: 0.5 + math.sqrt(0.1) * g.standard_normal((m, 1)))
-    m_part = [(0.0, float(st.mean(x0)[0]))]
+    m_part = []
     every = max(1, int(round(0.5 / a.dt_particles)))
-    mckean_vlasov(x0, st, beta, a.dt_particles, int(round(a.t_end / a.dt_particles)), grad_V=dz.grad_f,
-                  quadratic_W=a.k, callback=lambda k, t, x: m_part.append((t, float(st.mean(x)[0])))
-                  if k % every == 0 else None)
+    dz_model.particles(a.n, seed=7, comm=comm, dt=a.dt_particles, t_end=round(a.t_end / a.dt_particles) * a.dt_particles,
+                       callback=lambda st, k, t, x: m_part.append((t, float(st.mean(x)[0]))) if k % every == 0 else None)
     return dict(beta=beta, m_star=dz.magnetisation(beta, a.k), m_pde=np.array(m_pde), m_particles=np.array(m_part),
                 branches=branches, free_energy_monotone=bool(np.all(np.diff(s.history["energy"]) < 0)))
 

@@ -4,11 +4,13 @@
                     (model.particles), its PDEs (model.fokker_planck, model.jko, model.stationary) and structure
     expressions.py  plain formulas -> sympy without evaluating Python (parse, field)
     study.py        validate(model, ns, t, ...): distances against n, the FE floor, fitted slopes, table/JSON/plot
+    network.py      NetworkModel: the two-layer network's neurons and limit PDE, a model of its own kind
     files.py        a model and its study from a TOML file (`fpjko validate MODEL.toml`)
 """
 
 from fpjko.model.expressions import ExpressionError, parse
 from fpjko.model.model import Model
+from fpjko.model.network import NetworkModel
 from fpjko.model.study import validate
 
-__all__ = ["Model", "validate", "parse", "ExpressionError"]
+__all__ = ["Model", "NetworkModel", "validate", "parse", "ExpressionError"]
