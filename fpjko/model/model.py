@@ -68,6 +68,48 @@ def box_mesh(comm, domain, h: float):
     return meshes.rectangle(comm, lo, hi, h) if len(lo) == 2 else meshes.box(comm, lo, hi, h)
 
 
+def gaussian_law(initial: dict, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """The checked (mean, cov) of an initial Gaussian {'mean': (d,), 'cov': number or (d, d)}.
+
+    Parameters
+    ----------
+    initial : dict
+    d : int
+
+    Returns
+    -------
+    mean : numpy.ndarray, shape (d,)
+    cov : numpy.ndarray, shape (d, d)
+        Symmetric positive definite.
+    """
+    mean = np.atleast_1d(np.asarray(initial.get("mean", np.zeros(d)), float))
+    cov = np.asarray(initial.get("cov", 1.0), float)
+    cov = cov * np.eye(d) if cov.ndim == 0 else cov
+    if mean.shape != (d,) or cov.shape != (d, d):
+        raise ValueError(f"initial mean of shape ({d},) and cov a number or ({d}, {d}), got "
+                         f"{mean.tolist()}, {cov.tolist()}")
+    if not np.allclose(cov, cov.T) or np.linalg.eigvalsh(cov).min() <= 0:
+        raise ValueError(f"initial cov must be symmetric positive definite, got {cov.tolist()}")
+    return mean, cov
+
+
+def sample_gaussian(streams, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """This rank's particles from N(mean, cov), each block from its own stream (the same on any rank count).
+
+    Parameters
+    ----------
+    streams : fpjko.samplers.streams.Streams
+    mean : numpy.ndarray, shape (d,)
+    cov : numpy.ndarray, shape (d, d)
+
+    Returns
+    -------
+    numpy.ndarray, shape (streams.n_local, d)
+    """
+    L = np.linalg.cholesky(cov)
+    return streams.sample(lambda g, k: mean + g.standard_normal((k, len(mean))) @ L.T)
+
+
 class Model:
     """A mean-field model declared once (see the module doc).
 
@@ -205,14 +247,7 @@ class Model:
                 raise ValueError("an initial density formula needs the model's domain (to normalise and sample it)")
             expr = field(initial["density"], self._xsym, "initial density")
             return {"kind": "density", "expr": expr}
-        mean = np.atleast_1d(np.asarray(initial.get("mean", np.zeros(self.d)), float))
-        cov = np.asarray(initial.get("cov", 1.0), float)
-        cov = cov * np.eye(self.d) if cov.ndim == 0 else cov
-        if mean.shape != (self.d,) or cov.shape != (self.d, self.d):
-            raise ValueError(f"initial mean of shape ({self.d},) and cov a number or ({self.d}, {self.d}), got "
-                             f"{mean.tolist()}, {cov.tolist()}")
-        if not np.allclose(cov, cov.T) or np.linalg.eigvalsh(cov).min() <= 0:
-            raise ValueError(f"initial cov must be symmetric positive definite, got {cov.tolist()}")
+        mean, cov = gaussian_law(initial, self.d)
         return {"kind": "gaussian", "mean": mean, "cov": cov}
 
     # ------------------------------------------------------------------ numpy (particles first: x of shape (n, d))
@@ -437,9 +472,7 @@ class Model:
         numpy.ndarray, shape (streams.n_local, d)
         """
         if self.initial["kind"] == "gaussian":
-            L = np.linalg.cholesky(self.initial["cov"])
-            m = self.initial["mean"]
-            return streams.sample(lambda g, k: m + g.standard_normal((k, self.d)) @ L.T)
+            return sample_gaussian(streams, self.initial["mean"], self.initial["cov"])
         lo, hi = self.domain
         top = 1.2 * float(np.max(self.initial_density(self._grid(65).T)))
 

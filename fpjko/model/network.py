@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from fpjko.common import checks
+from fpjko.model.model import box_mesh, gaussian_law, sample_gaussian
 
 
 class NetworkModel:
@@ -42,12 +43,7 @@ class NetworkModel:
         self.d = int(data.X.shape[1])
         self.gamma = checks.number("gamma", gamma, nonnegative=True)
         self.temperature = checks.number("temperature", temperature, nonnegative=True)
-        initial = initial or {"mean": np.zeros(self.d), "cov": 0.25}
-        self.mean = np.atleast_1d(np.asarray(initial["mean"], float))
-        cov = np.asarray(initial.get("cov", 0.25), float)
-        self.cov = cov * np.eye(self.d) if cov.ndim == 0 else cov
-        if self.mean.shape != (self.d,) or self.cov.shape != (self.d, self.d) or np.linalg.eigvalsh(self.cov).min() <= 0:
-            raise ValueError(f"initial law: mean of shape ({self.d},) and an SPD cov, got {initial!r}")
+        self.mean, self.cov = gaussian_law(initial or {"mean": np.zeros(self.d), "cov": 0.25}, self.d)
         lo, hi = domain if domain is not None else (-3.0 * np.ones(self.d), 3.0 * np.ones(self.d))
         self.domain = (np.atleast_1d(np.asarray(lo, float)), np.atleast_1d(np.asarray(hi, float)))
 
@@ -63,8 +59,6 @@ class NetworkModel:
         -------
         dolfinx.mesh.Mesh
         """
-        from fpjko.model.model import box_mesh
-
         return box_mesh(comm, self.domain, h)
 
     def initial_density(self, x: np.ndarray) -> np.ndarray:
@@ -105,8 +99,7 @@ class NetworkModel:
 
         n = checks.integer("n", n, 1)
         st = Streams(n, seed, comm=comm)
-        L = np.linalg.cholesky(self.cov)
-        theta0 = st.sample(lambda g, k: self.mean + g.standard_normal((k, self.d)) @ L.T)
+        theta0 = sample_gaussian(st, self.mean, self.cov)
         watch = None if callback is None else (lambda k, t, x: callback(st, k, t, x))
         theta = continuous_time(theta0, st, self.data, self.gamma, t_end, dt, temperature=self.temperature,
                                 callback=watch)
