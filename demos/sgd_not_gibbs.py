@@ -13,7 +13,8 @@
 # features (heteroscedastic); SGD with learning rate lr and batch $B$. Its diffusion limit is
 # $$dX = -\nabla f\,dt + \sqrt{2\beta^{-1} D(X)}\,dW, \qquad \beta^{-1} = \frac{\mathrm{lr}}{2B}, \qquad
 #   D(x) = \mathrm{Cov}_i\big(\nabla f_i(x)\big),$$
-# a quadratic matrix field (`fpjko.samplers.sgd_noise`), interpolated exactly on P2 tensor elements. The
+# a quadratic matrix field: `LeastSquares.formulas` writes f and D as formulas with the data's coefficients, and the
+# problem is declared once as a `fpjko.model.Model` (exact UFL on the FE side, no interpolation of D). The
 # Fokker-Planck equation $\rho_t = \nabla\cdot(\rho\nabla f + \beta^{-1}\nabla\cdot(D\rho))$ then has a stationary
 # density $\rho_{ss} = e^{-\beta\Phi}$ with $\Phi \ne f$ and a nonzero probability current, because
 # $H D(x^*) \ne D(x^*) H$.
@@ -40,11 +41,9 @@ from mpi4py import MPI
 
 from fpjko import cli
 from fpjko.demos import figures
-from fpjko import meshes
 from fpjko.references.gaussian import lyapunov
 from fpjko.samplers import LeastSquares, minibatch_sgd, sgd_diffusion, sgd_temperature
-from fpjko.solvers import FokkerPlanckSolver
-from fpjko.solvers.fokker_planck.coefficients import tensor_field
+from fpjko.model import Model
 from fpjko.solvers.particles.evaluate import evaluate_on_points
 from fpjko.solvers.io.output import plot_current_png, plot_png
 from fpjko.solvers.fokker_planck.stationary import stationary_density
@@ -90,10 +89,13 @@ def main(argv=None) -> dict:
     S_lyap = lyapunov(H, 2 * T * Dstar)
     S_gibbs = T * np.linalg.inv(H)
     half = 6 * math.sqrt(max(np.linalg.eigvalsh(S_lyap).max(), np.linalg.eigvalsh(S_gibbs).max()))
-    msh = meshes.rectangle(comm, xs - half, xs + half, 2 * half / a.cells)
-
-    D = tensor_field(msh, lambda X: sgd_diffusion(prob.per_sample_grads(X), a.batch), degree=2)
-    fp = FokkerPlanckSolver(msh, prob.potential_ufl(), beta=beta, degree=2, diffusion=D, prefix="sgd_")
+    # the model, declared once: f and SGD's noise covariance D(x) are quadratic polynomials with coefficients from
+    # the data (LeastSquares.formulas), so the FE operator is exact (no interpolation of D)
+    V, D = prob.formulas(a.batch)
+    sgd = Model(2, V=V, D=D, beta=beta, initial={"mean": xs, "cov": S_gibbs}, domain=(xs - half, xs + half),
+                name="sgd_least_squares")
+    msh = sgd.mesh(comm, 2 * half / a.cells)
+    fp = sgd.fokker_planck(msh, degree=2, prefix="sgd_")
     st = stationary_density(fp)
     x = fp.x
     logZ = fp.functionals.logZ

@@ -135,6 +135,45 @@ class LeastSquares:
         r = np.einsum("cbd,cd->cb", a, x) - self.y[idx]
         return np.einsum("cbd,cb->cd", a, r) / idx.shape[1]
 
+    def formulas(self, batch: int, replacement: bool = True) -> tuple[str, list]:
+        """f and SGD's diffusion D(x) = c Sigma(x) as plain formulas in x0, ..., x_{d-1} (for fpjko.model.Model).
+
+        Both are quadratic polynomials with coefficients from the data: f(x) = x^T H x / 2 - g0 . x + c0 and, with
+        r_i = a_i . x - y_i and gbar = H x - g0,
+        Sigma_jk(x) = (1/n) sum_i r_i^2 a_ij a_ik - gbar_j gbar_k = x^T Q_jk x + l_jk . x + k_jk
+        (c = 1 with replacement, (n - B) / (n - 1) without), so the model is exact: no interpolation of D.
+
+        Parameters
+        ----------
+        batch : int
+        replacement : bool
+
+        Returns
+        -------
+        V : str
+        D : list of list of str, shape (d, d)
+        """
+        a, y, n, d = self.a, self.y, self.n, self.d
+        H, g0 = self.hessian, a.T @ y / n
+        c = 1.0 if replacement else ((n - batch) / (n - 1) if n > 1 else 0.0)
+        xs = [f"x{i}" for i in range(d)]
+
+        def poly(Q, lin, const):
+            terms = [f"({float(Q[p, q])!r})*{xs[p]}*{xs[q]}" for p in range(d) for q in range(d) if Q[p, q] != 0.0]
+            terms += [f"({float(lin[p])!r})*{xs[p]}" for p in range(d) if lin[p] != 0.0]
+            return " + ".join(terms + [f"({float(const)!r})"])
+
+        V = poly(0.5 * H, -g0, 0.5 * float(np.mean(y ** 2)))
+        D = [[None] * d for _ in range(d)]
+        for j in range(d):
+            for k in range(d):
+                w = a[:, j] * a[:, k]
+                Q = np.einsum("i,ip,iq->pq", w, a, a) / n - np.outer(H[j], H[k])
+                lin = -2.0 * np.einsum("i,i,ip->p", w, y, a) / n + H[j] * g0[k] + H[k] * g0[j]
+                const = float(w @ (y * y)) / n - g0[j] * g0[k]
+                D[j][k] = poly(c * Q, c * lin, c * const)
+        return V, D
+
     def potential_ufl(self):
         """f as a polynomial in x that UFL and numpy both evaluate.
 
