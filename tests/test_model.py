@@ -245,3 +245,20 @@ def test_sgd_on_least_squares_is_a_model_with_exact_noise():
         assert np.abs(m.D_np(X) - exact).max() < 1e-12 * np.abs(exact).max()
         assert np.abs(m.V_np(X) - prob.loss(X.T)).max() < 1e-12 * np.abs(prob.loss(X.T)).max()
         assert not m.gradient_flow and not m.D_constant
+
+
+def test_a_graphon_study_runs_through_the_same_interface():
+    """Noisy SGD on n x n symmetric matrices (R = 1/2 ||W - W*||^2, W* a 4 x 4 step graphon, sigma = 1) against the
+    graphon McKean-Vlasov laws at t = 0.3 (GraphonModel): the entries' block W1 and the blocks' mean error fall like
+    1/n, the rate of (n/4)^2 entries per block (measured -0.90 and -0.95), far above the law grid's floor (1e-6)."""
+    from fpjko.model import GraphonModel
+    from fpjko.samplers.graphon import GraphonObjective
+
+    g = GraphonModel(GraphonObjective(least_squares=1.0, target=lambda u, v: 0.2 + 0.6 * np.floor(4 * u)
+                                      * np.floor(4 * v) / 9), blocks=4, sigma=1.0)
+    r = validate(g, [32, 64, 128], t=0.3, repeats=3, dt=2.5e-4, h=1 / 200, fe_dt=0.002, echo=False)
+    w1, me = r["metrics"]["block W1"], r["metrics"]["mean error"]
+    assert -1.15 < w1["slope"] < -0.7 and -1.2 < me["slope"] < -0.7, (w1, me)
+    assert w1["floor"] < 1e-4 and not w1["stopped_at_floor"]
+    with pytest.raises(ValueError, match="n = 30 is not a multiple of the 4 blocks"):
+        g.particles(30)

@@ -34,8 +34,18 @@ NEG_TOL = 1e-2              # Galerkin undershoots below this fraction of the de
                             # are part of the FE error, which the floor measures); larger ones are an error
 
 
-class _Reference:
-    """The PDE side at time t: the distances of a cloud of particles to it, and its own mean."""
+class DensityReference:
+    """The PDE side at time t of a model on R^d: the distances of a cloud of particles to its density.
+
+    Parameters
+    ----------
+    solver : a density solver of the protocol (its `rho` and `degree`)
+    d : int
+    n_projections : int
+        Directions of the sliced W2 (d >= 2).
+    seed : int
+        Seed of those directions.
+    """
 
     def __init__(self, solver, d: int, n_projections: int, seed: int):
         from fpjko.solvers.particles import empirical
@@ -50,20 +60,50 @@ class _Reference:
                                                             neg_tol=NEG_TOL)
             self.mean = self.w @ self.pts
 
-    def distance(self, x: np.ndarray) -> float:
+    @property
+    def names(self) -> tuple[str, str]:
+        """The metrics: W1 (exact, 1D) or sliced W2, and the error of the mean."""
+        return ("W1" if self.d == 1 else "sliced W2", "mean error")
+
+    def distances(self, x: np.ndarray) -> dict:
+        """Each metric between the particles and the density.
+
+        Parameters
+        ----------
+        x : numpy.ndarray, shape (n, d)
+            All particles.
+
+        Returns
+        -------
+        dict of str to float
+        """
         from fpjko.metrics.distances import sliced_wasserstein, wasserstein_1d_cdf
 
         if self.d == 1:
-            return wasserstein_1d_cdf(x[:, 0], self.grid, self.cdf, 1)
-        return sliced_wasserstein(x, self.pts, wy=self.w, n_projections=self.n_projections, seed=self.seed)
+            first = wasserstein_1d_cdf(x[:, 0], self.grid, self.cdf, 1)
+        else:
+            first = sliced_wasserstein(x, self.pts, wy=self.w, n_projections=self.n_projections, seed=self.seed)
+        return {self.names[0]: first, self.names[1]: float(np.linalg.norm(x.mean(axis=0) - self.mean))}
 
-    def floor(self, other: "_Reference") -> float:
+    def floors(self, other: "DensityReference") -> dict:
+        """Each metric between this density and another (the FE floor).
+
+        Parameters
+        ----------
+        other : DensityReference
+
+        Returns
+        -------
+        dict of str to float
+        """
         from fpjko.metrics.distances import sliced_wasserstein
 
         if self.d == 1:
-            return _w1_cdfs(self.grid, self.cdf, other.grid, other.cdf)
-        return sliced_wasserstein(self.pts, other.pts, wx=self.w, wy=other.w, n_projections=self.n_projections,
-                                  seed=self.seed)
+            first = _w1_cdfs(self.grid, self.cdf, other.grid, other.cdf)
+        else:
+            first = sliced_wasserstein(self.pts, other.pts, wx=self.w, wy=other.w, n_projections=self.n_projections,
+                                       seed=self.seed)
+        return {self.names[0]: first, self.names[1]: float(np.linalg.norm(self.mean - other.mean))}
 
 
 def _fit(ns, mean, per_seed, floor):
@@ -100,6 +140,10 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
         Particle counts (each >= 1), increasing.
     t : float
         The time of the comparison (> 0; a whole number of particle steps dt and of PDE steps fe_dt).
+        A model of its own kind (NetworkModel, GraphonModel) plugs in with the same methods: mesh(comm, h),
+        fokker_planck(mesh, dt, degree, ...), particles(n, seed, comm, dt, t_end) -> (streams or None, x), and
+        optionally reference(solver) -> an object with names, distances(x) and floors(other) (default:
+        DensityReference).
     repeats : int
         Seeds per n (seed + 1000 r, r < repeats).
     seed : int
@@ -154,21 +198,22 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
     for hh in (h, h / 2):
         s = model.fokker_planck(model.mesh(comm, hh), dt=fe_dt, degree=degree, **{"scheme": "bdf2", **fe_options})
         s.run(t)
-        refs.append(_Reference(s, model.d, n_projections, seed))
-        fe_info.append({"h": hh, "dofs": s.num_dofs,
+        refs.append(model.reference(s) if hasattr(model, "reference") else
+                    DensityReference(s, model.d, n_projections, seed))
+        fe_info.append({"h": hh, "dofs": getattr(s, "num_dofs", None),
                         "mass_drift": abs(s.history["mass"][-1] - s.history["mass"][0]) / s.history["mass"][0]})
         if hh == h or not keep:
             s.close()
     ref = refs[1]                                    # the finer solution is the reference
-    names = ("W1" if model.d == 1 else "sliced W2", "mean error")
-    floors = {names[0]: refs[0].floor(refs[1]), names[1]: float(np.linalg.norm(refs[0].mean - refs[1].mean))}
+    names = ref.names
+    floors = refs[0].floors(refs[1])
     per_seed = {k: np.zeros((repeats, len(ns))) for k in names}
     for j, n in enumerate(ns):
         for r in range(repeats):
             st, x = model.particles(n, seed + 1000 * r, comm=comm, dt=dt, t_end=t)
-            xs = st.allgather(x)                      # the same cloud (and distances) on every rank
-            per_seed[names[0]][r, j] = ref.distance(xs)
-            per_seed[names[1]][r, j] = float(np.linalg.norm(xs.mean(axis=0) - ref.mean))
+            xs = st.allgather(x) if st is not None else x   # the same cloud (and distances) on every rank
+            for k, v in ref.distances(xs).items():
+                per_seed[k][r, j] = v
     metrics = {}
     for k in names:
         mean, std = per_seed[k].mean(axis=0), per_seed[k].std(axis=0, ddof=1) if repeats > 1 else np.zeros(len(ns))
@@ -205,8 +250,9 @@ def format_result(result: dict) -> str:
     str
     """
     names = list(result["metrics"])
+    dofs = result["fe"]["dofs"][-1]
     lines = [f"{result['model']}: particles vs PDE at t = {result['t']:g} ({result['repeats']} seeds, "
-             f"PDE h = {result['fe']['h']:g}, {result['fe']['dofs'][-1]} dofs)",
+             f"PDE h = {result['fe']['h']:g}" + (f", {dofs} dofs)" if dofs is not None else ")"),
              f"{'n':>9} " + " ".join(f"{k:>22}" for k in names)]
     for j, n in enumerate(result["ns"]):
         lines.append(f"{n:>9d} " + " ".join(f"{result['metrics'][k]['mean'][j]:>11.4e} +-{result['metrics'][k]['std'][j]:>8.1e}"
