@@ -147,7 +147,7 @@ OU = dict(d=1, V="0.5*x**2", beta=1.0, initial={"mean": [1.5], "cov": 0.09}, dom
 def test_validate_ou_1d_has_the_monte_carlo_rate(tmp_path):
     """The 1D OU model: W1 between the particles and the FE density at t = 0.5 decays with slope in [-0.6, -0.4]
     (measured -0.495) down to the FE floor (the h vs h/2 distance, 2e-5: not reached here), the table, JSON and
-    plot written; the error of the mean decays too."""
+    plot written; the errors of the mean and of the potential energy decay too."""
     r = validate(Model(**OU), [100, 400, 1600, 6400], t=0.5, repeats=4, dt=1e-3, h=0.07, degree=2, fe_dt=0.005,
                  out=str(tmp_path))
     w1 = r["metrics"]["W1"]
@@ -155,6 +155,9 @@ def test_validate_ou_1d_has_the_monte_carlo_rate(tmp_path):
     assert w1["floor"] < 1e-4 and not w1["stopped_at_floor"] and w1["fit_ns"] == [100, 400, 1600, 6400]
     assert w1["interval"][0] < w1["slope"] < w1["interval"][1]
     assert -0.8 < r["metrics"]["mean error"]["slope"] < -0.2
+    # the potential energy int V d(mu_n - rho) at the Monte-Carlo rate too (measured -0.517)
+    assert -0.8 < r["metrics"]["energy error"]["slope"] < -0.3 and set(r["metrics"]) == {
+        "W1", "mean error", "covariance error", "energy error"}
     assert r["fe"]["mass_drift"] < 1e-12
     saved = json.loads((tmp_path / "validate.json").read_text())
     assert saved["metrics"]["W1"]["mean"] == pytest.approx(w1["mean"]) and (tmp_path / "validate.png").stat().st_size

@@ -37,6 +37,9 @@ NEG_TOL = 1e-2              # Galerkin undershoots below this fraction of the de
 class DensityReference:
     """The PDE side at time t of a model on R^d: the distances of a cloud of particles to its density.
 
+    The metrics: W1 (exact, 1D) or sliced W2 (2D/3D); the errors of the mean and of the covariance (Frobenius);
+    and, where the model gives its potential, the error of the potential energy int V d(mu_n - rho).
+
     Parameters
     ----------
     solver : a density solver of the protocol (its `rho` and `degree`)
@@ -45,25 +48,28 @@ class DensityReference:
         Directions of the sliced W2 (d >= 2).
     seed : int
         Seed of those directions.
+    V : callable, optional
+        The potential, x of shape (n, d) -> (n,).
     """
 
-    def __init__(self, solver, d: int, n_projections: int, seed: int):
+    def __init__(self, solver, d: int, n_projections: int, seed: int, V=None):
         from fpjko.solvers.particles import empirical
 
-        self.d, self.n_projections, self.seed = d, n_projections, seed
+        self.d, self.n_projections, self.seed, self.V = d, n_projections, seed, V
+        self.pts, self.w = empirical.density_as_measure(solver.rho, quadrature_degree=2 * solver.degree + 2,
+                                                        neg_tol=NEG_TOL)
         if d == 1:
             self.grid, self.cdf = empirical.cdf_1d(solver.rho, neg_tol=NEG_TOL)
-            mid = 0.5 * (self.grid[1:] + self.grid[:-1])
-            self.mean = np.array([float(np.sum(np.diff(self.cdf) * mid))])
-        else:
-            self.pts, self.w = empirical.density_as_measure(solver.rho, quadrature_degree=2 * solver.degree,
-                                                            neg_tol=NEG_TOL)
-            self.mean = self.w @ self.pts
+        self.mean = self.w @ self.pts
+        dev = self.pts - self.mean
+        self.cov = (self.w[:, None] * dev).T @ dev
+        self.energy = float(self.w @ V(self.pts)) if V is not None else None
 
     @property
-    def names(self) -> tuple[str, str]:
-        """The metrics: W1 (exact, 1D) or sliced W2, and the error of the mean."""
-        return ("W1" if self.d == 1 else "sliced W2", "mean error")
+    def names(self) -> tuple:
+        """The metrics' names."""
+        return (("W1" if self.d == 1 else "sliced W2", "mean error", "covariance error")
+                + (("energy error",) if self.V is not None else ()))
 
     def distances(self, x: np.ndarray) -> dict:
         """Each metric between the particles and the density.
@@ -83,7 +89,12 @@ class DensityReference:
             first = wasserstein_1d_cdf(x[:, 0], self.grid, self.cdf, 1)
         else:
             first = sliced_wasserstein(x, self.pts, wy=self.w, n_projections=self.n_projections, seed=self.seed)
-        return {self.names[0]: first, self.names[1]: float(np.linalg.norm(x.mean(axis=0) - self.mean))}
+        m = x.mean(axis=0)
+        out = {self.names[0]: first, "mean error": float(np.linalg.norm(m - self.mean)),
+               "covariance error": float(np.linalg.norm((x - m).T @ (x - m) / len(x) - self.cov))}
+        if self.V is not None:
+            out["energy error"] = abs(float(np.mean(self.V(x))) - self.energy)
+        return out
 
     def floors(self, other: "DensityReference") -> dict:
         """Each metric between this density and another (the FE floor).
@@ -103,7 +114,11 @@ class DensityReference:
         else:
             first = sliced_wasserstein(self.pts, other.pts, wx=self.w, wy=other.w, n_projections=self.n_projections,
                                        seed=self.seed)
-        return {self.names[0]: first, self.names[1]: float(np.linalg.norm(self.mean - other.mean))}
+        out = {self.names[0]: first, "mean error": float(np.linalg.norm(self.mean - other.mean)),
+               "covariance error": float(np.linalg.norm(self.cov - other.cov))}
+        if self.V is not None:
+            out["energy error"] = abs(self.energy - other.energy)
+        return out
 
 
 def _fit(ns, mean, per_seed, floor):
@@ -174,7 +189,8 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
     Returns
     -------
     dict
-        'model', 'metrics': {name: {'mean': (len(ns),), 'std', 'per_seed': (repeats, len(ns)), 'floor', 'slope',
+        'model', 'metrics' (W1 or sliced W2, the errors of the mean, the covariance and the potential energy, or
+        a model's own): {name: {'mean': (len(ns),), 'std', 'per_seed': (repeats, len(ns)), 'floor', 'slope',
         'interval', 'fit_ns', 'stopped_at_floor', 'stopped_at_n'}}, 'ns', 't', 'fe': {'h', 'dofs', 'mass_drift'}.
     """
     from mpi4py import MPI
@@ -199,7 +215,7 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
         s = model.fokker_planck(model.mesh(comm, hh), dt=fe_dt, degree=degree, **{"scheme": "bdf2", **fe_options})
         s.run(t)
         refs.append(model.reference(s) if hasattr(model, "reference") else
-                    DensityReference(s, model.d, n_projections, seed))
+                    DensityReference(s, model.d, n_projections, seed, V=getattr(model, "V_np", None)))
         fe_info.append({"h": hh, "dofs": getattr(s, "num_dofs", None),
                         "mass_drift": abs(s.history["mass"][-1] - s.history["mass"][0]) / s.history["mass"][0]})
         if hh == h or not keep:
