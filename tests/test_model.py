@@ -196,7 +196,13 @@ def test_cli_validate_reads_a_model_file_and_refuses_code(tmp_path):
                                     capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
     p = run(good, "--out", tmp_path / "out", "--ns", 100, 400, 1600)
     assert p.returncode == 0, p.stderr[-2000:]
-    assert "W1: slope" in p.stdout and json.loads((tmp_path / "out" / "validate.json").read_text())["ns"] == [100, 400, 1600]
+    serial = json.loads((tmp_path / "out" / "validate.json").read_text())
+    assert "W1: slope" in p.stdout and serial["ns"] == [100, 400, 1600] and serial["ranks"] == 1
+    p = run(good, "--out", tmp_path / "out2", "--ns", 100, 400, 1600, "-n", 2)          # under mpirun -n 2
+    assert p.returncode == 0, p.stderr[-2000:]
+    two = json.loads((tmp_path / "out2" / "validate.json").read_text())
+    assert two["ranks"] == 2 and np.allclose(two["metrics"]["W1"]["mean"], serial["metrics"]["W1"]["mean"],
+                                             rtol=1e-8)
     bad = tmp_path / "bad.toml"
     bad.write_text(good.read_text().replace('"0.5*x**2"', '"__import__(\'os\').system(\'touch ' + str(tmp_path / "pwned") + '\')"'))
     p = run(bad)
