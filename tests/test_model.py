@@ -155,9 +155,12 @@ def test_validate_ou_1d_has_the_monte_carlo_rate(tmp_path):
     assert w1["floor"] < 1e-4 and not w1["stopped_at_floor"] and w1["fit_ns"] == [100, 400, 1600, 6400]
     assert w1["interval"][0] < w1["slope"] < w1["interval"][1]
     assert -0.8 < r["metrics"]["mean error"]["slope"] < -0.2
-    # the potential energy int V d(mu_n - rho) at the Monte-Carlo rate too (measured -0.517)
+    # the potential energy int V d(mu_n - rho) at the Monte-Carlo rate too (measured -0.517); the histogram's L1 on
+    # bins aligned with the FE cells (floor 1e-7) at -1/2 (measured -0.50) and its KL at -1 (measured -0.86)
     assert -0.8 < r["metrics"]["energy error"]["slope"] < -0.3 and set(r["metrics"]) == {
-        "W1", "mean error", "covariance error", "energy error"}
+        "W1", "histogram L1", "histogram KL", "mean error", "covariance error", "energy error"}
+    assert -0.7 < r["metrics"]["histogram L1"]["slope"] < -0.3 and r["metrics"]["histogram L1"]["floor"] < 1e-5
+    assert -1.2 < r["metrics"]["histogram KL"]["slope"] < -0.6
     assert r["fe"]["mass_drift"] < 1e-12
     saved = json.loads((tmp_path / "validate.json").read_text())
     assert saved["metrics"]["W1"]["mean"] == pytest.approx(w1["mean"]) and (tmp_path / "validate.png").stat().st_size

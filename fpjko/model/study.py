@@ -20,6 +20,7 @@ import numpy as np
 from fpjko.common import checks
 from fpjko.metrics.study import fitted_slope
 
+BINS = {1: 32, 2: 16, 3: 8}  # histogram bins per direction over the domain (the L1 and KL metrics)
 FLOOR_FACTOR = 3.0          # points whose mean distance is below FLOOR_FACTOR x the FE floor are left out of the fit
 
 
@@ -37,8 +38,11 @@ NEG_TOL = 1e-2              # Galerkin undershoots below this fraction of the de
 class DensityReference:
     """The PDE side at time t of a model on R^d: the distances of a cloud of particles to its density.
 
-    The metrics: W1 (exact, 1D) or sliced W2 (2D/3D); the errors of the mean and of the covariance (Frobenius);
-    and, where the model gives its potential, the error of the potential energy int V d(mu_n - rho).
+    The metrics: W1 (exact, 1D) or sliced W2 (2D/3D); the L1 distance and the KL divergence KL(hist || rho)
+    between the particles' histogram and the density's masses on BINS[d] bins per direction of the domain (the
+    DG0 histogram against the FE density on those bins; KL falls like (bins - 1) / (2n), slope -1); the errors of
+    the mean and of the covariance (Frobenius); and, where the model gives its potential, the error of the
+    potential energy int V d(mu_n - rho).
 
     Parameters
     ----------
@@ -50,9 +54,14 @@ class DensityReference:
         Seed of those directions.
     V : callable, optional
         The potential, x of shape (n, d) -> (n,).
+    domain : (lower, upper), optional
+        The box of the histogram's bins (default: the density's quadrature points' bounding box).
+    bins : sequence of int, optional
+        Bins per direction (default BINS[d]); validate() picks a divisor of the mesh's cells per side, so that
+        every FE cell lies in one bin and the density's bin masses are exact quadratures.
     """
 
-    def __init__(self, solver, d: int, n_projections: int, seed: int, V=None):
+    def __init__(self, solver, d: int, n_projections: int, seed: int, V=None, domain=None, bins=None):
         from fpjko.solvers.particles import empirical
 
         self.d, self.n_projections, self.seed, self.V = d, n_projections, seed, V
@@ -64,11 +73,27 @@ class DensityReference:
         dev = self.pts - self.mean
         self.cov = (self.w[:, None] * dev).T @ dev
         self.energy = float(self.w @ V(self.pts)) if V is not None else None
+        lo, hi = domain if domain is not None else (self.pts.min(axis=0), self.pts.max(axis=0))
+        bins = [BINS[d]] * d if bins is None else list(bins)
+        self.edges = [np.linspace(lo[i], hi[i], bins[i] + 1) for i in range(d)]
+        self.P = self._masses(self.pts, self.w)
+
+    def _masses(self, x, w=None) -> np.ndarray:
+        """The (weighted) fraction of the points in each bin, flattened; points outside are clipped in."""
+        x = np.column_stack([np.clip(x[:, i], e[0], e[-1]) for i, e in enumerate(self.edges)])
+        h, _ = np.histogramdd(x, bins=self.edges, weights=w)
+        h = h.ravel()
+        return h / h.sum()
+
+    @staticmethod
+    def _kl(p, q) -> float:
+        on = p > 0
+        return float(np.sum(p[on] * np.log(p[on] / np.maximum(q[on], 1e-300))))
 
     @property
     def names(self) -> tuple:
         """The metrics' names."""
-        return (("W1" if self.d == 1 else "sliced W2", "mean error", "covariance error")
+        return (("W1" if self.d == 1 else "sliced W2", "histogram L1", "histogram KL", "mean error", "covariance error")
                 + (("energy error",) if self.V is not None else ()))
 
     def distances(self, x: np.ndarray) -> dict:
@@ -89,8 +114,9 @@ class DensityReference:
             first = wasserstein_1d_cdf(x[:, 0], self.grid, self.cdf, 1)
         else:
             first = sliced_wasserstein(x, self.pts, wy=self.w, n_projections=self.n_projections, seed=self.seed)
-        m = x.mean(axis=0)
-        out = {self.names[0]: first, "mean error": float(np.linalg.norm(m - self.mean)),
+        m, p = x.mean(axis=0), self._masses(x)
+        out = {self.names[0]: first, "histogram L1": float(np.abs(p - self.P).sum()), "histogram KL": self._kl(p, self.P),
+               "mean error": float(np.linalg.norm(m - self.mean)),
                "covariance error": float(np.linalg.norm((x - m).T @ (x - m) / len(x) - self.cov))}
         if self.V is not None:
             out["energy error"] = abs(float(np.mean(self.V(x))) - self.energy)
@@ -114,11 +140,23 @@ class DensityReference:
         else:
             first = sliced_wasserstein(self.pts, other.pts, wx=self.w, wy=other.w, n_projections=self.n_projections,
                                        seed=self.seed)
-        out = {self.names[0]: first, "mean error": float(np.linalg.norm(self.mean - other.mean)),
+        out = {self.names[0]: first, "histogram L1": float(np.abs(self.P - other.P).sum()),
+               "histogram KL": self._kl(self.P, other.P), "mean error": float(np.linalg.norm(self.mean - other.mean)),
                "covariance error": float(np.linalg.norm(self.cov - other.cov))}
         if self.V is not None:
             out["energy error"] = abs(self.energy - other.energy)
         return out
+
+
+def _aligned_bins(domain, h: float, d: int) -> list:
+    """Bins per direction that divide the box meshes' cells per side (ceil(L / h - 1e-12), as meshes builds them;
+    the finer mesh has twice as many): the largest divisor up to BINS[d], at least 4 where one exists."""
+    out = []
+    for lo, hi in zip(*domain):
+        cells = max(1, math.ceil((hi - lo) / h - 1e-12))
+        divisors = [k for k in range(4, BINS[d] + 1) if cells % k == 0]
+        out.append(max(divisors) if divisors else BINS[d])
+    return out
 
 
 def _fit(ns, mean, per_seed, floor):
@@ -189,8 +227,8 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
     Returns
     -------
     dict
-        'model', 'metrics' (W1 or sliced W2, the errors of the mean, the covariance and the potential energy, or
-        a model's own): {name: {'mean': (len(ns),), 'std', 'per_seed': (repeats, len(ns)), 'floor', 'slope',
+        'model', 'metrics' (W1 or sliced W2, histogram L1 and KL, the errors of the mean, the covariance and the
+        potential energy, or a model's own): {name: {'mean': (len(ns),), 'std', 'per_seed': (repeats, len(ns)), 'floor', 'slope',
         'interval', 'fit_ns', 'stopped_at_floor', 'stopped_at_n'}}, 'ns', 't', 'fe': {'h', 'dofs', 'mass_drift'}.
     """
     from mpi4py import MPI
@@ -215,7 +253,8 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
         s = model.fokker_planck(model.mesh(comm, hh), dt=fe_dt, degree=degree, **{"scheme": "bdf2", **fe_options})
         s.run(t)
         refs.append(model.reference(s) if hasattr(model, "reference") else
-                    DensityReference(s, model.d, n_projections, seed, V=getattr(model, "V_np", None)))
+                    DensityReference(s, model.d, n_projections, seed, V=getattr(model, "V_np", None),
+                                     domain=model.domain, bins=_aligned_bins(model.domain, h, model.d)))
         fe_info.append({"h": hh, "dofs": getattr(s, "num_dofs", None),
                         "mass_drift": abs(s.history["mass"][-1] - s.history["mass"][0]) / s.history["mass"][0]})
         if hh == h or not keep:
