@@ -35,7 +35,8 @@ def test_particles_benchmark_quick(tmp_path):
     particles.main(["--out", str(tmp_path), "--quick"])
     data = json.loads((tmp_path / "particles-n1.json").read_text())
     methods = {r["method"] for r in data["rows"]}
-    assert any(m.startswith("plain numpy loop") for m in methods) and len(methods) == 5
+    assert any(m.startswith("plain numpy loop") for m in methods) and len(methods) == 6
+    assert "interaction force, Gaussian W, particle mesh 256^2" in methods
     assert all(r["particle_steps_per_s"] > 0 for r in data["rows"]) and data["speedup_vectorised_vs_loop"] > 0
 
 
