@@ -276,3 +276,20 @@ def test_a_graphon_study_runs_through_the_same_interface():
     assert w1["floor"] < 1e-4 and not w1["stopped_at_floor"]
     with pytest.raises(ValueError, match="n = 30 is not a multiple of the 4 blocks"):
         g.particles(30)
+
+
+def test_the_particle_mesh_gives_the_direct_particles_to_its_accuracy():
+    """Model.particles(force='mesh') for a kernel W: the same particles as the exact O(n^2) force (same streams)
+    up to the mesh's force error (below 1e-4 RMS after 10 steps), and through validate the same distances to 1e-3."""
+    m = Model(2, V="0.5*(x**2 + y**2)", W="-exp(-(z0**2 + z1**2)/2)", beta=1.0,
+              initial={"mean": [0.5, 0.0], "cov": 0.25}, domain=([-5, -5], [5, 5]), name="kernel_pm")
+    _, a = m.particles(2000, 4, dt=0.02, t_end=0.2)
+    _, b = m.particles(2000, 4, dt=0.02, t_end=0.2, force="mesh")
+    assert np.sqrt(np.mean(np.sum((a - b) ** 2, axis=1))) < 1e-4
+    with pytest.raises(ValueError, match="force='fast' is not one of"):
+        m.particles(10, force="fast")
+    kw = dict(t=0.2, repeats=2, dt=0.02, h=0.25, degree=1, fe_dt=0.02, echo=False)
+    mesh = validate(m, [250, 1000], particle_options={"force": "mesh"}, **kw)
+    direct = validate(m, [250, 1000], **kw)
+    np.testing.assert_allclose(mesh["metrics"]["sliced W2"]["mean"], direct["metrics"]["sliced W2"]["mean"],
+                               rtol=1e-3)

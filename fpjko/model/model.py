@@ -485,7 +485,8 @@ class Model:
             return out[:k]
         return streams.sample(rejection)
 
-    def particles(self, n: int, seed: int = 0, comm=None, dt: float = 1e-3, t_end: float = 1.0, callback=None):
+    def particles(self, n: int, seed: int = 0, comm=None, dt: float = 1e-3, t_end: float = 1.0, callback=None,
+                  force: str = "direct", cells=None):
         """n interacting particles (Euler-Maruyama, independent noise per particle) from the initial law to t_end.
 
         Parameters
@@ -499,6 +500,11 @@ class Model:
         t_end : float
         callback : callable, optional
             callback(streams, step, t, x) after every step (x this rank's particles); it may return True to stop.
+        force : {'direct', 'mesh'}
+            For a kernel W: the exact O(n^2) sum, or the particle mesh on the model's domain (O(n + G log G),
+            second order in the grid; the particles must stay in the domain).
+        cells : int, optional
+            The particle mesh's cells per direction (default: fpjko.samplers.particle_mesh's).
 
         Returns
         -------
@@ -518,12 +524,24 @@ class Model:
         st = Streams(n, seed, comm=comm)
         x0 = self.sample_initial(st)
         W = self.W
+        checks.one_of("force", force, ("direct", "mesh"))
+        pm = None
+        if force == "mesh" and self.interaction_kind in ("polynomial", "kernel"):
+            from fpjko.samplers.particle_mesh import ParticleMesh
+
+            if self.domain is None:
+                raise ValueError(f"model {self.name!r}: the particle mesh needs the model's domain")
+            pm = ParticleMesh(self.grad_W, *self.domain, cells)
 
         def drift(x, t):
             v = -self.grad_V(x) if x.shape[0] else np.zeros_like(x)
             if self.b is not None and x.shape[0]:
                 v = v + self.b_np(x)
-            if W is not None:
+            if pm is not None:
+                from fpjko.samplers.particle_mesh import particle_mesh_force
+
+                v = v + particle_mesh_force(x, st, pm)
+            elif W is not None:
                 v = v + (interaction_force(x, st, quadratic=self.k) if self.interaction_kind == "quadratic" else
                          interaction_force(x, st, grad_W=self.grad_W))
             return v

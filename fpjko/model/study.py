@@ -182,7 +182,7 @@ def _fit(ns, mean, per_seed, floor):
 def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1e-3, h: float | None = None,
              degree: int = 2, fe_dt: float | None = None, comm=None, n_projections: int = 64,
              out: str | None = None, echo: bool = True, plot: bool = True, keep: bool = False,
-             **fe_options) -> dict:
+             particle_options: dict | None = None, **fe_options) -> dict:
     """The model's particles against its PDE at time t, for each n, with fitted rates.
 
     Parameters
@@ -218,6 +218,8 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
         Print the table on rank 0.
     plot : bool
         Write the log-log plot (with out).
+    particle_options : dict, optional
+        More keywords of model.particles (for a Model: force='mesh', cells=...).
     keep : bool
         Also return the finer PDE solver ('solver', open: close it when done) and the last particle run
         ('particles': (streams, this rank's particles)), for figures.
@@ -265,7 +267,7 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
     per_seed = {k: np.zeros((repeats, len(ns))) for k in names}
     for j, n in enumerate(ns):
         for r in range(repeats):
-            st, x = model.particles(n, seed + 1000 * r, comm=comm, dt=dt, t_end=t)
+            st, x = model.particles(n, seed + 1000 * r, comm=comm, dt=dt, t_end=t, **(particle_options or {}))
             xs = st.allgather(x) if st is not None else x   # the same cloud (and distances) on every rank
             for k, v in ref.distances(xs).items():
                 per_seed[k][r, j] = v
