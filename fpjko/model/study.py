@@ -218,11 +218,11 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
         Print the table on rank 0.
     plot : bool
         Write the log-log plot (with out).
-    particle_options : dict, optional
-        More keywords of model.particles (for a Model: force='mesh', cells=...).
     keep : bool
         Also return the finer PDE solver ('solver', open: close it when done) and the last particle run
         ('particles': (streams, this rank's particles)), for figures.
+    particle_options : dict, optional
+        More keywords of model.particles (for a Model: force='mesh', cells=...).
     **fe_options
         More keywords of the model's Fokker-Planck solver (interaction_scheme, solver, method, ...).
 
