@@ -251,6 +251,13 @@ class Model:
         return {"kind": "gaussian", "mean": mean, "cov": cov}
 
     # ------------------------------------------------------------------ numpy (particles first: x of shape (n, d))
+    def _compiled(self, name: str, build):
+        """The numpy function(s) `name`, lambdified once (they run at every particle step and kernel block)."""
+        cache = self.__dict__.setdefault("_numpy_cache", {})
+        if name not in cache:
+            cache[name] = build()
+        return cache[name]
+
     def V_np(self, x: np.ndarray) -> np.ndarray:
         """V at points.
 
@@ -263,7 +270,7 @@ class Model:
         numpy.ndarray, shape (n,)
         """
         x = np.atleast_2d(x)
-        return _numpy_fn(self.V, self.xs)(*x.T)
+        return self._compiled("V", lambda: _numpy_fn(self.V, self.xs))(*x.T)
 
     def grad_V(self, x: np.ndarray) -> np.ndarray:
         """The exact gradient of V (sympy's derivative) at points.
@@ -276,10 +283,9 @@ class Model:
         -------
         numpy.ndarray, shape (n, d)
         """
-        if not hasattr(self, "_gV"):
-            self._gV = [_numpy_fn(g, self.xs) for g in self.grad_V_expr]
+        fns = self._compiled("grad_V", lambda: [_numpy_fn(g, self.xs) for g in self.grad_V_expr])
         x = np.atleast_2d(x)
-        return np.stack([g(*x.T) for g in self._gV], axis=1)
+        return np.stack([g(*x.T) for g in fns], axis=1)
 
     def W_np(self, z: np.ndarray) -> np.ndarray:
         """W at differences.
@@ -292,7 +298,7 @@ class Model:
         -------
         numpy.ndarray, shape (...)
         """
-        return _numpy_fn(self.W, self.zs)(*np.moveaxis(np.asarray(z, float), -1, 0))
+        return self._compiled("W", lambda: _numpy_fn(self.W, self.zs))(*np.moveaxis(np.asarray(z, float), -1, 0))
 
     def grad_W(self, z: np.ndarray) -> np.ndarray:
         """The exact gradient of W at differences.
@@ -305,10 +311,9 @@ class Model:
         -------
         numpy.ndarray, shape (..., d)
         """
-        if not hasattr(self, "_gW"):
-            self._gW = [_numpy_fn(sp.diff(self.W, s), self.zs) for s in self.zs]
+        fns = self._compiled("grad_W", lambda: [_numpy_fn(sp.diff(self.W, s), self.zs) for s in self.zs])
         cols = np.moveaxis(np.asarray(z, float), -1, 0)
-        return np.stack([g(*cols) for g in self._gW], axis=-1)
+        return np.stack([g(*cols) for g in fns], axis=-1)
 
     def _D_np(self, M):
         fns = [[_numpy_fn(M[i, j], self.xs) for j in range(self.d)] for i in range(self.d)]
@@ -333,7 +338,7 @@ class Model:
         x = np.atleast_2d(x)
         if self.D is None:
             return np.broadcast_to(np.eye(self.d), (len(x), self.d, self.d)).copy()
-        return self._D_np(self.D)(x)
+        return self._compiled("D", lambda: self._D_np(self.D))(x)
 
     def b_np(self, x: np.ndarray) -> np.ndarray:
         """The non-gradient drift b at points (zeros where the model has none).
@@ -349,7 +354,8 @@ class Model:
         x = np.atleast_2d(x)
         if self.b is None:
             return np.zeros_like(x, dtype=float)
-        return np.stack([_numpy_fn(c, self.xs)(*x.T) for c in self.b], axis=1)
+        fns = self._compiled("b", lambda: [_numpy_fn(c, self.xs) for c in self.b])
+        return np.stack([f(*x.T) for f in fns], axis=1)
 
     def initial_density(self, x: np.ndarray) -> np.ndarray:
         """The initial density (unnormalised for a formula) at points given components first.
@@ -365,7 +371,7 @@ class Model:
         """
         x = np.asarray(x, float)[: self.d]
         if self.initial["kind"] == "density":
-            return _numpy_fn(self.initial["expr"], self.xs)(*x)
+            return self._compiled("initial", lambda: _numpy_fn(self.initial["expr"], self.xs))(*x)
         from fpjko.references.gaussian import gaussian_density
 
         return gaussian_density(x, self.initial["mean"], self.initial["cov"])
@@ -602,7 +608,7 @@ class Model:
                                                                         ("an x-dependent D", not self.D_constant))
                                                        if bad) + ")")
         self._check_mesh(mesh)
-        V = _numpy_fn(self.V, self.xs)
+        V = self._compiled("V", lambda: _numpy_fn(self.V, self.xs))
         s = NewtonJKO(mesh, tau, potential=lambda x: V(*x[: self.d]), beta=self.beta, interaction=self.interaction(),
                       D=None if self.D is None else np.asarray(self.D.tolist(), float), **kw)
         s.set_initial(self.initial_density, normalize=True)

@@ -3,6 +3,7 @@ step-solver policy of a time stepper (StepSolver: LU or Krylov + AMG, the predic
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -74,8 +75,10 @@ def make_ksp(A: PETSc.Mat, prefix: str, options: dict | None = None, user=None) 
     return ksp
 
 
+@functools.lru_cache(maxsize=1)
 def _options_used():
-    """PETSc's PetscOptionsUsed(NULL, name, &flag) through ctypes (petsc4py has no binding), or None."""
+    """PETSc's PetscOptionsUsed(NULL, name, &flag) through ctypes (petsc4py has no binding), or None (looked up
+    once per process)."""
     import ctypes
 
     try:

@@ -189,9 +189,8 @@ class DualNewton:
             if st["res"] <= tol:
                 break
             its += 1
-            if its > 8 and not steep:
+            if its > 8:
                 steep = True
-                data = dataclasses.replace(data, steep=True)
             d, k = self.schur.direction(st, data.tau, self.s, steep)
             lin += k
             # a trust region per node: |dphi_i| <= 5 / beta, i.e. rho changes by at most about e^5 per

@@ -195,8 +195,9 @@ class NewtonJKO(DensitySolver):
         if mesh.topology.dim != self.d:
             raise ValueError(f"JKO needs a mesh of full dimension, got a {mesh.topology.dim}D mesh in {self.d}D")
         self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
-        self.n = self.V.dofmap.index_map.size_local
-        self.X = self.V.tabulate_dof_coordinates()                    # (local, 3)
+        self.graph = EdgeGraph(self.V, D, negative_weights)
+        self.n, self.X = self.graph.n, self.graph.X                    # X: (local, 3)
+        self.ml, self.D = self.graph.ml, self.graph.D                  # local with ghosts
         self.rho = dolfinx.fem.Function(self.V, name="rho")
         self.phi = dolfinx.fem.Function(self.V, name="phi")
         self.rho_k = dolfinx.fem.Function(self.V, name="rho_k")
@@ -204,8 +205,6 @@ class NewtonJKO(DensitySolver):
         inter = as_interaction(interaction, self.d)
         check_even(inter, self.d, self.comm)
         W = _numpy_kernel(inter)
-        self.graph = EdgeGraph(self.V, D, negative_weights)
-        self.ml, self.D = self.graph.ml, self.graph.D              # local with ghosts
         self.volume = self.comm.allreduce(float(self.ml[: self.n].sum()))
         self.energy = Energy(self.graph, pot, self.eps, m, self.cm, W)
         self.W = W
