@@ -4,7 +4,8 @@
                      ranks give the same bits for any rank count
     sde              Euler-Maruyama with state-dependent D (vectorised Cholesky), Langevin
     interacting      McKean-Vlasov particles (O(n) quadratic W, chunked O(n^2) general W)
-    particle_mesh    the force of any smooth W by the particle mesh: CIC deposit, FFT convolution, O(n + G log G)
+    particle_mesh    the force of any W by the particle mesh: CIC deposit, FFT convolution, O(n + G log G)
+    random_batch     the Random Batch Method (Jin, Li, Liu 2020): interactions within random batches, O(n p)
     mean_field_nn    two-layer network neurons trained by SGD with step gamma N^b (and TeacherData, its problem)
     sgd, sgd_noise   minibatch SGD chains on a finite data set; its noise as D(x) and temperature lr/(2B)
     deep_relaxation  Entropy-SGD / Elastic-SGD and the homogenized flow
@@ -17,11 +18,12 @@ Exact laws are in fpjko.references, distances and fitted slopes in fpjko.metrics
 from fpjko.samplers.interacting import interaction_force, mckean_vlasov
 from fpjko.samplers.mean_field_nn import TeacherData, TwoLayerMeanField
 from fpjko.samplers.particle_mesh import ParticleMesh, particle_mesh_force
+from fpjko.samplers.random_batch import RandomBatch
 from fpjko.samplers.sde import cholesky_batch, euler_maruyama, langevin
 from fpjko.samplers.sgd import minibatch_sgd
 from fpjko.samplers.sgd_noise import LeastSquares, gradient_covariance, sgd_diffusion, sgd_temperature
 from fpjko.samplers.streams import Streams
 
-__all__ = ["ParticleMesh", "particle_mesh_force", "minibatch_sgd", "LeastSquares", "gradient_covariance", "sgd_diffusion", "sgd_temperature",
+__all__ = ["ParticleMesh", "particle_mesh_force", "RandomBatch", "minibatch_sgd", "LeastSquares", "gradient_covariance", "sgd_diffusion", "sgd_temperature",
            "Streams", "euler_maruyama", "langevin", "cholesky_batch", "mckean_vlasov", "interaction_force",
            "TeacherData", "TwoLayerMeanField"]

@@ -2,14 +2,15 @@
 
 The direct sum (fpjko.samplers.interacting.interaction_force) costs O(n^2): 49 s per step at n = 1e4 for a
 Gaussian W in 2D. Here the particles are deposited on a uniform grid of the box [lower, upper] by cloud-in-cell
-(multilinear) weights, the field F(y) = -sum_k q_k grad W(y - y_k) is the linear convolution of the deposit with
+(multilinear) weights (or cubic ones, order=4; fpjko.kernels, compiled by numba when it is installed), the field F(y) = -sum_k q_k grad W(y - y_k) is the linear convolution of the deposit with
 grad W sampled on the grid's differences (zero-padded FFTs, the kernel's spectrum computed once per grid), and F is
 interpolated back to the particles with the same weights. For a smooth W the force error is O(h^2) in the grid
 spacing h (measured in tests/test_particle_mesh.py).
 
-Rank-count independence: every block of particles (one stream each, fpjko.samplers.streams) deposits on its own
-grid, the block grids are gathered and summed in block order, so the force is bitwise the same on any number of
-ranks. Memory: one grid per block (G values each) on every rank.
+Rank-count independence: the deposit is in fixed point (each contribution rounded to a multiple of 2^-52 of the
+total mass, int64; fpjko.kernels.transfer.deposit_exact), so its sum over the particles and over the ranks (one
+MPI Allreduce) is exact in any order and the force is bitwise the same on any number of ranks. Memory: O(n / ranks)
+for the particles and one grid (G values) per rank.
 """
 
 from __future__ import annotations
@@ -19,24 +20,35 @@ from typing import Callable
 import numpy as np
 
 from fpjko.common import checks
-from fpjko.common.collective import agree, allgather_checked
+from fpjko.common.collective import agree
+from fpjko.kernels import GridConvolution
+from fpjko.kernels.transfer import deposit_exact
 from fpjko.samplers.streams import Streams
 
 
+SCALE = 2.0 ** 52       # the fixed point of the deposit: total mass 1 is 2^52
+
+
 class ParticleMesh:
-    """The grid, its CIC weights and the spectrum of grad W on it.
+    """The grid, its transfer weights and the spectrum of grad W on it (a fpjko.kernels.GridConvolution).
 
     Parameters
     ----------
     grad_W : callable
-        grad W(z), z of shape (..., d) -> (..., d) (W even, so grad W odd).
+        grad W(z), z of shape (..., d) -> (..., d) (W even, so grad W odd). Finite away from 0; a singularity
+        at 0 that is integrable (grad log|z| in 2D) gets the cell average at the zero offset, which is 0 for an odd
+        grad W.
     lower, upper : array_like, shape (d,)
         The box the particles stay in.
     cells : int or sequence of int
         Grid cells per direction (default 256 in 1D/2D, 64 in 3D).
+    order : {2, 4}
+        Cloud-in-cell (default) or cubic Lagrange weights.
+    memory_limit : float, optional
+        Bytes the grid may take (default half the machine's memory); a larger grid is refused before allocation.
     """
 
-    def __init__(self, grad_W: Callable, lower, upper, cells=None):
+    def __init__(self, grad_W: Callable, lower, upper, cells=None, order: int = 2, memory_limit: float | None = None):
         self.lower = np.atleast_1d(np.asarray(lower, float))
         self.upper = np.atleast_1d(np.asarray(upper, float))
         d = self.d = len(self.lower)
@@ -44,36 +56,15 @@ class ParticleMesh:
             raise ValueError(f"the box must be lower < upper of one length d <= 3, got {lower!r}, {upper!r}")
         cells = ({1: 256, 2: 256, 3: 64}[d] if cells is None else cells)
         self.cells = np.array([checks.integer("cells", c, 2) for c in np.broadcast_to(cells, (d,))])
-        self.h = (self.upper - self.lower) / self.cells
-        nodes = self.cells + 1
-        self.shape = tuple(int(m) for m in nodes)
-        self.padded = tuple(int(2 * m) for m in nodes)
-        # grad W at every grid difference (i - j) h, |i - j| <= nodes - 1, in FFT order (negative offsets wrapped)
-        axes = [np.fft.fftfreq(p, 1.0 / p) * hh for p, hh in zip(self.padded, self.h)]
-        z = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
-        g = np.asarray(grad_W(z), float)
-        if g.shape != z.shape or not np.all(np.isfinite(g)):
-            bad = "finite values" if g.shape == z.shape else f"shape {z.shape}, got {g.shape}"
-            raise ValueError(f"grad_W on the grid's differences must return {bad} (a kernel singular at 0 needs "
-                             f"a treatment of its singularity)")
-        self._axes = tuple(range(d))
-        self._spectrum = [np.fft.rfftn(g[..., k], self.padded, axes=self._axes) for k in range(d)]
-
-    def _weights(self, x: np.ndarray):
-        """The CIC corner indices and weights of the particles: (2^d, n) flat indices and (2^d, n) weights."""
-        t = (x - self.lower) / self.h
-        i0 = np.clip(np.floor(t).astype(np.int64), 0, self.cells - 1)
-        f = t - i0
-        idx, wts = [], []
-        for corner in range(2 ** self.d):
-            bits = [(corner >> k) & 1 for k in range(self.d)]
-            ii = [i0[:, k] + bits[k] for k in range(self.d)]
-            idx.append(np.ravel_multi_index(ii, self.shape))
-            wts.append(np.prod([f[:, k] if bits[k] else 1.0 - f[:, k] for k in range(self.d)], axis=0))
-        return np.array(idx), np.array(wts)
+        with np.errstate(all="ignore"):
+            self.grid = GridConvolution(grad_W, self.lower, self.upper, (self.upper - self.lower) / self.cells,
+                                        order=order, memory_limit=memory_limit)
+        if self.grid.k != d:
+            raise ValueError(f"grad_W must return shape (..., {d}) (the gradient), got {self.grid.k} components")
+        self.h, self.shape = self.grid.h, self.grid.shape
 
     def deposit(self, x: np.ndarray, mass: float) -> np.ndarray:
-        """The CIC deposit of points of equal mass, in their order.
+        """The deposit of points of equal mass, in their order.
 
         Parameters
         ----------
@@ -82,52 +73,42 @@ class ParticleMesh:
 
         Returns
         -------
-        numpy.ndarray, shape (prod(cells + 1),)
+        numpy.ndarray, shape (prod(shape),)
         """
-        size = int(np.prod(self.shape))
-        if not len(x):
-            return np.zeros(size)
-        idx, wts = self._weights(x)
-        return np.bincount(idx.ravel(), weights=mass * wts.ravel(), minlength=size)   # in the points' order
+        return self.grid.deposit(x, mass)
 
     def field(self, q: np.ndarray) -> np.ndarray:
         """F(y_i) = -sum_k q_k grad W(y_i - y_k) at the grid nodes (the linear convolution, by zero-padded FFTs).
 
         Parameters
         ----------
-        q : numpy.ndarray, shape (prod(cells + 1),)
+        q : numpy.ndarray, shape (prod(shape),)
 
         Returns
         -------
-        numpy.ndarray, shape (prod(cells + 1), d)
+        numpy.ndarray, shape (prod(shape), d)
         """
-        Q = np.fft.rfftn(q.reshape(self.shape), self.padded, axes=self._axes)
-        sl = tuple(slice(0, m) for m in self.shape)
-        return np.stack([-np.fft.irfftn(Q * s, self.padded, axes=self._axes)[sl].ravel() for s in self._spectrum],
-                        axis=1)
+        return -self.grid.convolve(q)
 
     def interpolate(self, F: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """The field at points by the same CIC weights.
+        """The field at points by the same weights.
 
         Parameters
         ----------
-        F : numpy.ndarray, shape (prod(cells + 1), d)
+        F : numpy.ndarray, shape (prod(shape), d)
         x : numpy.ndarray, shape (m, d)
 
         Returns
         -------
         numpy.ndarray, shape (m, d)
         """
-        if not len(x):
-            return np.zeros((0, self.d))
-        idx, wts = self._weights(x)
-        return np.einsum("cn,cnk->nk", wts, F[idx])
+        return self.grid.interpolate(F, x)
 
 
 def particle_mesh_force(x: np.ndarray, streams: Streams, pm: ParticleMesh) -> np.ndarray:
     """The mean-field force -(1/n) sum_j grad W(x_i - x_j) on this rank's particles, by the particle mesh.
 
-    Each block of particles deposits on its own grid; the block grids are summed in block order on every rank, so
+    The deposit is in fixed point (multiples of 2^-52 of the total mass, int64), so its sum over ranks is exact and
     the result is bitwise the same on any number of ranks. Particles outside the box are an error on every rank.
 
     Parameters
@@ -151,8 +132,9 @@ def particle_mesh_force(x: np.ndarray, streams: Streams, pm: ParticleMesh) -> np
         problem = (f"particle {streams.lo + i} at {x[i].tolist()} left the particle mesh's box "
                    f"[{pm.lower.tolist()}, {pm.upper.tolist()}]")
     agree(streams.comm, problem)
-    offs = np.cumsum([0, *streams._sizes])
-    local = np.array([pm.deposit(x[offs[b]:offs[b + 1]], 1.0 / streams.n) for b in range(len(streams._sizes))])
-    grids = [g for g in allgather_checked(streams.comm, local) if len(g)]
-    q = np.concatenate(grids, axis=0).sum(axis=0) if grids else np.zeros(int(np.prod(pm.shape)))
-    return pm.interpolate(pm.field(q), x)
+    g = pm.grid
+    qi = deposit_exact(x, 1.0 / streams.n, g.origin, g.h, g.shape, g.order, SCALE)
+    if streams.comm is not None and streams.comm.size > 1:
+        from mpi4py import MPI
+        streams.comm.Allreduce(MPI.IN_PLACE, qi, op=MPI.SUM)           # integers: exact in any order
+    return pm.interpolate(pm.field(qi / SCALE), x)

@@ -58,7 +58,10 @@ def test_bad_input_is_named():
         particle_mesh_force(x, st, pm)
     with pytest.raises(ValueError, match=r"expected this rank's particles as \(10, 2\), got \(10, 3\)"):
         particle_mesh_force(np.zeros((10, 3)), st, pm)
-    with pytest.raises(ValueError, match="must return finite values"), np.errstate(all="ignore"):
-        ParticleMesh(lambda z: z / np.sum(z * z, axis=-1)[..., None], [-1, -1], [1, 1], 8)   # singular at 0
+    with pytest.raises(ValueError, match=r"singular at 0 like \|z\|\^-3, which is not integrable in 2D"), \
+            np.errstate(all="ignore"):
+        ParticleMesh(lambda z: z / np.sum(z * z, axis=-1)[..., None] ** 2, [-1, -1], [1, 1], 8)
+    with pytest.raises(ValueError, match=r"not finite at z = \[0.25, 0.0\] \(away from 0\)"), np.errstate(all="ignore"):
+        ParticleMesh(lambda z: z / (np.abs(z[..., :1]) - 0.25), [-1, -1], [1, 1], 8)
     with pytest.raises(ValueError, match="lower < upper"):
         ParticleMesh(gauss_grad, [1, -1], [-1, 1], 8)

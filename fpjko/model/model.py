@@ -392,7 +392,7 @@ class Model:
         -------
         UFL expression
         """
-        return self._ufl(self.V)(x) + 0 * x[0]
+        return self._ufl(self.V)(x) + (x[0] - x[0])     # keeps the mesh in a constant V (UFL folds 0 * x[0] away)
 
     def fe_coefficients(self) -> dict:
         """The FokkerPlanckSolver keywords of the model: potential, diffusion, drift, interaction, beta.
@@ -407,10 +407,10 @@ class Model:
                 kw["diffusion"] = np.asarray(self.D.tolist(), float)
             else:
                 dij = [[self._ufl(self.D[i, j]) for j in range(self.d)] for i in range(self.d)]
-                kw["diffusion"] = lambda x: [[c(x) + 0 * x[0] for c in row] for row in dij]
+                kw["diffusion"] = lambda x: [[c(x) + (x[0] - x[0]) for c in row] for row in dij]
         if self.b is not None:
             bi = [self._ufl(c) for c in self.b]
-            kw["drift"] = lambda x: [c(x) + 0 * x[0] for c in bi]
+            kw["drift"] = lambda x: [c(x) + (x[0] - x[0]) for c in bi]
         if self.W is not None:
             kw["interaction"] = self.interaction()
         return kw
@@ -492,7 +492,7 @@ class Model:
         return streams.sample(rejection)
 
     def particles(self, n: int, seed: int = 0, comm=None, dt: float = 1e-3, t_end: float = 1.0, callback=None,
-                  force: str = "direct", cells=None):
+                  force: str = "direct", cells=None, batch: int = 2):
         """n interacting particles (Euler-Maruyama, independent noise per particle) from the initial law to t_end.
 
         Parameters
@@ -506,11 +506,14 @@ class Model:
         t_end : float
         callback : callable, optional
             callback(streams, step, t, x) after every step (x this rank's particles); it may return True to stop.
-        force : {'direct', 'mesh'}
-            For a kernel W: the exact O(n^2) sum, or the particle mesh on the model's domain (O(n + G log G),
-            second order in the grid; the particles must stay in the domain).
+        force : {'direct', 'mesh', 'rbm'}
+            For a kernel W: the exact O(n^2) sum, the particle mesh on the model's domain (O(n + G log G),
+            second order in the grid; the particles must stay in the domain), or the Random Batch Method
+            (fpjko.samplers.random_batch: batches of `batch` particles, O(n p), biased in dt).
         cells : int, optional
             The particle mesh's cells per direction (default: fpjko.samplers.particle_mesh's).
+        batch : int
+            The Random Batch Method's batch size p.
 
         Returns
         -------
@@ -530,8 +533,12 @@ class Model:
         st = Streams(n, seed, comm=comm)
         x0 = self.sample_initial(st)
         W = self.W
-        checks.one_of("force", force, ("direct", "mesh"))
-        pm = None
+        checks.one_of("force", force, ("direct", "mesh", "rbm"))
+        pm = rbm = None
+        if force == "rbm" and self.interaction_kind in ("polynomial", "kernel"):
+            from fpjko.samplers.random_batch import RandomBatch
+
+            rbm = RandomBatch(st, self.grad_W, batch)
         if force == "mesh" and self.interaction_kind in ("polynomial", "kernel"):
             from fpjko.samplers.particle_mesh import ParticleMesh
 
@@ -547,6 +554,8 @@ class Model:
                 from fpjko.samplers.particle_mesh import particle_mesh_force
 
                 v = v + particle_mesh_force(x, st, pm)
+            elif rbm is not None:
+                v = v + rbm.force(x)
             elif W is not None:
                 v = v + (interaction_force(x, st, quadratic=self.k) if self.interaction_kind == "quadratic" else
                          interaction_force(x, st, grad_W=self.grad_W))

@@ -8,9 +8,8 @@ import numpy as np
 from mpi4py import MPI
 
 from fpjko.common.warn import warn
-from fpjko.solvers.fokker_planck.interaction import PolynomialInteraction, kernel_sum
-
-DENSE_KERNEL_ENTRIES = 2**24          # a general W(x_i - x_j) matrix up to 128 MB per rank is kept
+from fpjko.common.collective import collectively
+from fpjko.solvers.fokker_planck.interaction import MIN_CELLS, KernelInteraction, PolynomialInteraction, kernel_sum
 
 
 class Energy:
@@ -29,9 +28,11 @@ class Energy:
         The porous-medium exponent (> 1), None for none.
     cm : float
         The porous-medium coefficient.
-    W : None, PolynomialInteraction or callable
-        The interaction: exact moment sums of a polynomial W, else the double sum over the nodes of a numpy
-        W(z), z of shape (..., d) (kept as a dense block up to DENSE_KERNEL_ENTRIES entries per rank).
+    W : None, PolynomialInteraction, KernelInteraction or callable
+        The interaction: exact moment sums of a polynomial W; for a kernel the sum over the nodes by a grid and
+        FFTs (KernelInteraction's method='fft', default: fpjko.kernels.GridConvolution over the nodes' bounding
+        box, spacing as the FE interaction chooses it, O(n + G log G) per pass), or the direct double sum of a
+        numpy W(z), z of shape (..., d) (method='direct' or a plain callable; O(n^2) per pass, no dense block).
 
     Attributes
     ----------
@@ -43,12 +44,27 @@ class Energy:
         self.graph, self.comm, self.n, self.d = graph, graph.comm, graph.n, graph.d
         self.eps, self.m, self.cm, self.W = float(eps), m, cm, W
         self.V_nodal = graph.ghost(potential[: self.n])
-        self._Wmat = None
-        if W is not None and not isinstance(W, PolynomialInteraction):
-            X = graph.X
-            self._xall = np.concatenate(self.comm.allgather(X[: self.n, : self.d]))
-            if self.n * len(self._xall) <= DENSE_KERNEL_ENTRIES:
-                self._Wmat = np.asarray(W(X[: self.n, None, : self.d] - self._xall[None, :, :]), float)
+        self.grid = None
+        if isinstance(W, KernelInteraction):
+            if W.method == "fft":
+                self.grid = self._grid(W)
+            self.W = W = W.W
+        if W is not None and not isinstance(W, PolynomialInteraction) and self.grid is None:
+            self._xall = np.concatenate(self.comm.allgather(graph.X[: self.n, : self.d]))
+
+    def _grid(self, inter):
+        from fpjko.kernels import GridConvolution
+
+        x = self.graph.X[: self.n, : self.d]
+        lo = self.comm.allreduce(np.min(x, axis=0) if self.n else np.full(self.d, np.inf), op=MPI.MIN)
+        hi = self.comm.allreduce(np.max(x, axis=0) if self.n else np.full(self.d, -np.inf), op=MPI.MAX)
+        pad = 1e-9 * np.maximum(hi - lo, 1e-300)
+        h = inter.h
+        if h is None:
+            vol = self.comm.allreduce(float(np.sum(self.graph.ml[: self.n])), op=MPI.SUM)
+            h = min((vol / self.comm.allreduce(self.n)) ** (1.0 / self.d), float(np.max(hi - lo)) / MIN_CELLS[self.d])
+        return collectively(self.comm, GridConvolution, inter.W, lo - pad, hi + pad, h, order=inter.order,
+                            memory_limit=inter.memory_limit)
 
     def convolve(self, rho: np.ndarray) -> np.ndarray:
         """(W * rho)_i = sum_j W(x_i - x_j) m_j rho_j over all nodes (each once), at the owned nodes.
@@ -69,9 +85,9 @@ class Energy:
             mom = self.comm.allreduce(mr @ Y if self.n else np.zeros(len(self.W.moments)), op=MPI.SUM)
             Xg = np.stack([np.prod(X[own, : self.d] ** np.array(g), axis=1) for g in self.W.monomials], axis=1)
             return Xg @ (self.W.T @ mom)
+        if self.grid is not None:
+            return self.grid.apply(X[own, : self.d], X[own, : self.d], mr, self.comm)
         wts = np.concatenate(self.comm.allgather(mr))
-        if self._Wmat is not None:
-            return self._Wmat @ wts
         return kernel_sum(X[own, : self.d], self._xall, wts, self.W)
 
     def psi(self, rho: np.ndarray) -> np.ndarray:

@@ -114,7 +114,7 @@ from fpjko.solvers.core import validation
 from fpjko.solvers.core.compat import interpolate
 from fpjko.solvers.core.protocol import DensitySolver
 from fpjko.solvers.fokker_planck.coefficients import call_ufl
-from fpjko.solvers.fokker_planck.interaction import as_interaction, check_even
+from fpjko.solvers.fokker_planck.interaction import KernelInteraction, as_interaction, check_even
 from fpjko.solvers.fokker_planck.interaction import fingerprint as interaction_fingerprint
 from fpjko.solvers.jko.alg2 import _numpy_kernel
 from fpjko.solvers.jko.newton.dual import DualNewton, StepData
@@ -206,7 +206,7 @@ class NewtonJKO(DensitySolver):
         check_even(inter, self.d, self.comm)
         W = _numpy_kernel(inter)
         self.volume = self.comm.allreduce(float(self.ml[: self.n].sum()))
-        self.energy = Energy(self.graph, pot, self.eps, m, self.cm, W)
+        self.energy = Energy(self.graph, pot, self.eps, m, self.cm, inter if isinstance(inter, KernelInteraction) else W)
         self.W = W
         self.schur = SchurSystem(self.graph, self.prefix, petsc_options)
         self.dual = DualNewton(self.graph, self.energy, self.schur, self.s, self.predictor) if self.eps else None
