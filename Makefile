@@ -4,7 +4,7 @@ RUN  ?= docker/run
 OUT  ?= results
 PYTEST_ARGS ?=
 
-NOTEBOOKS ?= mantel jko_vs_pde double_well particles_vs_fe sgd_not_gibbs phase_transition mean_field_network wide_minima
+NOTEBOOKS ?= mantel jko_vs_pde double_well particles_vs_fe sgd_not_gibbs phase_transition mean_field_network wide_minima aggregation
 
 .PHONY: demo test bench notebooks env shell
 demo:            ## the main demo: 2D double-well Fokker-Planck, PNGs, VTX/XDMF series, summary
@@ -24,6 +24,8 @@ bench:           ## benchmarks: tables on stdout, JSON under $(OUT)/benchmarks
 	$(RUN) python3 -m benchmarks.interaction --out $(OUT)/benchmarks
 	$(RUN) mpirun -n 2 python3 -m benchmarks.interaction --out $(OUT)/benchmarks
 	$(RUN) python3 -m benchmarks.deep_relaxation --out $(OUT)/benchmarks
+	$(RUN) python3 -m benchmarks.kernels --out $(OUT)/benchmarks
+	$(RUN) mpirun -n 2 python3 -m benchmarks.kernels --out $(OUT)/benchmarks
 notebooks:       ## the literate demos as executed notebooks with their figures, under $(OUT)/notebooks
 	$(RUN) python3 -m fpjko.demos.notebooks --out $(OUT)/notebooks $(NOTEBOOKS)
 env:             ## only provision the environment

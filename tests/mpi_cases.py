@@ -76,6 +76,10 @@ def mean_field(kind, empty_rank=False):
     elif kind == "kernel":
         s = FokkerPlanckSolver(msh, f, beta=2.0, degree=1, dt=0.02,
                                interaction=KernelInteraction(lambda z: -np.exp(-0.5 * np.sum(z * z, axis=-1))))
+    elif kind == "kernel_direct":             # the O(N^2) reference: sources passed around the ranks in a ring
+        s = FokkerPlanckSolver(msh, f, beta=2.0, degree=1, dt=0.02,
+                               interaction=KernelInteraction(lambda z: -np.exp(-0.5 * np.sum(z * z, axis=-1)),
+                                                             method="direct"))
     elif kind == "badkernel":                 # W returns (..., d): every rank must fail, also one without cells
         s = FokkerPlanckSolver(msh, f, beta=2.0, degree=1, dt=0.02, interaction=KernelInteraction(lambda z: z))
     elif kind == "sg":

@@ -40,10 +40,11 @@ def test_checkpoint_from_two_ranks_resumes_on_one(tmp_path):
     np.testing.assert_allclose(resumed["t"], ref["t"], rtol=1e-14)
 
 
-@pytest.mark.parametrize("kind", ["poly", "kernel", "sg", "transport", "network", "empty_kernel", "empty_sg",
+@pytest.mark.parametrize("kind", ["poly", "kernel", "kernel_direct", "sg", "transport", "network", "empty_kernel", "empty_sg",
                                   "empty_transport"])
 def test_mean_field_serial_and_two_ranks_agree(tmp_path, kind):
-    """Interaction fields (moments, the kernel's ring pass, the SG lagged potential), DG transport and the
+    """Interaction fields (moments, the kernel's grid (Allreduced deposit) and ring pass, the SG lagged potential),
+    DG transport and the
     network PDE with its density-dependent D: -n 2 reproduces the serial run to solver tolerance, also
     when rank 1 holds no cells (empty_*)."""
     case = "mv_" + kind

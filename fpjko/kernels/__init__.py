@@ -4,7 +4,7 @@
 - grid: GridConvolution (the grid over a box, the kernel's spectrum, singular kernels, the memory check).
 
 Used by the particle-mesh forces (fpjko.samplers.particle_mesh) and by the finite-element interaction W * rho
-(fpjko.solvers.fokker_planck.interaction.FFTKernelInteraction, NewtonJKO).
+(fpjko.solvers.fokker_planck.interaction.KernelInteraction, method="fft"; NewtonJKO).
 """
 
 from fpjko.kernels.grid import GridConvolution, singular_cell_average, singularity_exponent

@@ -491,10 +491,10 @@ class KernelInteraction(Interaction):
 
         d = mesh.geometry.dim
         x = mesh.geometry.x[:, :d]
-        lo = np.min(x, axis=0) if len(x) else np.full(d, np.inf)
-        hi = np.max(x, axis=0) if len(x) else np.full(d, -np.inf)
-        lo = self.comm.allreduce(lo, op=MPI.MIN)
-        hi = self.comm.allreduce(hi, op=MPI.MAX)
+        lo = np.array(np.min(x, axis=0) if len(x) else np.full(d, np.inf), float)
+        hi = np.array(np.max(x, axis=0) if len(x) else np.full(d, -np.inf), float)
+        self.comm.Allreduce(MPI.IN_PLACE, lo, op=MPI.MIN)           # buffers: the object allreduce cannot min arrays
+        self.comm.Allreduce(MPI.IN_PLACE, hi, op=MPI.MAX)
         pad = 1e-9 * np.maximum(hi - lo, 1e-300)
         h = self.h
         if h is None:

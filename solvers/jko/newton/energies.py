@@ -56,8 +56,10 @@ class Energy:
         from fpjko.kernels import GridConvolution
 
         x = self.graph.X[: self.n, : self.d]
-        lo = self.comm.allreduce(np.min(x, axis=0) if self.n else np.full(self.d, np.inf), op=MPI.MIN)
-        hi = self.comm.allreduce(np.max(x, axis=0) if self.n else np.full(self.d, -np.inf), op=MPI.MAX)
+        lo = np.array(np.min(x, axis=0) if self.n else np.full(self.d, np.inf), float)
+        hi = np.array(np.max(x, axis=0) if self.n else np.full(self.d, -np.inf), float)
+        self.comm.Allreduce(MPI.IN_PLACE, lo, op=MPI.MIN)
+        self.comm.Allreduce(MPI.IN_PLACE, hi, op=MPI.MAX)
         pad = 1e-9 * np.maximum(hi - lo, 1e-300)
         h = inter.h
         if h is None:
