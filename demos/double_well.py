@@ -10,7 +10,9 @@
 # # Main demo: Fokker-Planck flow in a 2D double well, relaxing to exp(-beta f)/Z
 #
 # The law of Langevin dynamics $dX = -\nabla f(X)\,dt + \sqrt{2/\beta}\,dW$ solves the Fokker-Planck equation
+#
 # $$\rho_t = \nabla\cdot\big(\rho\nabla f + \beta^{-1}\nabla\rho\big), \qquad f(x, y) = (x^2-1)^2 + \tfrac12 y^2,$$
+#
 # with no flux through the boundary of the box. Its free energy
 # $F(\rho) = \int f\rho + \beta^{-1}\int\rho\log\rho$ decreases, and $\rho \to e^{-\beta f}/Z$.
 # A Gaussian bump placed on the barrier, off-centre, splits between the wells and equilibrates. The problem is

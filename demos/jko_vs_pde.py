@@ -10,8 +10,10 @@
 # # JKO minimizing movements beside the Fokker-Planck PDE (teaching demo)
 #
 # The JKO scheme
+#
 # $$\rho_{k+1} = \operatorname*{argmin}_\rho\; \frac{W_2^2(\rho, \rho_k)}{2\tau} + F(\rho), \qquad
 #   F(\rho) = \int f\rho + \beta^{-1}\int \rho\log\rho,$$
+#
 # is a time discretisation of $\rho_t = \nabla\cdot(\rho\nabla f) + \beta^{-1}\Delta\rho$: its iterates follow the
 # PDE with an $O(\tau)$ error, and $F$ decreases at every step.
 #

@@ -12,12 +12,18 @@
 # A symmetric $n\times n$ matrix $W$ with entries in $[0,1]$ is a weighted graph, and, as the step function
 # $W(u,v) = W_{ij}$ on $[\tfrac{i-1}n,\tfrac in)\times[\tfrac{j-1}n,\tfrac jn)$, a *graphon*. Its edge and
 # triangle densities are
+#
 # $$t(K_2,W) = \int W = \frac1{n^2}\sum_{ij}W_{ij}, \qquad t(K_3,W) = \iiint W(u,v)W(v,z)W(z,u) = \frac{\operatorname{tr}W^3}{n^3}.$$
+#
 # A triangle-free graph has at most $n^2/4$ edges (Mantel). For graphons, Goodman's bound
 # $t(K_3) \ge t(K_2)(2t(K_2)-1)$ gives
+#
 # $$R(W) = t(K_3,W) - t(K_2,W) \;\ge\; 2t(K_2)^2 - 2t(K_2) \;\ge\; -\tfrac12,$$
+#
 # with equality only at the balanced complete bipartite graphon. Gradient descent on the matrix,
+#
 # $$W \leftarrow P\big(W - \tau\, DR(W)\big), \qquad DR(W) = 3\,\frac{W W}{n} - 1,$$
+#
 # ($P$ clips to $[0,1]$, $DR = n^2\,\partial R/\partial W$ the graphon derivative) is the projected Euler scheme of the
 # graphon gradient flow $W_t = -DR(W)$, $DR(W)(u,v) = 3\int W(u,z)W(z,v)\,dz - 1$, which
 # `fpjko.solvers.graphon.flow.GraphonFlow` solves on a mesh of $[0,1]^2$. Both should end at $t(K_2) = \tfrac12$, $t(K_3) = 0$.

@@ -11,8 +11,10 @@
 #
 # Per-sample losses $f_i(x) = \tfrac12(a_i\cdot x - y_i)^2$ on $n$ samples whose label noise depends on the
 # features (heteroscedastic); SGD with learning rate lr and batch $B$. Its diffusion limit is
+#
 # $$dX = -\nabla f\,dt + \sqrt{2\beta^{-1} D(X)}\,dW, \qquad \beta^{-1} = \frac{\mathrm{lr}}{2B}, \qquad
 #   D(x) = \mathrm{Cov}_i\big(\nabla f_i(x)\big),$$
+#
 # a quadratic matrix field: `LeastSquares.formulas` writes f and D as formulas with the data's coefficients, and the
 # problem is declared once as a `fpjko.model.Model` (exact UFL on the FE side, no interpolation of D). The
 # Fokker-Planck equation $\rho_t = \nabla\cdot(\rho\nabla f + \beta^{-1}\nabla\cdot(D\rho))$ then has a stationary

@@ -11,7 +11,9 @@
 #
 # A loss with a deep but sharp minimum and a shallower wide one. Its *local entropy* at scale $\gamma$ and inverse
 # temperature $\beta$,
+#
 # $$f_\gamma(x) = -\beta^{-1}\log\int e^{-\beta f(y) - \beta|x-y|^2/(2\gamma)}\,dy ,$$
+#
 # is the viscous Hamilton–Jacobi solution $u_t = -\tfrac12|\nabla u|^2 + (2\beta)^{-1}\Delta u$, $u(0) = f$, at
 # $t = \gamma$; `fpjko.solvers.hamilton_jacobi.LocalEntropy` computes it on a mesh by the Cole–Hopf transform. Smoothing
 # at scale $\sqrt{\gamma/\beta}$ fills the sharp well: for $\gamma$ large enough the *wide* minimum becomes the

@@ -158,6 +158,43 @@ if numba is not None:
                                 out[p, c] += wt * F[node, c]
 
 
+    @_jit
+    def _nb_deposit2(x, m, origin, h, shape, order, out, outi, scale):
+        """The 2D deposit (the hot case), loops specialised: out (N,) += m w, or outi (N,) += rint(m w scale)."""
+        lo = order // 2 - 1
+        n0, n1 = shape[0], shape[1]
+        w0, w1 = np.empty(4), np.empty(4)
+        for p in range(x.shape[0]):
+            b0 = _w((x[p, 0] - origin[0]) / h[0], order, lo, n0 - order + lo, w0)
+            b1 = _w((x[p, 1] - origin[1]) / h[1], order, lo, n1 - order + lo, w1)
+            for a in range(order):
+                row = (b0 + a) * n1 + b1
+                va = m[p] * w0[a]
+                if scale != 0.0:
+                    for b in range(order):
+                        outi[row + b] += np.int64(np.rint(va * w1[b] * scale))
+                else:
+                    for b in range(order):
+                        out[row + b] += va * w1[b]
+
+    @_jit
+    def _nb_interpolate2(F, x, origin, h, shape, order, out):
+        """The 2D interpolation, loops specialised: out (n, k) = sum w F[node]."""
+        lo = order // 2 - 1
+        n0, n1 = shape[0], shape[1]
+        nk = F.shape[1]
+        w0, w1 = np.empty(4), np.empty(4)
+        for p in range(x.shape[0]):
+            b0 = _w((x[p, 0] - origin[0]) / h[0], order, lo, n0 - order + lo, w0)
+            b1 = _w((x[p, 1] - origin[1]) / h[1], order, lo, n1 - order + lo, w1)
+            for a in range(order):
+                row = (b0 + a) * n1 + b1
+                for b in range(order):
+                    wt = w0[a] * w1[b]
+                    for c in range(nk):
+                        out[p, c] += wt * F[row + b, c]
+
+
 def _args(x, origin, h, shape):
     x = np.ascontiguousarray(x, dtype=float)
     return (x, np.ascontiguousarray(origin, dtype=float), np.ascontiguousarray(h, dtype=float),
@@ -195,7 +232,9 @@ def deposit(x: np.ndarray, m: np.ndarray, origin, h, shape, order: int = 2, out:
         return out
     x, origin, h, sh = _args(x, origin, h, shape)
     m = np.ascontiguousarray(np.broadcast_to(np.asarray(m, float), (len(x),)))
-    if numba is not None:
+    if numba is not None and x.shape[1] == 2:
+        _nb_deposit2(x, m, origin, h, sh, int(order), out, np.zeros(1, np.int64), 0.0)
+    elif numba is not None:
         _nb_transfer(x, m, np.zeros((1, 1)), origin, h, sh, int(order), out.reshape(size, 1), True,
                      np.zeros(1, np.int64), 0.0)
     else:
@@ -233,7 +272,9 @@ def deposit_exact(x: np.ndarray, m: np.ndarray, origin, h, shape, order: int = 2
         return out
     x, origin, h, sh = _args(x, origin, h, shape)
     m = np.ascontiguousarray(np.broadcast_to(np.asarray(m, float), (len(x),)))
-    if numba is not None:
+    if numba is not None and x.shape[1] == 2:
+        _nb_deposit2(x, m, origin, h, sh, int(order), np.zeros(1), out, float(scale))
+    elif numba is not None:
         _nb_transfer(x, m, np.zeros((1, 1)), origin, h, sh, int(order), np.zeros((1, 1)), True, out, float(scale))
     else:
         _numpy_deposit(x, m, origin, h, tuple(shape), int(order), out, float(scale))
@@ -261,6 +302,9 @@ def interpolate(F: np.ndarray, x: np.ndarray, origin, h, shape, order: int = 2) 
     x, origin, h, sh = _args(x, origin, h, shape)
     if numba is not None:
         out = np.zeros((len(x), F.shape[1]))
-        _nb_transfer(x, np.zeros(1), F, origin, h, sh, int(order), out, False, np.zeros(1, np.int64), 0.0)
+        if x.shape[1] == 2:
+            _nb_interpolate2(F, x, origin, h, sh, int(order), out)
+        else:
+            _nb_transfer(x, np.zeros(1), F, origin, h, sh, int(order), out, False, np.zeros(1, np.int64), 0.0)
         return out
     return _numpy_interpolate(F, x, origin, h, tuple(shape), int(order))

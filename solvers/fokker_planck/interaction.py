@@ -64,12 +64,29 @@ class _Sources:
         self._rho_expr: dict[int, dolfinx.fem.Expression] = {}
 
     def density(self, rho: dolfinx.fem.Function) -> np.ndarray:
-        """rho(y_q) |J| w_q at the owned quadrature points, shape (nq,)."""
+        """rho(y_q) |J| w_q at the owned quadrature points, shape (nq,).
+
+        For a scalar Lagrange space of degree <= 2 (no dof permutations) the values are the cell's dof values times
+        the basis tabulated once at the reference points (a gather and a small matrix product); otherwise a compiled
+        Expression."""
         key = id(rho)
         if key not in self._rho_expr:
-            self._rho_expr[key] = dolfinx.fem.Expression(rho, self.Xref)
-        vals = np.asarray(self._rho_expr[key].eval(self.mesh, self.cells)).ravel()
+            self._rho_expr[key] = self._tabulated(rho.function_space) or dolfinx.fem.Expression(rho, self.Xref)
+        ev = self._rho_expr[key]
+        if isinstance(ev, tuple):
+            dofs, Phi = ev
+            vals = (rho.x.array[dofs] @ Phi).ravel()
+        else:
+            vals = np.asarray(ev.eval(self.mesh, self.cells)).ravel()
         return vals * self.weights
+
+    def _tabulated(self, V):
+        el = V.element.basix_element
+        if (V.dofmap.index_map_bs != 1 or el.discontinuous or el.degree > 2 or V.mesh is not self.mesh
+                or el.family != basix.ElementFamily.P):
+            return None
+        Phi = np.asarray(el.tabulate(0, self.Xref))[0, :, :, 0].T          # (dofs per cell, nq)
+        return V.dofmap.list[: len(self.cells)], Phi
 
 
 class Interaction:

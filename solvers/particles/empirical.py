@@ -2,6 +2,7 @@
 
 Particles are rows of x (n_local, gdim), each rank holding its own share (e.g. samplers.Streams).
 Every point is located once on the distributed mesh (one owning rank, also on shared faces):
+
 - histogram: DG0 density, cell count / (n |cell|), integral = fraction of particles inside, exactly;
 - project: L2 projection onto a Lagrange space, M u = b with b_i = (1/n) sum_p phi_i(x_p); since the
   basis sums to one, int u = 1 to solver tolerance (lumped=True: u_i = b_i / m_i, also >= 0);
