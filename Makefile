@@ -28,7 +28,8 @@ bench:           ## benchmarks: tables on stdout, JSON under $(OUT)/benchmarks
 	$(RUN) mpirun -n 2 python3 -m benchmarks.kernels --out $(OUT)/benchmarks
 	mkdir -p docs/benchmarks && cp $(OUT)/benchmarks/*.json docs/benchmarks/   # the site's performance tables
 docs:            ## the documentation site (Sphinx, demos executed and cached, offline MathJax): results/docs/index.html
-	$(RUN) python3 -m sphinx -W --keep-going -b html -j 1 docs $(OUT)/docs
+	$(RUN) python3 -m sphinx -W --keep-going -b html docs $(OUT)/docs
+	$(RUN) python3 docs/check_site.py $(OUT)/docs --demo aggregation --screenshot $(OUT)/site_aggregation.png
 notebooks:       ## the literate demos as executed notebooks with their figures, under $(OUT)/notebooks
 	$(RUN) python3 -m fpjko.demos.notebooks --out $(OUT)/notebooks $(NOTEBOOKS)
 env:             ## only provision the environment

@@ -22,7 +22,7 @@ import numpy as np
 from fpjko.common import checks
 from fpjko.common.collective import agree
 from fpjko.kernels import GridConvolution
-from fpjko.kernels.transfer import deposit_exact
+from fpjko.kernels.transfer import bounds, deposit_exact
 from fpjko.samplers.streams import Streams
 
 
@@ -127,7 +127,7 @@ def particle_mesh_force(x: np.ndarray, streams: Streams, pm: ParticleMesh) -> np
     problem = None
     if x.shape != (streams.n_local, pm.d):
         problem = f"particle_mesh_force: expected this rank's particles as ({streams.n_local}, {pm.d}), got {x.shape}"
-    elif len(x) and (np.any(x.min(axis=0) < pm.lower) or np.any(x.max(axis=0) > pm.upper)):     # 2 passes, not 4
+    elif len(x) and (np.any((b := bounds(x))[0] < pm.lower) or np.any(b[1] > pm.upper)):       # one pass
         i = int(np.flatnonzero(np.any((x < pm.lower) | (x > pm.upper), axis=1))[0])
         problem = (f"particle {streams.lo + i} at {x[i].tolist()} left the particle mesh's box "
                    f"[{pm.lower.tolist()}, {pm.upper.tolist()}]")

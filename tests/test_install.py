@@ -90,8 +90,10 @@ _DOTTED = re.compile(r"\bfpjko(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 def _quoted_paths() -> set[str]:
-    """fpjko.X.Y names quoted in README.md and in the package's docstrings."""
+    """fpjko.X.Y names quoted in README.md, the site's pages (docs/**/*.md) and the package's docstrings."""
     texts = [open(os.path.join(ROOT, "README.md")).read()]
+    for dirpath, _, files in os.walk(os.path.join(ROOT, "docs")):
+        texts += [open(os.path.join(dirpath, f)).read() for f in files if f.endswith(".md")]
     for top in list(MAPPED.values()):
         for dirpath, _, files in os.walk(os.path.join(ROOT, top)):
             for f in files:

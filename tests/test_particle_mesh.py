@@ -42,11 +42,38 @@ def test_second_order_in_the_grid_against_the_direct_sum(d, grad):
 
 
 def test_two_ranks_give_the_serial_forces_bitwise():
-    """Per-block deposits summed in block order: 1 and 2 ranks give the same bits, also when a rank has no
-    particles (n = 700 < one block of 1000)."""
+    """The fixed-point deposit sums exactly over ranks: 1 and 2 ranks give the same bits, also when a rank has no
+    particles (n = 700 < one block of 1000); so do two Random Batch draws (batches inside the blocks)."""
     for n in (5000, 700):
         r1, r2 = run_mpi(1, "mpi_particle_mesh.py", n), run_mpi(2, "mpi_particle_mesh.py", n)
         assert r1["F"] == r2["F"] and len(r1["F"]) == 2 * n
+        assert r1["R"] == r2["R"] and len(r1["R"]) == 4 * n
+
+
+def test_runs_without_numba():
+    """With numba switched off (FPJKO_NUMBA=0: the numpy loops) the particle-mesh force is the compiled one to
+    round-off, and samplers import without dolfinx."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, sys, numpy as np\n"
+            "from fpjko.kernels import have_numba\n"
+            "from fpjko.samplers.particle_mesh import ParticleMesh, particle_mesh_force\n"
+            "from fpjko.samplers.streams import Streams\n"
+            "st = Streams(3000, 7, comm=None)\n"
+            "x = np.clip(st.sample(lambda g, m: g.standard_normal((m, 2))), -3.9, 3.9)\n"
+            "F = particle_mesh_force(x, st, ParticleMesh(lambda z: z * np.exp(-0.5 * np.sum(z * z, -1))[..., None], "
+            "[-4, -4], [4, 4], 64))\n"
+            "print(json.dumps({'numba': have_numba(), 'dolfinx': 'dolfinx' in sys.modules, 'F': F.ravel().tolist()}))\n")
+    out = {}
+    for flag in ("0", "1"):
+        r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, FPJKO_NUMBA=flag), capture_output=True,
+                           text=True, timeout=300, check=True)
+        out[flag] = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["0"]["numba"] is False and not out["0"]["dolfinx"]
+    np.testing.assert_allclose(out["0"]["F"], out["1"]["F"], rtol=1e-12, atol=1e-15)
 
 
 def test_bad_input_is_named():

@@ -195,6 +195,38 @@ if numba is not None:
                         out[p, c] += wt * F[row + b, c]
 
 
+if numba is not None:
+    @_jit
+    def _nb_bounds(x, lo, hi):
+        for p in range(x.shape[0]):
+            for k in range(x.shape[1]):
+                v = x[p, k]
+                if v < lo[k] or not v == v:        # NaN counts as below
+                    lo[k] = v if v == v else -np.inf
+                if v > hi[k]:
+                    hi[k] = v
+
+
+def bounds(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The smallest and largest coordinate per axis in one pass (NaN gives -inf), for a box check of many points.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape (m, d), m >= 1
+
+    Returns
+    -------
+    lo, hi : numpy.ndarray, shape (d,)
+    """
+    x = np.ascontiguousarray(x, dtype=float)
+    if numba is None:
+        lo = np.where(np.any(np.isnan(x), axis=0), -np.inf, np.min(x, axis=0))
+        return lo, np.max(x, axis=0)
+    lo, hi = np.full(x.shape[1], np.inf), np.full(x.shape[1], -np.inf)
+    _nb_bounds(x, lo, hi)
+    return lo, hi
+
+
 def _args(x, origin, h, shape):
     x = np.ascontiguousarray(x, dtype=float)
     return (x, np.ascontiguousarray(origin, dtype=float), np.ascontiguousarray(h, dtype=float),
