@@ -83,12 +83,9 @@ def test_ufl_and_numpy_agree_at_the_nodes():
     assert np.abs(u.x.array - m.V_np(pts)).max() < 1e-13
     kw = m.fe_coefficients()
     for i in range(2):
-        for j in range(2):
-            if m.D[i, j].free_symbols:                 # (UFL folds a constant entry to a number without a mesh)
-                dij = interpolate(dolfinx.fem.Function(V), kw["diffusion"](x)[i][j])
-                assert np.abs(dij.x.array - m.D_np(pts)[:, i, j]).max() < 1e-13
-            else:
-                assert float(kw["diffusion"](x)[i][j]) == m.D_np(pts)[0, i, j] == 1.5
+        for j in range(2):                             # a constant entry keeps the mesh too (x[0] - x[0])
+            dij = interpolate(dolfinx.fem.Function(V), kw["diffusion"](x)[i][j])
+            assert np.abs(dij.x.array - m.D_np(pts)[:, i, j]).max() < 1e-13
         bi = interpolate(dolfinx.fem.Function(V), kw["drift"](x)[i])
         assert np.abs(bi.x.array - m.b_np(pts)[:, i]).max() < 1e-13
 
@@ -99,8 +96,14 @@ def test_the_model_knows_its_structure():
     assert q.interaction_kind == "quadratic" and q.k == pytest.approx(1.5)
     assert Model(1, V="x**2/2", W="z**4 - z**2").interaction_kind == "polynomial"
     assert Model(1, V="x**2/2", W="-exp(-z**2)").interaction_kind == "kernel"
-    g = Model(2, V="x**2/2 + y**2/2", D=[[1, 0.5], [0.5, 2]])
-    assert g.gradient_flow and not g.gibbs and g.D_constant
+    box = ([-2.0, -2.0], [2.0, 2.0])
+    g = Model(2, V="x**2/2 + y**2/2", D=[[1, 0.5], [0.5, 2]], domain=box)   # anisotropic: no W2 gradient flow
+    assert not g.gradient_flow and not g.gibbs and g.D_constant
+    with pytest.raises(ValueError, match="an anisotropic D .*NewtonJKO\\(D=...\\) takes D directly"):
+        g.jko(g.mesh(COMM, 0.5), 0.1)
+    c = Model(2, V="x**2/2 + y**2/2", D=[[2, 0], [0, 2]], beta=3.0, domain=box)   # D = 2 I: temperature 2/beta
+    assert c.gradient_flow and c.D_scale == 2.0
+    assert c.jko(c.mesh(COMM, 0.5), 0.1).eps == pytest.approx(2.0 / 3.0)      # the entropy's weight c / beta
     assert Model(1, V="x**2/2").gibbs
     nb = Model(**MODEL_2D)
     assert not nb.gradient_flow and not nb.gibbs

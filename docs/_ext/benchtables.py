@@ -18,7 +18,6 @@ import os
 
 from docutils import nodes
 from docutils.parsers.rst import Directive, directives
-from docutils.statemachine import StringList
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))       # docs/
 DATA = os.path.join(HERE, "benchmarks")
@@ -34,7 +33,7 @@ def fmt(v) -> str:
             return str(v)
         return f"{v:.4g}"
     if isinstance(v, (list, tuple)):
-        return " x ".join(fmt(x) for x in v) if all(isinstance(x, (int, float)) for x in v) else ", ".join(map(fmt, v))
+        return "x".join(fmt(x) for x in v) if all(isinstance(x, (int, float)) for x in v) else ", ".join(map(fmt, v))
     if isinstance(v, dict):
         return ", ".join(f"{k} {fmt(x)}" for k, x in v.items())
     return str(v).replace("|", "/")
@@ -48,6 +47,7 @@ class BenchmarkTable(Directive):
         path = os.path.join(DATA, self.arguments[0])
         env = self.state.document.settings.env
         env.note_dependency(path)
+        env.note_dependency(os.path.abspath(__file__))      # a change here re-renders the tables
         if not os.path.exists(path):
             raise self.error(f"benchmark JSON {path} is missing: run make bench (it writes results/benchmarks/ and "
                              "copies the JSON to docs/benchmarks/)")
@@ -69,14 +69,27 @@ class BenchmarkTable(Directive):
         missing = [c for c in cols if all(c not in r for r in rows)]
         if missing:
             raise self.error(f"{self.arguments[0]}:{key} has no column {missing}")
-        lines = [f".. list-table:: {self.options.get('caption', '')}", "   :header-rows: 1", ""]
-        lines.append("   * - " + "\n     - ".join(cols))
-        for r in rows:
-            lines.append("   * - " + "\n     - ".join(fmt(r.get(c, "")) or " " for c in cols))
-        node = nodes.container()
-        self.state.nested_parse(StringList(lines, source=path), self.content_offset, node)
-        return node.children
+        table = nodes.table(classes=["benchmark-table"])
+        tgroup = nodes.tgroup(cols=len(cols))
+        table += tgroup
+        tgroup.extend(nodes.colspec(colwidth=1) for _ in cols)
 
+        def row(values):
+            r = nodes.row()
+            for v in values:
+                entry = nodes.entry()
+                entry += nodes.paragraph(text=v)
+                r += entry
+            return r
+
+        thead, tbody = nodes.thead(), nodes.tbody()
+        thead += row(cols)
+        tbody.extend(row([fmt(r.get(c, "")) for c in cols]) for r in rows)
+        tgroup += thead
+        tgroup += tbody
+        if "caption" in self.options:
+            table.insert(0, nodes.title(text=self.options["caption"]))
+        return [table]
 
 def setup(app):
     app.add_directive("benchmark-table", BenchmarkTable)

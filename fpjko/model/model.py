@@ -139,7 +139,11 @@ class Model:
     ----------
     interaction_kind : {None, 'quadratic', 'polynomial', 'kernel'}
     gradient_flow : bool
-        b = 0 and D constant: the W2 gradient flow of F, so JKO applies.
+        b = 0 and D = c I (or no D): the W2 gradient flow of F (at temperature c / beta), so JKO applies. A constant
+        anisotropic D is not: the JKO step in the D^-1 metric is the preconditioned flow
+        div(rho D grad(V + W * rho + beta^-1 log rho)), not this model's.
+    D_scale : float or None
+        c for D = c I, else None.
     gibbs : bool
         D = I, b = 0, W = 0: the stationary density is exp(-beta V) / Z.
     """
@@ -169,7 +173,12 @@ class Model:
         self.D = self._diffusion(D)
         self.b = None if b is None else field(b, xsym, "b", (self.d,))
         self.D_constant = self.D is None or not self.D.free_symbols
-        self.gradient_flow = self.b is None and self.D_constant
+        # D = c I (constant): the W2 gradient flow of F at temperature c / beta. A constant anisotropic D is not one:
+        # div(rho grad V + beta^-1 D grad rho) needs D grad log rho to be a gradient; the JKO step in the D^-1
+        # metric is the preconditioned flow div(rho D grad(V + W * rho + beta^-1 log rho)), another model
+        self.D_scale = None if self.D is None else (float(self.D[0, 0]) if self.D_constant and self.D ==
+                                                    self.D[0, 0] * sp.eye(self.d) else None)
+        self.gradient_flow = self.b is None and (self.D is None or self.D_scale is not None)
         self.gibbs = self.D is None and self.b is None and self.W is None
         self.initial = self._initial(initial)
 
@@ -612,14 +621,17 @@ class Model:
         from fpjko.solvers import NewtonJKO
 
         if not self.gradient_flow:
-            raise ValueError(f"model {self.name!r} is not a Wasserstein gradient flow (JKO needs b = 0 and a constant "
-                             f"D; it has " + ", ".join(w for w, bad in (("a drift b", self.b is not None),
-                                                                        ("an x-dependent D", not self.D_constant))
-                                                       if bad) + ")")
+            why = [w for w, bad in (("a drift b", self.b is not None), ("an x-dependent D", not self.D_constant),
+                                    ("an anisotropic D (D grad log rho is no gradient; the JKO step in the D^-1 "
+                                     "metric is the preconditioned flow div(rho D grad(V + beta^-1 log rho)), for "
+                                     "which NewtonJKO(D=...) takes D directly)",
+                                     self.D_constant and self.D is not None and self.D_scale is None)) if bad]
+            raise ValueError(f"model {self.name!r} is not a Wasserstein gradient flow (JKO needs b = 0 and D = c I; "
+                             f"it has " + ", ".join(why) + ")")
         self._check_mesh(mesh)
         V = self._compiled("V", lambda: _numpy_fn(self.V, self.xs))
-        s = NewtonJKO(mesh, tau, potential=lambda x: V(*x[: self.d]), beta=self.beta, interaction=self.interaction(),
-                      D=None if self.D is None else np.asarray(self.D.tolist(), float), **kw)
+        beta = self.beta / (self.D_scale or 1.0)            # D = c I: the entropy's weight is c / beta
+        s = NewtonJKO(mesh, tau, potential=lambda x: V(*x[: self.d]), beta=beta, interaction=self.interaction(), **kw)
         s.set_initial(self.initial_density, normalize=True)
         return s
 
