@@ -1,12 +1,25 @@
-"""The aggregation demo, short: a non-polynomial kernel on both sides (particle mesh, FE by FFT), the sliced W2
-slope near -1/2, the Random Batch Method's bias shrinking with dt, and the same ring on both sides."""
+"""The aggregation demo, short, serially and under mpirun -n 2: a non-polynomial kernel on both sides (particle
+mesh, FE by FFT), the sliced W2 slope near -1/2, the Random Batch Method's bias shrinking with dt, the same ring on
+both sides, and the 2-rank run equal to the serial one."""
+
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from conftest import ROOT
+
+SHORT = ["--ns", "1000", "10000", "--repeats", "2", "--rbm-n", "10000", "--rbm-dts", "0.1", "0.05", "0.025",
+         "--gif-n", "5000", "--gif-times", "0", "1", "2"]
 
 
 def test_aggregation_demo_short(tmp_path):
     from fpjko.demos import aggregation
 
-    s = aggregation.main(["--out", str(tmp_path), "--ns", "1000", "10000", "--repeats", "2", "--rbm-n", "10000",
-                          "--rbm-dts", "0.1", "0.05", "0.025", "--gif-n", "5000", "--gif-times", "0", "1", "2"])
+    s = aggregation.main(["--out", str(tmp_path), *SHORT])
     assert -0.65 < s["slope"] < -0.35, s["slope"]                      # measured -0.47
     rows = s["rbm"]["rows"]
     assert rows[0]["rbm"] > 2.5 * rows[-1]["rbm"]                      # bias ~ dt: 0.022 -> 0.0056 measured
@@ -17,3 +30,16 @@ def test_aggregation_demo_short(tmp_path):
     assert 0.45 < prof["ring_radius_pde"] < 0.7
     for name in ("ring.gif", "rbm_vs_dt.png", "profile.png", "validate.png", "summary.json"):
         assert (tmp_path / name).stat().st_size > 1000
+
+    # the same demo under mpirun -n 2: the particles are bitwise the serial ones and the FE runs agree to solver
+    # round-off, so every distance, slope and profile is the serial one
+    out2 = tmp_path / "n2"
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    p = subprocess.run(["mpirun", "-n", "2", sys.executable, "-m", "fpjko.demos.aggregation", "--out", str(out2),
+                        "--no-png", *SHORT], capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    s2 = json.loads((out2 / "summary.json").read_text())
+    np.testing.assert_allclose(s2["sliced_W2"], s["sliced_W2"], rtol=1e-8)
+    np.testing.assert_allclose([r["rbm"] for r in s2["rbm"]["rows"]], [r["rbm"] for r in rows], rtol=1e-8)
+    np.testing.assert_allclose(s2["profile"]["particles"], prof["particles"], rtol=0, atol=0)
+    np.testing.assert_allclose(s2["profile"]["pde"], prof["pde"], rtol=1e-8)
