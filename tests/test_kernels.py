@@ -121,6 +121,22 @@ def test_fe_field_by_fft_against_the_direct_quadrature_sum(degree, n):
         assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(b)), (W.__name__, np.max(np.abs(a - b)))
 
 
+def test_fe_field_on_a_disk_and_in_3d():
+    """Any mesh: an unstructured disk (P1) and a 3D box (P1); the grid covers the bounding box. Relative error
+    against the direct sum: measured 2.2e-9 (disk) and 1.8e-7 (3D, 64 cells per side by default)."""
+    from fpjko import meshes
+
+    cases = [(meshes.disk(MPI.COMM_WORLD, 1.0, 0.06), lambda x: 1 + x[0] * x[1]),
+             (dolfinx.mesh.create_unit_cube(MPI.COMM_WORLD, 8, 8, 8), lambda x: 1 + x[0] * x[1] * x[2])]
+    for mesh, f in cases:
+        V = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
+        rho = dolfinx.fem.Function(V)
+        rho.interpolate(f)
+        a = KernelInteraction(gauss).bind(V).state(rho)
+        b = KernelInteraction(gauss, method="direct").bind(V).state(rho)
+        assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(b)), (mesh.geometry.dim, np.max(np.abs(a - b)))
+
+
 def test_fe_log_kernel_field_against_the_exact_potential():
     """The FE path with log|z| (P1, rho the interpolated Gaussian): second order in the mesh (the FE interpolation
     of rho and the grid's cell average are both O(h^2)); measured 2.0."""
