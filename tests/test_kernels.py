@@ -75,6 +75,45 @@ def test_log_kernel_is_second_order_against_the_exact_potential():
     assert 1.8 < rate < 2.3 and errs[-1] < 1e-4, (errs, rate)
 
 
+def test_power_law_kernels_take_the_zeta_corrected_weight():
+    """W = |z|^-1 in 2D and |z|^-1/2 in 1D: the weight at 0 is the corrected trapezoidal rule's (the lattice zeta
+    function); with sources on the grid (a Gaussian's values times h^d) the field at nodes converges at order d - s + 2:
+    measured 3.0 (2D, exact e^-u I0(u) sqrt(pi/2)/s, u = r^2/4s^2) and 2.5 (1D, at 0: (2s^2)^(1/4) Gamma(1/4) /
+    (sqrt(2 pi) s))."""
+    from math import gamma, pi, sqrt
+
+    from scipy.special import i0e
+
+    sig = 0.3
+
+    def inv(z):
+        with np.errstate(divide="ignore"):
+            return 1.0 / np.sqrt(np.sum(z * z, axis=-1))
+
+    def inv_sqrt(z):
+        with np.errstate(divide="ignore"):
+            return np.abs(z[..., 0]) ** -0.5
+
+    t2 = np.array([[0.0, 0.0], [0.2, 0.1], [0.4, -0.2]])
+    r = np.linalg.norm(t2, axis=1)
+    exact2 = np.sqrt(np.pi / 2) / sig * i0e(r ** 2 / (4 * sig ** 2))
+    errs2, errs1 = [], []
+    for n in (100, 200, 400):
+        h = 4.0 / n
+        g1 = np.linspace(-2, 2, n + 1)
+        Y = np.stack(np.meshgrid(g1, g1, indexing="ij"), -1).reshape(-1, 2)
+        M = h * h * np.exp(-np.sum(Y ** 2, 1) / (2 * sig ** 2)) / (2 * np.pi * sig ** 2)
+        errs2.append(np.max(np.abs(GridConvolution(inv, [-2, -2], [2, 2], h).apply(t2, Y, M) - exact2)))
+        h1 = 6.0 / (2 * n)
+        y = np.linspace(-3, 3, 2 * n + 1)[:, None]
+        m = h1 * np.exp(-y[:, 0] ** 2 / (2 * sig ** 2)) / (sqrt(2 * pi) * sig)
+        ex1 = (2 * sig ** 2) ** 0.25 * gamma(0.25) / (sqrt(2 * pi) * sig)
+        errs1.append(abs(GridConvolution(inv_sqrt, [-3], [3], h1).apply(np.zeros((1, 1)), y, m)[0] - ex1))
+    r2, r1 = -fitted_slope([1, 2, 4], errs2), -fitted_slope([1, 2, 4], errs1)
+    assert 2.7 < r2 < 3.3 and errs2[-1] < 1e-5, (errs2, r2)
+    assert 2.3 < r1 < 2.7, (errs1, r1)
+
+
 def test_singular_cell_average_is_exact():
     """The cell average of log|z| over [-a, a]^2 is log a + log 2 / 2 + pi / 4 - 3 / 2 (closed form)."""
     from fpjko.kernels import singular_cell_average
