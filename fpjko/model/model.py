@@ -11,7 +11,7 @@ sympy expression, or lists of those); sympy derives what each side needs: the UF
 elements, vectorised numpy functions and exact derivatives (grad V, grad W, D) for the particles, and the
 energy for JKO. The structure is read from the formulas: a W = k|z|^2/2 gives the O(n) particle force and the
 exact moment path, another polynomial W the moment path, any other W the kernel sums; a constant D the
-constant-operator FE path; JKO exists for a gradient flow (b = 0, D constant), the Gibbs density
+constant-operator FE path; JKO exists for a gradient flow (b = 0, D = c I), the Gibbs density
 exp(-beta V)/Z for D = I, b = 0, W = 0, the mean-field fixed point for D = I, b = 0 with W.
 """
 
