@@ -49,7 +49,7 @@ NAMES = public_names()
 
 
 def test_the_public_api_is_large():
-    """The walk finds the whole API (it would pass vacuously on an empty list): measured 235 names."""
+    """The walk finds the whole API (it would pass vacuously on an empty list): measured 236 names."""
     assert len(NAMES) > 150, len(NAMES)
 
 

@@ -503,22 +503,44 @@ class KernelInteraction(Interaction):
         return self
 
     def _make_grid(self, mesh, V_psi):
+        volume = self.comm.allreduce(float(np.sum(self._src.weights)), op=MPI.SUM)
+        return self.grid_over(self.comm, mesh.geometry.x[:, : mesh.geometry.dim], volume,
+                              V_psi.dofmap.index_map.size_global)
+
+    def grid_over(self, comm, points: np.ndarray, volume: float, count: int):
+        """The GridConvolution of this kernel over the bounding box of every rank's points (collective).
+
+        The spacing is `h`, or by default the points' spacing (volume / count)^(1/d), at most the box's longest side
+        / MIN_CELLS. Every rank builds the same grid from the same arguments, so the verdicts (memory, singularity,
+        finiteness) agree; the construction is still collective.
+
+        Parameters
+        ----------
+        comm : mpi4py.MPI.Comm
+        points : numpy.ndarray, shape (m, d)
+            This rank's points (sources and targets lie in their bounding box; m may be 0).
+        volume : float
+            The measure of the domain (summed over ranks).
+        count : int
+            The number of points over all ranks (dofs or nodes), for the default spacing.
+
+        Returns
+        -------
+        fpjko.kernels.GridConvolution
+        """
         from fpjko.common.collective import collectively
         from fpjko.kernels import GridConvolution
 
-        d = mesh.geometry.dim
-        x = mesh.geometry.x[:, :d]
-        lo = np.array(np.min(x, axis=0) if len(x) else np.full(d, np.inf), float)
-        hi = np.array(np.max(x, axis=0) if len(x) else np.full(d, -np.inf), float)
-        self.comm.Allreduce(MPI.IN_PLACE, lo, op=MPI.MIN)           # buffers: the object allreduce cannot min arrays
-        self.comm.Allreduce(MPI.IN_PLACE, hi, op=MPI.MAX)
+        d = points.shape[1]
+        lo = np.array(np.min(points, axis=0) if len(points) else np.full(d, np.inf), float)
+        hi = np.array(np.max(points, axis=0) if len(points) else np.full(d, -np.inf), float)
+        comm.Allreduce(MPI.IN_PLACE, lo, op=MPI.MIN)                # buffers: the object allreduce cannot min arrays
+        comm.Allreduce(MPI.IN_PLACE, hi, op=MPI.MAX)
         pad = 1e-9 * np.maximum(hi - lo, 1e-300)
         h = self.h
         if h is None:
-            vol = self.comm.allreduce(float(np.sum(self._src.weights)), op=MPI.SUM)
-            h = min((vol / V_psi.dofmap.index_map.size_global) ** (1.0 / d), float(np.max(hi - lo)) / MIN_CELLS[d])
-        # the same arguments everywhere, so the verdicts (memory, singularity, finiteness) agree; still collective
-        return collectively(self.comm, GridConvolution, self.W, lo - pad, hi + pad, h, order=self.order,
+            h = min((volume / count) ** (1.0 / d), float(np.max(hi - lo)) / MIN_CELLS[d])
+        return collectively(comm, GridConvolution, self.W, lo - pad, hi + pad, h, order=self.order,
                             memory_limit=self.memory_limit)
 
     def state(self, rho):

@@ -8,8 +8,7 @@ import numpy as np
 from mpi4py import MPI
 
 from fpjko.common.warn import warn
-from fpjko.common.collective import collectively
-from fpjko.solvers.fokker_planck.interaction import MIN_CELLS, KernelInteraction, PolynomialInteraction, kernel_sum
+from fpjko.solvers.fokker_planck.interaction import KernelInteraction, PolynomialInteraction, kernel_sum
 
 
 class Energy:
@@ -47,26 +46,11 @@ class Energy:
         self.grid = None
         if isinstance(W, KernelInteraction):
             if W.method == "fft":
-                self.grid = self._grid(W)
+                volume = self.comm.allreduce(float(np.sum(graph.ml[: self.n])), op=MPI.SUM)
+                self.grid = W.grid_over(self.comm, graph.X[: self.n, : self.d], volume, self.comm.allreduce(self.n))
             self.W = W = W.W
         if W is not None and not isinstance(W, PolynomialInteraction) and self.grid is None:
             self._xall = np.concatenate(self.comm.allgather(graph.X[: self.n, : self.d]))
-
-    def _grid(self, inter):
-        from fpjko.kernels import GridConvolution
-
-        x = self.graph.X[: self.n, : self.d]
-        lo = np.array(np.min(x, axis=0) if self.n else np.full(self.d, np.inf), float)
-        hi = np.array(np.max(x, axis=0) if self.n else np.full(self.d, -np.inf), float)
-        self.comm.Allreduce(MPI.IN_PLACE, lo, op=MPI.MIN)
-        self.comm.Allreduce(MPI.IN_PLACE, hi, op=MPI.MAX)
-        pad = 1e-9 * np.maximum(hi - lo, 1e-300)
-        h = inter.h
-        if h is None:
-            vol = self.comm.allreduce(float(np.sum(self.graph.ml[: self.n])), op=MPI.SUM)
-            h = min((vol / self.comm.allreduce(self.n)) ** (1.0 / self.d), float(np.max(hi - lo)) / MIN_CELLS[self.d])
-        return collectively(self.comm, GridConvolution, inter.W, lo - pad, hi + pad, h, order=inter.order,
-                            memory_limit=inter.memory_limit)
 
     def convolve(self, rho: np.ndarray) -> np.ndarray:
         """(W * rho)_i = sum_j W(x_i - x_j) m_j rho_j over all nodes (each once), at the owned nodes.
