@@ -221,7 +221,8 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
             self._mats["K"] = self._assemble(self._K_form)
             psi = self.interaction.psi if self.interaction is not None else None
             self.functionals = Functionals(self.rho, self.f_expr, self.f.x.array, self.beta,
-                                           "quadrature", quadrature_degree=quadrature_degree, psi=psi)
+                                           "quadrature", quadrature_degree=quadrature_degree, psi=psi,
+                                           mass_matrix=self._mats["M"])
             if psi is not None and not self._implicit_psi:   # the explicit flux, on the right-hand side
                 self._L_int = dolfinx.fem.form(-ufl.inner(self._rho_star * ufl.grad(psi), ufl.grad(v)) * dx)
         else:
