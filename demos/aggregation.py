@@ -44,6 +44,7 @@ from fpjko import cli
 from fpjko.demos import figures
 from fpjko.model import Model, validate
 from fpjko.model.study import DensityReference
+from fpjko.samplers.particle_mesh import ParticleMesh
 
 BETA = 50.0
 
@@ -123,12 +124,13 @@ def rbm_vs_dt(m, a, comm, fe):
 def ring(m, a, comm):
     fe = m.fokker_planck(m.mesh(comm, a.h), dt=0.02, degree=2)
     st, x = m.particles(a.gif_n, a.seed + 11, comm=comm, dt=a.dt, t_end=0.0, force="mesh")
+    pm = ParticleMesh(m.grad_W, *m.domain)                 # the grid and W's spectrum, once for every frame
     frames, t = [], 0.0
     rng = np.random.default_rng(0)
     for T in a.gif_times:
         if T > t:
             fe.run(T)
-            st, x = _continue(m, st, x, T - t, a.dt)
+            st, x = _continue(m, st, x, T - t, a.dt, pm)
             t = T
         X = st.allgather(x)
         pts, vals = _density_points(fe)
@@ -140,14 +142,17 @@ def ring(m, a, comm):
     return frames, prof, fe
 
 
-def _continue(m, st, x, t_more, dt):
-    """The particles of `st` from x for t_more more (the same Euler-Maruyama step and particle-mesh force)."""
-    from fpjko.samplers.particle_mesh import ParticleMesh, particle_mesh_force
+def _continue(m, st, x, t_more, dt, pm):
+    """The particles of `st` from x for t_more more: the model's Euler-Maruyama step with the particle-mesh force of
+    `pm` (as model.particles(force="mesh") takes them), -grad V included."""
+    from fpjko.samplers.particle_mesh import particle_mesh_force
     from fpjko.samplers.sde import euler_maruyama
 
-    pm = ParticleMesh(m.grad_W, *m.domain)
-    steps = int(round(t_more / dt))
-    return st, euler_maruyama(x, lambda y, s: particle_mesh_force(y, st, pm), m.beta, dt, steps, st)
+    def drift(y, s):
+        v = -m.grad_V(y) if len(y) else np.zeros_like(y)       # (as the model's own drift: a rank may hold none)
+        return v + particle_mesh_force(y, st, pm)
+
+    return st, euler_maruyama(x, drift, m.beta, dt, int(round(t_more / dt)), st)
 
 
 def _density_points(fe):
