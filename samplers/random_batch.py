@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from fpjko.common import checks
+from fpjko.common.collective import agree
 from fpjko.samplers.streams import Streams
 
 TAG = 0x5242                     # spawn-key tag of the permutation streams (apart from the noise streams)
@@ -80,9 +81,9 @@ class RandomBatch:
         numpy.ndarray, shape (n_local, d)
         """
         x = np.asarray(x, float)
-        if x.shape[0] != self.streams.n_local:
-            raise ValueError(f"RandomBatch.force: expected this rank's {self.streams.n_local} particles, got "
-                             f"{x.shape[0]}")
+        problem = None if x.shape[0] == self.streams.n_local else (
+            f"RandomBatch.force: expected this rank's {self.streams.n_local} particles, got {x.shape[0]}")
+        agree(self.streams.comm, problem)          # a wrong count on one rank ends every rank, none waits
         offs = np.cumsum([0, *self.streams._sizes])
         out = np.zeros_like(x)
         for b, gen in enumerate(self._gens):

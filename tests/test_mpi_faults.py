@@ -40,6 +40,8 @@ EXPECTED = {
     "sampler_drift_shape_on_rank0": ("ValueError", ["on rank 0 of 2", "shape (1000, 1)"]),
     "network_nan_neuron_on_rank1": ("FloatingPointError", ["on rank 1 of 2", "not finite", "inf"]),
     "moments_wrong_rows_on_rank0": ("ValueError", ["on rank 0 of 2", "(499, 2)"]),
+    "random_batch_wrong_rows_on_rank1": ("ValueError", ["on rank 1 of 2",
+                                                        "expected this rank's 500 particles, got 499"]),
     "streams_empty_rank_sample": None,
     "empty_rank_checkpoint_and_series": None,
     "empty_rank_checkpoint_fails_on_rank0": ("OSError", ["could not write the checkpoint", "No space left on device"]),

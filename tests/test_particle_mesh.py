@@ -76,6 +76,14 @@ def test_runs_without_numba():
     np.testing.assert_allclose(out["0"]["F"], out["1"]["F"], rtol=1e-12, atol=1e-15)
 
 
+def test_random_batch_refuses_a_wrong_particle_count():
+    from fpjko.samplers.random_batch import RandomBatch
+
+    st = Streams(10, 0, comm=None)
+    with pytest.raises(ValueError, match=r"expected this rank's 10 particles, got 9"):
+        RandomBatch(st, gauss_grad, 2).force(np.zeros((9, 2)))
+
+
 def test_bad_input_is_named():
     st = Streams(10, 0, comm=None)
     pm = ParticleMesh(gauss_grad, [-1, -1], [1, 1], 16)
