@@ -30,6 +30,12 @@ X = {"x": sp.Symbol("x"), "y": sp.Symbol("y")}
     ("x if y else 1", "x if y else 1"),
     ("x @ y", "x @ y"),
     ("True + x", "True"),
+    ("getattr(x, 'real')", "getattr"),
+    ("().__class__.__base__.__subclasses__()", "().__class__.__base__.__subclasses__"),
+    ("(q := x)", "q := x"),
+    ("[q for q in (x,)]", "[q for q in (x,)]"),
+    ("f'{x}'", "f'{x}'"),
+    ("exp(*[x])", "exp(*[x])"),
 ])
 def test_a_formula_that_is_not_plain_arithmetic_is_refused_naming_the_token(text, token):
     """Nothing is evaluated: the tree is walked and anything but numbers, the symbols, + - * / ** and the listed
