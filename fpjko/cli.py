@@ -4,8 +4,10 @@
     fpjko demo --list               the demos, one line each
     fpjko demo NAME [options]       run a demo; `fpjko demo NAME --help` lists its options
     fpjko bench --list | NAME [options]
-    fpjko validate MODEL.toml [--ns N ...] [--t T] [--repeats R] [--dt DT] [--h H] [--out DIR] [-n RANKS]
-                                    a model's particles against its PDE with fitted rates (fpjko.model)
+    fpjko validate MODEL.toml [--ns N ...] [--t T] [--repeats R] [--dt DT] [--h H] [--force F] [--out DIR]
+                          [-n RANKS] [--quiet]
+                                    a model's particles against its PDE with fitted rates (fpjko.model); its
+                                    progress on stderr; any failure is one `error:` line
 
 Options of `demo` and `bench`, before or among the program's own:
     --config FILE.toml   the program's parameters as a TOML table (t_end = 0.1 for --t-end 0.1, booleans for
@@ -306,43 +308,90 @@ def bench(argv: list[str]) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one `error:` line (exit code 2)."""
+
+    def error(self, message):
+        raise SystemExit(f"error: {self.prog}: {message}")
+
+
+def one_error_line(run) -> int:
+    """Run a command; any failure is one `error: ...` line on stderr (rank 0 under MPI) and exit code 1 (130 for an
+    interrupt). FPJKO_DEBUG=1 shows the traceback too."""
+    try:
+        return run()
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr, flush=True)
+        return 130
+    except Exception as e:                       # noqa: BLE001  (every failure gets its line)
+        from fpjko.model.expressions import ExpressionError
+
+        expected = (ValueError, TypeError, OSError, MemoryError, ArithmeticError, RuntimeError, ExpressionError)
+        text = str(e).splitlines()[0] if str(e) else type(e).__name__
+        line = f"error: {text}" if isinstance(e, expected) else f"error: {type(e).__name__}: {text} (a failure inside fpjko; FPJKO_DEBUG=1 shows where)"
+        try:
+            from mpi4py import MPI
+
+            rank = MPI.COMM_WORLD.rank
+        except Exception:                        # noqa: BLE001
+            rank = 0
+        if rank == 0:
+            print(line, file=sys.stderr, flush=True)
+        if os.environ.get("FPJKO_DEBUG"):
+            raise
+        return 1
+
+
 def validate(argv: list[str]) -> int:
     """`fpjko validate MODEL.toml [options]`: the model's study (fpjko.model.validate); options override the file's
-    [study] table."""
+    [study] table. Every failure is one `error:` line."""
     argv, opts = _common(argv)
+    if opts["quiet"]:
+        os.environ["FPJKO_PROGRESS"] = "0"
     if opts["np"] and opts["np"] > 1:
         cmd = ["mpirun", "-n", str(opts["np"]), sys.executable, "-m", "fpjko.cli", "validate", *argv]
         return subprocess.call(cmd)
-    p = argparse.ArgumentParser(prog="fpjko validate", description="A model's particles against its PDE.")
+    p = _Parser(prog="fpjko validate", description="A model's particles against its PDE, with fitted rates.")
     p.add_argument("model", help="the model's TOML file (see fpjko.model.files)")
-    p.add_argument("--ns", type=int, nargs="+")
-    p.add_argument("--t", type=float)
-    p.add_argument("--repeats", type=int)
+    p.add_argument("--ns", type=int, nargs="+", help="particle counts, increasing")
+    p.add_argument("--t", type=float, help="the time of the comparison")
+    p.add_argument("--repeats", type=int, help="seeds per n")
     p.add_argument("--seed", type=int)
-    p.add_argument("--dt", type=float)
-    p.add_argument("--h", type=float)
-    p.add_argument("--degree", type=int)
-    p.add_argument("--out", default=None)
+    p.add_argument("--dt", type=float, help="the particles' time step")
+    p.add_argument("--h", type=float, help="the FE cell size (the floor uses h/2 too)")
+    p.add_argument("--degree", type=int, help="the FE degree")
+    p.add_argument("--fe-dt", type=float, help="the PDE's time step")
+    p.add_argument("--force", choices=("auto", "direct", "mesh", "rbm"),
+                   help="the particles' interaction force (default auto: the particle mesh for large n)")
+    p.add_argument("--cells", type=int, help="the particle mesh's cells per direction")
+    p.add_argument("--batch", type=int, help="the Random Batch size")
+    p.add_argument("--out", default=None, help="a folder for validate.json and validate.png")
     p.add_argument("--no-plot", action="store_true")
     a = p.parse_args(argv)
-    from mpi4py import MPI
 
-    from fpjko.common.collective import collectively
-    from fpjko.model import files, validate as run_study
+    def run() -> int:
+        from mpi4py import MPI
 
-    try:
-        model, study = collectively(MPI.COMM_WORLD, files.read, a.model)
-    except (ValueError, TypeError, OSError) as e:         # the same on every rank: a bad file is a user's error
-        raise SystemExit(f"error: {e}") from None
-    for k in ("ns", "t", "repeats", "seed", "dt", "h", "degree"):
-        if getattr(a, k) is not None:
-            study[k] = getattr(a, k)
-    if "ns" not in study or "t" not in study:
-        raise SystemExit("error: give the particle counts and the time (--ns, --t or the file's [study] table)")
-    if MPI.COMM_WORLD.rank == 0:
-        print(model.describe(), flush=True)
-    run_study(model, out=a.out, plot=not a.no_plot, **study)
-    return 0
+        from fpjko.model import files, validate as run_study
+
+        comm = MPI.COMM_WORLD
+        model, study = files.read(a.model, comm)
+        for k in ("ns", "t", "repeats", "seed", "dt", "h", "degree", "fe_dt"):
+            if getattr(a, k) is not None:
+                study[k] = getattr(a, k)
+        popts = dict(study.pop("particle_options", {}))
+        popts.update({k: getattr(a, k) for k in ("force", "cells", "batch") if getattr(a, k) is not None})
+        if popts:
+            study["particle_options"] = popts
+        if "ns" not in study or "t" not in study:
+            raise ValueError("give the particle counts and the time (--ns, --t or the file's [study] table)")
+        if comm.rank == 0:
+            print(model.describe(), flush=True)
+        run_study(model, out=a.out, plot=not a.no_plot, **study)
+        return 0
+    return one_error_line(run)
 
 
 def main(argv=None) -> int:

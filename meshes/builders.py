@@ -11,6 +11,7 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
+from fpjko.common.collective import same_everywhere
 
 
 _CREATE_MESH_PARAMS = list(inspect.signature(dolfinx.mesh.create_mesh).parameters)
@@ -56,16 +57,15 @@ def _cells_for(length: float, h: float, name: str) -> int:
     return max(1, int(n))
 
 
-MAX_CELLS = 2 * 10**8       # about 100-200 GB for a P1 Fokker-Planck solve; raise it for a bigger machine
 BYTES_PER_CELL = 600        # mesh, topology and a P1 solver's share, measured order of magnitude
 
 
 def check_size(cells: float, what: str) -> None:
-    """Refuse a mesh of more than MAX_CELLS cells before building it, with the estimate."""
-    if cells > MAX_CELLS:
-        raise ValueError(f"{what} would need {cells:.3g} cells (about {cells * BYTES_PER_CELL / 1e9:.3g} GB), "
-                         f"more than meshes.builders.MAX_CELLS = {MAX_CELLS:.3g}: use a larger h "
-                         "(or raise MAX_CELLS on purpose)")
+    """Refuse a mesh whose estimated memory (BYTES_PER_CELL a cell) is over fpjko.common.sizes.memory_limit(), before
+    building it: a MemoryError naming the cells and the estimate."""
+    from fpjko.common.sizes import check_memory
+
+    check_memory(f"{what}: {cells:.3g} cells", cells * BYTES_PER_CELL, "use a larger h")
 
 
 def interval(comm: MPI.Comm, a: float, b: float, h: float) -> dolfinx.mesh.Mesh:
@@ -83,6 +83,7 @@ def interval(comm: MPI.Comm, a: float, b: float, h: float) -> dolfinx.mesh.Mesh:
     -------
     dolfinx.mesh.Mesh
     """
+    same_everywhere(comm, "meshes.interval", {"a": a, "b": b, "h": h})
     n = _cells_for(b - a, h, f"interval [{a}, {b}]")
     return dolfinx.mesh.create_interval(comm, n, [a, b])
 
@@ -106,6 +107,7 @@ def rectangle(comm: MPI.Comm, lower, upper, h: float, diagonal: str = "right") -
     -------
     dolfinx.mesh.Mesh
     """
+    same_everywhere(comm, "meshes.rectangle", {"lower": lower, "upper": upper, "h": h, "diagonal": diagonal})
     lower, upper = np.asarray(lower, float), np.asarray(upper, float)
     n = [_cells_for(upper[i] - lower[i], h, f"rectangle side {i}") for i in range(2)]
     check_size(2.0 * n[0] * n[1] * (2 if diagonal == "crossed" else 1), f"rectangle {n[0]} x {n[1]} with h={h:g}")
@@ -130,6 +132,7 @@ def box(comm: MPI.Comm, lower, upper, h: float) -> dolfinx.mesh.Mesh:
     -------
     dolfinx.mesh.Mesh
     """
+    same_everywhere(comm, "meshes.box", {"lower": lower, "upper": upper, "h": h})
     lower, upper = np.asarray(lower, float), np.asarray(upper, float)
     n = [_cells_for(upper[i] - lower[i], h, f"box side {i}") for i in range(3)]
     check_size(6.0 * n[0] * n[1] * n[2], f"box {n[0]} x {n[1]} x {n[2]} with h={h:g}")
@@ -179,6 +182,9 @@ def disk(comm: MPI.Comm, radius: float, h: float, center=(0.0, 0.0)) -> dolfinx.
     """
     from scipy.spatial import Delaunay
 
+    same_everywhere(comm, "meshes.disk", {"radius": radius, "h": h, "center": center})
+    nr = _cells_for(radius, h, f"disk radius {radius}")         # every rank checks the size: rank 0 builds alone
+    check_size(2 * math.pi * nr * nr, f"disk of radius {radius} with h={h:g}")
     if comm.rank == 0:
         x = disk_points(radius, h, center)
         tri = Delaunay(x).simplices.astype(np.int64)

@@ -19,6 +19,50 @@ from fpjko.samplers.sde import euler_maruyama
 from fpjko.samplers.streams import Streams
 
 
+def direct_sum(targets: np.ndarray, allx: np.ndarray, grad_W: Callable, block: int, n: int,
+               target_index: np.ndarray | None = None, chunk_bytes: int = 2**25) -> np.ndarray:
+    """-(1/n) sum_j grad W(t_i - x_j) over every particle x_j, summed in partner blocks of fixed order (the same
+    bits on any rank count), O(chunk_bytes) memory; a target's own pair (its global index in target_index) is
+    left out, so a kernel singular at 0 (log|z|) needs no value there.
+
+    Parameters
+    ----------
+    targets : numpy.ndarray, shape (m, d)
+    allx : numpy.ndarray, shape (N, d)
+        Every partner, in global order.
+    grad_W : callable
+        grad W(z), z of shape (k, b, d) -> (k, b, d).
+    block : int
+        Partners per block (the streams' block).
+    n : int
+        The normalisation 1/n.
+    target_index : numpy.ndarray of int, shape (m,), optional
+        The targets' indices in allx (left out of their own sums).
+    chunk_bytes : int
+
+    Returns
+    -------
+    numpy.ndarray, shape (m, d)
+    """
+    N, d = allx.shape
+    rows = max(1, int(chunk_bytes // (8 * d * max(1, min(block, N)))))
+    out = np.zeros((len(targets), d))
+    for i0 in range(0, len(targets), rows):
+        ti = targets[i0:i0 + rows, None, :]
+        acc = np.zeros((ti.shape[0], d))
+        own = None if target_index is None else target_index[i0:i0 + rows]
+        for j0 in range(0, N, block):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g = np.asarray(grad_W(ti - allx[None, j0:j0 + block, :]), float)
+            if own is not None:
+                r = np.flatnonzero((own >= j0) & (own < j0 + block))
+                if len(r):
+                    g[r, own[r] - j0] = 0.0                # no self-interaction (grad W(0) = 0 for an even W)
+            acc += g.sum(axis=1)
+        out[i0:i0 + rows] = -acc / n
+    return out
+
+
 def interaction_force(x: np.ndarray, streams: Streams, grad_W: Callable | None = None,
                       quadratic: float | None = None, chunk_bytes: int = 2**25) -> np.ndarray:
     """The mean-field force -(1/n) sum_j grad W(x_i - x_j) on this rank's particles, summed over every rank's.
@@ -30,7 +74,8 @@ def interaction_force(x: np.ndarray, streams: Streams, grad_W: Callable | None =
     streams : Streams
         The particles' split over ranks (n, the communicator, block order).
     grad_W : callable, optional
-        grad W(z), z of shape (k, d) -> (k, d): the direct sum, in blocks of at most chunk_bytes.
+        grad W(z), z of shape (k, d) -> (k, d): the direct sum, in blocks of at most chunk_bytes; the pair (i, i)
+        is left out.
     quadratic : float, optional
         k of W = k |z|^2 / 2: the force -k (x_i - mean), O(n).
     chunk_bytes : int
@@ -46,17 +91,7 @@ def interaction_force(x: np.ndarray, streams: Streams, grad_W: Callable | None =
     if grad_W is None:
         raise ValueError("give grad_W (vectorised over (..., d)) or quadratic=k")
     allx = streams.allgather(x)
-    n, d = allx.shape
-    jb = streams.block                                     # partner blocks, fixed for any rank count
-    rows = max(1, int(chunk_bytes // (8 * d * min(jb, n))))
-    out = np.zeros_like(x)
-    for i0 in range(0, len(x), rows):
-        xi = x[i0:i0 + rows, None, :]
-        acc = np.zeros((xi.shape[0], d))
-        for j0 in range(0, n, jb):
-            acc += grad_W(xi - allx[None, j0:j0 + jb, :]).sum(axis=1)
-        out[i0:i0 + rows] = -acc / n
-    return out
+    return direct_sum(x, allx, grad_W, streams.block, len(allx), streams.lo + np.arange(len(x)), chunk_bytes)
 
 
 def mckean_vlasov(x0: np.ndarray, streams: Streams, beta: float, dt: float, steps: int,

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from fpjko.common import checks
-from fpjko.common.collective import agree
+from fpjko.common.collective import allgather_checked
 from fpjko.kernels import GridConvolution
 from fpjko.kernels.transfer import bounds, deposit_exact
 from fpjko.samplers.streams import Streams
@@ -62,6 +62,17 @@ class ParticleMesh:
         if self.grid.k != d:
             raise ValueError(f"grad_W must return shape (..., {d}) (the gradient), got {self.grid.k} components")
         self.h, self.shape = self.grid.h, self.grid.shape
+        self._warned = False
+
+    def warn_outside(self, count: int, streams) -> None:
+        """Warn once (rank 0) when more than 1% of the particles are outside the box (their sums are O(n) each)."""
+        if not self._warned and count > 0.01 * streams.n:
+            from fpjko.common.warn import warn
+
+            warn(streams.comm, f"{count} of {streams.n} particles are outside the particle mesh's box "
+                               f"[{self.lower.tolist()}, {self.upper.tolist()}]: their forces are direct sums, O(n) "
+                               "each; a wider domain keeps the particle mesh O(n)")
+            self._warned = True
 
     def deposit(self, x: np.ndarray, mass: float) -> np.ndarray:
         """The deposit of points of equal mass, in their order.
@@ -105,11 +116,16 @@ class ParticleMesh:
         return self.grid.interpolate(F, x)
 
 
-def particle_mesh_force(x: np.ndarray, streams: Streams, pm: ParticleMesh) -> np.ndarray:
+def particle_mesh_force(x: np.ndarray, streams: Streams, pm: ParticleMesh, outside: str = "error",
+                        grad_W: Callable | None = None) -> np.ndarray:
     """The mean-field force -(1/n) sum_j grad W(x_i - x_j) on this rank's particles, by the particle mesh.
 
     The deposit is in fixed point (multiples of 2^-52 of the total mass, int64), so its sum over ranks is exact and
-    the result is bitwise the same on any number of ranks. Particles outside the box are an error on every rank.
+    the result is bitwise the same on any number of ranks. A particle that is not finite is an error on every rank
+    (decided collectively before any rank indexes). A particle outside the box is an error on every rank
+    (outside='error'), or (outside='direct') it is left out of the deposit and its pairs are summed directly:
+    the particles inside feel it through -(1/n) grad W(x_i - x_o), and it feels every particle through the direct
+    sum (O(n) per particle outside, the same on any rank count: the particles outside are gathered in global order).
 
     Parameters
     ----------
@@ -118,23 +134,52 @@ def particle_mesh_force(x: np.ndarray, streams: Streams, pm: ParticleMesh) -> np
     streams : Streams
         Their split over ranks and blocks.
     pm : ParticleMesh
+    outside : {'error', 'direct'}
+    grad_W : callable, optional
+        grad W(z), z of shape (..., d) -> (..., d): needed for outside='direct'.
 
     Returns
     -------
     numpy.ndarray, shape (n_local, d)
     """
+    from fpjko.samplers.interacting import direct_sum
+
     x = np.asarray(x, float)
-    problem = None
+    checks.one_of("outside", outside, ("error", "direct"))
+    problem, inside = None, None
     if x.shape != (streams.n_local, pm.d):
         problem = f"particle_mesh_force: expected this rank's particles as ({streams.n_local}, {pm.d}), got {x.shape}"
-    elif len(x) and (np.any((b := bounds(x))[0] < pm.lower) or np.any(b[1] > pm.upper)):       # one pass
-        i = int(np.flatnonzero(np.any((x < pm.lower) | (x > pm.upper), axis=1))[0])
-        problem = (f"particle {streams.lo + i} at {x[i].tolist()} left the particle mesh's box "
-                   f"[{pm.lower.tolist()}, {pm.upper.tolist()}]")
-    agree(streams.comm, problem)
+    elif outside == "direct" and grad_W is None:
+        problem = "particle_mesh_force: outside='direct' needs grad_W"
+    elif len(x) and not (np.all((b := bounds(x))[0] >= pm.lower) and np.all(b[1] <= pm.upper)):    # one pass
+        inside = np.all((x >= pm.lower) & (x <= pm.upper), axis=1)
+        finite = np.all(np.isfinite(x), axis=1)
+        if not finite.all():
+            i = int(np.argmin(finite))
+            problem = f"particle {streams.lo + i} is not finite: x = {x[i].tolist()}"
+        elif outside == "error":
+            i = int(np.argmin(inside))
+            problem = (f"particle {streams.lo + i} at {x[i].tolist()} left the particle mesh's box "
+                       f"[{pm.lower.tolist()}, {pm.upper.tolist()}]")
+    out_local = x[~inside] if inside is not None and problem is None else x[:0]
+    # the verdict travels with the particles outside the box: one collective, as the plain agree was
+    parts = allgather_checked(streams.comm, (out_local, streams.lo + np.flatnonzero(~inside) if inside is not None
+                                             else np.zeros(0, dtype=np.int64)), problem)
+    outx = np.concatenate([p[0] for p in parts], axis=0) if parts else x[:0]
+    outi = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    xin = x if inside is None else x[inside]
     g = pm.grid
-    qi = deposit_exact(x, 1.0 / streams.n, g.origin, g.h, g.shape, g.order, SCALE)
+    qi = deposit_exact(xin, 1.0 / streams.n, g.origin, g.h, g.shape, g.order, SCALE)
     if streams.comm is not None and streams.comm.size > 1:
         from mpi4py import MPI
         streams.comm.Allreduce(MPI.IN_PLACE, qi, op=MPI.SUM)           # integers: exact in any order
-    return pm.interpolate(pm.field(qi / SCALE), x)
+    F = pm.interpolate(pm.field(qi / SCALE), xin)
+    if not len(outx):
+        return F
+    pm.warn_outside(len(outx), streams)
+    force = np.empty_like(x)
+    force[inside] = F + direct_sum(xin, outx, grad_W, streams.block, streams.n)    # the pairs with particles outside
+    allx = streams.allgather(x)                                                    # every rank: some particle is out
+    mine = np.flatnonzero(~inside)
+    force[mine] = direct_sum(x[mine], allx, grad_W, streams.block, streams.n, streams.lo + mine)
+    return force

@@ -83,6 +83,19 @@ def _blow_up(x, step, dt, offset: int = 0) -> str | None:
             f"for this drift (explicit Euler-Maruyama is unstable)")
 
 
+def _drift_problem(b, x, step, drift, offset: int = 0, huge: float = np.inf) -> str | None:
+    """A drift that is not finite at finite particles of a sane size is the model's fault, not the step's: name it
+    (the drift's own `diagnose(x_i)` says which field, where it has one). A particle beyond `huge` has blown up."""
+    if np.all(np.isfinite(b)):
+        return None
+    i = int(np.argmax(~np.all(np.isfinite(b), axis=1)))
+    if not np.all(np.abs(x[i]) <= huge):
+        return None                                   # the particle blew up (or is not finite): _blow_up reports it
+    why = drift.diagnose(x[i]) if hasattr(drift, "diagnose") else f"drift(x, t) = {b[i].tolist()} at x = {x[i].tolist()}"
+    return (f"the drift is not finite at step {step} for particle {offset + i} at x = {x[i].tolist()}: {why} "
+            "(the model's value, not a time-step problem)")
+
+
 def _check_finite(x, step, dt, comm=None, offset: int = 0):
     """Collective over comm: FloatingPointError on every rank if any rank's particles are not finite."""
     agree(comm, _blow_up(x, step, dt, offset), FloatingPointError)
@@ -208,20 +221,23 @@ def euler_maruyama(x0: np.ndarray, drift: Callable, beta: float, dt: float, step
     factor = collectively(comm, noise_factor, diffusion, d) if noise else None
     varying = noise and callable(diffusion)         # only a D(x) can fail (not SPD) during the run
     scale = np.sqrt(2.0 * dt / beta)
+    huge = 1e8 * max(1.0, float(np.abs(x).max(initial=0.0)))     # a particle beyond this has blown up
     rec, t = [], t0
     pbar = progress_bar(steps, "particle steps", comm.rank if comm is not None else 0)
     for k in range(1, steps + 1):
         pbar.update()
         L = (collectively(comm, factor, x, t) if varying else factor(x, t)) if noise else None
-        with np.errstate(over="ignore", invalid="ignore"):          # blow-up is reported below
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):     # blow-up is reported below
             b = drift(x, t)
             if k == 1:
                 agree(comm, _drift_shape(b, x))
-            x += dt * b
-            if noise:
-                x += scale * apply_factor(L, _normal(rng, n, d))
+            blame = _drift_problem(b, x, k, drift, off, huge)
+            if blame is None:
+                x += dt * b
+                if noise:
+                    x += scale * apply_factor(L, _normal(rng, n, d))
         t = t0 + k * dt
-        _check_finite(x, k, dt, comm, off)
+        agree(comm, blame or _blow_up(x, k, dt, off), FloatingPointError)
         if record_every and k % record_every == 0:
             rec.append(x.copy())
         if callback is not None and callback(k, t, x):

@@ -24,6 +24,11 @@ def _world():
     return MPI.COMM_WORLD if MPI is not None else None
 
 
+def default_comm(comm=None):
+    """comm, else COMM_WORLD (None without mpi4py: serial)."""
+    return _world() if comm is None else comm
+
+
 class Streams:
     """Random streams for the particles this rank owns.
 

@@ -220,8 +220,9 @@ def test_cli_validate_reads_a_model_file_and_refuses_code(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(good.read_text().replace('"0.5*x**2"', '"__import__(\'os\').system(\'touch ' + str(tmp_path / "pwned") + '\')"'))
     p = run(bad)
-    assert p.returncode != 0 and "error: V: the function" in p.stderr and "__import__('os').system" in p.stderr
+    assert p.returncode != 0 and f"error: {bad}: V: the function" in p.stderr and "__import__('os').system" in p.stderr
     assert "is not allowed" in p.stderr and "Traceback" not in p.stderr and not (tmp_path / "pwned").exists()
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr            # one error line
     wrong = tmp_path / "wrong.toml"
     wrong.write_text(good.read_text().replace("beta = 1.0", "beta = 1.0\ntemperature = 2"))
     p = run(wrong)

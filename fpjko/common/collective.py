@@ -116,9 +116,11 @@ def describe(value, depth: int = 2):
     """A canonical, comparable description of an argument (what same_everywhere compares across ranks).
 
     Numbers by their repr (NaN is 'nan' on every rank), strings, bools and None as they are, arrays by their
-    shape and a digest of their bytes, containers and dataclasses item by item, other objects (an Interaction)
-    by their public attributes (to `depth` levels), functions, dolfinx/UFL/PETSc/MPI objects and objects that hold
-    one (bound to a mesh: their arrays are this rank's) by their type only.
+    shape and a digest of their bytes, sympy expressions by their canonical tree (srepr), containers and
+    dataclasses item by item, functions by their values at fixed probe points (else by their code and the values
+    they close over), other objects (an Interaction) by their public attributes (to `depth` levels),
+    dolfinx/UFL/PETSc/MPI objects and objects that hold one (bound to a mesh: their arrays are this rank's) by
+    their type only.
 
     Parameters
     ----------
@@ -154,12 +156,20 @@ def describe(value, depth: int = 2):
     if isinstance(value, dict):
         return tuple(sorted((str(k), describe(v, depth)) for k, v in value.items()))
     module = type(value).__module__ or ""
+    if module.split(".")[0] == "sympy":                      # a formula: its canonical tree
+        import sympy
+
+        return ("sympy", sympy.srepr(value))
     if module.split(".")[0] in _OPAQUE or depth <= 0:
         return type(value).__name__
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return (type(value).__name__,
                 tuple((f.name, describe(getattr(value, f.name), depth - 1)) for f in dataclasses.fields(value)))
-    if inspect.isroutine(value) or isinstance(value, type) or not hasattr(value, "__dict__"):
+    if isinstance(value, type):
+        return ("class", value.__module__, value.__qualname__)
+    if inspect.isroutine(value) or (callable(value) and not hasattr(value, "__dict__")):
+        return _describe_callable(value, depth)
+    if not hasattr(value, "__dict__"):
         return type(value).__name__
     attrs = vars(value)
     # an object that holds a communicator or a dolfinx/PETSc object is bound to the mesh: its other attributes
@@ -168,6 +178,50 @@ def describe(value, depth: int = 2):
         return type(value).__name__
     return (type(value).__name__, tuple(sorted((k, describe(v, depth - 1)) for k, v in attrs.items()
                                                if not k.startswith("_"))))
+
+
+PROBE_SHAPES = ((3, 16), (16, 3), (16, 2), (16, 1), (16,))   # components first (dolfinx), then rows of points
+
+
+def _probe(shape):
+    import numpy as np
+
+    return np.random.default_rng(20261207).uniform(-1.5, 1.5, size=shape)
+
+
+def _describe_callable(fn, depth: int):
+    """A function by its values at fixed probe points (the same on every rank), tried as x of shape (3, 16)
+    (components first, as dolfinx interpolates) and as rows of points; one that takes no such array (a UFL-only
+    form, a callback) by its code: name, bytecode, constants, defaults and the values it closes over."""
+    import hashlib
+
+    import numpy as np
+
+    for shape in PROBE_SHAPES:
+        try:
+            with np.errstate(all="ignore"):
+                out = fn(_probe(shape))
+            arr = np.asarray(out, dtype=float)
+        except Exception:                                   # noqa: BLE001 (any failure: try the next form)
+            continue
+        if arr.size:
+            return ("callable", shape, arr.shape, hashlib.sha1(np.ascontiguousarray(arr).tobytes()).hexdigest())
+    code = getattr(fn, "__code__", None) or getattr(getattr(fn, "__func__", None), "__code__", None)
+    if code is None:
+        return type(fn).__name__
+    func = getattr(fn, "__func__", fn)
+    cells = tuple(c.cell_contents for c in (getattr(func, "__closure__", None) or ()) if _filled(c))
+    return ("code", code.co_name, hashlib.sha1(code.co_code).hexdigest(),
+            describe(tuple(c for c in code.co_consts if not hasattr(c, "co_code")), depth - 1),
+            describe(getattr(func, "__defaults__", None), depth - 1), describe(cells, depth - 1))
+
+
+def _filled(cell) -> bool:
+    try:
+        cell.cell_contents
+        return True
+    except ValueError:
+        return False
 
 
 def same_everywhere(comm, owner: str, params: dict) -> None:

@@ -33,6 +33,7 @@ import os
 
 import numpy as np
 
+from fpjko.common.sizes import memory_limit as _memory_limit
 from fpjko.kernels import transfer
 
 try:                                     # scipy's FFT is faster and has next_fast_len; numpy's is the fallback
@@ -48,19 +49,6 @@ except ImportError:                      # pragma: no cover  (scipy is in the pr
         while m < n:
             m *= 2
         return m
-
-
-def physical_memory() -> int:
-    """The machine's memory in bytes (0 if unknown).
-
-    Returns
-    -------
-    int
-    """
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):   # pragma: no cover
-        return 0
 
 
 def _gauss_box(W, lo, hi, npts: int = 8):
@@ -190,7 +178,7 @@ class GridConvolution:
         P = math.prod(self.padded)
         half = math.prod(self.padded[:-1]) * (self.padded[-1] // 2 + 1)
         self.nbytes = int(8 * P * (d + 2) + 16 * half * (k + 1))
-        limit = physical_memory() // 2 if memory_limit is None else float(memory_limit)
+        limit = _memory_limit() if memory_limit is None else float(memory_limit)
         if limit and self.nbytes > limit:
             raise ValueError(f"the convolution grid {' x '.join(map(str, self.shape))} (FFT "
                              f"{' x '.join(map(str, self.padded))}) needs {self.nbytes / 2**30:.2f} GiB, over the "

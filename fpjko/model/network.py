@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from fpjko.common import checks
-from fpjko.model.model import box_mesh, gaussian_law, sample_gaussian
+from fpjko.model.laws import gaussian_law, sample_gaussian
+from fpjko.model.solvers import box_mesh
 
 
 class NetworkModel:

@@ -149,13 +149,16 @@ class DensityReference:
 
 
 def _aligned_bins(domain, h: float, d: int) -> list:
-    """Bins per direction that divide the box meshes' cells per side (ceil(L / h - 1e-12), as meshes builds them;
-    the finer mesh has twice as many): the largest divisor up to BINS[d], at least 4 where one exists."""
+    """Bins per direction that divide the cells per side of both box meshes, of size h and h/2 (ceil(L / h - 1e-12),
+    as meshes builds them; for L / h with a fractional part the finer mesh does not have twice as many): the largest
+    divisor of both counts up to BINS[d], at least 4 where one exists, else a divisor of the finer mesh's count (the
+    reference's bin masses stay exact quadratures)."""
     out = []
     for lo, hi in zip(*domain):
-        cells = max(1, math.ceil((hi - lo) / h - 1e-12))
-        divisors = [k for k in range(4, BINS[d] + 1) if cells % k == 0]
-        out.append(max(divisors) if divisors else BINS[d])
+        coarse, fine = (max(1, math.ceil((hi - lo) / hh - 1e-12)) for hh in (h, h / 2))
+        both = [k for k in range(4, BINS[d] + 1) if coarse % k == 0 and fine % k == 0]
+        finer = [k for k in range(4, BINS[d] + 1) if fine % k == 0]
+        out.append(max(both) if both else max(finer) if finer else BINS[d])
     return out
 
 
@@ -182,7 +185,7 @@ def _fit(ns, mean, per_seed, floor):
 def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1e-3, h: float | None = None,
              degree: int = 2, fe_dt: float | None = None, comm=None, n_projections: int = 64,
              out: str | None = None, echo: bool = True, plot: bool = True, keep: bool = False,
-             particle_options: dict | None = None, **fe_options) -> dict:
+             particle_options: dict | None = None, progress: bool | None = None, **fe_options) -> dict:
     """The model's particles against its PDE at time t, for each n, with fitted rates.
 
     Parameters
@@ -221,8 +224,15 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
     keep : bool
         Also return the finer PDE solver ('solver', open: close it when done) and the last particle run
         ('particles': (streams, this rank's particles)), for figures.
+
+    Every argument (and the model's fields) is compared across the ranks of comm first, the sizes (the finer mesh,
+    the largest n) are refused before anything is allocated when they would not fit the memory, and `out` is
+    created and probed (collectively) before anything runs.
     particle_options : dict, optional
-        More keywords of model.particles (for a Model: force='mesh', cells=...).
+        More keywords of model.particles (for a Model: force='auto' | 'direct' | 'mesh' | 'rbm', cells, batch).
+    progress : bool, optional
+        Lines on rank 0 (stderr) as the study goes: each run's n and seed, its time, the time elapsed and an
+        estimate of what remains (None: on unless FPJKO_PROGRESS=0, which `fpjko ... --quiet` sets).
     **fe_options
         More keywords of the model's Fokker-Planck solver (interaction_scheme, solver, method, ...).
 
@@ -235,42 +245,55 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
     """
     from mpi4py import MPI
 
-    comm = MPI.COMM_WORLD if comm is None else comm
-    ns = [checks.integer("n", n, 1) for n in ns]
-    if len(ns) < 2 or any(b <= a for a, b in zip(ns, ns[1:])):
-        raise ValueError(f"validate needs at least two increasing particle counts, got ns={ns}")
-    t = checks.positive_number("t", t)
-    repeats = checks.integer("repeats", repeats, 1)
-    lo, hi = model.domain if model.domain is not None else (None, None)
-    if lo is None:
-        raise ValueError(f"model {model.name!r} has no domain: validate needs one for the PDE")
-    h = float(h) if h is not None else float(np.min(hi - lo)) / {1: 200, 2: 40, 3: 12}[model.d]
-    fe_dt = float(fe_dt) if fe_dt is not None else min(10 * dt, t / 20)
-    fe_steps = t / fe_dt
-    if abs(fe_steps - round(fe_steps)) > 1e-9 * fe_steps:
-        raise ValueError(f"t={t:g} is not a whole number of PDE steps fe_dt={fe_dt:g}")
+    from fpjko.common.collective import agree, on_root, same_everywhere
+    from fpjko.common.progress import StudyProgress
 
-    refs, fe_info = [], []
-    for hh in (h, h / 2):
-        s = model.fokker_planck(model.mesh(comm, hh), dt=fe_dt, degree=degree, **{"scheme": "bdf2", **fe_options})
-        s.run(t)
-        refs.append(model.reference(s) if hasattr(model, "reference") else
-                    DensityReference(s, model.d, n_projections, seed, V=getattr(model, "V_np", None),
-                                     domain=model.domain, bins=_aligned_bins(model.domain, h, model.d)))
-        fe_info.append({"h": hh, "dofs": getattr(s, "num_dofs", None),
-                        "mass_drift": abs(s.history["mass"][-1] - s.history["mass"][0]) / s.history["mass"][0]})
-        if hh == h or not keep:
-            s.close()
-    ref = refs[1]                                    # the finer solution is the reference
-    names = ref.names
-    floors = refs[0].floors(refs[1])
-    per_seed = {k: np.zeros((repeats, len(ns))) for k in names}
-    for j, n in enumerate(ns):
-        for r in range(repeats):
-            st, x = model.particles(n, seed + 1000 * r, comm=comm, dt=dt, t_end=t, **(particle_options or {}))
+    comm = MPI.COMM_WORLD if comm is None else comm
+    fields = model.fields("model.") if hasattr(model, "fields") else {"model": model}
+    same_everywhere(comm, "validate", {**fields, "ns": ns, "t": t, "repeats": repeats, "seed": seed, "dt": dt,
+                                       "h": h, "degree": degree, "fe_dt": fe_dt, "n_projections": n_projections,
+                                       "out": out, "echo": echo, "plot": plot, "keep": keep,
+                                       "particle_options": particle_options, "progress": progress,
+                                       "fe_options": fe_options})
+    plan = _plan(model, ns, t, repeats, seed, dt, h, degree, fe_dt, n_projections, particle_options, comm.size)
+    ns, t, repeats, h, fe_dt, popts = plan["ns"], plan["t"], plan["repeats"], plan["h"], plan["fe_dt"], plan["popts"]
+    agree(comm, plan["size_problem"], MemoryError)
+    rundir = None
+    if out:
+        from fpjko.solvers.io.rundir import OutputDir
+
+        rundir = OutputDir(comm, out, option="out")
+    runs = [(n, seed + 1000 * r) for n in ns for r in range(repeats)]
+    prog = StudyProgress("validate", [plan["weight"](n) for n, _ in runs], comm.rank, progress)
+    prog.note(f"{len(runs)} particle runs (n = {ns}, {repeats} seeds, {plan['steps']} steps of dt = {dt:g}, "
+              f"force {plan['force_text']}) and the PDE on h = {h:g} and h/2")
+    try:
+        refs, fe_info = [], []
+        for hh in (h, h / 2):
+            s = model.fokker_planck(model.mesh(comm, hh), dt=fe_dt, degree=degree, **{"scheme": "bdf2", **fe_options})
+            s.run(t)
+            refs.append(model.reference(s) if hasattr(model, "reference") else
+                        DensityReference(s, model.d, n_projections, seed, V=getattr(model, "V_np", None),
+                                         domain=model.domain, bins=_aligned_bins(model.domain, h, model.d)))
+            fe_info.append({"h": hh, "dofs": getattr(s, "num_dofs", None),
+                            "mass_drift": abs(s.history["mass"][-1] - s.history["mass"][0]) / s.history["mass"][0]})
+            if hh == h or not keep:
+                s.close()
+            prog.note(f"the PDE on h = {hh:g} ({fe_info[-1]['dofs']} dofs): {prog.phase():.2f} s")
+        ref = refs[1]                                    # the finer solution is the reference
+        names = ref.names
+        floors = refs[0].floors(refs[1])
+        per_seed = {k: np.zeros((repeats, len(ns))) for k in names}
+        for i, (n, sd) in enumerate(runs):
+            j, r = divmod(i, repeats)
+            st, x = model.particles(n, sd, comm=comm, dt=dt, t_end=t, **popts)
             xs = st.allgather(x) if st is not None else x   # the same cloud (and distances) on every rank
             for k, v in ref.distances(xs).items():
                 per_seed[k][r, j] = v
+            prog.run_done(f"n = {n}, seed {sd}")
+    finally:
+        if rundir is not None:
+            rundir.close()
     metrics = {}
     for k in names:
         mean, std = per_seed[k].mean(axis=0), per_seed[k].std(axis=0, ddof=1) if repeats > 1 else np.zeros(len(ns))
@@ -280,18 +303,75 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
               "fe": {"h": h, "degree": degree, "dt": fe_dt, "dofs": [f["dofs"] for f in fe_info],
                      "mass_drift": max(f["mass_drift"] for f in fe_info)},
               "ranks": comm.size, "metrics": metrics}
-    if comm.rank == 0:
-        if echo:
-            print(format_result(result), flush=True)
-        if out:
-            os.makedirs(out, exist_ok=True)
-            with open(os.path.join(out, "validate.json"), "w") as fh:
-                json.dump(result, fh, indent=1)
-            if plot:
-                plot_result(result, os.path.join(out, "validate.png"))
+    if echo and comm.rank == 0:
+        print(format_result(result), flush=True)
+    if out:
+        on_root(comm, _write_result, result, out, plot, broadcast=False)
     if keep:
         result.update(solver=s, particles=(st, x))
     return result
+
+
+def _write_result(result: dict, out: str, plot: bool) -> None:
+    from fpjko.common.files import write_json
+
+    write_json(os.path.join(out, "validate.json"), result, "study result")
+    if plot:
+        plot_result(result, os.path.join(out, "validate.png"))
+
+
+def _plan(model, ns, t, repeats, seed, dt, h, degree, fe_dt, n_projections, particle_options, ranks) -> dict:
+    """validate's arguments checked (the same verdict on every rank: they are equal everywhere), the defaults filled
+    in, the cost weight of each run and the refusal of sizes that do not fit the memory."""
+    import inspect
+
+    from fpjko.model.solvers import fe_problem, particles_problem
+
+    if isinstance(ns, (str, bytes)) or not hasattr(ns, "__len__"):
+        raise TypeError(f"ns must be a list of particle counts, got ns={ns!r}")
+    ns = [checks.integer("n", n, 1) for n in ns]
+    if len(ns) < 2 or any(b <= a for a, b in zip(ns, ns[1:])):
+        raise ValueError(f"validate needs at least two increasing particle counts, got ns={ns}")
+    t = checks.positive_number("t", t)
+    repeats = checks.integer("repeats", repeats, 1)
+    checks.integer("seed", seed, 0)
+    dt = checks.positive_number("dt", dt)
+    degree = checks.integer("degree", degree, 1)
+    checks.integer("n_projections", n_projections, 1)
+    domain = getattr(model, "domain", None)
+    if domain is None:
+        raise ValueError(f"model {model.name!r} has no domain: validate needs one for the PDE")
+    law = getattr(model, "initial", None)
+    if hasattr(law, "outside_problem") and law.outside_problem():
+        raise ValueError(f"model {model.name!r}: {law.outside_problem()}")
+    lo, hi = domain
+    h = checks.positive_number("h", h) if h is not None else float(np.min(hi - lo)) / {1: 200, 2: 40, 3: 12}[model.d]
+    fe_dt = checks.positive_number("fe_dt", fe_dt) if fe_dt is not None else min(10 * dt, t / 20)
+    for what, step in (("particle steps dt", dt), ("PDE steps fe_dt", fe_dt)):
+        k = t / step
+        if abs(k - round(k)) > 1e-9 * k:
+            raise ValueError(f"t={t:g} is not a whole number of {what}={step:g}")
+    popts = dict(particle_options or {})
+    if not isinstance(particle_options, (dict, type(None))):
+        raise TypeError(f"particle_options must be a dict of model.particles keywords, got {particle_options!r}")
+    known = set(inspect.signature(model.particles).parameters) - {"n", "seed", "comm", "dt", "t_end", "callback"}
+    unknown = sorted(set(popts) - known)
+    if unknown:
+        raise ValueError(f"particle_options: unknown keys {unknown} (model.particles takes {sorted(known)})")
+    force = popts.get("force", "auto")
+    choose = getattr(model, "choose_force", None)
+    kinds = {n: choose(force, n) if choose is not None else "own" for n in ns}
+    steps = int(round(t / dt))
+
+    from fpjko.model.solvers import step_seconds
+
+    def weight(n):
+        return steps * (step_seconds(kinds[n], n, model.d, popts.get("cells")) if choose is not None else n)
+    problem = fe_problem(domain, h / 2, degree) or particles_problem(ns[-1], model.d, kinds[ns[-1]], ranks)
+    text = ", ".join(sorted({f"{v} (n = {min(k for k in ns if kinds[k] == v)}..)" for v in kinds.values()})) \
+        if choose is not None else "the model's own"
+    return {"ns": ns, "t": t, "repeats": repeats, "h": h, "fe_dt": fe_dt, "popts": popts, "weight": weight,
+            "steps": steps, "size_problem": problem, "force_text": text}
 
 
 def format_result(result: dict) -> str:
