@@ -161,13 +161,12 @@ def particle_mesh_force(x: np.ndarray, streams: Streams, pm: ParticleMesh, outsi
             i = int(np.argmin(inside))
             problem = (f"particle {streams.lo + i} at {x[i].tolist()} left the particle mesh's box "
                        f"[{pm.lower.tolist()}, {pm.upper.tolist()}]")
-    out_local = x[~inside] if inside is not None and problem is None else x[:0]
+    if inside is None or problem is not None:
+        inside = np.ones(len(x), dtype=bool)
     # the verdict travels with the particles outside the box: one collective, as the plain agree was
-    parts = allgather_checked(streams.comm, (out_local, streams.lo + np.flatnonzero(~inside) if inside is not None
-                                             else np.zeros(0, dtype=np.int64)), problem)
-    outx = np.concatenate([p[0] for p in parts], axis=0) if parts else x[:0]
-    outi = np.concatenate([p[1] for p in parts]).astype(np.int64)
-    xin = x if inside is None else x[inside]
+    parts = allgather_checked(streams.comm, x[~inside], problem)
+    outx = np.concatenate(parts, axis=0)
+    xin = x[inside]
     g = pm.grid
     qi = deposit_exact(xin, 1.0 / streams.n, g.origin, g.h, g.shape, g.order, SCALE)
     if streams.comm is not None and streams.comm.size > 1:

@@ -24,6 +24,45 @@ def run_mpi(nprocs: int, script: str, *args, timeout: int = 600) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
+def run_faults(script: str, *args, timeout: int = 420) -> tuple[dict, list, str]:
+    """Run tests/<script> (the fault_harness protocol) under mpirun -n 2: ({case: {rank: record}}, the cases that
+    started, the output). A run that times out still returns what it printed."""
+    cmd = ["mpirun", "-n", "2", sys.executable, os.path.join(ROOT, "tests", script), *map(str, args)]
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT).stdout
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+    results = {}
+    for line in out.splitlines():
+        if line.startswith("FAULT "):
+            r = json.loads(line[len("FAULT "):])
+            results.setdefault(r["case"], {})[r["rank"]] = r
+    started = [ln.split()[1] for ln in out.splitlines() if ln.startswith("START ")]
+    return results, started, out
+
+
+def check_fault(faults, case: str, want, skip_reason: str = "") -> None:
+    """Both ranks finished the case; with want = (exception type, words) both raised that type with those words
+    and the same message (up to the rank prefix); with want None neither raised."""
+    results, started, out = faults
+    assert case in started, f"{case} never started (an earlier case hung):\n{out[-3000:]}"
+    got = results.get(case, {})
+    assert set(got) == {0, 1}, f"{case}: ranks {sorted(got)} finished, the others hung:\n{out[-3000:]}"
+    if any(r["type"] == "skip" for r in got.values()):
+        pytest.skip(f"{case}: {got[0]['message']} ({skip_reason})")
+    for rank, r in got.items():
+        if want is None:
+            assert r["type"] is None, f"{case} rank {rank}: unexpected {r['type']}: {r['message']}"
+            continue
+        assert r["type"] == want[0], f"{case} rank {rank}: {r['type']}: {r['message']}"
+        for word in want[1]:
+            assert word in r["message"], f"{case} rank {rank}: {word!r} not in {r['message']!r}"
+    if want is not None:                          # the same error on both ranks (up to the rank prefix)
+        strip = [r["message"].replace("on rank 0 of 2: ", "").replace("on rank 1 of 2: ", "") for r in got.values()]
+        assert strip[0] == strip[1]
+
+
 @pytest.fixture
 def slope():
     return fitted_slope

@@ -11,14 +11,14 @@ test sees which case never finished.
 
 import builtins
 import errno
-import faulthandler
-import json
 import os
 import shutil
 import sys
 
 import numpy as np
 from mpi4py import MPI
+
+from fault_harness import SkipCase, run_cases
 
 from fpjko import meshes
 from fpjko.demos import double_well
@@ -65,10 +65,6 @@ def needs(path):
             p = os.path.join(path, name)
             shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
     comm.Barrier()
-
-
-class SkipCase(Exception):
-    pass
 
 
 class fail_io_on_rank0:
@@ -474,21 +470,7 @@ CASES = {f.__name__: f for f in [
 
 
 def main():
-    names = sys.argv[4:] or list(CASES)
-    for name in names:
-        faulthandler.dump_traceback_later(60, exit=True)
-        print(f"START {name} {comm.rank}", flush=True)
-        kind = message = None
-        try:
-            CASES[name]()
-        except SkipCase as e:
-            kind, message = "skip", str(e)
-        except Exception as e:
-            kind = type(e).__name__
-            message = " | ".join([str(e), *getattr(e, "__notes__", [])])
-        faulthandler.cancel_dump_traceback_later()
-        print("FAULT " + json.dumps({"case": name, "rank": comm.rank, "type": kind, "message": message}), flush=True)
-        comm.Barrier()
+    run_cases(comm, CASES, sys.argv[4:])
 
 
 if __name__ == "__main__":

@@ -2,12 +2,13 @@
 same message (no rank waits forever in a collective). The cases live in tests/mpi_faults.py; the
 read-only and full file systems are real (tmpfs mounts) where the test may mount them."""
 
-import json
 import os
 import subprocess
 import sys
 
 import pytest
+
+from conftest import check_fault, run_faults
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -74,45 +75,17 @@ def faults(tmp_path_factory):
     base = tmp_path_factory.mktemp("faults")
     ro = _mount(str(base / "ro"), "ro,size=64k")
     full = _mount(str(base / "full"), "size=48k")
-    cmd = ["mpirun", "-n", "2", sys.executable, os.path.join(ROOT, "tests", "mpi_faults.py"),
-           str(base / "work"), ro, full]
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=420, env=ENV, cwd=ROOT)
-        out = p.stdout
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        return run_faults("mpi_faults.py", str(base / "work"), ro, full, timeout=420)
     finally:
         for m in (ro, full):
             if m != "-":
                 subprocess.run(["umount", m], capture_output=True)
-    results = {}
-    for line in out.splitlines():
-        if line.startswith("FAULT "):
-            r = json.loads(line[len("FAULT "):])
-            results.setdefault(r["case"], {})[r["rank"]] = r
-    started = [ln.split()[1] for ln in out.splitlines() if ln.startswith("START ")]
-    return results, started, out
 
 
 @pytest.mark.parametrize("case", list(EXPECTED))
 def test_fault_ends_every_rank(faults, case):
-    results, started, out = faults
-    assert case in started, f"{case} never started (an earlier case hung):\n{out[-3000:]}"
-    got = results.get(case, {})
-    assert set(got) == {0, 1}, f"{case}: ranks {sorted(got)} finished, the others hung:\n{out[-3000:]}"
-    if any(r["type"] == "skip" for r in got.values()):
-        pytest.skip(f"{case}: {got[0]['message']} (cannot mount tmpfs here)")
-    want = EXPECTED[case]
-    for rank, r in got.items():
-        if want is None:
-            assert r["type"] is None, f"{case} rank {rank}: unexpected {r['type']}: {r['message']}"
-            continue
-        assert r["type"] == want[0], f"{case} rank {rank}: {r['type']}: {r['message']}"
-        for word in want[1]:
-            assert word in r["message"], f"{case} rank {rank}: {word!r} not in {r['message']!r}"
-    if want is not None:                          # the same error on both ranks (up to the rank prefix)
-        strip = [r["message"].replace("on rank 0 of 2: ", "").replace("on rank 1 of 2: ", "") for r in got.values()]
-        assert strip[0] == strip[1]
+    check_fault(faults, case, EXPECTED[case], skip_reason="cannot mount tmpfs here")
 
 
 def test_demo_cli_exits_nonzero_on_every_rank(tmp_path):

@@ -185,9 +185,14 @@ class GraphonModel:
         streams : None
         W : numpy.ndarray, shape (n, n)
         """
+        from fpjko.common import sizes
+        from fpjko.common.collective import same_everywhere
         from fpjko.samplers.graphon import gradient_descent
 
+        same_everywhere(comm, "GraphonModel.particles", {"model": self, "n": n, "seed": seed, "dt": dt,
+                                                         "t_end": t_end})
         n = checks.integer("n", n, 1)
+        sizes.check_memory(f"an n x n matrix with n = {n}", 8.0 * 6 * n * n, "take a smaller n")
         if n % self.blocks:
             raise ValueError(f"the matrix size n = {n} is not a multiple of the {self.blocks} blocks")
         W0 = np.full((n, n), self.initial)

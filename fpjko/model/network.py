@@ -95,10 +95,16 @@ class NetworkModel:
         streams : fpjko.samplers.streams.Streams
         theta : numpy.ndarray, shape (streams.n_local, d)
         """
+        from fpjko.common.collective import agree, same_everywhere
+        from fpjko.model.solvers import particles_problem
         from fpjko.samplers.mean_field_nn import continuous_time
-        from fpjko.samplers.streams import Streams
+        from fpjko.samplers.streams import Streams, default_comm
 
+        comm = default_comm(comm)
+        same_everywhere(comm, "NetworkModel.particles", {"model": self, "n": n, "seed": seed, "dt": dt,
+                                                         "t_end": t_end})
         n = checks.integer("n", n, 1)
+        agree(comm, particles_problem(n, self.d, "direct", comm.size if comm is not None else 1), MemoryError)
         st = Streams(n, seed, comm=comm)
         theta0 = sample_gaussian(st, self.mean, self.cov)
         watch = None if callback is None else (lambda k, t, x: callback(st, k, t, x))

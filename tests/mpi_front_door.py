@@ -1,0 +1,163 @@
+"""The front door under `mpirun -n 2` (test_front_door.py): a value bad or different on one rank only, at Model,
+model.particles, validate, a solver's callable and the particle forces, is one error on every rank (the protocol
+of tests/fault_harness.py).
+
+Usage: mpi_front_door.py WORKDIR [CASE ...]
+"""
+
+import os
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+from fault_harness import run_cases
+from fpjko import meshes
+from fpjko.model import Model, validate
+from fpjko.samplers.particle_mesh import ParticleMesh, particle_mesh_force
+from fpjko.samplers.streams import Streams
+from fpjko.solvers import FokkerPlanckSolver
+
+comm = MPI.COMM_WORLD
+WORK = sys.argv[1]
+NAN = float("nan")
+
+
+def on(rank, value, otherwise):
+    return value if comm.rank == rank else otherwise
+
+
+def ou(**kw):
+    args = dict(d=1, V="0.5*x**2", W="-exp(-z**2)", beta=2.0, initial={"mean": [0.5], "cov": 0.1},
+                domain=([-4.0], [4.0]))
+    args.update(kw)
+    return Model(**args)
+
+
+def study(**kw):
+    args = dict(ns=[20, 40], t=0.02, repeats=2, dt=0.01, h=0.2, degree=1, fe_dt=0.01, echo=False, progress=False)
+    args.update(kw)
+    validate(ou(), **args)
+
+
+# ---------------------------------------------------------------------------------------------- Model
+def model_beta_differs():
+    ou(beta=on(1, 3.0, 2.0))
+
+
+def model_V_differs():
+    ou(V=on(0, "0.5*x**2", "x**2/2 + 0.1*x**4"))
+
+
+def model_initial_differs():
+    ou(initial=on(1, {"mean": [0.4], "cov": 0.1}, {"mean": [0.5], "cov": 0.1}))
+
+
+def model_bad_key_on_rank1():
+    ou(initial=on(1, {"mean": [0.5], "covariance": 0.1}, {"mean": [0.5], "cov": 0.1}))
+
+
+# ---------------------------------------------------------------------------------------------- particles
+def particles_dt_differs():
+    ou().particles(40, 1, dt=on(1, 0.02, 0.01), t_end=0.04)
+
+
+def particles_n_differs():
+    ou().particles(on(0, 41, 40), 1, dt=0.01, t_end=0.04)
+
+
+def particles_seed_differs():
+    ou().particles(40, on(1, 2, 1), dt=0.01, t_end=0.04)
+
+
+def particles_force_differs():
+    ou().particles(40, 1, dt=0.01, t_end=0.04, force=on(1, "mesh", "direct"))
+
+
+def particles_too_many_on_both():
+    ou().particles(10**11, 1, dt=0.01, t_end=0.04)
+
+
+def particles_model_nan_on_rank1():
+    """V = sqrt(x) without a domain: the drift is NaN for the particles at x < 0, named as the model's."""
+    Model(1, V="sqrt(x)", initial={"mean": [2.0], "cov": 1.0}).particles(64, 1, dt=0.01, t_end=0.04)
+
+
+def particles_empty_rank_auto_mesh():
+    """n = 300 (one stream block: rank 0 holds no particle) takes the particle mesh (force='auto' from 256 in 1D),
+    a particle sent outside the domain takes the direct sum, and the gathered particles equal a serial run on
+    each rank (COMM_SELF) bitwise."""
+    m = ou(V="0.5*x**2", initial={"mean": [3.5], "cov": 0.1})       # the cloud straddles the domain's end 4
+    st, x = m.particles(300, 1, dt=0.01, t_end=0.04)
+    assert st.n_local == (300 if comm.rank == 1 else 0), st.n_local
+    assert m.choose_force("auto", 300) == "mesh"
+    _, serial = m.particles(300, 1, comm=MPI.COMM_SELF, dt=0.01, t_end=0.04)
+    together = st.allgather(x)
+    assert (together > 4.0).any() and np.array_equal(together, serial), "2 ranks differ from serial"
+
+
+# ---------------------------------------------------------------------------------------------- validate
+def validate_h_differs():
+    study(h=on(1, 0.25, 0.2))
+
+
+def validate_ns_differs():
+    study(ns=on(0, [20, 40], [20, 80]))
+
+
+def validate_seed_differs():
+    study(seed=on(1, 1, 0))
+
+
+def validate_repeats_differs():
+    study(repeats=on(1, 3, 2))
+
+
+def validate_out_is_file():
+    path = os.path.join(WORK, "validate_out_is_file")
+    if comm.rank == 0:
+        os.makedirs(WORK, exist_ok=True)
+        open(path, "w").close()
+    comm.Barrier()
+    study(out=path)
+
+
+def validate_too_fine_h():
+    study(h=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------- solvers, forces
+def solver_potential_callable_differs():
+    msh = meshes.interval(comm, -2.0, 2.0, 0.2)
+    c = on(1, 2.0, 1.0)
+    FokkerPlanckSolver(msh, lambda x: c * x[0] ** 2, dt=0.01)
+
+
+def particle_mesh_nan_on_rank1():
+    st = Streams(40, 0, comm=comm, block=8)
+    x = np.random.default_rng(st.lo).uniform(-1, 1, (st.n_local, 2))
+    if comm.rank == 1:
+        x[3, 1] = NAN
+    pm = ParticleMesh(lambda z: -z * np.exp(-np.sum(z * z, axis=-1, keepdims=True)), [-2, -2], [2, 2], 32)
+    particle_mesh_force(x, st, pm)
+
+
+def particle_mesh_outside_on_rank0():
+    st = Streams(40, 0, comm=comm, block=8)
+    x = np.random.default_rng(st.lo).uniform(-1, 1, (st.n_local, 2))
+    if comm.rank == 0:
+        x[2, 0] = 5.0
+    pm = ParticleMesh(lambda z: -z * np.exp(-np.sum(z * z, axis=-1, keepdims=True)), [-2, -2], [2, 2], 32)
+    particle_mesh_force(x, st, pm)
+
+
+CASES = {f.__name__: f for f in [
+    model_beta_differs, model_V_differs, model_initial_differs, model_bad_key_on_rank1,
+    particles_dt_differs, particles_n_differs, particles_seed_differs, particles_force_differs,
+    particles_too_many_on_both, particles_model_nan_on_rank1, particles_empty_rank_auto_mesh,
+    validate_h_differs, validate_ns_differs, validate_seed_differs, validate_repeats_differs, validate_out_is_file,
+    validate_too_fine_h, solver_potential_callable_differs, particle_mesh_nan_on_rank1,
+    particle_mesh_outside_on_rank0]}
+
+if __name__ == "__main__":
+    run_cases(comm, CASES, sys.argv[2:])

@@ -1,0 +1,45 @@
+"""The front door under `mpirun -n 2`: one rank's bad or different value at Model, model.particles, validate, a
+solver's callable and the particle forces is one error on every rank, naming the argument and both values (or the
+particle); a rank without particles runs the particle mesh to the serial result. The cases live in
+tests/mpi_front_door.py."""
+
+import pytest
+
+from conftest import check_fault, run_faults
+
+pytestmark = pytest.mark.mpi
+
+DIFFERS = ["differs across ranks", "rank 0", "rank 1 of 2"]
+EXPECTED = {
+    "model_beta_differs": ("ValueError", [*DIFFERS, "Model", "'beta'", "3.0", "2.0"]),
+    "model_V_differs": ("ValueError", [*DIFFERS, "Model", "'V'", "0.5*x**2"]),
+    "model_initial_differs": ("ValueError", [*DIFFERS, "Model", "'initial'"]),
+    "model_bad_key_on_rank1": ("ValueError", [*DIFFERS, "'initial'", "covariance"]),
+    "particles_dt_differs": ("ValueError", [*DIFFERS, "Model.particles", "'dt'", "0.02", "0.01"]),
+    "particles_n_differs": ("ValueError", [*DIFFERS, "Model.particles", "'n'", "41", "40"]),
+    "particles_seed_differs": ("ValueError", [*DIFFERS, "Model.particles", "'seed'"]),
+    "particles_force_differs": ("ValueError", [*DIFFERS, "Model.particles", "'force'", "mesh", "direct"]),
+    "particles_too_many_on_both": ("MemoryError", ["n = 1e+11 particles", "GiB", "take fewer particles"]),
+    "particles_model_nan_on_rank1": ("FloatingPointError", ["grad V", "not finite", "sqrt(x0)",
+                                                            "not a time-step problem"]),
+    "particles_empty_rank_auto_mesh": None,
+    "validate_h_differs": ("ValueError", [*DIFFERS, "validate", "'h'", "0.25", "0.2"]),
+    "validate_ns_differs": ("ValueError", [*DIFFERS, "validate", "'ns'"]),
+    "validate_seed_differs": ("ValueError", [*DIFFERS, "validate", "'seed'"]),
+    "validate_repeats_differs": ("ValueError", [*DIFFERS, "validate", "'repeats'"]),
+    "validate_out_is_file": ("NotADirectoryError", ["out", "is a file"]),
+    "validate_too_fine_h": ("MemoryError", ["h = 5e-10", "dofs", "GiB", "take a larger h"]),
+    "solver_potential_callable_differs": ("ValueError", [*DIFFERS, "FokkerPlanckSolver", "'potential'"]),
+    "particle_mesh_nan_on_rank1": ("ValueError", ["on rank 1 of 2", "particle 19 is not finite"]),
+    "particle_mesh_outside_on_rank0": ("ValueError", ["on rank 0 of 2", "particle 2", "left the particle mesh's box"]),
+}
+
+
+@pytest.fixture(scope="module")
+def faults(tmp_path_factory):
+    return run_faults("mpi_front_door.py", tmp_path_factory.mktemp("front_door"), timeout=400)
+
+
+@pytest.mark.parametrize("case", list(EXPECTED))
+def test_front_door_fault_ends_every_rank(faults, case):
+    check_fault(faults, case, EXPECTED[case])
