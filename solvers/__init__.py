@@ -1,7 +1,8 @@
 """Finite-element solvers on dolfinx (the PETSc-dependent half of the package).
 
     core/           compat (dolfinx 0.9/0.10), validation, linear (KSP set-up; StepSolver: the LU/AMG policy,
-                    predictor and mass restoration of a time stepper), protocol, functionals, exact
+                    predictor and mass restoration of a time stepper), protocol, functionals, moments (the
+                    fingerprint's partition-independent moments of a field), exact
     fokker_planck/  stepper (FokkerPlanckSolver), stationary, coefficients, edge_averaged, interaction
     transport/      the continuity equation (DG upwind) for deterministic mean-field limits
     mean_field/     mean-field PDEs built from the above: two-layer network, Desai-Zwanzig reference

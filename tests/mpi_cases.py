@@ -91,6 +91,45 @@ def mean_field(kind, empty_rank=False):
     return s
 
 
+def fields(comm):
+    """A FokkerPlanckSolver with D(x), a drift b(x), a source g(x, t) and a boundary flux: every field in its
+    fingerprint is a moment (test_fingerprint.py)."""
+    import ufl
+
+    msh = meshes.rectangle(comm, [-1, -1], [1, 1], 0.25)
+    s = FokkerPlanckSolver(msh, lambda x: 0.5 * (x[0] ** 2 + x[1] ** 2), beta=1.0, degree=1, dt=0.05,
+                           diffusion=lambda x: ufl.as_matrix([[1 + 0.3 * x[0], 0.1], [0.1, 1 + 0.2 * x[1] ** 2]]),
+                           drift=lambda x: ufl.as_vector([x[1], -x[0]]),
+                           source=lambda x, t: t * ufl.exp(-(x[0] ** 2 + x[1] ** 2)),
+                           boundary_flux=lambda x, t: 0.1 * t * x[0])
+    s.set_initial(lambda x: gaussian_density(x, [0.2, -0.1], 0.3 * np.eye(2)), normalize=True)
+    return s
+
+
+def fields_case(case, out):
+    """fields_save (any rank count): run to 0.1 with a checkpoint; fields_resume_from_nN (serial): resume it, run
+    to 0.2, and compare with the uninterrupted serial run and the saved fingerprint's moments with this one's."""
+    comm = MPI.COMM_WORLD
+    if case == "fields_save":
+        fields(comm).run(0.1, checkpoint=Checkpointer(os.path.join(out, f"fields-ck-n{comm.size}.npz"), every=1))
+        result = {}
+    else:
+        path = os.path.join(out, f"fields-ck-n{case[-1]}.npz")
+        s, ref = fields(comm), fields(comm)
+        resume(s, path)
+        s.run(0.2)
+        ref.run(0.2)
+        diff = comm.allreduce(float(np.abs(s.rho.x.array - ref.rho.x.array).max()), op=MPI.MAX)
+        with np.load(path) as z:
+            saved = json.loads(str(z["meta"]))["fingerprint"]
+        mine = s.fingerprint()
+        rel = max(float(np.max(np.abs(np.subtract(saved[k], mine[k])))) / max(np.abs(mine[k]).max(), 1e-300)
+                  for k in ("potential_moments", "diffusion", "drift", "source", "boundary_flux"))
+        result = {"resumed_vs_uninterrupted": diff, "moments_rel_diff": rel}
+    if comm.rank == 0:
+        print("RESULT " + json.dumps(result), flush=True)
+
+
 def gathered(s):
     """Owned dofs keyed by coordinates (and, for DG, by their cell's centroid: DG dofs share points)."""
     comm, n = s.comm, s.n_owned
@@ -111,6 +150,8 @@ def gathered(s):
 
 def main(case, out):
     comm = MPI.COMM_WORLD
+    if case.startswith("fields_"):
+        return fields_case(case, out)
     if case == "ou_p2_bdf2":
         s = ou()
         s.run(0.4)

@@ -215,3 +215,31 @@ def test_bad_kernels_are_named_on_every_rank():
         FokkerPlanckSolver(msh, None, interaction=KernelInteraction(lambda z: z))             # (..., d) not (...)
     with pytest.raises(ValueError, match="W\\(z\\) failed on z of shape \\(1, 2, 1\\): KeyError"):
         FokkerPlanckSolver(msh, None, interaction=KernelInteraction(lambda z: {}["x"]))
+
+
+def test_one_interaction_object_serves_two_solvers():
+    """bind keeps the field and its space on the object: one KernelInteraction given to two solvers on different meshes
+    was rebound by the second, and the first stepped with a field of the other mesh. Now the second binds its own
+    copy: each solver, both stepping in turn, equals a solver built with its own object (to round-off)."""
+    def gauss(z):
+        return -np.exp(-0.5 * np.sum(z * z, axis=-1))
+
+    def build(msh, W):
+        s = FokkerPlanckSolver(msh, lambda x: 0.5 * (x[0] ** 2 + x[1] ** 2), beta=2.0, dt=0.05, interaction=W)
+        s.set_initial(lambda x: gaussian_density(x, [0.4, -0.2], 0.3 * np.eye(2)), normalize=True)
+        return s
+
+    m1 = meshes.rectangle(COMM, [-2, -2], [2, 2], 0.25)
+    m2 = meshes.rectangle(COMM, [-3, -2], [2, 3], 0.3)
+    shared = KernelInteraction(gauss)
+    a, b = build(m1, shared), build(m2, shared)
+    assert a.interaction is shared and b.interaction is not shared and b.interaction.V_psi.mesh is m2
+    ra, rb = build(m1, KernelInteraction(gauss)), build(m2, KernelInteraction(gauss))
+    for _ in range(3):
+        for s in (a, b, ra, rb):
+            s.step()
+    for s, r in ((a, ra), (b, rb)):
+        scale = np.abs(r.rho.x.array).max()
+        assert np.abs(s.rho.x.array - r.rho.x.array).max() <= 1e-12 * scale
+        np.testing.assert_allclose(s.history["interaction_energy"], r.history["interaction_energy"], rtol=1e-12)
+    assert shared.V_psi.mesh is m1                   # the caller's object is still the first solver's

@@ -29,7 +29,8 @@ A subclass provides
                                      value}}: the rest of what the next step depends on
     _restore(state)                  after the base class has set the functions, t, steps and history
     _fingerprint() -> dict           every parameter that changes the solution (a resume into another problem is
-                                     refused naming the difference)
+                                     refused naming the difference): numbers as they are, fields (functions, UFL
+                                     expressions) by partition-independent moments (fpjko.solvers.core.moments)
     _release()                       destroy its PETSc objects
 """
 
@@ -280,12 +281,16 @@ class Solver:
     def fingerprint(self) -> dict:
         """Every parameter that changes the solution, with the class and the step size.
 
+        A variable step (ContinuityEquation's CFL step) depends on the state, so it is None here: the rule that
+        chooses it (cfl, ...) is in the subclass's `_fingerprint`.
+
         Returns
         -------
         dict
             JSON values.
         """
-        return {"class": type(self).__name__, self.step_name: self.step_size, **self._fingerprint()}
+        return {"class": type(self).__name__, self.step_name: None if self.variable_step else self.step_size,
+                **self._fingerprint()}
 
     # ------------------------------------------------------------------ hooks
     def _set_initial(self, *args, **kwargs) -> None:

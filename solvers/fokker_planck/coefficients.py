@@ -13,6 +13,7 @@ cell and fails naming the first point where it is not.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import basix
@@ -151,6 +152,28 @@ class StateDependentDiffusion:
 
     def values(self, X: np.ndarray, rho) -> np.ndarray:
         raise NotImplementedError
+
+    def fingerprint(self) -> dict:
+        """What a checkpoint records of this diffusion: its class and its parameters.
+
+        The field changes with the density, so it is told apart by what defines it, not by its values: the
+        numbers, strings and booleans among the public attributes (a subclass adds what these miss, e.g. a data
+        set's moments).
+
+        Returns
+        -------
+        dict
+            JSON values.
+        """
+        out = {"class": type(self).__name__}
+        for k, v in sorted(vars(self).items()):
+            if k.startswith("_") or k in ("field", "X", "n_owned", "comm"):
+                continue
+            if isinstance(v, (bool, str)):
+                out[k] = v
+            elif isinstance(v, numbers.Real):
+                out[k] = float(v) if math.isfinite(v) else repr(float(v))
+        return out
 
     def update(self, rho) -> None:
         d = self.X.shape[1]

@@ -31,6 +31,7 @@ energy 1/2 iint W rho rho = 1/2 int psi rho is assembled by the solver.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from typing import Callable
@@ -618,7 +619,8 @@ def fingerprint(interaction, d: int) -> object:
     dict or None
         None for none; else the kind and its numbers: a polynomial's coefficients, a separable interaction's
         weights and features at fixed probe points, a kernel's values at fixed probe differences (so k = 1 and
-        k = 5, or two kernels, differ).
+        k = 5, or two kernels, differ) and its method, grid spacing and transfer order; the sources' quadrature
+        degree.
     """
     if interaction is None:
         return None
@@ -632,6 +634,11 @@ def fingerprint(interaction, d: int) -> object:
             out["features"] = _json_values(interaction.features(z))
         elif isinstance(interaction, KernelInteraction):
             out["values"] = _json_values(interaction.W(z))
+            out["method"] = interaction.method
+            if interaction.method == "fft":             # the grid's spacing and transfer (the direct sum has none)
+                out["h"] = None if interaction.h is None else float(interaction.h)
+                out["order"] = interaction.order
+        out["quadrature_degree"] = getattr(interaction, "quadrature_degree", None)
     except Exception as e:          # the same on every rank: the probes and the callable are
         out["error"] = f"{type(e).__name__}: {e}"
     return out
@@ -676,9 +683,15 @@ def check_even(interaction, d: int, comm=None) -> None:
 
 def as_interaction(W, d: int) -> Interaction | None:
     """None, an Interaction, a number k (W = k |z|^2 / 2) or a (d, d) matrix K (z^T K z / 2), or a
-    numpy callable W(z) (general kernel)."""
-    if W is None or isinstance(W, Interaction):
-        return W
+    numpy callable W(z) (general kernel).
+
+    bind keeps the field and its space on the object, so an Interaction that is already bound (given to another
+    solver) comes back as a shallow copy for the caller to bind: binding it again would move the first solver's
+    field to the second's space. An unbound one comes back as itself (the caller's object, bound by its solver)."""
+    if W is None:
+        return None
+    if isinstance(W, Interaction):
+        return copy.copy(W) if W.psi is not None else W
     if callable(W):
         return KernelInteraction(W)
     arr = np.asarray(W, float)

@@ -56,7 +56,7 @@ import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from fpjko.solvers.core import validation
+from fpjko.solvers.core import moments, validation
 from fpjko.solvers.core.compat import interpolate, petsc_vec
 from fpjko.solvers.core.diagnostics import DensityDiagnostics
 from fpjko.solvers.core.functionals import Functionals
@@ -151,6 +151,7 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
         degree = validation.integer("degree", degree, 1)
         if quadrature_degree is not None:
             quadrature_degree = validation.integer("quadrature_degree", quadrature_degree, 0)
+        self.quadrature_degree = quadrature_degree
         mass_check_tol = validation.tolerance("mass_check_tol", mass_check_tol)
         if method == "sg" and (degree != 1 or scheme not in ("backward_euler", "bdf2")):
             raise ValueError(f"method='sg' is P1 with backward Euler (rho >= 0, the free energy decaying) or BDF2 "
@@ -192,13 +193,15 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
         self._dynamic = self._reassemble_K or (method == "sg" and self.interaction is not None)
         self.time = dolfinx.fem.Constant(mesh, 0.0)     # the time seen by source/boundary_flux
         self._source = None
+        self._g = source(self.x, self.time) if source is not None else None           # UFL scalars
+        self._j = boundary_flux(self.x, self.time) if boundary_flux is not None else None
         if source is not None or boundary_flux is not None:
             v = ufl.TestFunction(self.V)
             L = 0
             if source is not None:
-                L = L + source(self.x, self.time) * v * ufl.dx
+                L = L + self._g * v * ufl.dx
             if boundary_flux is not None:
-                L = L - boundary_flux(self.x, self.time) * v * ufl.ds
+                L = L - self._j * v * ufl.ds
             self._source = dolfinx.fem.form(L)
             self.mass_check_tol = np.inf                 # mass changes by design
         self._reference = None
@@ -564,19 +567,29 @@ class FokkerPlanckSolver(DensitySolver, DensityDiagnostics):
         inter = self.interaction
         return {"degree": self.degree, "method": self.method, "scheme": self.scheme, "beta": self.beta,
                 "num_dofs": self._size()[0], "gdim": self.mesh.geometry.dim,
+                "quadrature_degree": self.quadrature_degree if self.method == "galerkin" else None,
                 "interaction": interaction_fingerprint(inter, self.mesh.geometry.dim),
                 "interaction_scheme": self.interaction_scheme if inter is not None else None,
-                "potential_moments": self._potential_moments()}
+                **self._field_moments()}
 
-    def _potential_moments(self) -> list[float]:
-        """int f, int f^2 and int f x_i over the mesh: a partition-independent fingerprint of f.
-        f does not change, so the forms are compiled and assembled once per solver, not per save."""
+    def _field_moments(self) -> dict:
+        """The fields' partition-independent numbers (fpjko.solvers.core.moments): potential_moments (int f, f^2,
+        f x_i), diffusion (int D_ij, D_ij^2, D_ij x_k; None is the identity; a StateDependentDiffusion by its
+        fingerprint()), drift (int b_i, b_i^2, b_i x_k; None is 0), source (int g, g^2, g x_k) and boundary_flux
+        (the same over ds) at the probe times moments.PROBE_TIMES (None is 0). The fields do not change, so the
+        forms are compiled and assembled once per solver, at the first fingerprint, not at every save."""
         if getattr(self, "_moments", None) is None:
-            f, x = self.f_expr, self.x
-            forms = [f, f * f] + [f * x[i] for i in range(self.mesh.geometry.dim)]
-            dx = ufl.dx(domain=self.mesh)
-            self._moments = [self.comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(g * dx)))
-                             for g in forms]
+            msh, x, d = self.mesh, self.x, self.mesh.geometry.dim
+            b = ufl.as_vector([0.0] * d) if self.b is None else self.b
+            g, j = (0 if e is None else e for e in (self._g, self._j))
+            self._moments = {
+                "potential_moments": moments.Moments(msh, moments.scalar(self.f_expr, x, d))(),
+                "diffusion": (self._D_state.fingerprint() if self._D_state is not None else
+                              moments.Moments(msh, moments.matrix(self.D, x, d))()),
+                "drift": moments.Moments(msh, moments.vector(b, x, d))(),
+                "source": moments.at_times(moments.Moments(msh, moments.scalar(g, x, d)), self.time),
+                "boundary_flux": moments.at_times(moments.Moments(msh, moments.scalar(j, x, d), boundary=True),
+                                                  self.time)}
         return self._moments
 
     def _release(self) -> None:

@@ -202,7 +202,13 @@ class GraphonFlow(Solver):
     def _fingerprint(self) -> dict:
         R = self.objective
         target = self._target() if R.least_squares else None
-        return {"n": self.n, "degree": self.degree, "box": list(self.box), "record_every": self.record_every,
+        return {"n": self.n, "degree": self.degree, "box": list(self.box),
                 "objective": [R.edges, R.triangles, sorted((int(k), float(v)) for k, v in R.cycles.items()),
                               R.least_squares],
-                "target_moments": None if target is None else [float(target.sum()), float((target ** 2).sum())]}
+                "target_moments": None if target is None else _target_moments(target, self.points)}
+
+
+def _target_moments(T: np.ndarray, points: np.ndarray) -> list:
+    """sum T, sum T^2, sum T u, sum T v of a target's values T (m, m) at points (u_i, v_j): a target and its
+    reflection W*(1 - u, 1 - v) differ in the last two (their first two agree)."""
+    return [float(T.sum()), float((T * T).sum()), float(points @ T.sum(axis=1)), float(T.sum(axis=0) @ points)]

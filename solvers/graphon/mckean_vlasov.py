@@ -197,11 +197,15 @@ class GraphonMcKeanVlasov(Solver):
     def _fingerprint(self) -> dict:
         R = self.objective
         return {"n": self.n, "nx": self.nx, "sigma": self.sigma, "box": list(self.box),
-                "record_every": self.record_every,
                 "objective": [R.edges, R.triangles, sorted((int(k), float(v)) for k, v in R.cycles.items()),
                               R.least_squares],
-                "target_moments": [self.comm.allreduce(float(np.sum(self._target))),
-                                   self.comm.allreduce(float(np.sum(self._target ** 2)))]}
+                "target_moments": self._target_moments()}
+
+    def _target_moments(self) -> list:
+        """sum W*, W*^2, W* u, W* v over the cells (u, v their centres; each cell on one rank)."""
+        T, uv = self._target, (self._ij + 0.5) / self.n
+        return [float(v) for v in self.comm.allreduce(np.array([T.sum(), T @ T, T @ uv[:, 0], T @ uv[:, 1]]),
+                                                      op=MPI.SUM)]
 
     def _advance(self) -> dict:
         dt = self.dt

@@ -43,6 +43,7 @@ from petsc4py import PETSc
 from fpjko import meshes
 from fpjko.solvers.core import linear, validation
 from fpjko.solvers.core.compat import expression, interpolation_points, petsc_vec
+from fpjko.solvers.core.moments import json_numbers
 from fpjko.solvers.fokker_planck.interaction import KernelInteraction, PolynomialInteraction, as_interaction, check_even, kernel_sum
 from fpjko.solvers.fokker_planck.interaction import fingerprint as interaction_fingerprint
 from fpjko.solvers.jko.pointwise import project_parabola, prox_energy
@@ -284,10 +285,12 @@ class JKOSolver(DensitySolver):
         self._step_info = {"w2": 0.0, "inner_iterations": 0, "residual": 0.0, "energy_decrease": math.nan}
 
     def _fingerprint(self) -> dict:
-        own = self.n_owned_R
-        f = self.f[:own]
-        return {**self._fp, "potential_moments": [self.comm.allreduce(float(np.sum(f))),
-                                                  self.comm.allreduce(float(np.sum(f * f)))]}
+        if getattr(self, "_potential_fp", None) is None:     # sum f, f^2, f x_k over the owned P1 nodes, once
+            own = self.n_owned_R
+            f = self.f[:own]
+            self._potential_fp = json_numbers(self.comm.allreduce(
+                np.concatenate([[f.sum(), f @ f], f @ self._xR[:own]]), op=MPI.SUM))
+        return {**self._fp, "potential_moments": self._potential_fp}
 
     def _release(self) -> None:
         self._ksp.destroy()

@@ -141,7 +141,7 @@ class EntropicJKO(DensitySolver):
     def _fingerprint(self) -> dict:
         X = self.V.tabulate_dof_coordinates()
         return {"gamma": self.gamma, "beta": self.beta, "substeps": self.substeps, "tol": self.tol,
-                "num_dofs": self.V.dofmap.index_map.size_global,
+                "max_iter": self.max_iter, "num_dofs": self.V.dofmap.index_map.size_global,
                 "potential_moments": [self._sum(self.f), self._sum(self.f ** 2)]
                 + [self._sum(self.f * X[:, i]) for i in range(self.mesh.geometry.dim)]}
 

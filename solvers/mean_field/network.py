@@ -31,6 +31,7 @@ import numpy as np
 from fpjko.common.collective import same_everywhere
 from fpjko.samplers.mean_field_nn import TeacherData
 from fpjko.solvers.core import validation
+from fpjko.solvers.core.moments import json_numbers
 from fpjko.solvers.fokker_planck.coefficients import StateDependentDiffusion
 from fpjko.solvers.fokker_planck.interaction import SeparableInteraction
 from fpjko.solvers.fokker_planck.stepper import FokkerPlanckSolver
@@ -63,6 +64,18 @@ class SGDNoise(StateDependentDiffusion):
         c = self.interaction.state(rho)
         d = X.shape[1]
         return 0.5 * self.gamma * self.data.noise_covariance(X, c) + self.temperature * np.eye(d)
+
+    def fingerprint(self) -> dict:
+        """gamma, temperature and the data set's activation and moments (the order of the points does not matter).
+
+        Returns
+        -------
+        dict
+            JSON values.
+        """
+        X, Y = self.data.X, self.data.Y
+        return {**super().fingerprint(), "activation": self.data.activation, "M": int(self.data.M),
+                "data": json_numbers(np.concatenate([X.sum(0), (X * X).sum(0), [Y.sum(), Y @ Y], X.T @ Y]))}
 
 
 def network_pde(mesh, data: TeacherData, gamma: float = 0.0, temperature: float = 0.0, dt: float | None = None,
@@ -110,8 +123,10 @@ def network_pde(mesh, data: TeacherData, gamma: float = 0.0, temperature: float 
         return FokkerPlanckSolver(mesh, pot, beta=1.0 / temperature, degree=degree, dt=1e-2 if dt is None else dt, scheme=scheme,
                                   interaction=inter, **kw)
     noise = SGDNoise(mesh, data, gamma, temperature, interaction=inter)
-    return FokkerPlanckSolver(mesh, pot, beta=1.0, degree=degree, dt=1e-2 if dt is None else dt, scheme=scheme,
-                              interaction=inter, diffusion=noise, **kw)
+    solver = FokkerPlanckSolver(mesh, pot, beta=1.0, degree=degree, dt=1e-2 if dt is None else dt, scheme=scheme,
+                                interaction=inter, diffusion=noise, **kw)
+    noise.interaction = solver.interaction      # the one the solver bound (its own copy, were inter bound before)
+    return solver
 
 
 def risk(solver, data: TeacherData) -> float:

@@ -32,7 +32,7 @@ import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from fpjko.solvers.core import validation
+from fpjko.solvers.core import moments, validation
 from fpjko.solvers.core.compat import expression, interpolate, petsc_vec
 from fpjko.solvers.core.diagnostics import DensityDiagnostics
 from fpjko.solvers.core.linear import make_ksp, solve
@@ -272,9 +272,17 @@ class ContinuityEquation(DensitySolver, DensityDiagnostics):
         inter = self.interaction
         return {"fixed_dt": self.fixed_dt, "cfl": self.cfl, "degree": self.degree, "limiter": self.limiter,
                 "psi_degree": self.psi_degree, "num_dofs": self.V.dofmap.index_map.size_global,
-                "interaction": interaction_fingerprint(inter, self.mesh.geometry.dim),
-                "potential_moments": [self._sum(dolfinx.fem.form(g * ufl.dx(domain=self.mesh)))
-                                      for g in (self.f_expr, self.f_expr ** 2)]}
+                "interaction": interaction_fingerprint(inter, self.mesh.geometry.dim), **self._field_moments()}
+
+    def _field_moments(self) -> dict:
+        """potential_moments (int f, f^2, f x_i) and drift (int b_i, b_i^2, b_i x_k; None is 0): partition-independent
+        (fpjko.solvers.core.moments), compiled and assembled once per solver, at the first fingerprint."""
+        if getattr(self, "_moments", None) is None:
+            msh, x, d = self.mesh, self.x, self.mesh.geometry.dim
+            b = ufl.as_vector([0.0] * d) if self.b is None else self.b
+            self._moments = {"potential_moments": moments.Moments(msh, moments.scalar(self.f_expr, x, d))(),
+                             "drift": moments.Moments(msh, moments.vector(b, x, d))()}
+        return self._moments
 
     def _release(self) -> None:
         self._ksp.destroy()
