@@ -192,9 +192,32 @@ def _common(argv: list[str]) -> tuple[list[str], dict]:
     return rest, opts
 
 
+def run_mpirun(cmd: list[str]) -> int:
+    """Run an mpirun command, its stderr passed through line by line but for the launcher's own report of a rank
+    that exited non-zero and its teardown messages (the ranks' `error:` line already says why): its exit code."""
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, bufsize=1)
+    block = []
+    for line in p.stderr:
+        line = line.replace("\0", "")                     # the launcher's forwarding can prefix a NUL
+        if "PMIX_ERR_UNREACH" in line:                     # its teardown after a rank exited non-zero
+            continue
+        if block or line.startswith("-----"):
+            block.append(line)
+            if len(block) > 1 and line.startswith("-----"):
+                text = "".join(block)
+                if "exited with non-zero status" not in text and "non-zero exit code" not in text:
+                    sys.stderr.write(text)
+                block = []
+            continue
+        sys.stderr.write(line)
+        sys.stderr.flush()
+    sys.stderr.write("".join(block))
+    return p.wait()
+
+
 def _mpirun(np_: int, kind: str, name: str, argv: list[str], quiet: bool) -> int:
     cmd = ["mpirun", "-n", str(np_), sys.executable, "-m", "fpjko.cli", kind, name, *argv] + (["--quiet"] if quiet else [])
-    return subprocess.call(cmd)
+    return run_mpirun(cmd)
 
 
 def _package(kind: str) -> str:
@@ -331,14 +354,17 @@ def one_error_line(run) -> int:
         expected = (ValueError, TypeError, OSError, MemoryError, ArithmeticError, RuntimeError, ExpressionError)
         text = str(e).splitlines()[0] if str(e) else type(e).__name__
         line = f"error: {text}" if isinstance(e, expected) else f"error: {type(e).__name__}: {text} (a failure inside fpjko; FPJKO_DEBUG=1 shows where)"
-        try:
-            from mpi4py import MPI
+        from mpi4py import MPI
 
-            rank = MPI.COMM_WORLD.rank
-        except Exception:                        # noqa: BLE001
-            rank = 0
-        if rank == 0:
+        comm = MPI.COMM_WORLD
+        if comm.rank == 0:
             print(line, file=sys.stderr, flush=True)
+        if comm.size > 1:                        # the others wait (a while) for rank 0's line before they exit
+            import time
+
+            req, t0 = comm.Ibarrier(), time.monotonic()
+            while not req.Test() and time.monotonic() - t0 < 10.0:
+                time.sleep(0.01)
         if os.environ.get("FPJKO_DEBUG"):
             raise
         return 1
@@ -352,7 +378,7 @@ def validate(argv: list[str]) -> int:
         os.environ["FPJKO_PROGRESS"] = "0"
     if opts["np"] and opts["np"] > 1:
         cmd = ["mpirun", "-n", str(opts["np"]), sys.executable, "-m", "fpjko.cli", "validate", *argv]
-        return subprocess.call(cmd)
+        return run_mpirun(cmd)
     p = _Parser(prog="fpjko validate", description="A model's particles against its PDE, with fitted rates.")
     p.add_argument("model", help="the model's TOML file (see fpjko.model.files)")
     p.add_argument("--ns", type=int, nargs="+", help="particle counts, increasing")

@@ -43,3 +43,24 @@ def faults(tmp_path_factory):
 @pytest.mark.parametrize("case", list(EXPECTED))
 def test_front_door_fault_ends_every_rank(faults, case):
     check_fault(faults, case, EXPECTED[case])
+
+
+def test_the_cli_under_two_ranks_gives_one_error_line(tmp_path):
+    """`fpjko validate MODEL.toml -n 2` with --out pointing at a file: refused before the study runs, one `error:`
+    line (rank 0), a non-zero exit (one rank used to report success after the whole study had run)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from test_front_door import TOML
+
+    path = tmp_path / "model.toml"
+    path.write_text(TOML)
+    (tmp_path / "FILE").write_text("")
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    p = subprocess.run([sys.executable, "-m", "fpjko.cli", "validate", str(path), "-n", "2", "--out",
+                        str(tmp_path / "FILE")], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error: ")]
+    assert p.returncode != 0 and len(errors) == 1 and "is a file" in errors[0], p.stderr
+    assert "Traceback" not in p.stderr and "validate: " not in p.stderr        # nothing ran

@@ -149,16 +149,17 @@ class DensityReference:
 
 
 def _aligned_bins(domain, h: float, d: int) -> list:
-    """Bins per direction that divide the cells per side of both box meshes, of size h and h/2 (ceil(L / h - 1e-12),
-    as meshes builds them; for L / h with a fractional part the finer mesh does not have twice as many): the largest
-    divisor of both counts up to BINS[d], at least 4 where one exists, else a divisor of the finer mesh's count (the
-    reference's bin masses stay exact quadratures)."""
+    """Bins per direction that divide the cells per side of the finer box mesh (h/2; ceil(L / h - 1e-12), as meshes
+    builds them), so that the reference's bin masses are exact quadratures, and of the coarser one (h) too where a
+    common divisor exists (for L / h with a fractional part the finer mesh does not have twice as many cells): the
+    largest such divisor from 4 to BINS[d], else the smallest divisor of the finer count above BINS[d]."""
     out = []
     for lo, hi in zip(*domain):
         coarse, fine = (max(1, math.ceil((hi - lo) / hh - 1e-12)) for hh in (h, h / 2))
         both = [k for k in range(4, BINS[d] + 1) if coarse % k == 0 and fine % k == 0]
         finer = [k for k in range(4, BINS[d] + 1) if fine % k == 0]
-        out.append(max(both) if both else max(finer) if finer else BINS[d])
+        above = [k for k in range(BINS[d] + 1, fine + 1) if fine % k == 0]
+        out.append(max(both) if both else max(finer) if finer else min(above) if above else fine)
     return out
 
 
