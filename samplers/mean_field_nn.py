@@ -55,7 +55,9 @@ def _activation(name: str):
 class TeacherData:
     """A finite data set; the population is the uniform law on it.
 
-    Psi, Sigma and the risk are then exact finite sums (the mean-field PDE's features, rank M).
+    Psi, Sigma and the risk are then exact finite sums (the mean-field PDE's features, rank M). A neuron's feature
+    is phi(theta, x) = sigma(<theta, x>) (theta in R^d, d the inputs), or with output_weight=True
+    phi(theta, x) = a sigma(<u, x>) for theta = (a, u) in R^(1 + d) (both layers trained).
 
     Parameters
     ----------
@@ -65,10 +67,13 @@ class TeacherData:
         The labels.
     activation : {'tanh', 'linear', 'relu'}
         The neurons' activation.
+    output_weight : bool
+        The feature a sigma(<u, x>) of a neuron (a, u).
     """
     X: np.ndarray
     Y: np.ndarray
     activation: str = "tanh"
+    output_weight: bool = False
 
     def __post_init__(self):
         self.X = np.atleast_2d(np.asarray(self.X, float))
@@ -99,18 +104,29 @@ class TeacherData:
         """
         return len(self.Y)
 
+    @property
+    def dim(self) -> int:
+        """The neurons' dimension: d, or 1 + d with output weights."""
+        return self.X.shape[1] + (1 if self.output_weight else 0)
+
+    def _split(self, theta):
+        theta = np.asarray(theta, float)
+        return (theta[:, 0], theta[:, 1:]) if self.output_weight else (None, theta)
+
     def features(self, theta: np.ndarray) -> np.ndarray:
-        """sigma(<theta, x_m>).
+        """phi(theta, x_m): sigma(<theta, x_m>), or a sigma(<u, x_m>) with output weights.
 
         Parameters
         ----------
-        theta : numpy.ndarray, shape (n, d)
+        theta : numpy.ndarray, shape (n, dim)
 
         Returns
         -------
         numpy.ndarray, shape (n, M)
         """
-        return self.sigma(np.asarray(theta, float) @ self.X.T)
+        a, u = self._split(theta)
+        s = self.sigma(u @ self.X.T)
+        return s if a is None else a[:, None] * s
 
     def risk(self, c: np.ndarray) -> float:
         """R = 1/2 mean_m (f(x_m) - y_m)^2.
@@ -127,22 +143,66 @@ class TeacherData:
         return 0.5 * float(np.mean((np.asarray(c) - self.Y) ** 2))
 
     def activations(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """sigma(<theta, x_m>) and sigma'(<theta, x_m>) from one evaluation (tanh' = 1 - tanh^2).
+        """sigma(<u, x_m>) and sigma'(<u, x_m>) from one evaluation (tanh' = 1 - tanh^2); u = theta without
+        output weights.
 
         Parameters
         ----------
-        theta : numpy.ndarray, shape (n, d)
+        theta : numpy.ndarray, shape (n, dim)
 
         Returns
         -------
         s, ds : numpy.ndarray, shape (n, M)
         """
-        z = np.asarray(theta, float) @ self.X.T
+        z = self._split(theta)[1] @ self.X.T
         sig = self.sigma(z)
         return sig, (1.0 - sig * sig if self.activation == "tanh" else self.dsigma(z))
 
+    def statistics(self, theta: np.ndarray, c: np.ndarray, covariance: bool = True, parts=None):
+        """grad Psi = mean_m g_m and Sigma = mean_m g_m g_m^T - grad Psi grad Psi^T for the per-sample gradient
+        g_m = (c_m - y_m) grad_theta phi(theta, x_m): (c_m - y_m) sigma'_m x_m, or with output weights
+        (c_m - y_m) (sigma_m, a sigma'_m x_m).
+
+        Parameters
+        ----------
+        theta : numpy.ndarray, shape (n, dim)
+        c : numpy.ndarray, shape (M,)
+            The predictions f(x_m).
+        covariance : bool
+            Also compute Sigma.
+        parts : (s, ds), optional
+            activations(theta), when already computed.
+
+        Returns
+        -------
+        grad_psi : numpy.ndarray, shape (n, dim)
+            Alone without covariance.
+        sigma : numpy.ndarray, shape (n, dim, dim)
+            Only with covariance.
+        """
+        a, _ = self._split(theta)
+        s, ds = self.activations(theta) if parts is None else parts
+        r = np.asarray(c) - self.Y                                           # (M,)
+        w = ds * r[None, :]                                                  # (n, M)
+        gu = w @ self.X / self.M
+        d = self.X.shape[1]
+        if a is None:
+            if not covariance:
+                return gu
+            second = ((w * w) @ self.XX / self.M).reshape(len(w), d, d)
+            return gu, second - gu[:, :, None] * gu[:, None, :]
+        g = np.concatenate([(s @ r / self.M)[:, None], a[:, None] * gu], axis=1)
+        if not covariance:
+            return g
+        r2 = r * r
+        second = np.empty((len(w), d + 1, d + 1))
+        second[:, 0, 0] = (s * s) @ r2 / self.M
+        second[:, 0, 1:] = second[:, 1:, 0] = a[:, None] * ((s * ds * r2[None, :]) @ self.X) / self.M
+        second[:, 1:, 1:] = (a * a)[:, None, None] * ((w * w) @ self.XX / self.M).reshape(len(w), d, d)
+        return g, second - g[:, :, None] * g[:, None, :]
+
     def gradient_statistics(self, ds: np.ndarray, c: np.ndarray, covariance: bool = True):
-        """grad Psi = mean_m g_m and Sigma = mean_m g_m g_m^T - grad Psi grad Psi^T, g_m = (c_m - y_m) sigma'_m x_m.
+        """statistics() for the plain feature sigma(<theta, x>) from sigma' alone (kept for callers that have it).
 
         Parameters
         ----------
@@ -160,43 +220,39 @@ class TeacherData:
         sigma : numpy.ndarray, shape (n, d, d)
             Only with covariance.
         """
-        w = ds * (np.asarray(c) - self.Y)[None, :]                           # (n, M)
-        g = w @ self.X / self.M
-        if not covariance:
-            return g
-        d = self.X.shape[1]
-        second = ((w * w) @ self.XX / self.M).reshape(len(w), d, d)
-        return g, second - g[:, :, None] * g[:, None, :]
+        if self.output_weight:
+            raise ValueError("gradient_statistics needs the neurons with output weights: call statistics(theta, c)")
+        return self.statistics(np.zeros((len(ds), self.X.shape[1])), c, covariance, parts=(None, ds))
 
     def grad_psi(self, theta: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """grad Psi(theta) = (1/M) sum_m (c_m - y_m) sigma'(<theta, x_m>) x_m.
+        """grad Psi(theta) = mean_m (c_m - y_m) grad_theta phi(theta, x_m).
 
         Parameters
         ----------
-        theta : numpy.ndarray, shape (n, d)
+        theta : numpy.ndarray, shape (n, dim)
         c : numpy.ndarray, shape (M,)
             The predictions f(x_m).
 
         Returns
         -------
-        numpy.ndarray, shape (n, d)
+        numpy.ndarray, shape (n, dim)
         """
-        return self.gradient_statistics(self.activations(theta)[1], c, covariance=False)
+        return self.statistics(theta, c, covariance=False)
 
     def noise_covariance(self, theta: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """Sigma(theta) = Cov_m[(c_m - y_m) sigma'(<theta, x_m>) x_m].
+        """Sigma(theta) = Cov_m[(c_m - y_m) grad_theta phi(theta, x_m)].
 
         Parameters
         ----------
-        theta : numpy.ndarray, shape (n, d)
+        theta : numpy.ndarray, shape (n, dim)
         c : numpy.ndarray, shape (M,)
             The predictions f(x_m).
 
         Returns
         -------
-        numpy.ndarray, shape (n, d, d)
+        numpy.ndarray, shape (n, dim, dim)
         """
-        return self.gradient_statistics(self.activations(theta)[1], c)[1]
+        return self.statistics(theta, c)[1]
 
 
 @dataclass
@@ -328,15 +384,15 @@ def continuous_time(theta0: np.ndarray, streams: Streams, data: TeacherData, gam
     record_every, as fpjko.samplers.sde.euler_maruyama)."""
     agree(streams.comm, checks.problem(checks.number, "gamma", gamma, nonnegative=True)
           or checks.problem(checks.number, "temperature", temperature, nonnegative=True))
-    d = data.X.shape[1]
+    d = data.dim
     cache = {}
 
     def at(x, t):
         """grad Psi and Sigma at the neurons x, from f_N(x_m) (block-ordered over all ranks), once per step."""
         if cache.get("t") != t:
-            sig, ds = data.activations(x)
-            c = streams.mean(sig)
-            cache["t"], cache["stats"] = t, data.gradient_statistics(ds, c, covariance=gamma > 0)
+            parts = data.activations(x)
+            c = streams.mean(parts[0] if not data.output_weight else x[:, :1] * parts[0])
+            cache["t"], cache["stats"] = t, data.statistics(x, c, covariance=gamma > 0, parts=parts)
         return cache["stats"]
 
     def drift(x, t):

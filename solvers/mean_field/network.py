@@ -1,4 +1,6 @@
-"""The mean-field PDE of a two-layer network f(x) = (1/N) sum_i sigma(<theta_i, x>) on a mesh of parameter space.
+"""The mean-field PDE of a two-layer network f(x) = (1/N) sum_i phi(theta_i, x) on a mesh of parameter space,
+phi(theta, x) = sigma(<theta, x>), or a sigma(<u, x>) for theta = (a, u) with both layers trained
+(TeacherData(output_weight=True)); below, sigma(<theta, x_m>) stands for phi(theta, x_m).
 
 For square loss on a data set of M points (fpjko.samplers.mean_field_nn.TeacherData), the density rho(t, theta)
 of the neurons solves
@@ -75,6 +77,7 @@ class SGDNoise(StateDependentDiffusion):
         """
         X, Y = self.data.X, self.data.Y
         return {**super().fingerprint(), "activation": self.data.activation, "M": int(self.data.M),
+                "output_weight": bool(self.data.output_weight),
                 "data": json_numbers(np.concatenate([X.sum(0), (X * X).sum(0), [Y.sum(), Y @ Y], X.T @ Y]))}
 
 
@@ -111,6 +114,9 @@ def network_pde(mesh, data: TeacherData, gamma: float = 0.0, temperature: float 
     """
     same_everywhere(mesh.comm, "network_pde", {k: v for k, v in locals().items() if k != "mesh"})
     gamma = validation.number("gamma", gamma, nonnegative=True)            # NaN too, not only < 0
+    if mesh.geometry.dim != data.dim:
+        raise ValueError(f"the neurons live in R^{data.dim} (data.dim), the mesh is {mesh.geometry.dim}D: "
+                         "mismatched meshes")
     temperature = validation.number("temperature", temperature, nonnegative=True)
     inter = network_interaction(data)
     if gamma == 0 and temperature == 0:
