@@ -27,10 +27,10 @@ dynamics approach the mean-field limit as dt -> 0 for fixed p; the bias is a fun
 the limit PDE in benchmarks/kernels.py and demos/aggregation.py).
 
 Batches cross the blocks and ranks of fpjko.samplers.streams: every rank draws the permutation and gathers all
-positions (O(n) work and memory per rank, as the direct sum's gather) and computes the force in the batches that
-hold its particles. A batch's arithmetic does not depend on who computes it (the partners are taken in the order of
-the permutation, the sum over them in a fixed order), so the forces are bitwise the same on any number of ranks,
-also with a rank that holds no particles.
+positions (O(n) work and memory per rank, as the direct sum's gather) and computes the force on its own particles
+only, O(n_local p). A particle's arithmetic does not depend on who computes it (the particle in place a of a batch
+meets those in places a + 1, a + 2, ... cyclically, the sum in that order), so the forces are bitwise the same on any
+number of ranks, also with a rank that holds no particles.
 Input is checked on every rank together: a wrong count of local particles or a particle that is not finite raises
 the same ValueError on every rank (the verdict travels with the allgather of the positions: no extra collective).
 """
@@ -144,7 +144,6 @@ class RandomBatch:
         if n < 2 or st.n_local == 0:
             return out
         lo, hi = st.lo, st.hi
-        whole = lo == 0 and hi == n
         rows, out_rows = _rows(allx), _rows(out)
         nb, r, small = batch_sizes(n, self.p)
         start = 0
@@ -153,22 +152,28 @@ class RandomBatch:
                 continue
             idx = perm[start:start + size * count].reshape(count, size)          # the batches, in permutation order
             start += size * count
-            if not whole:                                                          # only those holding our particles
-                idx = idx[((idx >= lo) & (idx < hi)).any(axis=1)]
-                if not len(idx):
-                    continue
-            xs = rows[idx].view(float).reshape(*idx.shape, d)                      # (k, size, d)
-            acc, z = np.zeros_like(xs), np.empty_like(xs)
-            for k in range(1, size):               # the partners k places on in the batch (cyclic), k = 1, 2, ...
-                np.subtract(xs[:, :size - k], xs[:, k:], out=z[:, :size - k])
-                np.subtract(xs[:, size - k:], xs[:, :k], out=z[:, size - k:])
-                acc += np.asarray(self.grad_W(z), float)
-            F = _rows(((-(n - 1) / (n * (size - 1))) * acc).reshape(-1, d))
-            if whole:
-                out_rows[idx.ravel()] = F
-            else:
-                mine = ((idx >= lo) & (idx < hi)).ravel()
-                out_rows[idx.ravel()[mine] - lo] = F[mine]
+            coef = -(n - 1) / (n * (size - 1))
+            if lo == 0 and hi == n:                # every particle here: whole batches, partners by slicing
+                xs = rows[idx].view(float).reshape(count, size, d)
+                acc, z = np.zeros_like(xs), np.empty_like(xs)
+                for k in range(1, size):           # particle a of a batch meets a + k (cyclic), k = 1, 2, ... in turn
+                    np.subtract(xs[:, :size - k], xs[:, k:], out=z[:, :size - k])
+                    np.subtract(xs[:, size - k:], xs[:, :k], out=z[:, size - k:])
+                    acc += np.asarray(self.grad_W(z), float)
+                out_rows[idx.ravel()] = _rows((coef * acc).reshape(-1, d))
+                continue
+            flat = idx.ravel()
+            places = np.flatnonzero((flat >= lo) & (flat < hi))                    # this rank's places in the batches
+            if not len(places):
+                continue
+            slot = places % size
+            mine, base = flat[places], places - slot
+            xi = rows[mine].view(float).reshape(-1, d)
+            acc = np.zeros_like(xi)
+            for k in range(1, size):               # the same partners in the same order, so the same bits
+                xj = rows[flat[base + (slot + k) % size]].view(float).reshape(-1, d)
+                acc += np.asarray(self.grad_W(xi - xj), float)
+            out_rows[mine - lo] = _rows(coef * acc)
         return out
 
 
