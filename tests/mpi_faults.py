@@ -269,6 +269,18 @@ def random_batch_wrong_rows_on_rank1():
     st.moments(x)                               # the next collective: the other rank must not wait here
 
 
+def random_batch_nan_on_rank1():
+    from fpjko.samplers.random_batch import RandomBatch
+
+    st = Streams(1000, seed=1, block=250)
+    x = st.standard_normal((2,))
+    if comm.rank == 1:
+        x[7, 1] = np.nan                        # global particle 507: its batch partner may live on rank 0
+    rb = RandomBatch(st, lambda z: z, 2)
+    rb.force(x)
+    st.moments(x)                               # the next collective: the other rank must not wait here
+
+
 def streams_empty_rank_sample():
     """Not a fault: with one block, rank 1 owns no particles and gets (0, d) (no error expected)."""
     st = Streams(100, seed=1, block=16384)
@@ -465,7 +477,7 @@ CASES = {f.__name__: f for f in [
     histogram_nan_on_rank1, histogram_wrong_dim_on_rank1, project_nan_on_rank0, project_wrong_dim_on_rank0,
     sampler_nan_start_on_rank1, sampler_blow_up_on_rank1, sampler_nan_dt_on_rank1, sampler_drift_shape_on_rank0,
     network_nan_neuron_on_rank1, moments_wrong_rows_on_rank0, random_batch_wrong_rows_on_rank1,
-    streams_empty_rank_sample,
+    random_batch_nan_on_rank1, streams_empty_rank_sample,
     empty_rank_checkpoint_and_series, empty_rank_checkpoint_fails_on_rank0, *CONFIG_CASES]}
 
 

@@ -1,7 +1,7 @@
 """Kernel sums at scale (fpjko.kernels) and their use on both sides: orders in the grid spacing against the direct
 sum (smooth kernels) and against an exact potential (log|z|), the FE field W * rho by FFT against the direct
-quadrature sum (P1, P2; Gaussian and Morse), the solvers on the grid against the direct path, the Random Batch
-Method, the numpy fallback against the compiled loops, and bad input."""
+quadrature sum (P1, P2; Gaussian and Morse), the solvers on the grid against the direct path (the Random Batch
+Method: tests/test_random_batch.py), the numpy fallback against the compiled loops, and bad input."""
 
 import time
 import tracemalloc
@@ -14,9 +14,6 @@ from scipy.special import exp1
 
 from fpjko.kernels import GridConvolution, have_numba, transfer
 from fpjko.metrics.study import fitted_slope
-from fpjko.samplers.interacting import interaction_force
-from fpjko.samplers.random_batch import RandomBatch
-from fpjko.samplers.streams import Streams
 from fpjko.solvers import FokkerPlanckSolver, NewtonJKO
 from fpjko.solvers.fokker_planck.interaction import KernelInteraction, kernel_sum
 from fpjko.solvers.fokker_planck.stationary import mean_field_stationary
@@ -240,24 +237,6 @@ def test_mean_field_stationary_and_newton_jko_on_the_grid():
         out.append(j.rho.x.array.copy())
         j.close()
     assert np.max(np.abs(out[0] - out[1])) < 1e-7 * np.max(out[1])
-
-
-def test_random_batch_force():
-    """One batch per block (p = block size) is the n-particle force times n / (n - 1) (no self-interaction), to
-    round-off; with p = 2 every particle feels exactly one partner, and the average over draws approaches the
-    direct force (unbiased: the mean of 400 draws is within 4 standard errors everywhere)."""
-    grad = lambda z: z * np.exp(-0.5 * np.sum(z * z, axis=-1))[..., None]              # noqa: E731
-    st = Streams(200, 4, comm=None, block=200)
-    x = st.sample(lambda g, m: g.standard_normal((m, 2)))
-    exact = interaction_force(x, st, grad_W=grad)
-    np.testing.assert_allclose(RandomBatch(st, grad, 200).force(x), exact * 200 / 199, rtol=1e-12, atol=1e-15)
-    rb = RandomBatch(st, grad, 2)
-    draws = np.array([rb.force(x) for _ in range(400)])
-    mean, se = draws.mean(axis=0), draws.std(axis=0) / np.sqrt(400)
-    assert np.all(np.abs(mean - exact * 200 / 199 * 1.0) <= 4 * se + 1e-3)
-    pair = rb.force(x)
-    partners = np.array([np.flatnonzero(np.all(np.isclose(pair[i] + pair, 0.0), axis=1)) for i in range(5)])
-    assert all(len(p) >= 1 for p in partners)
 
 
 def test_bad_kernels_and_grids_are_refused():

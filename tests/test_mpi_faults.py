@@ -43,6 +43,8 @@ EXPECTED = {
     "moments_wrong_rows_on_rank0": ("ValueError", ["on rank 0 of 2", "(499, 2)"]),
     "random_batch_wrong_rows_on_rank1": ("ValueError", ["on rank 1 of 2",
                                                         "expected this rank's 500 particles, got 499"]),
+    "random_batch_nan_on_rank1": ("ValueError", ["on rank 1 of 2", "RandomBatch.force: particle 507 is not finite",
+                                                 "x=[", "nan]"]),
     "streams_empty_rank_sample": None,
     "empty_rank_checkpoint_and_series": None,
     "empty_rank_checkpoint_fails_on_rank0": ("OSError", ["could not write the checkpoint", "No space left on device"]),
