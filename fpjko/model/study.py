@@ -253,9 +253,8 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
     fields = model.fields("model.") if hasattr(model, "fields") else {"model": model}
     same_everywhere(comm, "validate", {**fields, "ns": ns, "t": t, "repeats": repeats, "seed": seed, "dt": dt,
                                        "h": h, "degree": degree, "fe_dt": fe_dt, "n_projections": n_projections,
-                                       "out": out, "echo": echo, "plot": plot, "keep": keep,
-                                       "particle_options": particle_options, "progress": progress,
-                                       "fe_options": fe_options})
+                                       "out": out, "keep": keep, "particle_options": particle_options,
+                                       "fe_options": fe_options})      # echo, plot, progress: rank 0's output
     plan = _plan(model, ns, t, repeats, seed, dt, h, degree, fe_dt, n_projections, particle_options, comm.size)
     ns, t, repeats, h, fe_dt, popts = plan["ns"], plan["t"], plan["repeats"], plan["h"], plan["fe_dt"], plan["popts"]
     agree(comm, plan["size_problem"], MemoryError)

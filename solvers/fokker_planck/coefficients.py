@@ -95,9 +95,11 @@ def evaluate_at_quadrature(mesh, expr, degree: int) -> tuple[np.ndarray, np.ndar
     return vals.reshape(-1, *shape), X.reshape(-1, mesh.geometry.dim)
 
 
-def spd_problem(vals: np.ndarray, X: np.ndarray, rtol: float = 1e-10, what: str = "diffusion D") -> str | None:
+def spd_problem(vals: np.ndarray, X: np.ndarray, rtol: float = 1e-10, what: str = "diffusion D",
+                semidefinite: bool = False) -> str | None:
     """A message naming the first point x (rows of X) where the matrices vals (n, d, d) are not finite,
-    not symmetric or not positive definite; None if all are SPD. Local (no communication)."""
+    not symmetric or not positive definite (semidefinite: have an eigenvalue below -rtol times their size); None if
+    all are. Local (no communication)."""
     if not np.all(np.isfinite(vals)):
         i = np.flatnonzero(~np.isfinite(vals).reshape(len(vals), -1).all(axis=1))[0]
         return f"{what} is not finite at x={_fmt(X[i])}: D={vals[i].tolist()}"
@@ -110,9 +112,9 @@ def spd_problem(vals: np.ndarray, X: np.ndarray, rtol: float = 1e-10, what: str 
         return f"{what} is not symmetric at x={_fmt(X[i])}: D={np.round(vals[i], 6).tolist()}"
     eig = np.linalg.eigvalsh(vals)
     lo = eig[:, 0]
-    if np.any(lo <= rtol * scale):
+    if np.any(lo < -rtol * scale) if semidefinite else np.any(lo <= rtol * scale):
         i = int(np.argmin(lo / np.maximum(scale, 1e-300)))
-        return (f"{what} is not positive definite at x={_fmt(X[i])}: eigenvalues "
+        return (f"{what} is not positive {'semi-' if semidefinite else ''}definite at x={_fmt(X[i])}: eigenvalues "
                 f"{_fmt(eig[i])}, D={np.round(vals[i], 6).tolist()}")
     return None
 
@@ -140,7 +142,11 @@ class StateDependentDiffusion:
     Subclasses fill `values(X, rho)` -> (n, d, d) at the field's nodes X (n, d); FokkerPlanckSolver calls
     `update(rho)` before each step with the (extrapolated) density and re-assembles its operator. A P1
     field that is SPD at the nodes is SPD everywhere (convex combinations), so the nodal check is
-    complete; a failure names the node and the eigenvalues on every rank."""
+    complete; a failure names the node and the eigenvalues on every rank. A subclass whose D is a covariance that
+    vanishes where the noise does (`semidefinite = True`, e.g. SGD's) is checked positive semi-definite: the
+    equation is then degenerate parabolic there."""
+
+    semidefinite = False
 
     def __init__(self, mesh, name: str = "D"):
         d = mesh.geometry.dim
@@ -181,7 +187,8 @@ class StateDependentDiffusion:
         if vals.shape != (len(self.X), d, d):
             raise ValueError(f"values(X, rho) must return shape ({len(self.X)}, {d}, {d}), got {vals.shape}")
         n = self.n_owned
-        raise_collectively(self.comm, spd_problem(vals[:n], self.X[:n], what=f"diffusion {self.field.name}"))
+        raise_collectively(self.comm, spd_problem(vals[:n], self.X[:n], what=f"diffusion {self.field.name}",
+                                                  semidefinite=self.semidefinite))
         self.field.x.array[:] = vals.ravel()
 
 

@@ -55,7 +55,10 @@ def network_potential(V: dolfinx.fem.FunctionSpace, data: TeacherData) -> dolfin
 
 
 class SGDNoise(StateDependentDiffusion):
-    """D(theta; rho) = (gamma/2) Sigma(theta; rho) + T I at the nodes of a P1 tensor field."""
+    """D(theta; rho) = (gamma/2) Sigma(theta; rho) + T I at the nodes of a P1 tensor field (positive semi-definite:
+    the gradient noise vanishes where the feature's gradient does, e.g. in a at u = 0 for a tanh(<u, x>))."""
+
+    semidefinite = True
 
     def __init__(self, mesh, data: TeacherData, gamma: float, temperature: float = 0.0, interaction=None):
         super().__init__(mesh, name="D_sgd")
