@@ -4,13 +4,13 @@ RUN  ?= docker/run
 OUT  ?= results
 PYTEST_ARGS ?=
 
-NOTEBOOKS ?= mantel jko_vs_pde double_well particles_vs_fe sgd_not_gibbs phase_transition mean_field_network wide_minima aggregation
+NOTEBOOKS ?= mantel jko_vs_pde double_well particles_vs_fe sgd_not_gibbs phase_transition mean_field_network wide_minima aggregation digits
 
 .PHONY: demo test bench notebooks docs env shell
 demo:            ## the main demo: 2D double-well Fokker-Planck, PNGs, VTX/XDMF series, summary
 	$(RUN) xvfb-run -a python3 -m fpjko.demos.double_well --out $(OUT)/double_well
-test:            ## the test suite (serial and mpirun -n 2 paths)
-	$(RUN) xvfb-run -a python3 -m pytest -q -rs $(PYTEST_ARGS)
+test:            ## the test suite (serial and mpirun -n 2 paths), two workers (pytest-xdist), one file per worker
+	$(RUN) xvfb-run -a python3 -m pytest -q -rs -n 2 --dist loadfile --durations=25 $(PYTEST_ARGS)
 bench:           ## benchmarks: tables on stdout, JSON under $(OUT)/benchmarks
 	$(RUN) python3 -m benchmarks.ou_vs_fd --out $(OUT)/benchmarks
 	$(RUN) python3 -m benchmarks.particles --out $(OUT)/benchmarks
@@ -26,6 +26,9 @@ bench:           ## benchmarks: tables on stdout, JSON under $(OUT)/benchmarks
 	$(RUN) python3 -m benchmarks.deep_relaxation --out $(OUT)/benchmarks
 	$(RUN) python3 -m benchmarks.kernels --out $(OUT)/benchmarks
 	$(RUN) mpirun -n 2 python3 -m benchmarks.kernels --out $(OUT)/benchmarks
+	$(RUN) python3 -m benchmarks.front_door --out $(OUT)/benchmarks
+	$(RUN) python3 -m benchmarks.digits --out $(OUT)/benchmarks
+	$(RUN) mpirun -n 2 python3 -m benchmarks.digits --out $(OUT)/benchmarks
 	mkdir -p docs/benchmarks && cp $(OUT)/benchmarks/*.json docs/benchmarks/   # the site's performance tables
 docs:            ## the documentation site (Sphinx, demos executed and cached, offline MathJax): results/docs/index.html
 	$(RUN) python3 -m sphinx -W --keep-going -b html docs $(OUT)/docs

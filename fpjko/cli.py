@@ -8,6 +8,9 @@
                           [-n RANKS] [--quiet]
                                     a model's particles against its PDE with fitted rates (fpjko.model); its
                                     progress on stderr; any failure is one `error:` line
+    fpjko chaos RUNS.npz [--marginals a0 u0] [--theory -0.5] [--out DIR]
+                                    pairs of runs from any trainer against each other: distances and slopes in
+                                    the width N (fpjko.model.chaos; the file format is in its doc)
 
 Options of `demo` and `bench`, before or among the program's own:
     --config FILE.toml   the program's parameters as a TOML table (t_end = 0.1 for --t-end 0.1, booleans for
@@ -31,9 +34,10 @@ import sys
 _NUMBER = re.compile(r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 GLOBAL_PETSC = ("log_view", "info", "options_left", "options_view", "help", "malloc_debug", "malloc_view",
                 "on_error_abort", "log_trace", "start_in_debugger", "no_signal_handler", "memory_view")
-DEMOS = ("aggregation", "double_well", "jko_vs_pde", "mantel", "mean_field_network", "particles_vs_fe",
+DEMOS = ("aggregation", "digits", "double_well", "jko_vs_pde", "mantel", "mean_field_network", "particles_vs_fe",
          "phase_transition", "sgd_not_gibbs", "wide_minima")
-BENCHES = ("fp_scaling", "jko_newton", "jko", "interaction", "kernels", "ou_vs_fd", "particles", "deep_relaxation")
+BENCHES = ("fp_scaling", "jko_newton", "jko", "interaction", "kernels", "ou_vs_fd", "particles", "deep_relaxation",
+           "front_door", "digits")
 
 
 def split_petsc(argv: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -420,6 +424,32 @@ def validate(argv: list[str]) -> int:
     return one_error_line(run)
 
 
+def chaos(argv: list[str]) -> int:
+    """`fpjko chaos RUNS.npz [options]`: the propagation-of-chaos study of pairs of runs from any trainer
+    (fpjko.model.chaos; the file format is in its doc). Every failure is one `error:` line."""
+    argv, opts = _common(argv)
+    if opts["np"] and opts["np"] > 1:
+        return run_mpirun(["mpirun", "-n", str(opts["np"]), sys.executable, "-m", "fpjko.cli", "chaos", *argv])
+    p = _Parser(prog="fpjko chaos", description="Two runs of a particle system against each other, with rates.")
+    p.add_argument("snapshots", help="an .npz with N<width>_s<seed>_a / _b arrays (width, q) and optional names")
+    p.add_argument("--marginals", nargs="+", default=[], help="columns (names or indices) whose W1 is measured")
+    p.add_argument("--theory", type=float, help="the exponent the theory predicts (e.g. -0.5)")
+    p.add_argument("--projections", type=int, default=128, help="directions of the sliced W2")
+    p.add_argument("--label", default=None)
+    p.add_argument("--out", default=None, help="a folder for chaos.json and chaos.png")
+    p.add_argument("--no-plot", action="store_true")
+    a = p.parse_args(argv)
+
+    def run() -> int:
+        from fpjko.model.chaos import chaos_study
+
+        marg = [int(m) if m.isdigit() else m for m in a.marginals]
+        chaos_study(a.snapshots, marginals=marg, theory=a.theory, n_projections=a.projections,
+                    label=a.label or os.path.basename(a.snapshots), out=a.out, plot=not a.no_plot)
+        return 0
+    return one_error_line(run)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -437,6 +467,8 @@ def main(argv=None) -> int:
         return bench(rest)
     if cmd == "validate":
         return validate(rest)
+    if cmd == "chaos":
+        return chaos(rest)
     print(f"error: unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
     return 2
 

@@ -25,12 +25,15 @@ import numpy as np
 class Dataset:
     """A train/test split of a classification or regression data set.
 
-    Attributes
+    Parameters
     ----------
-    X_train, X_test : numpy.ndarray, shape (m, p)
-        The inputs (standardised with the training set's mean and standard deviation when asked).
-    y_train, y_test : numpy.ndarray, shape (m,)
+    X_train : numpy.ndarray, shape (m, p)
+        The training inputs (standardised with their mean and standard deviation when asked).
+    y_train : numpy.ndarray, shape (m,)
         Class indices 0..C-1 (int), or real targets (float) for regression.
+    X_test : numpy.ndarray, shape (k, p)
+        The test inputs (standardised with the training part's statistics).
+    y_test : numpy.ndarray, shape (k,)
     classes : tuple
         The original labels of the class indices (empty for regression).
     name : str

@@ -406,7 +406,7 @@ def continuous_time(theta0: np.ndarray, streams: Streams, data: TeacherData, gam
             return D + 2.0 * temperature * np.eye(d)
     steps = _steps(streams.comm, t_end, dt)
     return euler_maruyama(theta0, drift, 2.0, dt, steps, streams, diffusion=noise, record_every=record_every,
-                          callback=callback, noise=noise is not None)
+                          callback=callback, noise=noise is not None, semidefinite=True)
 
 
 def _steps(comm, t_end, h) -> int:

@@ -65,7 +65,15 @@ class ParticleMesh:
         self._warned = False
 
     def warn_outside(self, count: int, streams) -> None:
-        """Warn once (rank 0) when more than 1% of the particles are outside the box (their sums are O(n) each)."""
+        """Warn once (rank 0) when more than 1% of the particles are outside the box (their sums are O(n) each).
+
+        Parameters
+        ----------
+        count : int
+            The particles outside the box, over all ranks.
+        streams : Streams
+            Their split (n and the communicator).
+        """
         if not self._warned and count > 0.01 * streams.n:
             from fpjko.common.warn import warn
 

@@ -123,7 +123,39 @@ def _drift_shape(b, x) -> str | None:
     return None
 
 
-def noise_factor(diffusion, d: int):
+def psd_factor_batch(D: np.ndarray, x: np.ndarray | None = None, rtol: float = 1e-10) -> np.ndarray:
+    """Square roots L = V diag(lambda_+)^(1/2) (L L^T = D) of positive semi-definite matrices, e.g. a covariance
+    that vanishes in some directions; ValueError naming the first matrix with an eigenvalue below -rtol times its
+    size (or not symmetric).
+
+    Parameters
+    ----------
+    D : numpy.ndarray, shape (n, d, d)
+    x : numpy.ndarray, shape (n, d), optional
+        The points, for the error message.
+    rtol : float
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, d, d)
+    """
+    D = np.asarray(D, dtype=float)
+    n = len(D)
+    if not np.all(np.isfinite(D)):
+        i = int(np.argmax(~np.isfinite(D).reshape(n, -1).all(axis=1)))
+        raise ValueError(_where("diffusion D is not finite", np.nan_to_num(D), x, i))
+    scale = np.abs(D).reshape(n, -1).max(axis=1, initial=0.0)
+    if not np.allclose(D, np.swapaxes(D, 1, 2), rtol=1e-12, atol=1e-14 * max(1.0, float(scale.max(initial=0)))):
+        i = int(np.argmax(np.abs(D - np.swapaxes(D, 1, 2)).reshape(n, -1).max(axis=1)))
+        raise ValueError(_where("diffusion D is not symmetric", D, x, i))
+    lam, V = np.linalg.eigh(0.5 * (D + np.swapaxes(D, 1, 2)))
+    bad = lam[:, 0] < -rtol * scale
+    if bad.any():
+        raise ValueError(_where("diffusion D is not positive semi-definite", D, x, int(np.argmax(bad))))
+    return V * np.sqrt(np.maximum(lam, 0.0))[:, None, :]
+
+
+def noise_factor(diffusion, d: int, semidefinite: bool = False):
     """The noise's factor L(x, t) with L L^T = D.
 
     Parameters
@@ -133,6 +165,8 @@ def noise_factor(diffusion, d: int):
         returning (n, d, d).
     d : int
         The dimension.
+    semidefinite : bool
+        A callable D may be positive semi-definite (a covariance: psd_factor_batch), not only definite.
 
     Returns
     -------
@@ -142,9 +176,10 @@ def noise_factor(diffusion, d: int):
     if diffusion is None:
         return lambda x, t: None
     if callable(diffusion):
+        factor = psd_factor_batch if semidefinite else cholesky_batch
         if _takes_time(diffusion):
-            return lambda x, t: cholesky_batch(diffusion(x, t), x)
-        return lambda x, t: cholesky_batch(diffusion(x), x)
+            return lambda x, t: factor(diffusion(x, t), x)
+        return lambda x, t: factor(diffusion(x), x)
     D = np.asarray(diffusion, dtype=float)
     if D.shape != (d, d):
         raise ValueError(f"constant diffusion must be ({d}, {d}), got {D.shape}")
@@ -181,7 +216,8 @@ def apply_factor(L, xi: np.ndarray) -> np.ndarray:
 
 
 def euler_maruyama(x0: np.ndarray, drift: Callable, beta: float, dt: float, steps: int, rng,
-                   diffusion=None, t0: float = 0.0, record_every: int = 0, callback=None, noise: bool = True):
+                   diffusion=None, t0: float = 0.0, record_every: int = 0, callback=None, noise: bool = True,
+                   semidefinite: bool = False):
     """Advance particles by `steps` Euler-Maruyama steps of dX = drift dt + sqrt(2/beta D) dW.
 
     With Streams as rng the checks are collective: bad arguments, a non-finite start, a non-SPD D or a blow-up
@@ -207,6 +243,8 @@ def euler_maruyama(x0: np.ndarray, drift: Callable, beta: float, dt: float, step
         callback(step, t, x) after every step; it may return True to stop early.
     noise : bool
         False: plain explicit Euler for dX = b dt (no random numbers are drawn).
+    semidefinite : bool
+        A callable D may be positive semi-definite (e.g. a gradient covariance that vanishes in some directions).
 
     Returns
     -------
@@ -218,7 +256,7 @@ def euler_maruyama(x0: np.ndarray, drift: Callable, beta: float, dt: float, step
     x = np.array(x0, dtype=float, copy=True)
     _check_finite(x, 0, dt, comm, off)
     n, d = x.shape
-    factor = collectively(comm, noise_factor, diffusion, d) if noise else None
+    factor = collectively(comm, noise_factor, diffusion, d, semidefinite) if noise else None
     varying = noise and callable(diffusion)         # only a D(x) can fail (not SPD) during the run
     scale = np.sqrt(2.0 * dt / beta)
     huge = 1e8 * max(1.0, float(np.abs(x).max(initial=0.0)))     # a particle beyond this has blown up

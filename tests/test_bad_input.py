@@ -110,8 +110,17 @@ def test_galerkin_undershoot_warns():
 
 
 def test_mesh_too_large_refused():
-    with pytest.raises(ValueError, match=r"would need 2e\+10 cells \(about .* GB\)"):
+    """Refused with its memory estimate against the machine's, before anything is allocated (FPJKO_MEMORY_LIMIT
+    sets the limit: a mesh that fits the default is refused under a small one)."""
+    with pytest.raises(MemoryError, match=r"2e\+10 cells would need about 1.12e\+04 GiB, over the .* GiB this run"):
         meshes.rectangle(COMM, [0, 0], [1, 1], 1e-5)
+    os.environ["FPJKO_MEMORY_LIMIT"] = "1M"
+    try:
+        with pytest.raises(MemoryError, match=r"rectangle 100 x 100 with h=0.01: 2e\+04 cells would need about 11.4 MiB"):
+            meshes.rectangle(COMM, [0, 0], [1, 1], 0.01)
+    finally:
+        del os.environ["FPJKO_MEMORY_LIMIT"]
+    assert meshes.rectangle(COMM, [0, 0], [1, 1], 0.01).topology.index_map(2).size_global == 20000
 
 
 # ------------------------------------------------------------------ particles and distances

@@ -10,13 +10,16 @@
     study.py        validate(model, ns, t, ...): distances against n, the FE floor, fitted slopes, table/JSON/plot
     network.py      NetworkModel: the two-layer network's neurons and limit PDE, a model of its own kind
     graphon.py      GraphonModel: noisy SGD on symmetric matrices and its graphon McKean-Vlasov limit
+    chaos.py        chaos_study: two runs against each other (no PDE needed), snapshots from any trainer
     files.py        a model and its study from a TOML file (`fpjko validate MODEL.toml`)
 """
 
+from fpjko.model.chaos import chaos_study, train_snapshots
 from fpjko.model.declaration import Model
 from fpjko.model.expressions import ExpressionError, parse
 from fpjko.model.graphon import GraphonModel
 from fpjko.model.network import NetworkModel
 from fpjko.model.study import validate
 
-__all__ = ["Model", "NetworkModel", "GraphonModel", "validate", "parse", "ExpressionError"]
+__all__ = ["Model", "NetworkModel", "GraphonModel", "validate", "chaos_study", "train_snapshots", "parse",
+           "ExpressionError"]

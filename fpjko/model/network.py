@@ -165,7 +165,11 @@ class NetworkModel:
         net = TwoLayerNetwork(n, p, 1, self.data.activation, "square", bias=False, seed=seed, comm=comm)
         net.set_neurons(sample_gaussian(net.streams, self.mean, self.cov))
         h = cfg["gamma"] * float(n) ** (cfg["beta"] - 1.0)
-        steps = int(round(checks.number("t_end", t_end, nonnegative=True) / h))
+        t_end = checks.number("t_end", t_end, nonnegative=True)
+        steps = int(round(t_end / h))
+        if abs(steps * h - t_end) > 0.01 * t_end:
+            raise ValueError(f"t_end={t_end:g} is {t_end / h:.3g} SGD steps of mean-field time gamma N^(beta - 1) = "
+                             f"{h:.4g} at N = {n}: give a time within 1% of a whole number of steps")
         train = Dataset(self.data.X, self.data.Y, self.data.X[:1], self.data.Y[:1], (), "train")
         st = net.streams
         watch = None if callback is None else (lambda m: callback(st, m.steps, m.t, m.neurons()))

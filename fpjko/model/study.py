@@ -189,6 +189,10 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
              particle_options: dict | None = None, progress: bool | None = None, **fe_options) -> dict:
     """The model's particles against its PDE at time t, for each n, with fitted rates.
 
+    Every argument (and the model's fields) is compared across the ranks of comm first, the sizes (the finer mesh,
+    the largest n) are refused before anything is allocated when they would not fit the memory, and `out` is
+    created and probed (collectively) before anything runs.
+
     Parameters
     ----------
     model : fpjko.model.Model
@@ -225,10 +229,6 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
     keep : bool
         Also return the finer PDE solver ('solver', open: close it when done) and the last particle run
         ('particles': (streams, this rank's particles)), for figures.
-
-    Every argument (and the model's fields) is compared across the ranks of comm first, the sizes (the finer mesh,
-    the largest n) are refused before anything is allocated when they would not fit the memory, and `out` is
-    created and probed (collectively) before anything runs.
     particle_options : dict, optional
         More keywords of model.particles (for a Model: force='auto' | 'direct' | 'mesh' | 'rbm', cells, batch).
     progress : bool, optional
