@@ -141,6 +141,8 @@ def psd_factor_batch(D: np.ndarray, x: np.ndarray | None = None, rtol: float = 1
     """
     D = np.asarray(D, dtype=float)
     n = len(D)
+    if n == 0:                                       # a rank without particles
+        return D.copy()
     if not np.all(np.isfinite(D)):
         i = int(np.argmax(~np.isfinite(D).reshape(n, -1).all(axis=1)))
         raise ValueError(_where("diffusion D is not finite", np.nan_to_num(D), x, i))

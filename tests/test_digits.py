@@ -176,3 +176,20 @@ def test_bad_input_is_named(build, words):
     with pytest.raises(ValueError) as e:
         build()
     assert all(w in str(e.value) for w in words), str(e.value)
+
+
+def test_the_noise_factor_of_a_degenerate_covariance():
+    """SGD's gradient covariance vanishes where the feature's gradient does (a at u = 0): the factor is the
+    symmetric square root of the PSD matrix (L L^T = D to round-off), an indefinite one is refused naming the
+    particle, and a rank without particles passes."""
+    from fpjko.samplers.sde import psd_factor_batch
+
+    rng = np.random.default_rng(0)
+    B = rng.normal(size=(50, 3, 2))
+    D = B @ np.swapaxes(B, 1, 2)                                       # rank 2 in R^3
+    L = psd_factor_batch(D)
+    assert np.abs(L @ np.swapaxes(L, 1, 2) - D).max() < 1e-12 * np.abs(D).max()
+    D[7] = np.diag([1.0, -0.5, 0.0])
+    with pytest.raises(ValueError, match="not positive semi-definite for particle 7"):
+        psd_factor_batch(D)
+    assert psd_factor_batch(np.zeros((0, 3, 3))).shape == (0, 3, 3)

@@ -113,8 +113,8 @@ def _w1_marginal(a: np.ndarray, b: np.ndarray) -> float:
     return wasserstein_1d(a, b, 1)
 
 
-def chaos_study(snapshots, marginals=(), names=None, theory=None, n_projections: int = 128, seed: int = 0,
-                label: str = "chaos", out: str | None = None, echo: bool = True, plot: bool = True,
+def chaos_study(snapshots, marginals=(), names=None, theory=None, bound=None, n_projections: int = 128,
+                seed: int = 0, label: str = "chaos", out: str | None = None, echo: bool = True, plot: bool = True,
                 comm=None) -> dict:
     """The distance between the two runs of each (N, seed) against N, with fitted slopes.
 
@@ -129,6 +129,9 @@ def chaos_study(snapshots, marginals=(), names=None, theory=None, n_projections:
     theory : float or dict, optional
         The exponent the theory predicts (one for all metrics, or {metric: exponent}); the result says whether
         it lies in each fitted interval.
+    bound : float or dict, optional
+        The exponent of a theorem's upper bound on the distance (e.g. -(1 - beta)/2 for SGD with step gamma N^beta):
+        the result says whether the fitted interval lies at or below it (the distance falls at least that fast).
     n_projections : int
         Directions of the sliced W2.
     seed : int
@@ -148,7 +151,7 @@ def chaos_study(snapshots, marginals=(), names=None, theory=None, n_projections:
     -------
     dict
         'label', 'ns', 'seeds', 'q', 'names', 'metrics': {name: {'mean': (len(ns),), 'std', 'per_seed':
-        (seeds, len(ns)), 'slope', 'interval', 'theory', 'theory_in_interval'}}.
+        (seeds, len(ns)), 'slope', 'interval', 'theory', 'theory_in_interval', 'bound', 'bound_holds'}}.
     """
     from fpjko.common.collective import on_root, same_everywhere
     from fpjko.samplers.streams import default_comm
@@ -156,6 +159,7 @@ def chaos_study(snapshots, marginals=(), names=None, theory=None, n_projections:
     comm = default_comm(comm)
     same_everywhere(comm, "chaos_study", {"snapshots": snapshots if isinstance(snapshots, str) else "pairs",
                                           "marginals": list(marginals), "names": names, "theory": theory,
+                                          "bound": bound,
                                           "n_projections": n_projections, "seed": seed, "label": label, "out": out})
     rundir = None
     if out:
@@ -163,7 +167,8 @@ def chaos_study(snapshots, marginals=(), names=None, theory=None, n_projections:
 
         rundir = OutputDir(comm, out, option="out")
     try:
-        result = on_root(comm, _measure, snapshots, list(marginals), names, theory, n_projections, seed, label)
+        result = on_root(comm, _measure, snapshots, list(marginals), names, theory, bound, n_projections, seed,
+                         label)
         if echo and (comm is None or comm.rank == 0):
             print(format_chaos(result), flush=True)
         if out:
@@ -174,7 +179,7 @@ def chaos_study(snapshots, marginals=(), names=None, theory=None, n_projections:
     return result
 
 
-def _measure(snapshots, marginals, names, theory, n_projections, seed, label) -> dict:
+def _measure(snapshots, marginals, names, theory, bound, n_projections, seed, label) -> dict:
     from fpjko.metrics.distances import sliced_wasserstein
     from fpjko.model.study import _fit
 
@@ -211,10 +216,12 @@ def _measure(snapshots, marginals, names, theory, n_projections, seed, label) ->
         std = per[k].std(axis=0, ddof=1) if len(seeds) > 1 else np.zeros(len(ns))
         fit = _fit(ns, mean, per[k], 0.0)
         th = theory.get(k) if isinstance(theory, dict) else theory
+        bd = bound.get(k) if isinstance(bound, dict) else bound
         lo, hi = fit["interval"]
+        known = math.isfinite(lo)
         out[k] = {"mean": mean.tolist(), "std": std.tolist(), "per_seed": per[k].tolist(), **fit,
-                  "theory": th, "theory_in_interval": None if th is None or not math.isfinite(lo) else
-                  bool(lo <= th <= hi)}
+                  "theory": th, "theory_in_interval": None if th is None or not known else bool(lo <= th <= hi),
+                  "bound": bd, "bound_holds": None if bd is None or not known else bool(hi <= bd)}
     return {"label": label, "ns": ns, "seeds": seeds, "q": q, "names": names, "metrics": out}
 
 
@@ -247,6 +254,9 @@ def format_chaos(result: dict) -> str:
         m = result["metrics"][k]
         th = "" if m["theory"] is None else (f"; theory {m['theory']:g} " + ("inside" if m["theory_in_interval"]
                                                                            else "outside") + " the interval")
+        if m.get("bound") is not None:
+            th += f"; the bound's slope {m['bound']:g} " + ("holds (the interval lies below it)" if m["bound_holds"]
+                                                           else "is not met by the interval")
         lines.append(f"{k}: slope {m['slope']:.3f} [{m['interval'][0]:.3f}, {m['interval'][1]:.3f}]{th}")
     return "\n".join(lines)
 
@@ -344,7 +354,7 @@ def train_snapshots(data, ns, seeds, beta: float, gamma: float, T: float | None 
                 dseed = 1000 * s + (1 if run == "a" or same_data else 2)
                 net = TwoLayerNetwork(N, data.p, seed=init, comm=comm, **network)
                 hist = net.sgd(data, gamma, beta, nsteps(N), batch=batch, data_seed=dseed, mode=mode,
-                               record_every=max(1, nsteps(N) // 10))
+                               record_every=0)
                 got.append(net.streams.allgather(net.neurons()))
                 runs[N, s, run] = hist
                 names = names or ([f"a{j}" for j in range(net.C)] + [f"u{j}" for j in range(net.p)]
