@@ -151,7 +151,66 @@ def particle_mesh_outside_on_rank0():
     particle_mesh_force(x, st, pm)
 
 
+# ---------------------------------------------------------------------------------------------- the two-layer network
+def network_gamma_differs():
+    from fpjko.samplers import data as datasets
+    from fpjko.samplers.two_layer import TwoLayerNetwork
+
+    net = TwoLayerNetwork(300, 64, 10, "relu", "cross_entropy", seed=1, block=64)
+    net.sgd(datasets.digits(), on(1, 0.2, 0.1), 0.5, 3)
+
+
+def network_width_differs():
+    from fpjko.samplers.two_layer import TwoLayerNetwork
+
+    TwoLayerNetwork(on(0, 300, 301), 64, 10, "relu", "cross_entropy", seed=1)
+
+
+def network_data_differs():
+    from fpjko.samplers import data as datasets
+    from fpjko.samplers.two_layer import TwoLayerNetwork
+
+    d = datasets.digits(seed=on(1, 1, 0))
+    TwoLayerNetwork(300, 64, 10, "relu", "cross_entropy", seed=1, block=64).sgd(d, 0.1, 0.5, 3)
+
+
+def network_beta_out_of_range_on_both():
+    from fpjko.samplers import data as datasets
+    from fpjko.samplers.two_layer import TwoLayerNetwork
+
+    TwoLayerNetwork(300, 64, 10, "relu", "cross_entropy", seed=1, block=64).sgd(datasets.digits(), 0.1, 1.5, 3)
+
+
+def network_empty_rank_matches_serial():
+    """N = 100 in one block of 1024: rank 0 holds no neuron; the gathered neurons after SGD equal a serial run."""
+    from fpjko.samplers import data as datasets
+    from fpjko.samplers.two_layer import TwoLayerNetwork
+
+    d = datasets.digits()
+    a = TwoLayerNetwork(100, 64, 10, "relu", "cross_entropy", seed=1)
+    a.sgd(d, 0.1, 1.0, 20, mode="independent")
+    b = TwoLayerNetwork(100, 64, 10, "relu", "cross_entropy", seed=1, comm=MPI.COMM_SELF)
+    b.sgd(d, 0.1, 1.0, 20, mode="independent")
+    assert a.streams.n_local == (100 if comm.rank == 1 else 0)
+    assert np.array_equal(a.streams.allgather(a.neurons()), b.neurons()), "2 ranks differ from serial"
+
+
+def chaos_file_bad_on_rank0():
+    from fpjko.model.chaos import chaos_study, save_snapshots
+
+    path = os.path.join(WORK, "bad_runs.npz")
+    if comm.rank == 0:
+        os.makedirs(WORK, exist_ok=True)
+        pairs = {(N, 0): (np.zeros((N, 2)), np.zeros((N, 2))) for N in (10, 20)}
+        pairs[20, 0] = (np.zeros((20, 2)), np.full((20, 2), np.nan))
+        save_snapshots(path, pairs)
+    comm.Barrier()
+    chaos_study(path, echo=False)
+
+
 CASES = {f.__name__: f for f in [
+    network_gamma_differs, network_width_differs, network_data_differs, network_beta_out_of_range_on_both,
+    network_empty_rank_matches_serial, chaos_file_bad_on_rank0,
     model_beta_differs, model_V_differs, model_initial_differs, model_bad_key_on_rank1,
     particles_dt_differs, particles_n_differs, particles_seed_differs, particles_force_differs,
     particles_too_many_on_both, particles_model_nan_on_rank1, particles_empty_rank_auto_mesh,

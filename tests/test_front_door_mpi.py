@@ -32,6 +32,12 @@ EXPECTED = {
     "solver_potential_callable_differs": ("ValueError", [*DIFFERS, "FokkerPlanckSolver", "'potential'"]),
     "particle_mesh_nan_on_rank1": ("ValueError", ["on rank 1 of 2", "particle 19 is not finite"]),
     "particle_mesh_outside_on_rank0": ("ValueError", ["on rank 0 of 2", "particle 2", "left the particle mesh's box"]),
+    "network_gamma_differs": ("ValueError", [*DIFFERS, "TwoLayerNetwork.sgd", "'gamma'", "0.2", "0.1"]),
+    "network_width_differs": ("ValueError", [*DIFFERS, "TwoLayerNetwork", "'N'", "300", "301"]),
+    "network_data_differs": ("ValueError", [*DIFFERS, "TwoLayerNetwork.sgd", "'data'"]),
+    "network_beta_out_of_range_on_both": ("ValueError", ["beta must lie in [0, 1]", "1.5"]),
+    "network_empty_rank_matches_serial": None,
+    "chaos_file_bad_on_rank0": ("ValueError", ["N20_s0_b", "not finite"]),
 }
 
 
