@@ -1,7 +1,7 @@
 """NewtonJKO steps under `mpirun -n N` (test_jko_newton.py): prints 'RESULT {json}'.
 
 Cases: ou2d (rectangle, 3 steps), porous (1D, m = 2, interior-point path), kernel (1D, a general W by
-the gathered double sum), empty_rank (2D, every cell on rank 0)."""
+the gathered double sum), empty_rank (2D, every cell on rank 0), spacetime (2D, pseudo_steps='auto')."""
 
 import json
 import math
@@ -41,6 +41,12 @@ def main(case):
                       interaction=lambda z: 1.0 - np.exp(-z[..., 0] ** 2))
         s.set_initial(lambda x: np.exp(-(x[0] - 1) ** 2 / 0.5), normalize=True)
         steps = 3
+    elif case == "spacetime":
+        msh = meshes.rectangle(comm, [0, 0], [1, 1], 1 / 24)
+        s = NewtonJKO(msh, 0.002, potential=lambda x: 125 * ((x[0] - 0.6) ** 2 + (x[1] - 0.6) ** 2), beta=1.0,
+                      pseudo_steps="auto", pseudo_tol=3e-3)
+        s.set_initial(lambda x: gauss2(x, (0.4, 0.4), 0.06), normalize=True)
+        steps = 2
     else:
         raise SystemExit(f"unknown case {case}")
     for _ in range(steps):
@@ -48,6 +54,7 @@ def main(case):
     x, rho = s.density()
     if comm.rank == 0:
         print("RESULT " + json.dumps({"x": x.tolist(), "rho": rho.tolist(), "size": comm.size,
+                                      "K": s.history["pseudo_steps"],
                                       **{k: s.history[k] for k in ("iterations", "mass", "energy",
                                                                    "converged", "residual")}}), flush=True)
 

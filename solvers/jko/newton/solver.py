@@ -126,7 +126,8 @@ from fpjko.solvers.jko.newton.interior import InteriorPoint
 from fpjko.solvers.jko.newton.schur import SchurSystem
 
 MOBILITY = {"midpoint": 0.5, "implicit": 1.0}
-EXTRA_KEYS = ("interaction_energy", "w2", "linear_iterations", "residual", "min_rho", "energy_decrease")
+EXTRA_KEYS = ("interaction_energy", "w2", "linear_iterations", "residual", "min_rho", "energy_decrease", "pseudo_steps",
+              "pseudo_error")
 
 
 class NewtonJKO(DensitySolver):
@@ -160,12 +161,24 @@ class NewtonJKO(DensitySolver):
         entropy) rather than from the previous step's potential.
     prefix : str, optional
         PETSc options prefix of its solves (default 'njko_'; the fallback LU and the predictor add 'fallback_'
-        and 'pred_').
+        and 'pred_', the space-time solve 'st_').
+    pseudo_steps : int or 'auto'
+        K, the pseudo-time steps of the transport cost (fpjko.solvers.jko.newton.spacetime): 1 (default) is one
+        Benamou-Brenier step (fast; its cost is not W2 for a step that moves a bump by more than its width);
+        K > 1 the K-step action, whose intermediate densities are the discrete geodesic; 'auto' doubles K from 2
+        until the pseudo-time error estimate |rho_K - rho_(K/2)|_1 / 3 (second order in 1/K) is below pseudo_tol.
+    pseudo_tol : float
+        The tolerance of 'auto' on the estimate of the step's pseudo-time error (L1 of the density).
+    max_pseudo_steps : int
+        The largest K of 'auto' (a step that reaches it warns and says so in history).
+    keep_geodesic : bool
+        Keep the K + 1 densities rho^0 = rho_k ... rho^K = rho_(k+1) of the last step (`geodesic()`).
 
     Notes
     -----
     History: the core keys (energy: E(rho), iterations: Newton iterations) and interaction_energy, w2 (the
-    step's transport distance), linear_iterations, residual, min_rho, energy_decrease.
+    step's transport distance), linear_iterations, residual, min_rho, energy_decrease, pseudo_steps (K) and
+    pseudo_error (the estimate of 'auto', else nan).
     """
 
     default_mass_tol = 1e-6
@@ -177,7 +190,8 @@ class NewtonJKO(DensitySolver):
     def __init__(self, mesh, tau: float, potential=None, beta: float | None = None, m: float | None = None,
                  cm: float = 1.0, interaction=None, D=None, mobility: str = "midpoint", tol: float = 1e-8,
                  max_iter: int = 60, petsc_options: dict | None = None, negative_weights: str = "clip",
-                 predictor: bool = True, prefix: str | None = None):
+                 predictor: bool = True, prefix: str | None = None, pseudo_steps=1, pseudo_tol: float = 1e-3,
+                 max_pseudo_steps: int = 16, keep_geodesic: bool = False):
         self._init_protocol(mesh.comm, prefix, locals())
         self.tau = validation.positive_number("tau", tau)
         self.eps = 1.0 / validation.positive_number("beta", beta) if beta is not None else 0.0
@@ -191,6 +205,13 @@ class NewtonJKO(DensitySolver):
         self.tol = validation.positive_number("tol", tol)
         self.max_iter = validation.integer("max_iter", max_iter, 1)
         self.predictor = bool(predictor)
+        if pseudo_steps != "auto":
+            validation.integer("pseudo_steps", pseudo_steps, 1)
+        self.pseudo_steps = pseudo_steps
+        self.pseudo_tol = validation.positive_number("pseudo_tol", pseudo_tol)
+        self.max_pseudo_steps = validation.integer("max_pseudo_steps", max_pseudo_steps, 2)
+        self.keep_geodesic = bool(keep_geodesic)
+        self._spacetime, self._geodesic = {}, None
         validation.one_of("negative_weights", negative_weights, ("clip", "error"))
         self.mesh = mesh
         self.d = mesh.geometry.dim
@@ -210,7 +231,10 @@ class NewtonJKO(DensitySolver):
         self.volume = self.comm.allreduce(float(self.ml[: self.n].sum()))
         self.energy = Energy(self.graph, pot, self.eps, m, self.cm, inter if isinstance(inter, KernelInteraction) else W)
         self.W = W
-        self.schur = SchurSystem(self.graph, self.prefix, petsc_options)
+        # options under 'st_' are the space-time solve's (pseudo_steps > 1), the rest the one-step Schur solve's
+        self.schur_options = {k[3:]: v for k, v in (petsc_options or {}).items() if k.startswith("st_")}
+        self.schur = SchurSystem(self.graph, self.prefix, {k: v for k, v in (petsc_options or {}).items()
+                                                           if not k.startswith("st_")})
         self.dual = DualNewton(self.graph, self.energy, self.schur, self.s, self.predictor) if self.eps else None
         self.interior = InteriorPoint(self.graph, self.energy, self.schur, self.s, self.tol) if not self.eps else None
         # sum_i m_i V_i, m_i V_i^2, m_i V_i x_ik over the owned nodes (lumped int V, V^2, V x_k): partition-independent
@@ -220,7 +244,9 @@ class NewtonJKO(DensitySolver):
             op=MPI.SUM))
         self._fp = {"beta": beta, "m": m, "cm": self.cm, "mobility": mobility, "tol": self.tol,
                     "max_iter": self.max_iter, "predictor": self.predictor, "negative_weights": negative_weights,
-                    "D": None if D is None else np.asarray(D, float).tolist(),
+                    "D": None if D is None else np.asarray(D, float).tolist(), "pseudo_steps": pseudo_steps,
+                    "pseudo_tol": self.pseudo_tol if pseudo_steps == "auto" else None,
+                    "max_pseudo_steps": self.max_pseudo_steps if pseudo_steps == "auto" else None,
                     "interaction": interaction_fingerprint(inter, self.d)}
 
     # ------------------------------------------------------------------ set-up
@@ -297,7 +323,9 @@ class NewtonJKO(DensitySolver):
         self.phi.x.scatter_forward()
         self.mass0 = self.mass(vals)
         self._steep = False
-        self._step_info = {"w2": 0.0, "linear_iterations": 0, "residual": 0.0, "energy_decrease": math.nan}
+        self._step_info = {"w2": 0.0, "linear_iterations": 0, "residual": 0.0, "energy_decrease": math.nan,
+                           "pseudo_steps": 0, "pseudo_error": math.nan}
+        self._geodesic = None
 
     def _measure(self) -> dict:
         F, Fi = getattr(self, "_energy_cache", None) or self.energy(self.rho.x.array)
@@ -317,13 +345,15 @@ class NewtonJKO(DensitySolver):
         self.rho_k.x.array[:] = self.rho.x.array
         self._rk = self.graph.ghost(self.rho.x.array[: self.n])
         self._phi = self.graph.ghost(self.phi.x.array[: self.n])
-        self._step_info = {"w2": 0.0, "linear_iterations": 0, "residual": 0.0, "energy_decrease": math.nan}
+        self._step_info = {"w2": 0.0, "linear_iterations": 0, "residual": 0.0, "energy_decrease": math.nan,
+                           "pseudo_steps": 0, "pseudo_error": math.nan}
 
     def _fingerprint(self) -> dict:
         return {**self._fp, "num_dofs": self.V.dofmap.index_map.size_global, "potential_moments": self._potential_fp}
 
     def _release(self) -> None:
-        for part in (getattr(self, "schur", None), getattr(self, "graph", None)):
+        for part in (*getattr(self, "_spacetime", {}).values(), getattr(self, "schur", None),
+                     getattr(self, "graph", None)):
             if part is not None:
                 part.destroy()
 
@@ -356,6 +386,13 @@ class NewtonJKO(DensitySolver):
             if (r_int <= self.tol and st["res"] <= self.tol) or its >= self.max_iter:
                 break
         converged = st["res"] <= self.tol and r_int <= self.tol and mu_done
+        K, est, w2 = 1, math.nan, self.tau * math.sqrt(max(st["kin"] / 2, 0.0))
+        if self.pseudo_steps != 1:
+            st, K, est, w2, k2, l2, ok = self._pseudo_time(StepData(self.tau, self._rk, psi, self.mass0, self._phi,
+                                                                    self._steep), st)
+            its, lin, converged = its + k2, lin + l2, converged and ok
+        elif self.keep_geodesic:
+            self._geodesic = [self._rk[:n].copy(), st["rho"][:n].copy()]
         if not self.eps:
             # the barrier iterate's mass is that of rho_k up to the tolerance: remove the rest
             st["rho"] = g.ghost(st["rho"][:n] * (self.mass0 / self.mass(st["rho"])))
@@ -370,11 +407,70 @@ class NewtonJKO(DensitySolver):
         self.phi.x.array[:n] = phi[:n]
         self.phi.x.scatter_forward()
         F, Fi = self._energy_cache = self.energy(self.rho.x.array)
-        self._step_info = {"w2": self.tau * math.sqrt(max(st["kin"] / 2, 0.0)), "linear_iterations": lin,
-                           "residual": max(st["res"], r_int), "energy_decrease": F_old - F}
+        self._step_info = {"w2": w2, "linear_iterations": lin, "residual": max(st["res"], r_int),
+                           "energy_decrease": F_old - F, "pseudo_steps": K, "pseudo_error": est}
         return {"converged": bool(converged), "iterations": its, **self._step_info,
                 "why": None if converged else f"mass-balance defect {st['res']:.3e}, interaction change {r_int:.3e} "
                                               f"(tol={self.tol:g}) after {its} Newton iterations"}
+
+    def _pseudo_time(self, data, one: dict):
+        """The K-step transport cost from the one-step solution `one` (fixed K, or 'auto': K = 2, 4, ... from the
+        previous K's state until the estimate |rho_K - rho_(K/2)|_1 / 3 <= pseudo_tol or K = max_pseudo_steps).
+        W * rho stays at the one-step's (an outer pass of the interaction is the one-step solve's)."""
+        from fpjko.solvers.core import linear
+        from fpjko.solvers.jko.newton.spacetime import SpaceTime
+
+        n = self.n
+        auto = self.pseudo_steps == "auto"
+        # K = 2, 4, ...: each K starts from the previous one's slabs (refined in pseudo-time); a fixed K that is a
+        # power of 2 goes the same way (a cold start at large K needs many more interior-point iterations)
+        top = self.max_pseudo_steps if auto else self.pseudo_steps
+        Ks = [2 ** j for j in range(1, int(math.log2(top)) + 1)]
+        if not auto and (not Ks or Ks[-1] != top):
+            Ks = [top]
+        prev_rho, prev_st, prev_solver, est = one["rho"], None, None, math.nan
+        its = lin = 0
+        ok = True
+        for K in Ks:
+            if K not in self._spacetime:
+                self._spacetime[K] = SpaceTime(self.graph, self.energy, K, self.s, self.prefix,
+                                               {**linear.direct_solver_options(), **self.schur_options})
+            S = self._spacetime[K]
+            budget = 3 * self.max_iter
+            if prev_st is None:
+                st, k, l, conv = S.solve(data, one["rho"], one["phi"], budget, self.tol)
+            else:
+                r, p = prev_solver.refine(prev_st, data)
+                st, k, l, conv = S.iterate(data, r, p, budget, self.tol, mu0=1e-6)
+            its, lin, ok = its + k, lin + l, ok and conv
+            est = self.comm.allreduce(float(self.ml[:n] @ np.abs(st["rho"][-1][:n] - prev_rho[:n]))) / 3.0
+            prev_rho, prev_st, prev_solver = st["rho"][-1], st, S
+            if auto and est <= self.pseudo_tol:
+                break
+        if auto and est > self.pseudo_tol:
+            ok = False
+        if self.keep_geodesic:
+            self._geodesic = [data.rk[:n].copy()] + [r[:n].copy() for r in st["rho"]]
+        out = {"rho": st["rho"][-1], "phi": st["phi"][-1], "res": st["res"], "kin": 0.0}
+        return out, K, (est if auto else math.nan), S.w2(st, self.tau), its, lin, ok
+
+    def geodesic(self) -> list:
+        """The K + 1 densities of the last step, rho^0 = rho_k ... rho^K = rho_(k+1) (keep_geodesic=True): the
+        discrete W2 geodesic (displacement interpolation) between them, rho^l at pseudo-time l / K.
+
+        Returns
+        -------
+        list of dolfinx.fem.Function
+        """
+        if self._geodesic is None:
+            raise RuntimeError("no geodesic kept: build the solver with keep_geodesic=True and take a step")
+        out = []
+        for l, vals in enumerate(self._geodesic):
+            u = dolfinx.fem.Function(self.V, name=f"rho_{l}")
+            u.x.array[: self.n] = vals
+            u.x.scatter_forward()
+            out.append(u)
+        return out
 
     def density(self) -> tuple[np.ndarray, np.ndarray]:
         """All ranks' nodes and densities, sorted lexicographically by x (for 1D plots, tests).

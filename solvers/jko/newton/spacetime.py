@@ -1,0 +1,340 @@
+"""The JKO step with K pseudo-time steps: the Benamou-Brenier action on the edge graph with K - 1 intermediate
+densities, solved by a primal-dual interior-point Newton method on its space-time optimality system.
+
+The one-step transport cost of NewtonJKO (fpjko.solvers.jko.newton.solver) is one pseudo-time step of the
+Benamou-Brenier problem: its mobility interpolates rho_k and rho linearly, so for a step that moves a bump by more
+than its width the cost is not W2 (the step-1 error does not fall with h). With K pseudo-time steps of length
+1/K the cost is
+
+    W_K^2(rho^0, rho^K) = min K sum_{l=1..K} sum_edges G^l_ij^2 / (w_ij theta^l_ij)
+        s.t.  m_i (rho^l_i - rho^(l-1)_i) + sum_j G^l_ij = 0,   theta^l_ij = (rbar^l_i + rbar^l_j) / 2,
+              rbar^l = (1 - s) rho^(l-1) + s rho^l,
+
+the sum of K one-step costs of step tau' = tau / K (K = 1 is NewtonJKO's step), and the step is
+rho^K = argmin W_K^2 / (2 tau) + E_h(rho^K). W_K -> W_h (the exact discrete W2 on the graph) as K grows, at
+second order in 1/K with the midpoint mobility s = 1/2 (measured in tests/test_jko_spacetime.py), and the K + 1
+densities rho^0 ... rho^K are the discrete W2 geodesic (displacement interpolation) from rho_k to rho_(k+1).
+
+Optimality (phi^l the multipliers of the K mass balances), with a barrier -mu sum m_i log rho^l_i on the
+intermediate densities (whose Lagrangian is linear in them):
+
+    G^l = m (rho^l - rho^(l-1)) + tau' L(theta^l) phi^l = 0                                          l = 1..K
+    H^l = m (phi^(l+1) - phi^l - mu / rho^l) - tau'/4 [s |grad phi^l|^2 + (1 - s) |grad phi^(l+1)|^2] = 0   l < K
+    H^K = m (V + W * rho + e'(rho^K) - phi^K) - tau' s/4 |grad phi^K|^2 = 0
+
+(|grad phi|^2_i = sum_j w_ij (phi_i - phi_j)^2: the discrete Hamilton-Jacobi equation in pseudo-time). Its
+Jacobian is [[D, -B^T], [B, T]] in (rho, phi) with D diagonal (mu / rho^2, e''), B block lower bidiagonal in time
+(dG^l / d rho^l, dG^l / d rho^(l-1)) and T = tau' blockdiag(L(theta^l)); the Newton direction comes from the Schur
+complement S = B D^-1 B^T + T, symmetric positive definite and block tridiagonal in time, solved by CG + BoomerAMG
+on the space-time graph (diagonally scaled), then d rho = D^-1 (B^T d phi - H). mu falls by factors of 5 to
+tol q* (q* the entropy's scale), with fraction-to-the-boundary steps on every density and backtracking on the
+residual norm. The first iterate is the one-step solution: rho^l interpolated linearly, phi^l = phi for every l.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from fpjko.solvers.core import linear
+
+
+class SpaceTime:
+    """The K-slab step's unknowns, residuals and Newton direction on an EdgeGraph.
+
+    Parameters
+    ----------
+    graph : EdgeGraph
+    energy : Energy
+    K : int
+        Pseudo-time steps (>= 2).
+    s : float
+        The mobility's weight of the later density (1/2: midpoint).
+    prefix : str
+        PETSc options prefix of the space-time Schur solve ('st_' is appended).
+    petsc_options : dict, optional
+    """
+
+    def __init__(self, graph, energy, K: int, s: float, prefix: str, petsc_options: dict | None = None):
+        self.graph, self.energy, self.K, self.s = graph, energy, int(K), float(s)
+        self.comm, self.n = graph.comm, graph.n
+        self._build_pattern()
+        opts = {**linear.iterative_solver_options(symmetric=True, rtol=1e-10), "ksp_norm_type": "unpreconditioned"}
+        if opts["pc_type"] == "hypre":
+            opts.update({"pc_hypre_boomeramg_coarsen_type": "HMIS", "pc_hypre_boomeramg_interp_type": "ext+i",
+                         "pc_hypre_boomeramg_P_max": 4, "pc_hypre_boomeramg_agg_nl": 1})
+        opts.update(petsc_options or {})
+        self._opts, self._user = opts, tuple(petsc_options or {})
+        self.prefix = prefix + "st_"
+        self._ksp = self._S = None
+
+    # ------------------------------------------------------------------ the space-time pattern
+    def _build_pattern(self) -> None:
+        """The CSR patterns of B (block lower bidiagonal in time) and T (block diagonal) on the K n x K n space-time
+        graph, rows owned by this rank: (slab l, node i) -> K r0 + l n + i. Entries are listed slab by slab in the
+        graph's own CSR order (the natural order the values are computed in) and sorted once (`_perm_*`)."""
+        g, K, n = self.graph, self.K, self.n
+        P = g.pattern
+        ranges = np.asarray(P.getOwnershipRanges(), dtype=np.int64)
+        indptr, cols = g._indptr, g._cols.astype(np.int64)
+        owner = np.searchsorted(ranges, cols, side="right") - 1
+        base, width, local = K * ranges[owner], ranges[owner + 1] - ranges[owner], cols - ranges[owner]
+        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+        N = K * int(P.getSize()[0])
+        sizes = ((K * n, N), (K * n, N))
+
+        def csr(blocks):
+            r = np.concatenate([l * n + rows for l, _ in blocks]) if blocks else np.zeros(0, np.int64)
+            c = np.concatenate([base + lc * width + local for _, lc in blocks]) if blocks else np.zeros(0, np.int64)
+            perm = np.lexsort((c, r))
+            ip = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=K * n))]).astype(PETSc.IntType)
+            cc = c[perm].astype(PETSc.IntType)
+            M = PETSc.Mat().createAIJ(sizes, csr=(ip, cc, np.zeros(len(cc))), comm=self.comm)
+            return M, ip, cc, perm
+        # B: slab l's rows hold dG^l/drho^l (columns of slab l) and, for l >= 1, dG^l/drho^(l-1)
+        self._B, self._B_indptr, self._B_cols, self._perm_B = csr(
+            [blk for l in range(K) for blk in ([(l, l)] + ([(l, l - 1)] if l > 0 else []))])
+        self._T, self._T_indptr, self._T_cols, self._perm_T = csr([(l, l) for l in range(K)])
+        self._Bs = self._B.duplicate()
+        self._vec = {k: self._B.createVecRight() for k in ("x", "b", "d", "sc", "t")}
+
+    def _csr_values(self, diag: np.ndarray, off: np.ndarray) -> np.ndarray:
+        g = self.graph
+        v = np.empty(len(g._cols))
+        v[g._diag_pos], v[g._off_pos] = diag, off
+        return v
+
+    def _fill(self, blocks_cur: list, blocks_prev: list, T_blocks: list) -> None:
+        """Set B from the per-slab (diag (n,), off (n_edges,)) of dG^l/drho^l and dG^l/drho^(l-1), and T."""
+        nat = []
+        for l in range(self.K):
+            nat.append(self._csr_values(*blocks_cur[l]))
+            if l > 0:
+                nat.append(self._csr_values(*blocks_prev[l]))
+        self._B.setValuesCSR(self._B_indptr, self._B_cols, np.concatenate(nat)[self._perm_B])
+        self._B.assemble()
+        tv = np.concatenate([self._csr_values(*b) for b in T_blocks])
+        self._T.setValuesCSR(self._T_indptr, self._T_cols, tv[self._perm_T])
+        self._T.assemble()
+
+    # ------------------------------------------------------------------ residuals
+    def state(self, data, rho: list, phi: list, mu: float, qscale: float) -> dict:
+        """Residuals at (rho^1..K, phi^1..K) (edge layouts) with the barrier mu.
+
+        Parameters
+        ----------
+        data : StepData
+            tau, rho_k (rk), psi (W * rho frozen), mass.
+        rho, phi : list of numpy.ndarray, shape (n + n_extra,)
+        mu : float
+        qscale : float
+
+        Returns
+        -------
+        dict
+            rho, phi, G, H, d2 (lists per slab, shape (n,)), dphi, th (per slab, shape (n_edges,)), merit, res,
+            kin (the kinetic sums per slab).
+        """
+        g, en, K, s = self.graph, self.energy, self.K, self.s
+        ei, ej, w, n = g.ei, g.ej, g.w, self.n
+        mo = g.ml[:n]
+        tp = data.tau / K
+        dphi = [p[ei] - p[ej] for p in phi]
+        hj = [np.bincount(ei, w * d * d, minlength=n) for d in dphi]
+        G, H, d2, th = [], [], [], []
+        for l in range(K):
+            prev = data.rk if l == 0 else rho[l - 1]
+            rbar = (1 - s) * prev + s * rho[l]
+            t = 0.5 * (rbar[ei] + rbar[ej])
+            th.append(t)
+            G.append(mo * (rho[l][:n] - prev[:n]) + tp * np.bincount(ei, w * t * dphi[l], minlength=n))
+            r = rho[l][:n]
+            if l < K - 1:
+                H.append(mo * (phi[l + 1][:n] - phi[l][:n] - mu / r) - 0.25 * tp * (s * hj[l] + (1 - s) * hj[l + 1]))
+                d2.append(mu / (r * r))
+            else:
+                e1, e2 = self._energy_derivatives(r, mu)
+                H.append(mo * (en.V_nodal[:n] + data.psi + e1 - phi[l][:n]) - 0.25 * tp * s * hj[l])
+                d2.append(e2)
+        loc = np.array([sum(float(np.sum((a * a + b * b) / mo)) for a, b in zip(G, H)),
+                        sum(float(np.abs(a).sum()) for a in G),
+                        sum(float(np.abs(r[:n] * b).sum()) for r, b in zip(rho, H)),
+                        *[float(np.sum(w * t * d * d)) for t, d in zip(th, dphi)]])
+        tot = self.comm.allreduce(loc, op=MPI.SUM)
+        return dict(rho=rho, phi=phi, G=G, H=H, d2=d2, dphi=dphi, th=th, merit=math.sqrt(tot[0]),
+                    res=max(tot[1], tot[2] / qscale) / data.mass, kin=tot[3:])
+
+    def _energy_derivatives(self, r: np.ndarray, mu: float):
+        """e'(r) and e''(r) of the energy density without potential (entropy, porous medium), with the barrier
+        where there is no entropy."""
+        en = self.energy
+        e1, e2 = np.zeros_like(r), np.zeros_like(r)
+        if en.eps:
+            e1 += en.eps * (np.log(r) + 1.0)
+            e2 += en.eps / r
+        else:
+            e1 -= mu / r
+            e2 += mu / (r * r)
+        if en.m is not None:
+            e1 += en.cm * en.m / (en.m - 1) * r ** (en.m - 1)
+            e2 += en.cm * en.m * r ** (en.m - 2)
+        return e1, e2
+
+    # ------------------------------------------------------------------ the Newton direction
+    def direction(self, st: dict, tau: float):
+        """The Newton direction: S dphi = -G + B D^-1 H, d rho = D^-1 (B^T dphi - H).
+
+        Parameters
+        ----------
+        st : dict
+            As `state` returns it.
+        tau : float
+
+        Returns
+        -------
+        dphi : list of numpy.ndarray, shape (n + n_extra,)
+        drho : list of numpy.ndarray, shape (n,)
+        iterations : int
+            Krylov iterations.
+        """
+        g, K, s, n = self.graph, self.K, self.s, self.n
+        ei, w = g.ei, g.w
+        mo = g.ml[:n]
+        tp = tau / K
+        cur, prev, Tb = [], [], []
+        for l in range(K):
+            c = 0.5 * tp * w * st["dphi"][l]                  # tau' dflux_i / d theta on the edge
+            csum = np.bincount(ei, c, minlength=n)
+            cur.append((mo + s * csum, s * c))
+            prev.append((-mo + (1 - s) * csum, (1 - s) * c))
+            wt = tp * w * st["th"][l]
+            Tb.append((np.bincount(ei, wt, minlength=n), -wt))
+        self._fill(cur, prev, Tb)
+        dinv = np.concatenate([1.0 / (mo * d) for d in st["d2"]])
+        vd = self._vec["d"]
+        vd.array[:] = dinv
+        self._B.copy(self._Bs, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
+        self._Bs.diagonalScale(R=vd)
+        if self._S is not None:
+            self._S.destroy()
+        self._S = self._Bs.matTransposeMult(self._B)
+        self._S.axpy(1.0, self._T, structure=PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN)
+        sc = self._vec["sc"]
+        self._S.getDiagonal(sc)
+        sc.array[:] = 1.0 / np.sqrt(sc.array)
+        self._S.diagonalScale(L=sc, R=sc)
+        if self._ksp is None:
+            self._ksp = linear.make_ksp(self._S, self.prefix, self._opts, user=self._user)
+        else:
+            self._ksp.setOperators(self._S)
+        self._ksp.setTolerances(rtol=min(1e-4, max(1e-10, 1e-2 * st["res"])))
+        x, b, t = self._vec["x"], self._vec["b"], self._vec["t"]
+        H = np.concatenate(st["H"])
+        x.array[:] = dinv * H
+        self._B.mult(x, b)
+        b.array[:] -= np.concatenate(st["G"])
+        b.array[:] *= sc.array
+        x.set(0.0)
+        its = linear.solve(self._ksp, b, x, "JKO space-time Newton step (Schur complement)")
+        x.array[:] *= sc.array
+        self._B.multTranspose(x, t)
+        drho = dinv * (t.array - H)
+        dphi = [g.ghost(x.array[l * n:(l + 1) * n]) for l in range(K)]
+        return dphi, [drho[l * n:(l + 1) * n] for l in range(K)], its
+
+    # ------------------------------------------------------------------ the interior-point iteration
+    def refine(self, st: dict, data) -> tuple[list, list]:
+        """A first iterate for 2K slabs from this K-slab state: the new midpoints' densities are the neighbours'
+        average, every phi^l is kept for the two slabs it splits into.
+
+        Parameters
+        ----------
+        st : dict
+            A state of this K.
+        data : StepData
+
+        Returns
+        -------
+        rho, phi : list of numpy.ndarray, shape (n + n_extra,), length 2K
+        """
+        rho, phi = [], []
+        prev = data.rk
+        for r, p in zip(st["rho"], st["phi"]):
+            rho += [0.5 * (prev + r), r]
+            phi += [p, p]
+            prev = r
+        return rho, phi
+
+    def solve(self, data, rho1: np.ndarray, phi1: np.ndarray, budget: int, tol: float):
+        """The K-slab step from the one-step solution (rho1, phi1): interior-point Newton to the tolerance.
+
+        Parameters
+        ----------
+        data : StepData
+        rho1, phi1 : numpy.ndarray, shape (n + n_extra,)
+            A first guess of rho^K and of every phi^l (e.g. the one-step solution, or a coarser K's).
+        budget : int
+        tol : float
+
+        Returns
+        -------
+        state : dict
+        iterations, linear_iterations : int
+        converged : bool
+        """
+        g, K, n = self.graph, self.K, self.n
+        rk = data.rk
+        rho = [g.ghost((1 - (l + 1) / K) * rk[:n] + (l + 1) / K * rho1[:n]) for l in range(K)]
+        phi = [phi1.copy() for _ in range(K)]
+        return self.iterate(data, rho, phi, budget, tol)
+
+    def iterate(self, data, rho, phi, budget: int, tol: float, mu0: float = 1e-2):
+        """Interior-point Newton from the slabs (rho, phi) (see `solve`), the barrier starting at mu0 q*."""
+        g, K, n = self.graph, self.K, self.n
+        qscale = self.energy.eps if self.energy.eps else 1.0
+        floor = 1e-12 * g.max(data.rk)
+        rho = [g.ghost(np.maximum(r[:n], floor)) for r in rho]
+        mu_end = tol * qscale
+        mu = max(mu_end, mu0 * qscale)
+        st = self.state(data, rho, phi, mu, qscale)
+        its = lin = 0
+        while its < budget:
+            if st["res"] <= max(tol, mu / qscale):
+                if mu <= mu_end:
+                    break
+                mu = max(0.2 * mu, mu_end)
+                st = self.state(data, st["rho"], st["phi"], mu, qscale)
+                continue
+            its += 1
+            dphi, drho, k = self.direction(st, data.tau)
+            lin += k
+            amax = math.inf
+            for r, dr in zip(st["rho"], drho):
+                neg = dr < 0
+                amax = min(amax, float(np.min(-r[:n][neg] / dr[neg], initial=np.inf)))
+            amax = self.comm.allreduce(amax, op=MPI.MIN)
+            alpha, accepted = min(1.0, 0.995 * amax), False
+            for _ in range(40):
+                trial = self.state(data, [g.ghost(r[:n] + alpha * dr) for r, dr in zip(st["rho"], drho)],
+                                   [p + alpha * dp for p, dp in zip(st["phi"], dphi)], mu, qscale)
+                if math.isfinite(trial["merit"]) and trial["merit"] <= (1 - 1e-4 * alpha) * st["merit"]:
+                    accepted = True
+                    break
+                alpha *= 0.5
+            if not accepted:
+                break
+            st = trial
+        return st, its, lin, bool(st["res"] <= tol and mu <= mu_end)
+
+    def w2(self, st: dict, tau: float) -> float:
+        """The step's transport distance W_K = (K sum_l tau'^2 kin_l / 2)^(1/2)."""
+        tp = tau / self.K
+        return math.sqrt(max(self.K * tp * tp * float(np.sum(st["kin"])) / 2, 0.0))
+
+    def destroy(self) -> None:
+        for obj in (self._ksp, self._S, self._B, self._Bs, self._T, *self._vec.values()):
+            if obj is not None:
+                obj.destroy()
