@@ -85,7 +85,7 @@ def parse(argv=None):
 # %%
 def distance_vs_n(m, a, comm):
     r = validate(m, a.ns, 1.0, repeats=a.repeats, seed=a.seed, dt=a.dt, h=a.h, degree=2, fe_dt=0.02, comm=comm,
-                 echo=comm.rank == 0, out=a.out, plot=not a.no_png, keep=True, particle_options={"force": "mesh"})
+                 echo=True, out=a.out, plot=not a.no_png, keep=True, particle_options={"force": "mesh"})
     fe = r.pop("solver")
     r.pop("particles")
     return r, fe

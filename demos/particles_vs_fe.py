@@ -101,7 +101,7 @@ def main(argv=None) -> dict:
         # W*rho for quadratic W is exact from moments; the explicit variant (stable here: dt = 0.005 is far below
         # 2 beta^-1 / max|grad psi|^2 = 0.07) keeps the factorised matrix, as without interaction
         r = validate(model, a.ns, a.t_end, repeats=a.repeats, seed=a.seed, dt=a.dt_particles, h=H[model.d], degree=2,
-                     fe_dt=0.005, comm=comm, echo=comm.rank == 0, out=os.path.join(a.out, case), plot=not a.no_png,
+                     fe_dt=0.005, comm=comm, echo=True, out=os.path.join(a.out, case), plot=not a.no_png,
                      keep=True, interaction_scheme="explicit")
         fe, (st, x) = r.pop("solver"), r.pop("particles")
         label = next(iter(r["metrics"]))

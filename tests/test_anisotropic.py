@@ -54,17 +54,17 @@ def test_linear_drift_lyapunov_covariance_and_current(A, D, circulates, slope):
         Jex = ufl.as_vector([(C[i, 0] * x[0] + C[i, 1] * x[1]) * ex(x) for i in range(2)])
         e_rho.append(l2(st.rho - ex(x)))
         e_J.append(l2(st.current - Jex))
-        assert abs(st.mass - 1) < 1e-12 and st.residual < 1e-14
+        assert abs(st.mass - 1) < 1e-13 and st.residual < 1e-14                    # measured 1.5e-14 and 2e-18
     assert 1.9 < slope(hs, e_rho) < 2.2, e_rho
     cov = np.array([[integrate(x[i] * x[j] * st.rho) for j in range(2)] for i in range(2)])
-    np.testing.assert_allclose(cov, Sig, atol=1e-6)
+    np.testing.assert_allclose(cov, Sig, atol=2e-8 if circulates else 1e-6)   # measured 4.0e-9 and 3.9e-7
     if circulates:
         assert 1.8 < slope(hs, e_J) < 2.3, e_J
         assert e_J[-1] < 0.05 * st.current_norm
         # angular momentum int (x J_y - y J_x) against E[x^T M x] for the exact current
         ang = integrate(x[0] * st.current[1] - x[1] * st.current[0])
         exact = C[1, 0] * Sig[0, 0] + (C[1, 1] - C[0, 0]) * Sig[0, 1] - C[0, 1] * Sig[1, 1]
-        assert abs(exact) > 0.05 and abs(ang - exact) < 1e-3 * abs(exact)
+        assert abs(exact) > 0.05 and abs(ang - exact) < 3e-8 * abs(exact)       # measured 5.2e-9
         # Phi != f: the stationary density is not exp(-beta f)/Z
         gibbs = np.linalg.inv(0.5 * (A + A.T)) / beta
         assert np.abs(Sig - gibbs).max() > 0.05
@@ -158,7 +158,7 @@ def test_relative_entropy_to_stationary_is_monotone():
     s.set_initial(lambda x: gaussian_density(x, [1.5, -1.0], 0.1 * np.eye(2)))
     s.run(3.0)
     kl = np.array(s.history["kl_reference"])
-    assert kl[0] > 1.0 and kl[-1] < 1e-2 * kl[0]
+    assert kl[0] > 1.0 and kl[-1] < 2e-4 * kl[0]                                 # measured 2.6e-5
     assert np.all(np.diff(kl) < 0), np.diff(kl).max()
 
 

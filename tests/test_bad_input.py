@@ -45,7 +45,7 @@ def test_constant_potential_is_accepted(square, potential, tmp_path):
     s = FokkerPlanckSolver(square, potential, dt=0.1)
     s.set_initial(lambda x: gaussian_density(x, [0, 0], 0.3 * np.eye(2)), normalize=True)
     s.run(0.2, checkpoint=Checkpointer(tmp_path / "ck.npz"))
-    assert abs(s.history["mass"][-1] - 1) < 1e-10 and np.all(np.diff(s.history["energy"]) < 0)
+    assert abs(s.history["mass"][-1] - 1) < 5e-15 and np.all(np.diff(s.history["energy"]) < 0)   # measured 7.8e-16
     r = FokkerPlanckSolver(square, potential, dt=0.1)
     resume(r, tmp_path / "ck.npz")
     assert np.array_equal(r.rho.x.array, s.rho.x.array)
@@ -215,7 +215,8 @@ def test_resume_appends_to_the_series(tmp_path):
     double_well.main(["--out", out, *DEMO, "--t-end", "0.8", "--resume"])
     idx = read_index(os.path.join(out, "rho"))
     times = [t for seg in idx["segments"] for t in seg["times"]]
-    assert [s["file"] for s in idx["segments"]] == ["rho.bp", "rho.1.bp"] or idx["format"] == "xdmf"
+    # dolfinx has ADIOS2 in this environment (docker/packages.txt): the series is VTX, one .bp per segment
+    assert idx["format"] == "vtx" and [s["file"] for s in idx["segments"]] == ["rho.bp", "rho.1.bp"], idx
     assert np.allclose(times, np.arange(0, 0.8 + 1e-9, 0.1)) and np.all(np.diff(times) > 0)
     assert idx["segments"][0] == first["segments"][0]
     double_well.main(["--out", out, *DEMO, "--t-end", "0.8", "--resume"])

@@ -93,7 +93,7 @@ def test_elastic_sgd_two_ranks_bitwise_serial(tmp_path):
 
 def test_langevin_on_the_smoothed_loss():
     """The Fokker–Planck solver takes f_gamma (the Cole–Hopf Function) as its potential: its stationary density is
-    exp(-beta f_gamma) / Z to 1e-3 in L1, and it puts more mass in the wide right basin than exp(-beta f) does."""
+    exp(-beta f_gamma) / Z to 4e-4 in L1 (measured 7.9e-5), and it puts more mass in the wide right basin than exp(-beta f) does."""
     msh = meshes.interval(MPI.COMM_WORLD, -2.5, 2.5, 0.01)
     le = LocalEntropy(msh, f, BETA)
     u = le.solve(GAMMA, 100)
@@ -104,7 +104,7 @@ def test_langevin_on_the_smoothed_loss():
     X, rho = X[order], st.rho.x.array[: fp.n_owned][order]
     gibbs = np.exp(-BETA * (u.x.array[: fp.n_owned][order] - u.x.array.min()))
     gibbs /= np.trapezoid(gibbs, X)
-    assert np.trapezoid(np.abs(rho - gibbs), X) < 1e-3
+    assert np.trapezoid(np.abs(rho - gibbs), X) < 4e-4
     plain = np.exp(-BETA * (f(X[None]) - f(X[None]).min()))
     plain /= np.trapezoid(plain, X)
     right = X > 0.1

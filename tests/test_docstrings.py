@@ -6,8 +6,7 @@ import importlib
 import inspect
 
 import pytest
-
-validate = pytest.importorskip("numpydoc.validate").validate
+from numpydoc.validate import validate  # python3-numpydoc is in the environment: without it this file errors, not skips
 
 # the packages whose __all__ is the public API, and public parts that no __all__ lists
 PACKAGES = ("fpjko.solvers", "fpjko.meshes", "fpjko.samplers", "fpjko.references", "fpjko.metrics", "fpjko.model", "fpjko.kernels")
@@ -49,8 +48,8 @@ NAMES = public_names()
 
 
 def test_the_public_api_is_large():
-    """The walk finds the whole API (it would pass vacuously on an empty list): measured 236 names."""
-    assert len(NAMES) > 150, len(NAMES)
+    """The walk finds the whole API (it would pass vacuously on an empty list): measured 239 names."""
+    assert len(NAMES) > 200, len(NAMES)
 
 
 @pytest.mark.parametrize("path", NAMES)

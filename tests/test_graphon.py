@@ -15,6 +15,7 @@ import pytest
 from mpi4py import MPI
 
 from conftest import fitted_slope, run_mpi
+from fpjko.metrics.study import convergence_in_n
 from fpjko import meshes
 from fpjko.references import reflected_ou
 from fpjko.samplers import graphon as G
@@ -46,35 +47,38 @@ def test_densities_and_graphon_derivatives():
         E[i, j] = E[j, i] = 1.0
         h = 1e-6
         fd = (R.value(W + h * E) - R.value(W - h * E)) / (2 * h)
-        assert n ** 2 * fd == pytest.approx(D[i, j] * (1 if i == j else 2), rel=1e-6)
+        assert n ** 2 * fd == pytest.approx(D[i, j] * (1 if i == j else 2), rel=1e-8)   # measured 2.2e-9 at most
 
 
 @pytest.mark.parametrize("n, seed", [(100, 0), (100, 1), (200, 2), (400, 3)])
 def test_mantel_by_gradient_descent(n, seed):
     """GD on t(K3) - t(K2) from a random symmetric matrix ends at a balanced complete bipartite graph:
-    edge density 1/2 +- 1e-2, triangle density < 1e-3, the two classes found, empty inside, complete across."""
+    edge density 1/2 +- 1e-2 (measured 2 |A| |B| / n^2 exactly, |A| - n/2 = -2, -3, -4, 0), the two classes found,
+    empty inside and complete across exactly (the projection onto the box [0, 1] ends at 0 and 1: measured triangle
+    density 0, entries 0 and 1, objective to 3e-16)."""
     out = G.gradient_descent(G.random_symmetric(n, seed=seed), MANTEL, tau=0.2, t_end=100.0, record_every=50)
     W = out["W"]
-    assert abs(G.edge_density(W) - 0.5) < 1e-2 and G.triangle_density(W) < 1e-3
+    assert abs(G.edge_density(W) - 0.5) < 1e-2 and G.triangle_density(W) < 1e-12
     A, B = G.bipartition(W)
     assert abs(len(A) - n / 2) < 0.1 * n
-    assert W[np.ix_(A, A)].max() < 1e-3 and W[np.ix_(B, B)].max() < 1e-3 and W[np.ix_(A, B)].min() > 0.999
-    assert out["history"]["objective"][-1] == pytest.approx(-2 * len(A) * len(B) / n ** 2, abs=1e-6)
+    assert W[np.ix_(A, A)].max() < 1e-12 and W[np.ix_(B, B)].max() < 1e-12 and W[np.ix_(A, B)].min() > 1 - 1e-12
+    assert out["history"]["objective"][-1] == pytest.approx(-2 * len(A) * len(B) / n ** 2, abs=1e-14)
     assert all(np.diff(out["history"]["objective"]) <= 1e-12)                 # a gradient flow
 
 
 @pytest.mark.parametrize("degree", [0, 1])
 def test_graphon_flow_finds_mantel_from_a_smooth_graphon(degree):
     """The graphon flow (DG0 and Q1 on a 64 x 64 mesh) from W0 = 1/2 - cos(pi u) cos(pi v) / 5 reaches the
-    bipartite graphon 1{(u < 1/2) != (v < 1/2)}: edge density 1/2 +- 1e-2, triangle density < 1e-3."""
+    bipartite graphon 1{(u < 1/2) != (v < 1/2)}: edge density 1/2 +- 1e-3 (measured 0 for DG0, -1.2e-4 for Q1: its
+    nodes on u = 1/2), triangle density and the blocks exactly 0 and 1 (the box projection; measured exactly)."""
     F = GraphonFlow(meshes.unit_square(COMM, 64), MANTEL, tau=0.2, degree=degree, record_every=10)
     F.set_initial(lambda u, v: 0.5 - 0.2 * np.cos(np.pi * u) * np.cos(np.pi * v))
     F.run(60.0)
     e, t = F.history["edge_density"][-1], F.history["triangle_density"][-1]
-    assert abs(e - 0.5) < 1e-2 and t < 1e-3, (e, t)
+    assert abs(e - 0.5) < 1e-3 and t < 1e-12, (e, t)
     A = F.matrix()
     half = A.shape[0] // 2
-    assert A[:half - 1, :half - 1].max() < 1e-3 and A[:half - 1, half + 1:].min() > 0.999
+    assert A[:half - 1, :half - 1].max() < 1e-12 and A[:half - 1, half + 1:].min() > 1 - 1e-12
     assert all(np.diff(F.history["energy"]) <= 1e-12)
 
 
@@ -111,7 +115,8 @@ W0_SMOOTH = lambda u, v: 0.2 + 0.5 * u * v + 0.1 * (u + v)                      
 def test_matrix_gradient_descent_converges_to_the_graphon_flow():
     """n x n GD against the graphon flow at t = 1 (same tau = 0.05, projected Euler), vertices at the cell
     centres (i + 1/2)/n: the step graphon's kernel integral is the midpoint rule, so the L2 distance and the
-    errors of t(K2), t(K3) fall like n^-2 (reference: Q1 on 480 x 480; fitted slopes reported, asserted < -1.8)."""
+    errors of t(K2), t(K3) fall like n^-2 (reference: Q1 on 480 x 480; fitted slopes measured -1.945, -1.947,
+    -1.947, asserted within (-2.2, -1.8))."""
     ref, grid, e_ref, t_ref = _flow_reference(W0_SMOOTH, 1.0, 480)
     ns, errs = [15, 30, 60, 120], []
     for n in ns:
@@ -123,13 +128,15 @@ def test_matrix_gradient_descent_converges_to_the_graphon_flow():
     errs = np.array(errs)
     s = [fitted_slope(ns, errs[:, c]) for c in range(3)]
     print("grid latent: slopes (L2, t(K2), t(K3))", s, "errors", errs.tolist())
-    assert all(np.all(np.diff(errs[:, c]) < 0) for c in range(3)) and max(s) < -1.8, (s, errs)
+    assert all(np.all(np.diff(errs[:, c]) < 0) for c in range(3)) and all(-2.2 < x < -1.8 for x in s), (s, errs)
 
 
 def test_exchangeable_sampled_matrices_converge_to_the_graphon_flow():
     """W_ij = W0(U_i, U_j) with iid uniform U (exchangeable labels), GD to t = 1, vertices sorted by degree
     (W0's degree increases with u), against the flow at (i + 1/2)/n: the L2 distance falls with n at the
-    Monte-Carlo rate (fitted slope about -0.4; measured 0.0053, 0.0035, 0.0031, 0.0023 for n = 50 ... 400)."""
+    Monte-Carlo rate (fitted slope about -0.4; measured 0.0053, 0.0035, 0.0031, 0.0023 for n = 50 ... 400). Not yet
+    the -1/2 that the latent order statistics suggest: with convergence_in_n, 16 seeds give -0.39 [-0.49, -0.28]
+    (n = 50 ... 400) and -0.39 [-0.52, -0.27] (n = 100 ... 800), so only the band is asserted."""
     ref, grid, _, _ = _flow_reference(W0_SMOOTH, 1.0)
     ns, l2 = [50, 100, 200, 400], []
     for n in ns:
@@ -157,8 +164,13 @@ def test_least_squares_noisy_sgd_and_its_mckean_vlasov_limit():
     """R = 1/2 ||W - W*||^2 with W* constant on a 4 x 4 block partition, sigma = 1, box [0, 1]:
     (1) the graphon McKean-Vlasov solver reaches the exact reflected-OU stationary law in every cell (L1 < 1e-5)
         and keeps each cell's mass to 1e-11;
-    (2) noisy SGD entries of each block against that law: W1 falls with n (n = 32, 64, 128, three seeds);
-    (3) noisy SGD entries against the solver's law at t = 0.3 (not yet stationary): W1 falls with n."""
+    (2) noisy SGD entries of each block against that law: W1 falls with n (n = 32, 64, 128, three seeds): measured
+        slope -0.79 (8 seeds: -0.88 [-1.08, -0.67]), not the -1 of m = (n/4)^2 samples: the projected Euler step
+        onto the box biases the law near the walls by O(sqrt(tau)) (tau = 1e-3; t = 8 gives the same, tau = 2e-3 is
+        flatter), a floor of about 0.01 against 0.015 at n = 128;
+    (3) noisy SGD entries against the solver's law at t = 0.3 (not yet stationary, tau = 2.5e-4): W1 of the
+        (n/4)^2 entries of a block falls like n^-1: -1 lies in the interval convergence_in_n returns (8 seeds;
+        measured -1.010 [-1.200, -0.820])."""
     Wstar = lambda u, v: 0.2 + 0.6 * np.floor(4 * u) * np.floor(4 * v) / 9              # noqa: E731
     R = G.GraphonObjective(least_squares=1.0, target=Wstar)
     M = GraphonMcKeanVlasov(meshes.unit_square(COMM, 4), R, dt=0.002, nx=201, sigma=1.0)
@@ -173,24 +185,29 @@ def test_least_squares_noisy_sgd_and_its_mckean_vlasov_limit():
             x, r = M.cell_law(i, j)
             exact = reflected_ou.reflected_ou_density(x, Wstar((i + 0.5) / 4, (j + 0.5) / 4))
             assert float(M.mx @ np.abs(r - exact)) < 1e-5
-    ns, w_stat, w_mid = [32, 64, 128], [], []
+    blocks = [(0, 0), (1, 2), (3, 3)]
+    ns, w_stat = [32, 64, 128], []
     for n in ns:
-        ws, wm = [], []
+        ws = []
         for seed in range(3):
-            W0 = np.full((n, n), 0.5)
-            Wm = G.gradient_descent(W0, R, 2.5e-4, 0.3, sigma=1.0, seed=seed, record_every=10**9)["W"]
-            Ws = G.gradient_descent(W0, R, 1e-3, 4.0, sigma=1.0, seed=seed, record_every=10**9)["W"]
-            for (i, j) in [(0, 0), (1, 2), (3, 3)]:
+            Ws = G.gradient_descent(np.full((n, n), 0.5), R, 1e-3, 4.0, sigma=1.0, seed=seed, record_every=10**9)["W"]
+            for (i, j) in blocks:
                 c = Wstar((i + 0.5) / 4, (j + 0.5) / 4)
                 ws.append(_block_w1(Ws, i, j, 4, lambda g: reflected_ou.reflected_ou_cdf(g, c)))
-                cdf = np.concatenate([[0.0], np.cumsum(0.5 * (mid[i, j][1:] + mid[i, j][:-1]) * M.hx)])
-                wm.append(_block_w1(Wm, i, j, 4, lambda g: np.interp(g, M.x, cdf)))
         w_stat.append(np.mean(ws))
-        w_mid.append(np.mean(wm))
-    s1, s2 = fitted_slope(ns, w_stat), fitted_slope(ns, w_mid)
-    print("W1 per block, stationary:", w_stat, "slope", s1, "| t = 0.3:", w_mid, "slope", s2)
+    s1 = fitted_slope(ns, w_stat)
+    cdfs = {b: np.concatenate([[0.0], np.cumsum(0.5 * (mid[b][1:] + mid[b][:-1]) * M.hx)]) for b in blocks}
+    res = convergence_in_n(
+        lambda n, seed: G.gradient_descent(np.full((n, n), 0.5), R, 2.5e-4, 0.3, sigma=1.0, seed=seed,
+                                           record_every=10**9)["W"],
+        lambda W: np.mean([_block_w1(W, i, j, 4, lambda g: np.interp(g, M.x, cdfs[i, j])) for (i, j) in blocks]),
+        ns, repeats=8, echo=False)
+    w_mid = res["mean"]
+    print("W1 per block, stationary:", w_stat, "slope", s1, "| t = 0.3:", w_mid, "slope", res["slope"], res["interval"])
     assert w_stat[0] > w_stat[1] > w_stat[2] and s1 < -0.5, (w_stat, s1)
-    assert w_mid[0] > w_mid[1] > w_mid[2] and s2 < -0.5, (w_mid, s2)
+    lo, hi = res["interval"]
+    assert lo <= -1.0 <= hi and (hi - lo) / 2 < 0.25, (w_mid, res["slope"], res["interval"])
+    assert w_mid[0] > w_mid[1] > w_mid[2] and -1.4 < res["slope"] < -0.7, (w_mid, res["slope"])
 
 
 def test_propagation_of_chaos():

@@ -91,12 +91,14 @@ def test_interaction_paths_agree():
     sep, e_sep = gaussian_run(0.1, 0.01, 2, "bdf2", W=quadratic_as_separable(2.0))
     ker, e_ker = gaussian_run(0.1, 0.01, 2, "bdf2", W=KernelInteraction(lambda z: z[..., 0] ** 2))
     scale = np.abs(ref.rho.x.array).max()
-    # psi is quadratic: P2 interpolation and degree-4 moments are exact, so these agree to round-off
-    assert np.abs(sep.rho.x.array - ref.rho.x.array).max() < 1e-10 * scale
-    assert np.abs(np.array(sep.history["energy"]) - ref.history["energy"]).max() < 1e-10
-    # the kernel path sums W(x_i - y_q) rho(y_q) by degree-2 quadrature: an O(h^3) difference
-    assert np.abs(ker.rho.x.array - ref.rho.x.array).max() < 1e-3 * scale
-    assert e_ker == pytest.approx(e_ref, rel=0.05)
+    # psi is quadratic: P2 interpolation and degree-4 moments are exact, so these agree to round-off (measured
+    # 1.1e-15 and 2.7e-15)
+    assert np.abs(sep.rho.x.array - ref.rho.x.array).max() < 1e-14 * scale
+    assert np.abs(np.array(sep.history["energy"]) - ref.history["energy"]).max() < 2e-14
+    # the kernel path sums W(x_i - y_q) rho(y_q) over quadrature points: measured 8.2e-14 of the density and
+    # 1.7e-11 of the error
+    assert np.abs(ker.rho.x.array - ref.rho.x.array).max() < 5e-13 * scale
+    assert e_ker == pytest.approx(e_ref, rel=1e-10)
 
 
 def test_interaction_energy_is_half_int_psi_rho():
@@ -131,11 +133,11 @@ def test_free_energy_decay_and_its_step_size_limit():
     F, _, _ = desai_zwanzig(0.4, 1.0)              # dt k = 0.4: still monotone for k = 1 ...
     assert np.all(np.diff(F) < 0)
     F, _, _ = desai_zwanzig(0.8, 1.0)              # ... not at dt k = 0.8
-    assert np.diff(F).max() > 1e-5
+    assert np.diff(F).max() > 1e-4                 # measured 4.6e-4
     F, _, _ = desai_zwanzig(0.05, 5.0)             # dt k = 0.25
     assert np.all(np.diff(F) < 0)
     F, _, _ = desai_zwanzig(0.2, 5.0)              # dt k = 1
-    assert np.diff(F).max() > 1e-3
+    assert np.diff(F).max() > 1e-2                 # measured 0.041
     F, _, _ = desai_zwanzig(0.2, 1.0, "backward_euler", interaction_scheme="explicit")
     assert np.all(np.diff(F) < 0)
     F, _, _ = desai_zwanzig(0.4, 1.0, "backward_euler", interaction_scheme="explicit")
@@ -206,7 +208,7 @@ def test_polynomial_moments_equal_exact_kernel_sums():
     ker.update(rho)
     poly.update(rho)
     n = V.dofmap.index_map.size_local
-    assert np.abs(poly.nodal()[:n] - ker.nodal()[:n]).max() < 1e-11 * np.abs(ker.nodal()).max()
+    assert np.abs(poly.nodal()[:n] - ker.nodal()[:n]).max() < 1e-14 * np.abs(ker.nodal()).max()   # measured 1.3e-15
 
 
 def test_bad_kernels_are_named_on_every_rank():

@@ -127,7 +127,7 @@ def test_porous_medium_m2_follows_barenblatt():
     x, rho = s.density()
     assert l1(x[:, 0], rho, bb(x[:, 0], 1.4)) < 4e-3
     edge = math.sqrt(12 * C) * 1.4 ** (1 / 3)
-    assert rho[np.abs(x[:, 0]) > edge + 0.3].max() < 3e-4 * rho.max()     # ALG2-tolerance residue only
+    assert rho[np.abs(x[:, 0]) > edge + 0.3].max() < 1e-4 * rho.max()     # ALG2-tolerance residue only: 2.9e-5
     assert all(np.diff(s.history["energy"]) < 0) and np.ptp(s.history["mass"]) < 1e-13
     assert all(s.history["converged"])
 

@@ -122,9 +122,8 @@ def test_singular_cell_average_is_exact():
 
 def test_numpy_fallback_gives_the_compiled_transfer():
     """The numpy path (no numba) deposits and interpolates the same numbers; the fixed-point deposit is bitwise
-    the same (integer sums)."""
-    if not have_numba():
-        pytest.skip("numba is not installed: only the numpy path exists")
+    the same (integer sums). numba is in the environment (python3-numba): without it this fails, not skips."""
+    assert have_numba(), "numba is not installed (docker/packages.txt has python3-numba): no compiled path to compare"
     rng = np.random.default_rng(2)
     for d, order in ((1, 4), (2, 2), (2, 4), (3, 2)):
         x, m = rng.uniform(0, 1, (5000, d)), rng.uniform(0, 1, 5000)
@@ -145,32 +144,34 @@ def test_numpy_fallback_gives_the_compiled_transfer():
 @pytest.mark.parametrize("degree,n", [(1, 64), (2, 32)])
 def test_fe_field_by_fft_against_the_direct_quadrature_sum(degree, n):
     """W * rho at the dofs by the grid (the default) against the O(N^2) sum over the same quadrature points:
-    relative error <= 1e-6 at the default grid for a Gaussian and a Morse kernel (measured 5e-10 and 2e-7)."""
+    relative error <= 2e-9 for a Gaussian and <= 1e-6 for a Morse kernel at the default grid (measured 3.8e-10 and
+    2.3e-7 / 2.8e-7 for P1 / P2)."""
     mesh = dolfinx.mesh.create_unit_square(MPI.COMM_WORLD, n, n)
     V = dolfinx.fem.functionspace(mesh, ("Lagrange", degree))
     rho = dolfinx.fem.Function(V)
     rho.interpolate(lambda x: 1 + 0.5 * np.sin(3 * x[0]) * np.cos(2 * x[1]))
-    for W in (gauss, morse):
+    for W, tol in ((gauss, 2e-9), (morse, 1e-6)):
         fast = KernelInteraction(W).bind(V)
         assert fast.grid is not None and fast.grid.shape[0] >= 256
         a, b = fast.state(rho), KernelInteraction(W, method="direct").bind(V).state(rho)
-        assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(b)), (W.__name__, np.max(np.abs(a - b)))
+        assert np.max(np.abs(a - b)) <= tol * np.max(np.abs(b)), (W.__name__, np.max(np.abs(a - b)))
 
 
 def test_fe_field_on_a_disk_and_in_3d():
     """Any mesh: an unstructured disk (P1) and a 3D box (P1); the grid covers the bounding box. Relative error
-    against the direct sum: measured 2.2e-9 (disk) and 1.8e-7 (3D, 64 cells per side by default)."""
+    against the direct sum: measured 2.2e-9 (disk, asserted < 1e-8) and 1.8e-7 (3D, 64 cells per side by default,
+    asserted < 1e-6)."""
     from fpjko import meshes
 
-    cases = [(meshes.disk(MPI.COMM_WORLD, 1.0, 0.06), lambda x: 1 + x[0] * x[1]),
-             (dolfinx.mesh.create_unit_cube(MPI.COMM_WORLD, 8, 8, 8), lambda x: 1 + x[0] * x[1] * x[2])]
-    for mesh, f in cases:
+    cases = [(meshes.disk(MPI.COMM_WORLD, 1.0, 0.06), lambda x: 1 + x[0] * x[1], 1e-8),
+             (dolfinx.mesh.create_unit_cube(MPI.COMM_WORLD, 8, 8, 8), lambda x: 1 + x[0] * x[1] * x[2], 1e-6)]
+    for mesh, f, tol in cases:
         V = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
         rho = dolfinx.fem.Function(V)
         rho.interpolate(f)
         a = KernelInteraction(gauss).bind(V).state(rho)
         b = KernelInteraction(gauss, method="direct").bind(V).state(rho)
-        assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(b)), (mesh.geometry.dim, np.max(np.abs(a - b)))
+        assert np.max(np.abs(a - b)) <= tol * np.max(np.abs(b)), (mesh.geometry.dim, np.max(np.abs(a - b)))
 
 
 def test_fe_log_kernel_field_against_the_exact_potential():

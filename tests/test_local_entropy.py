@@ -133,8 +133,8 @@ def test_nonconvex_2d_against_tensor_quadrature(slope):
 
 
 def test_boundary_effect_stays_at_the_boundary():
-    """Natural (no-flux) boundary: [-2.5, 2.5] and [-3, 3] (same h) agree to 1e-5 at x = 1.2 (measured 8e-7; the
-    reflected heat kernel's share there is ~exp(-beta delta^2 / (2 gamma))), but not near the boundary."""
+    """Natural (no-flux) boundary: [-2.5, 2.5] and [-3, 3] (same h) agree to 1e-8 at x = 1.2 (measured 2.3e-9; the
+    reflected heat kernel's share there is ~exp(-beta delta^2 / (2 gamma))), but not near the boundary (0.078)."""
     beta, gamma = 4.0, 0.5
     out = []
     for L in (2.5, 3.0):
@@ -144,7 +144,7 @@ def test_boundary_effect_stays_at_the_boundary():
         pts[:, 0] = [1.2, 2.45]
         out.append(le.values(pts))
     print(out)
-    assert abs(out[0][0] - out[1][0]) < 1e-5 and abs(out[0][1] - out[1][1]) > 1e-3
+    assert abs(out[0][0] - out[1][0]) < 1e-8 and abs(out[0][1] - out[1][1]) > 1e-2
 
 
 @pytest.mark.parametrize("degree,hs", [(1, [0.05, 0.025, 0.0125]), (2, [0.1, 0.05, 0.025])])
@@ -166,7 +166,8 @@ def test_direct_newton_agrees_with_cole_hopf(degree, hs, slope):
         assert all(hj.history["converged"])                    # every step by its own stopping test
     p = slope(hs, diffs)
     print(degree, diffs, p)
-    assert p > 1.7 and diffs[-1] < 1e-3, (diffs, p)
+    # measured diffs[-1] 4.0e-5 (P1, h = 0.0125) and 1.2e-6 (P2, h = 0.025)
+    assert p > 1.7 and diffs[-1] < (2e-4 if degree == 1 else 5e-6), (diffs, p)
 
 
 def test_direct_newton_2d():
@@ -187,7 +188,7 @@ def test_beta_1000_without_underflow():
     """beta = 1e3 on [-1.3, 1.3], where exp(-beta (f - min f)) underflows to 0 at a third of the nodes: the
     transformed step stays finite (steps limited to max_log_ratio = 5, the accuracy knob at large beta: 50 gives
     0.26 at the barrier); in the wells (|x| in [0.9, 1.1]) u - c matches the log-sum-exp quadrature to
-    5e-4 (measured 1.2e-4). Across the barrier (x = 0) the lattice heat kernel's large deviations are not yet
+    3e-4 (measured 6.0e-5). Across the barrier (x = 0) the lattice heat kernel's large deviations are not yet
     Gaussian at h = 5e-4 (it needs beta h |grad u| << 1): measured 0.14 there, asserted < 0.2. A mesh too coarse
     for beta is refused naming the exponent and where."""
     beta, gamma = 1000.0, 0.5
@@ -203,7 +204,7 @@ def test_beta_1000_without_underflow():
     at = lambda x: le.values(np.c_[x, np.zeros((len(x), 2))]) - le.constant()                    # noqa: E731
     e_wells, e_barrier = np.abs(at(wells) - ref(wells)).max(), np.abs(at(barrier) - ref(barrier)).max()
     print(e_wells, e_barrier, le.rejected)
-    assert e_wells < 5e-4 and e_barrier < 0.2
+    assert e_wells < 3e-4 and e_barrier < 0.2
     with pytest.raises(ValueError, match=r"beta \|u_j - u_i\| = .* > 700 between neighbouring dofs near x="):
         LocalEntropy(meshes.interval(COMM, -3, 3, 0.1), tilted_double_well, beta).solve(gamma, 10)
 

@@ -177,7 +177,7 @@ def test_distances_known_answers():
     from statistics import NormalDist
     q = np.array([NormalDist(1.0, 2.0).inv_cdf(v) for v in u])
     assert distances.wasserstein_1d(q, np.array([NormalDist().inv_cdf(v) for v in u]), p=2) == pytest.approx(
-        distances.gaussian_w2([1.0], [[4.0]], [0.0], [[1.0]]), rel=2e-3)
+        distances.gaussian_w2([1.0], [[4.0]], [0.0], [[1.0]]), rel=1e-4)                    # measured 1.65e-5
     # exact OT in 2D: collinear clouds reduce to 1D; a translation costs its length
     y = rng.standard_normal(300)
     line = np.stack([y, 2 * y], axis=1)
@@ -197,12 +197,20 @@ def test_distances_known_answers():
 
 
 def test_w1_convergence_in_n_has_slope_minus_half():
+    """W1 of n iid standard normals to the normal law (a 40000-point quantile grid) falls like n^(-1/2): -1/2 lies in
+    the interval convergence_in_n returns (2 standard errors of the 32 seeds' slopes), which is narrow. Measured
+    -0.507 [-0.546, -0.468] over n = 400 ... 25600 (8 seeds on n = 100 ... 6400 gave -0.56 [-0.615, -0.504]: at
+    n = 100 the rate is not yet -1/2, and 8 seeds leave the interval's width itself uncertain)."""
     from statistics import NormalDist
     u = (np.arange(40000) + 0.5) / 40000
     q = np.array([NormalDist().inv_cdf(v) for v in u])
     res = convergence_in_n(lambda n, seed: np.random.default_rng(seed).standard_normal(n),
-                           lambda x: distances.wasserstein_1d(x, q), [100, 400, 1600, 6400], repeats=8, echo=False)
-    assert -0.62 < res["slope"] < -0.38, res
+                           lambda x: distances.wasserstein_1d(x, q), [400, 1600, 6400, 25600], repeats=32, echo=False)
+    lo, hi = res["interval"]
+    assert lo <= -0.5 <= hi, res["interval"]
+    assert (hi - lo) / 2 < 0.1, res["interval"]                        # measured half-width 0.039
+    assert -0.6 < res["slope"] < -0.4, res["slope"]
+    assert len(res["seed_slopes"]) == 32 and np.shape(res["per_seed"]) == (32, 4)
 
 
 def test_samplers_import_without_fenics():

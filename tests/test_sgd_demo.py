@@ -12,4 +12,5 @@ def test_sgd_not_gibbs_short(tmp_path):
     assert np.abs(fe - lyap).max() < 0.05 * np.abs(lyap).max()        # D(x) varies slowly near x*
     assert np.abs(fe - sgd).max() < 5 * se.max() + 0.05 * np.abs(fe).max()
     assert np.abs(fe - gibbs).max() > 0.5 * np.abs(gibbs).max()       # not exp(-beta f)
-    assert s["kl_stationary_vs_gibbs"] > 0.1 and s["current_L2"] > 1e-4 and s["stationarity_residual"] < 1e-14
+    # measured KL 0.42, current 4.8e-3, residual 1.5e-18
+    assert s["kl_stationary_vs_gibbs"] > 0.1 and s["current_L2"] > 1e-3 and s["stationarity_residual"] < 1e-16

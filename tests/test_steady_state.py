@@ -44,7 +44,7 @@ def test_double_well_reaches_gibbs(degree, hs, order, slope):
     for h in hs:
         s, err, err_interp = equilibrate(h, degree)
         kl = s.history["relative_entropy"]
-        assert abs(kl[-1] - kl[-2]) < 1e-9 * abs(kl[0])       # stationary
-        assert err < 3.0 * err_interp, (h, err, err_interp)  # at the discretisation error
+        assert abs(kl[-1] - kl[-2]) < 5e-11 * abs(kl[0])      # stationary: measured 8.3e-12 at most
+        assert err < 3.0 * err_interp, (h, err, err_interp)  # at the discretisation error: measured 0.91-1.0
         errs.append(err)
     assert order - 0.2 < slope(hs, errs) < order + 0.4, errs

@@ -45,7 +45,7 @@ def test_mean_field_transport_in_2d():
         s.run(0.3)
         errs.append(s.l2_error(mckean_vlasov_solution_ufl(A, K, np.inf, m0, S0, s.t)))
         assert np.ptp(s.history["mass"]) < 1e-13 and np.all(np.diff(s.history["energy"]) < 0)
-        assert s.history["boundary_rho"][-1] < 1e-10
+        assert s.history["boundary_rho"][-1] < 1e-15      # measured 0: an inflow boundary, nothing comes in
     assert errs[0] / errs[1] > 3.3, errs                              # measured 3.7 (order 1.9)
 
 
@@ -59,7 +59,7 @@ def test_limiter_keeps_rho_nonnegative_and_mass():
         s.run(1.0)
         mins[lim] = min(s.history["min_rho"])
         assert np.ptp(s.history["mass"]) < 1e-13
-    assert mins[False] < -1e-3 and mins[True] >= 0.0, mins
+    assert mins[False] < -0.05 and mins[True] >= 0.0, mins            # measured -0.18 without the limiter
 
 
 def test_unstable_step_is_refused():
