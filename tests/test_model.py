@@ -160,16 +160,19 @@ def test_validate_ou_1d_has_the_monte_carlo_rate(tmp_path):
     r = validate(Model(**OU), [100, 400, 1600, 6400], t=0.5, repeats=4, dt=1e-3, h=0.07, degree=2, fe_dt=0.005,
                  out=str(tmp_path))
     w1 = r["metrics"]["W1"]
-    assert -0.6 <= w1["slope"] <= -0.4, w1
     assert w1["floor"] < 1e-4 and not w1["stopped_at_floor"] and w1["fit_ns"] == [100, 400, 1600, 6400]
-    assert w1["interval"][0] < w1["slope"] < w1["interval"][1]
-    assert -0.8 < r["metrics"]["mean error"]["slope"] < -0.2
-    # the potential energy int V d(mu_n - rho) at the Monte-Carlo rate too (measured -0.517); the histogram's L1 on
-    # bins aligned with the FE cells (floor 1e-7) at -1/2 (measured -0.50) and its KL at -1 (measured -0.86)
-    assert -0.8 < r["metrics"]["energy error"]["slope"] < -0.3 and set(r["metrics"]) == {
-        "W1", "histogram L1", "histogram KL", "mean error", "covariance error", "energy error"}
-    assert -0.7 < r["metrics"]["histogram L1"]["slope"] < -0.3 and r["metrics"]["histogram L1"]["floor"] < 1e-5
+    # the theory's -1/2 in the intervals of the seeds' slopes (measured W1 -0.495 [-0.606, -0.383], histogram L1 on
+    # bins aligned with the FE cells -0.496 [-0.566, -0.426], the potential energy int V d(mu_n - rho) -0.517
+    # [-0.605, -0.428]), each interval narrow enough to bind
+    for k in ("W1", "histogram L1", "energy error"):
+        lo, hi = r["metrics"][k]["interval"]
+        assert lo <= -0.5 <= hi and hi - lo < 0.5, (k, r["metrics"][k])
+    assert set(r["metrics"]) == {"W1", "histogram L1", "histogram KL", "mean error", "covariance error",
+                                 "energy error"} and r["metrics"]["histogram L1"]["floor"] < 1e-5
+    # KL of the histogram falls like (bins - 1) / (2n) asymptotically (slope -1); at these n measured -0.856
+    # [-0.98, -0.73]: a band; the mean's interval is wide with 4 seeds (half-width 0.3): a band
     assert -1.2 < r["metrics"]["histogram KL"]["slope"] < -0.6
+    assert -0.8 < r["metrics"]["mean error"]["slope"] < -0.2
     assert r["fe"]["mass_drift"] < 1e-12
     saved = json.loads((tmp_path / "validate.json").read_text())
     assert saved["metrics"]["W1"]["mean"] == pytest.approx(w1["mean"]) and (tmp_path / "validate.png").stat().st_size
@@ -188,13 +191,14 @@ def test_validate_reports_where_the_floor_stops_the_fit():
 
 def test_validate_kernel_interaction_and_state_dependent_diffusion_2d():
     """A 2D model with a non-polynomial W (Gaussian kernel) and an x-dependent D through the same study, n up to 1e4
-    (the O(n^2) kernel force: about 50 s per run at 1e4): the histogram L1 falls at about the Monte-Carlo rate over
-    every n (measured -0.46), sliced W2 too until its FE floor stops the fit (-0.46 over 625, 2500), KL at -0.91."""
+    (force='auto': the particle mesh from 512 particles): the theory's -1/2 lies in the interval of the histogram
+    L1's slope over every n, sliced W2 falls too until its FE floor stops the fit, KL at about -1."""
     m = Model(2, V="0.5*(x**2 + y**2)", W="-exp(-(z0**2 + z1**2)/2)", D=[["1 + 0.5*exp(-x**2)", "0"], ["0", "1"]],
               beta=1.0, initial={"mean": [0.5, 0.0], "cov": 0.25}, domain=([-4, -4], [4, 4]), name="kernel_2d")
-    r = validate(m, [625, 2500, 10000], t=0.2, repeats=2, dt=0.02, h=0.25, degree=1, fe_dt=0.02, echo=False)
+    r = validate(m, [625, 2500, 10000], t=0.2, repeats=4, dt=0.02, h=0.25, degree=1, fe_dt=0.02, echo=False)
     sw, l1, kl = r["metrics"]["sliced W2"], r["metrics"]["histogram L1"], r["metrics"]["histogram KL"]
-    assert -0.7 < l1["slope"] < -0.3 and l1["fit_ns"] == [625, 2500, 10000], l1
+    lo, hi = l1["interval"]
+    assert lo <= -0.5 <= hi and hi - lo < 0.5 and l1["fit_ns"] == [625, 2500, 10000], l1
     assert -0.75 < sw["slope"] < -0.3, sw
     assert -1.2 < kl["slope"] < -0.6, kl
 
