@@ -27,6 +27,7 @@ bench:           ## benchmarks: tables on stdout, JSON under $(OUT)/benchmarks
 	$(RUN) python3 -m benchmarks.kernels --out $(OUT)/benchmarks
 	$(RUN) mpirun -n 2 python3 -m benchmarks.kernels --out $(OUT)/benchmarks
 	$(RUN) python3 -m benchmarks.front_door --out $(OUT)/benchmarks
+	$(RUN) python3 -m benchmarks.jko_spacetime --out $(OUT)/benchmarks
 	$(RUN) python3 -m benchmarks.digits --out $(OUT)/benchmarks
 	$(RUN) mpirun -n 2 python3 -m benchmarks.digits --out $(OUT)/benchmarks
 	mkdir -p docs/benchmarks && cp $(OUT)/benchmarks/*.json docs/benchmarks/   # the site's performance tables

@@ -133,20 +133,23 @@ def chaos_part(a, d, comm):
 # %% [markdown]
 # ## Part 3: the paper's Figure 1 and Table 1
 #
-# Histograms of $u_{k,36}$ and $a_{k,0}$ across $N$, one row per $\beta$ (run a of seed 0, at time $T$), and the
-# train and test accuracy by $N$ and $\beta$ two ways: after the same number of steps (as the paper compares), and
-# at the same mean-field time $T$ (Part 2's runs).
+# Histograms of $u_{k,36}$ and $a_{k,0}$ across $N$, one row per $\beta$ (run a of seed 0), and the train and test
+# accuracy by $N$ and $\beta$, each two ways: after the same number of steps (as the paper compares), and at the
+# same mean-field time $T$ (Part 2's runs). `figure1_equal_steps.png`, `figure1_equal_time.png`.
 
 # %%
 def equal_steps(a, d, comm):
-    rows = {}
+    """Run a of seed 0 of every beta and N again, for `steps` SGD steps (its mean-field time is steps gamma
+    N^(beta - 1)): the accuracies and the neurons (the same initialisation and data stream as Part 2's run a)."""
+    rows, neurons = {}, {}
     for b in BETAS:
         for N in a.ns:
             net = TwoLayerNetwork(N, d.p, 10, "relu", "cross_entropy", seed=1, comm=comm)
             h = net.sgd(d, a.gamma, b, a.steps, data_seed=1, record_every=a.steps)
             rows[f"{b:g}/{N}"] = {"beta": b, "N": N, "t": h["t"][-1], "train": h["train_accuracy"][-1],
                                   "test": h["test_accuracy"][-1]}
-    return rows
+            neurons[b, N] = net.streams.allgather(net.neurons())
+    return rows, neurons
 
 
 def table(rows) -> str:
@@ -156,7 +159,8 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
-def figure1(runs, ns, filename):
+def figure1(neurons, ns, filename, when):
+    """neurons[beta, N]: the (N, 75) neurons of one run; one row per beta, u_{k,36} and a_{k,0} across N."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -164,12 +168,11 @@ def figure1(runs, ns, filename):
 
     fig, axes = plt.subplots(len(BETAS), 2, figsize=(9, 2.6 * len(BETAS)))
     for row, b in enumerate(BETAS):
-        pairs = runs[f"b = {b:g}"]["pairs"]
         for col, (j, name) in enumerate(((10 + 36, "$u_{k,36}$"), (0, "$a_{k,0}$"))):
             ax = axes[row, col]
             for N in ns:
-                ax.hist(pairs[N, 0][0][:, j], bins=60, density=True, histtype="step", label=f"N = {N}")
-            ax.set_title(f"beta = {b:g}: {name}", fontsize=9)
+                ax.hist(neurons[b, N][:, j], bins=60, density=True, histtype="step", label=f"N = {N}")
+            ax.set_title(f"beta = {b:g}: {name} ({when})", fontsize=9)
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(filename, dpi=100)
@@ -191,7 +194,7 @@ def main(argv=None) -> dict:
     d = datasets.digits()
     studies, runs = chaos_part(a, d, comm)
     t2 = time.perf_counter()
-    by_steps = equal_steps(a, d, comm)
+    by_steps, steps_neurons = equal_steps(a, d, comm)
     by_time = {}
     for b in BETAS:
         for N in a.ns:
@@ -211,7 +214,9 @@ def main(argv=None) -> dict:
         save_snapshots(os.path.join(a.out, "runs_b1.npz"), runs["b = 1"]["pairs"], runs["b = 1"]["names"])
         if not a.no_png:
             plot_chaos(list(studies.values()), os.path.join(a.out, "chaos.png"))
-            figure1(runs, a.ns, os.path.join(a.out, "figure1.png"))
+            time_neurons = {(b, N): runs[f"b = {b:g}"]["pairs"][N, 0][0] for b in BETAS for N in a.ns}
+            figure1(time_neurons, a.ns, os.path.join(a.out, "figure1_equal_time.png"), f"time T = {a.T:g}")
+            figure1(steps_neurons, a.ns, os.path.join(a.out, "figure1_equal_steps.png"), f"{a.steps} steps")
     return summary
 
 

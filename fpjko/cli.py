@@ -37,7 +37,7 @@ GLOBAL_PETSC = ("log_view", "info", "options_left", "options_view", "help", "mal
 DEMOS = ("aggregation", "digits", "double_well", "jko_vs_pde", "mantel", "mean_field_network", "particles_vs_fe",
          "phase_transition", "sgd_not_gibbs", "wide_minima")
 BENCHES = ("fp_scaling", "jko_newton", "jko", "interaction", "kernels", "ou_vs_fd", "particles", "deep_relaxation",
-           "front_door", "digits")
+           "front_door", "digits", "jko_spacetime")
 
 
 def split_petsc(argv: list[str]) -> tuple[list[str], dict[str, str]]:

@@ -124,9 +124,9 @@ def _drift_shape(b, x) -> str | None:
 
 
 def psd_factor_batch(D: np.ndarray, x: np.ndarray | None = None, rtol: float = 1e-10) -> np.ndarray:
-    """Square roots L = V diag(lambda_+)^(1/2) (L L^T = D) of positive semi-definite matrices, e.g. a covariance
-    that vanishes in some directions; ValueError naming the first matrix with an eigenvalue below -rtol times its
-    size (or not symmetric).
+    """Lower-triangular factors L (L L^T = D) of positive semi-definite matrices, e.g. a covariance that vanishes in
+    some directions (from the symmetric root by a QR factorisation); ValueError naming the first matrix with an
+    eigenvalue below -rtol times its size (or not symmetric).
 
     Parameters
     ----------
@@ -154,7 +154,11 @@ def psd_factor_batch(D: np.ndarray, x: np.ndarray | None = None, rtol: float = 1
     bad = lam[:, 0] < -rtol * scale
     if bad.any():
         raise ValueError(_where("diffusion D is not positive semi-definite", D, x, int(np.argmax(bad))))
-    return V * np.sqrt(np.maximum(lam, 0.0))[:, None, :]
+    # the symmetric root V diag(lambda_+)^(1/2) made lower triangular (apply_factor takes lower-triangular factors):
+    # its transpose is Q R, so L = R^T has L L^T = R^T R = D
+    root = V * np.sqrt(np.maximum(lam, 0.0))[:, None, :]
+    R = np.linalg.qr(np.swapaxes(root, 1, 2), mode="r")
+    return np.swapaxes(R, 1, 2)
 
 
 def noise_factor(diffusion, d: int, semidefinite: bool = False):

@@ -97,3 +97,30 @@ def test_deep_relaxation_benchmark_quick(tmp_path):
     hj = data["hj"]
     assert hj[1]["max_difference"] < hj[0]["max_difference"] and all(2 <= r["newton_per_step"] <= 5 for r in hj)
     assert all(r["particle_steps_per_s"] > 1e5 for r in data["particles"])
+
+
+def test_front_door_benchmark_quick(tmp_path):
+    from benchmarks import front_door
+
+    front_door.main(["--out", str(tmp_path), "--quick"])
+    data = json.loads((tmp_path / "front_door-n1.json").read_text())
+    assert [r["d"] for r in data["rows"]] == [1, 2, 3] and all(r["auto"] == "direct" for r in data["rows"])
+    assert all(r["direct"] > 0 and r["mesh"] > 0 for r in data["rows"]) and data["newcomer"] is None
+
+
+def test_digits_benchmark_quick(tmp_path):
+    from benchmarks import digits
+
+    digits.main(["--out", str(tmp_path), "--quick"])
+    data = json.loads((tmp_path / "digits-n1.json").read_text())
+    assert len(data["rows"]) == 3 and all(r["ms_per_step"] > 0 for r in data["rows"])
+    assert [r["label"] for r in data["chaos_table"]] == ["b = 0.5", "b = 0.75", "b = 1", "b = 1, same data"]
+
+
+def test_jko_spacetime_benchmark_quick(tmp_path):
+    from benchmarks import jko_spacetime
+
+    jko_spacetime.main(["--out", str(tmp_path), "--quick"])
+    rows = json.loads((tmp_path / "jko_spacetime-n1.json").read_text())["rows"]
+    assert [r["mode"] for r in rows] == ["one step", "auto (tol 0.002)"] and rows[1]["K"][0] >= 2
+    assert rows[1]["l1_step1"] < rows[0]["l1_step1"]            # the K-step is nearer the exact Gaussian step

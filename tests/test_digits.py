@@ -189,6 +189,13 @@ def test_the_noise_factor_of_a_degenerate_covariance():
     D = B @ np.swapaxes(B, 1, 2)                                       # rank 2 in R^3
     L = psd_factor_batch(D)
     assert np.abs(L @ np.swapaxes(L, 1, 2) - D).max() < 1e-12 * np.abs(D).max()
+    assert np.all(np.triu(L, 1) == 0)                                  # lower triangular, as apply_factor takes
+    D2 = D[:, :2, :2].copy()
+    D2[3] = [[0.0, 0.0], [0.0, 2.0]]                                   # degenerate: no noise in the first direction
+    from fpjko.samplers.sde import apply_factor
+    xi = np.random.default_rng(1).normal(size=(len(D2), 2))
+    L2 = psd_factor_batch(D2)
+    assert np.allclose(apply_factor(L2, xi), np.einsum("nij,nj->ni", L2, xi)) and L2[3, 0, 0] == 0.0
     D[7] = np.diag([1.0, -0.5, 0.0])
     with pytest.raises(ValueError, match="not positive semi-definite for particle 7"):
         psd_factor_batch(D)

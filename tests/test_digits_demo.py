@@ -31,7 +31,7 @@ def test_digits_demo_short(tmp_path):
     assert set(s["pde"]) and all(v["sliced W2"]["mean"][0] > 0 for v in s["pde"].values())
     assert len(s["table1_equal_steps"]) == len(s["table1_equal_time"]) == 9
     assert all(abs(r["t"] - 4.0) < 0.05 for r in s["table1_equal_time"].values())
-    for name in ("chaos.png", "figure1.png", "summary.json", "runs_b1.npz"):
+    for name in ("chaos.png", "figure1_equal_time.png", "figure1_equal_steps.png", "summary.json", "runs_b1.npz"):
         assert (tmp_path / name).stat().st_size > 1000
 
     out2 = tmp_path / "n2"
