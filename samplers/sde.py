@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from fpjko.common import checks
-from fpjko.common.collective import agree, collectively
+from fpjko.common.collective import agree, any_stop, collectively
 from fpjko.common.progress import bar as progress_bar
 
 
@@ -246,7 +246,8 @@ def euler_maruyama(x0: np.ndarray, drift: Callable, beta: float, dt: float, step
     record_every : int
         Keep a snapshot every this many steps (0: none).
     callback : callable, optional
-        callback(step, t, x) after every step; it may return True to stop early.
+        callback(step, t, x) after every step, on every rank; it may return True to stop early (then every rank
+        stops), and an exception it raises on one rank is raised on every rank.
     noise : bool
         False: plain explicit Euler for dX = b dt (no random numbers are drawn).
     semidefinite : bool
@@ -284,7 +285,7 @@ def euler_maruyama(x0: np.ndarray, drift: Callable, beta: float, dt: float, step
         agree(comm, blame or _blow_up(x, k, dt, off), FloatingPointError)
         if record_every and k % record_every == 0:
             rec.append(x.copy())
-        if callback is not None and callback(k, t, x):
+        if callback is not None and any_stop(comm, callback, k, t, x):      # stop (or fail) on every rank together
             break
     pbar.close()
     return (x, np.array(rec)) if record_every else x

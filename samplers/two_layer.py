@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from fpjko.common import checks
-from fpjko.common.collective import agree, allgather_checked, same_everywhere
+from fpjko.common.collective import agree, allgather_checked, any_stop, same_everywhere
 from fpjko.samplers.streams import Streams, default_comm
 
 try:                                                  # an in-place rank-one update (2-3x faster than numpy's)
@@ -283,7 +283,8 @@ class TwoLayerNetwork:
         record_every : int
             Steps between records of the train and test loss and accuracy (0: the first and last only).
         callback : callable, optional
-            callback(net) after every step; it may return True to stop.
+            callback(net) after every step, on every rank; it may return True to stop (every rank stops), and an
+            exception it raises on one rank is raised on every rank.
 
         Returns
         -------
@@ -332,7 +333,7 @@ class TwoLayerNetwork:
                   FloatingPointError)
             if (record_every and k % record_every == 0) or k == steps:
                 self._record(hist, data)
-            if callback is not None and callback(self):
+            if callback is not None and any_stop(comm, callback, self):       # every rank stops (or fails) together
                 break
         return hist
 

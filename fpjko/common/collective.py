@@ -8,6 +8,7 @@ prefixed with that rank when the run has several).
 - agree(comm, message): raise on every rank if any rank passes a message (a local verdict);
 - collectively(comm, fn, ...): run fn on every rank and re-raise any rank's exception on all;
 - on_root(comm, fn, ...): run fn on rank 0 only (file I/O) and broadcast its result or its error;
+- any_stop(comm, fn, ...): a user's callback on every rank: stop together if any rank asks, its error on all;
 - allgather_checked(comm, value, problem): an allgather that carries each rank's verdict with its
   value, so a check costs no extra collective on a hot path;
 - same_everywhere(comm, owner, params): the scalar and configuration arguments are the same on every rank
@@ -87,6 +88,26 @@ def collectively(comm, fn, *args, **kwargs):
         raise err                          # this rank failed first: keep its own traceback
     _raise_first(comm, verdicts)
     return out
+
+
+def any_stop(comm, fn, *args, **kwargs) -> bool:
+    """Collective: fn(*args, **kwargs) on every rank (a user's callback), True on every rank if it returned a true
+    value on any rank (stop together), its exception raised on every rank if it raised on any (one allgather).
+
+    fn must not call collectives itself unless every rank reaches them (a rank that raised before one would leave
+    the others in it)."""
+    if _size(comm) == 1:
+        return bool(fn(*args, **kwargs))
+    try:
+        mine, verdict = bool(fn(*args, **kwargs)), None
+    except Exception as e:
+        mine, verdict, err = False, _verdict(e), e
+    every = comm.allgather((mine, verdict))
+    verdicts = [v for _, v in every]
+    if verdict is not None and all(v is None for v in verdicts[: comm.rank]):
+        raise err
+    _raise_first(comm, verdicts)
+    return any(m for m, _ in every)
 
 
 def on_root(comm, fn, *args, broadcast: bool = True, **kwargs):

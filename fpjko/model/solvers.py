@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from fpjko.common import checks, sizes
-from fpjko.common.collective import same_everywhere
+from fpjko.common.collective import collectively, same_everywhere
 
 FORCES = ("auto", "direct", "mesh", "rbm")
 AUTO_MESH_N = {1: 256, 2: 512, 3: 2048}    # force='auto': the particle mesh from this many particles (measured
@@ -163,7 +163,8 @@ class ModelSolvers:
             The time step; t_end must be a whole number of steps.
         t_end : float
         callback : callable, optional
-            callback(streams, step, t, x) after every step (x this rank's particles); it may return True to stop.
+            callback(streams, step, t, x) after every step (x this rank's particles), on every rank; it may return
+            True to stop (every rank stops), and an exception it raises on one rank is raised on every rank.
         force : {'auto', 'direct', 'mesh', 'rbm'}
             For a kernel W: 'direct' the exact O(n^2) sum; 'mesh' the particle mesh on the model's domain
             (O(n + G log G), second order in the grid; a particle outside the domain gets the direct sum);
@@ -196,13 +197,17 @@ class ModelSolvers:
         kind = self.choose_force(force, n)
         agree(comm, particles_problem(n, self.d, kind, comm.size if comm is not None else 1), MemoryError)
         st = Streams(n, seed, comm=comm)
-        x0 = self.sample_initial(st)
+        # a density's sampler can find a negative or non-finite value that no evaluation point of the declaration
+        # saw, in one rank's blocks only: the verdict is every rank's
+        x0 = collectively(comm, self.sample_initial, st)
         drift = ParticleDrift(self, st, kind, cells, batch)
         diffusion = None
         if self.D is not None:
             diffusion = np.asarray(self.D.tolist(), float) if self.D_constant else self.D_np
         if callback is not None:
-            callback(st, 0, 0.0, x0)
+            from fpjko.common.collective import any_stop
+
+            any_stop(comm, callback, st, 0, 0.0, x0)
         watch = None if callback is None else (lambda k, t, x: callback(st, k, t, x))
         x = euler_maruyama(x0, drift, self.beta, dt, steps, st, diffusion=diffusion, callback=watch) if steps else x0
         return st, x
@@ -300,6 +305,7 @@ class ModelSolvers:
         """
         from fpjko.solvers import mean_field_stationary, stationary_density
 
+        same_everywhere(mesh.comm, "Model.stationary", {**self.fields("model."), **kw})
         if self.W is not None and (self.D is not None or self.b is not None):
             raise ValueError(f"model {self.name!r}: the mean-field fixed point rho = exp(-beta (V + W * rho)) / Z needs "
                              "D = I and b = 0")

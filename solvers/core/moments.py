@@ -9,10 +9,12 @@ to the order of the sums: round-off, far inside check_fingerprint's tolerance (r
 absolute floor of 1e-10 of the list's largest entry, so a moment that is 0 up to round-off, int b for an odd b,
 compares as 0).
 
-A field is summarised by
-    scalar f       int f, int f^2, int f x_k                          (2 + d numbers)
-    vector b       int b_i, int b_i^2, int b_i x_k                    (2 d + d^2)
-    matrix D       int D_ij, int D_ij^2, int D_ij x_k for i <= j      (symmetric D: (2 + d) d (d + 1) / 2)
+A field is summarised by its integrals against the test functions 1, g (itself), x_k, x_k x_l (k <= l) and
+PROBES fixed trigonometric functions cos(<k_m, x> + c_m) (fixed random frequencies and phases): the second moments
+and the waves tell apart fields that the first moments cannot (x0 x1 against -x0 x1 on a symmetric box):
+    scalar f       f times each test function
+    vector b       each b_i times each test function
+    matrix D       each D_ij (i <= j) times each test function
 """
 
 from __future__ import annotations
@@ -25,11 +27,77 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-MAX_DEGREE = 8          # the quadrature degree of the moments: UFL's estimate, at most this
+MAX_DEGREE = 8          # the quadrature degree of every moment
+
+
+PROBES = 4              # trigonometric test functions per field
+
+
+def _waves(d: int):
+    rng = np.random.default_rng(20261207)
+    K = rng.uniform(1.0, 3.0, (PROBES, d)) * rng.choice([-1.0, 1.0], (PROBES, d))
+    return K, rng.uniform(0.0, 2 * math.pi, PROBES)
+
+
+def nodal_tests(X: np.ndarray) -> np.ndarray:
+    """The test functions of `tests` at points, for moments of nodal values (sum_i w_i f_i t(x_i)).
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (n, d)
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, number of test functions)
+    """
+    X = np.asarray(X, float)
+    d = X.shape[1]
+    K, c = _waves(d)
+    quad = [X[:, k] * X[:, l] for k in range(d) for l in range(k, d)]
+    return np.column_stack([X] + quad + [np.cos(X @ K.T + c)])
+
+
+def nodal(values: np.ndarray, weights: np.ndarray, X: np.ndarray, comm) -> list:
+    """A nodal field's moments: sum_i w_i f_i, sum_i w_i f_i^2 and sum_i w_i f_i t(x_i) for each test function,
+    over the owned nodes of every rank (partition-independent up to round-off).
+
+    Parameters
+    ----------
+    values, weights : numpy.ndarray, shape (n,)
+        The owned nodes' values and weights (e.g. lumped masses; 1 for plain sums).
+    X : numpy.ndarray, shape (n, d)
+    comm : mpi4py.MPI.Comm or None
+        None: the values are all of them (no sum over ranks).
+
+    Returns
+    -------
+    list
+    """
+    f, w = np.asarray(values, float), np.asarray(weights, float)
+    loc = np.concatenate([[w @ f, w @ (f * f)], (w * f) @ nodal_tests(X)])
+    return json_numbers(loc if comm is None else comm.allreduce(loc, op=MPI.SUM))
+
+
+def tests(x, d: int) -> list:
+    """The test functions of every moment: x_k, x_k x_l (k <= l) and PROBES waves cos(<k_m, x> + c_m) with fixed
+    frequencies |k_m| in [1, 3] per axis (signs and values drawn once, the same in every run) and phases c_m.
+
+    Parameters
+    ----------
+    x : ufl.SpatialCoordinate
+    d : int
+
+    Returns
+    -------
+    list of UFL expressions
+    """
+    K, c = _waves(d)
+    waves = [ufl.cos(sum(float(K[m, k]) * x[k] for k in range(d)) + float(c[m])) for m in range(PROBES)]
+    return [x[k] for k in range(d)] + [x[k] * x[l] for k in range(d) for l in range(k, d)] + waves
 
 
 def scalar(f, x, d: int) -> list:
-    """The integrands of a scalar field's moments: f, f^2, f x_k.
+    """The integrands of a scalar field's moments: f, f^2, and f times each of `tests`.
 
     Parameters
     ----------
@@ -42,13 +110,12 @@ def scalar(f, x, d: int) -> list:
     Returns
     -------
     list of UFL expressions
-        2 + d scalars.
     """
-    return [f, f * f] + [f * x[k] for k in range(d)]
+    return [f, f * f] + [f * g for g in tests(x, d)]
 
 
 def vector(b, x, d: int) -> list:
-    """The integrands of a vector field's moments: b_i, then b_i^2, then b_i x_k.
+    """The integrands of a vector field's moments: b_i, then b_i^2, then b_i times each of `tests`.
 
     Parameters
     ----------
@@ -60,14 +127,13 @@ def vector(b, x, d: int) -> list:
     Returns
     -------
     list of UFL expressions
-        2 d + d^2 scalars.
     """
-    return ([b[i] for i in range(d)] + [b[i] * b[i] for i in range(d)]
-            + [b[i] * x[k] for i in range(d) for k in range(d)])
+    t = tests(x, d)
+    return [b[i] for i in range(d)] + [b[i] * b[i] for i in range(d)] + [b[i] * g for i in range(d) for g in t]
 
 
 def matrix(D, x, d: int) -> list:
-    """The integrands of a symmetric matrix field's moments: D_ij, D_ij^2, D_ij x_k for i <= j.
+    """The integrands of a symmetric matrix field's moments: D_ij, D_ij^2, D_ij times each of `tests`, i <= j.
 
     Parameters
     ----------
@@ -79,12 +145,12 @@ def matrix(D, x, d: int) -> list:
     Returns
     -------
     list of UFL expressions
-        (2 + d) d (d + 1) / 2 scalars.
     """
     D = ufl.Identity(d) if D is None else D
     pairs = [(i, j) for i in range(d) for j in range(i, d)]
+    t = tests(x, d)
     return ([D[i, j] for i, j in pairs] + [D[i, j] * D[i, j] for i, j in pairs]
-            + [D[i, j] * x[k] for i, j in pairs for k in range(d)])
+            + [D[i, j] * g for i, j in pairs for g in t])
 
 
 def json_numbers(values) -> list:
@@ -122,8 +188,9 @@ class Moments:
             return                                      # a zero field: nothing to compile
         W = dolfinx.fem.functionspace(mesh, ("DG", 0, (self.count,)))
         g = ufl.as_vector(comps)
-        degree = min(MAX_DEGREE, ufl.algorithms.estimate_total_polynomial_degree(g))
-        measure = (ufl.ds if boundary else ufl.dx)(domain=mesh, metadata={"quadrature_degree": degree})
+        # one quadrature rule for every field (not UFL's estimate, which depends on how a field is given: a
+        # constant and the same values as a P1 field must give the same numbers against the waves)
+        measure = (ufl.ds if boundary else ufl.dx)(domain=mesh, metadata={"quadrature_degree": MAX_DEGREE})
         self._form = dolfinx.fem.form(ufl.inner(g, ufl.TestFunction(W)) * measure)
         self._owned = W.dofmap.index_map.size_local
 

@@ -29,6 +29,8 @@ import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from fpjko.common import checks
+from fpjko.common.collective import same_everywhere
 from fpjko.solvers.core.compat import interpolate, petsc_vec
 from fpjko.solvers.core.linear import make_ksp, solve
 from fpjko.solvers.fokker_planck.edge_averaged import lumped_mass
@@ -109,6 +111,7 @@ def stationary_density(solver, petsc_options: dict | None = None, prefix: str | 
         rho, phi = -beta^-1 log rho, the current J_h and velocity J_h / rho, the residual, ||div J_h||, ||J_h||,
         the mass.
     """
+    same_everywhere(solver.comm, "stationary_density", {"petsc_options": petsc_options, "prefix": prefix})
     if getattr(solver, "interaction", None) is not None:
         raise ValueError("the solver has an interaction W: its stationary states solve a nonlinear "
                          "self-consistency; use mean_field_stationary(solver, guess)")
@@ -194,6 +197,11 @@ def mean_field_stationary(solver, guess=None, tol: float = 1e-10, max_iter: int 
     MeanFieldStationary
         rho, converged, iterations, residuals (one per iteration), free_energy.
     """
+    same_everywhere(solver.comm, "mean_field_stationary", {"guess": guess, "tol": tol, "max_iter": max_iter,
+                                                           "memory": memory, "warn": warn})
+    tol = checks.positive_number("tol", tol)
+    max_iter = checks.integer("max_iter", max_iter, 1)
+    memory = checks.integer("memory", memory, 0)
     if solver.interaction is None:
         raise ValueError("mean_field_stationary needs a solver with an interaction; use stationary_density")
     if solver.D is not None or solver.b is not None:

@@ -209,6 +209,9 @@ class GraphonFlow(Solver):
 
 
 def _target_moments(T: np.ndarray, points: np.ndarray) -> list:
-    """sum T, sum T^2, sum T u, sum T v of a target's values T (m, m) at points (u_i, v_j): a target and its
-    reflection W*(1 - u, 1 - v) differ in the last two (their first two agree)."""
-    return [float(T.sum()), float((T * T).sum()), float(points @ T.sum(axis=1)), float(T.sum(axis=0) @ points)]
+    """A target's values T (m, m) at the points (u_i, v_j) against the test functions of fpjko.solvers.core.moments
+    (1, T, u, v, u^2, u v, v^2 and waves): a target and its reflection differ."""
+    from fpjko.solvers.core import moments
+
+    U, Vv = np.meshgrid(points, points, indexing="ij")
+    return moments.nodal(T.ravel(), np.ones(T.size), np.column_stack([U.ravel(), Vv.ravel()]), None)

@@ -202,10 +202,12 @@ class GraphonMcKeanVlasov(Solver):
                 "target_moments": self._target_moments()}
 
     def _target_moments(self) -> list:
-        """sum W*, W*^2, W* u, W* v over the cells (u, v their centres; each cell on one rank)."""
+        """W* over the cells (u, v their centres; each cell on one rank) against the test functions of
+        fpjko.solvers.core.moments (1, W*, u, v, u^2, u v, v^2 and waves): a target and its reflection differ."""
+        from fpjko.solvers.core import moments
+
         T, uv = self._target, (self._ij + 0.5) / self.n
-        return [float(v) for v in self.comm.allreduce(np.array([T.sum(), T @ T, T @ uv[:, 0], T @ uv[:, 1]]),
-                                                      op=MPI.SUM)]
+        return moments.nodal(T, np.ones(len(T)), uv, self.comm)
 
     def _advance(self) -> dict:
         dt = self.dt

@@ -43,7 +43,7 @@ from petsc4py import PETSc
 from fpjko import meshes
 from fpjko.solvers.core import linear, validation
 from fpjko.solvers.core.compat import expression, interpolation_points, petsc_vec
-from fpjko.solvers.core.moments import json_numbers
+from fpjko.solvers.core import moments
 from fpjko.solvers.fokker_planck.interaction import KernelInteraction, PolynomialInteraction, as_interaction, check_even, kernel_sum
 from fpjko.solvers.fokker_planck.interaction import fingerprint as interaction_fingerprint
 from fpjko.solvers.jko.pointwise import project_parabola, prox_energy
@@ -287,9 +287,7 @@ class JKOSolver(DensitySolver):
     def _fingerprint(self) -> dict:
         if getattr(self, "_potential_fp", None) is None:     # sum f, f^2, f x_k over the owned P1 nodes, once
             own = self.n_owned_R
-            f = self.f[:own]
-            self._potential_fp = json_numbers(self.comm.allreduce(
-                np.concatenate([[f.sum(), f @ f], f @ self._xR[:own]]), op=MPI.SUM))
+            self._potential_fp = moments.nodal(self.f[:own], np.ones(own), self._xR[:own], self.comm)
         return {**self._fp, "potential_moments": self._potential_fp}
 
     def _release(self) -> None:

@@ -112,7 +112,7 @@ import ufl
 from mpi4py import MPI
 
 from fpjko.solvers.core import validation
-from fpjko.solvers.core.moments import json_numbers
+from fpjko.solvers.core import moments
 from fpjko.solvers.core.compat import interpolate
 from fpjko.solvers.core.protocol import DensitySolver
 from fpjko.solvers.fokker_planck.coefficients import call_ufl
@@ -237,11 +237,8 @@ class NewtonJKO(DensitySolver):
                                                            if not k.startswith("st_")})
         self.dual = DualNewton(self.graph, self.energy, self.schur, self.s, self.predictor) if self.eps else None
         self.interior = InteriorPoint(self.graph, self.energy, self.schur, self.s, self.tol) if not self.eps else None
-        # sum_i m_i V_i, m_i V_i^2, m_i V_i x_ik over the owned nodes (lumped int V, V^2, V x_k): partition-independent
-        own = slice(0, self.n)
-        self._potential_fp = json_numbers(self.comm.allreduce(
-            self.ml[own] @ np.column_stack([pot[own], pot[own] ** 2, pot[own, None] * self.X[own, : self.d]]),
-            op=MPI.SUM))
+        # the lumped moments of V against the test functions of fpjko.solvers.core.moments: partition-independent
+        self._potential_fp = moments.nodal(pot[: self.n], self.ml[: self.n], self.X[: self.n, : self.d], self.comm)
         self._fp = {"beta": beta, "m": m, "cm": self.cm, "mobility": mobility, "tol": self.tol,
                     "max_iter": self.max_iter, "predictor": self.predictor, "negative_weights": negative_weights,
                     "D": None if D is None else np.asarray(D, float).tolist(), "pseudo_steps": pseudo_steps,
