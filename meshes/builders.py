@@ -68,8 +68,18 @@ def check_size(cells: float, what: str) -> None:
     check_memory(f"{what}: {cells:.3g} cells", cells * BYTES_PER_CELL, "use a larger h")
 
 
-def interval(comm: MPI.Comm, a: float, b: float, h: float) -> dolfinx.mesh.Mesh:
-    """[a, b] split into ceil((b - a) / h) equal cells.
+def _given_cells(cells, k: int, what: str) -> list:
+    """cells per side as given (an int for every side, or k ints), checked."""
+    from fpjko.common import checks
+
+    vals = [cells] * k if np.ndim(cells) == 0 else list(cells)
+    if len(vals) != k:
+        raise ValueError(f"{what}: cells must be one integer or {k} integers, got {cells!r}")
+    return [checks.integer("cells", c, 1) for c in vals]
+
+
+def interval(comm: MPI.Comm, a: float, b: float, h: float, cells: int | None = None) -> dolfinx.mesh.Mesh:
+    """[a, b] split into ceil((b - a) / h) equal cells (or `cells`).
 
     Parameters
     ----------
@@ -78,17 +88,20 @@ def interval(comm: MPI.Comm, a: float, b: float, h: float) -> dolfinx.mesh.Mesh:
         The ends, a < b.
     h : float
         The largest cell size.
+    cells : int, optional
+        The number of cells instead (e.g. exactly twice a coarser mesh's).
 
     Returns
     -------
     dolfinx.mesh.Mesh
     """
-    same_everywhere(comm, "meshes.interval", {"a": a, "b": b, "h": h})
-    n = _cells_for(b - a, h, f"interval [{a}, {b}]")
+    same_everywhere(comm, "meshes.interval", {"a": a, "b": b, "h": h, "cells": cells})
+    n = _cells_for(b - a, h, f"interval [{a}, {b}]") if cells is None else _given_cells(cells, 1, "interval")[0]
+    check_size(n, f"interval [{a}, {b}] with {n} cells")
     return dolfinx.mesh.create_interval(comm, n, [a, b])
 
 
-def rectangle(comm: MPI.Comm, lower, upper, h: float, diagonal: str = "right") -> dolfinx.mesh.Mesh:
+def rectangle(comm: MPI.Comm, lower, upper, h: float, diagonal: str = "right", cells=None) -> dolfinx.mesh.Mesh:
     """The rectangle [lower, upper] with right triangles of legs at most h.
 
     The default 'right' diagonal gives a non-obtuse (Delaunay) triangulation, as the structure-preserving scheme
@@ -102,14 +115,18 @@ def rectangle(comm: MPI.Comm, lower, upper, h: float, diagonal: str = "right") -
     h : float
         The largest leg.
     diagonal : {'right', 'left', 'crossed'}
+    cells : int or (int, int), optional
+        Cells per side instead of those of h.
 
     Returns
     -------
     dolfinx.mesh.Mesh
     """
-    same_everywhere(comm, "meshes.rectangle", {"lower": lower, "upper": upper, "h": h, "diagonal": diagonal})
+    same_everywhere(comm, "meshes.rectangle", {"lower": lower, "upper": upper, "h": h, "diagonal": diagonal,
+                                               "cells": cells})
     lower, upper = np.asarray(lower, float), np.asarray(upper, float)
-    n = [_cells_for(upper[i] - lower[i], h, f"rectangle side {i}") for i in range(2)]
+    n = ([_cells_for(upper[i] - lower[i], h, f"rectangle side {i}") for i in range(2)] if cells is None else
+         _given_cells(cells, 2, "rectangle"))
     check_size(2.0 * n[0] * n[1] * (2 if diagonal == "crossed" else 1), f"rectangle {n[0]} x {n[1]} with h={h:g}")
     diag = {"right": dolfinx.mesh.DiagonalType.right, "left": dolfinx.mesh.DiagonalType.left,
             "crossed": dolfinx.mesh.DiagonalType.crossed}[diagonal]
@@ -117,7 +134,7 @@ def rectangle(comm: MPI.Comm, lower, upper, h: float, diagonal: str = "right") -
                                          diagonal=diag)
 
 
-def box(comm: MPI.Comm, lower, upper, h: float) -> dolfinx.mesh.Mesh:
+def box(comm: MPI.Comm, lower, upper, h: float, cells=None) -> dolfinx.mesh.Mesh:
     """The box [lower, upper] split into tetrahedra (6 per cube of side at most h).
 
     Parameters
@@ -127,14 +144,17 @@ def box(comm: MPI.Comm, lower, upper, h: float) -> dolfinx.mesh.Mesh:
         Opposite corners.
     h : float
         The largest edge of the cubes.
+    cells : int or (int, int, int), optional
+        Cubes per side instead of those of h.
 
     Returns
     -------
     dolfinx.mesh.Mesh
     """
-    same_everywhere(comm, "meshes.box", {"lower": lower, "upper": upper, "h": h})
+    same_everywhere(comm, "meshes.box", {"lower": lower, "upper": upper, "h": h, "cells": cells})
     lower, upper = np.asarray(lower, float), np.asarray(upper, float)
-    n = [_cells_for(upper[i] - lower[i], h, f"box side {i}") for i in range(3)]
+    n = ([_cells_for(upper[i] - lower[i], h, f"box side {i}") for i in range(3)] if cells is None else
+         _given_cells(cells, 3, "box"))
     check_size(6.0 * n[0] * n[1] * n[2], f"box {n[0]} x {n[1]} x {n[2]} with h={h:g}")
     return dolfinx.mesh.create_box(comm, [lower, upper], n, dolfinx.mesh.CellType.tetrahedron)
 

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from fpjko.common import checks
-from fpjko.common.collective import allgather_checked
+from fpjko.common.collective import allgather_checked, collectively, same_everywhere
 from fpjko.kernels import GridConvolution
 from fpjko.kernels.transfer import bounds, deposit_exact
 from fpjko.samplers.streams import Streams
@@ -62,6 +62,7 @@ class ParticleMesh:
         if self.grid.k != d:
             raise ValueError(f"grad_W must return shape (..., {d}) (the gradient), got {self.grid.k} components")
         self.h, self.shape = self.grid.h, self.grid.shape
+        self.grad_W = grad_W
         self._warned = False
 
     def warn_outside(self, count: int, streams) -> None:
@@ -152,6 +153,11 @@ def particle_mesh_force(x: np.ndarray, streams: Streams, pm: ParticleMesh, outsi
     """
     from fpjko.samplers.interacting import direct_sum
 
+    if getattr(pm, "_agreed", None) is not streams.comm:      # the grid and the kernel, compared once across ranks
+        same_everywhere(streams.comm, "ParticleMesh", {"lower": pm.lower, "upper": pm.upper, "cells": pm.cells,
+                                                       "order": pm.grid.order, "grad_W": pm.grad_W,
+                                                       "outside": outside})
+        pm._agreed = streams.comm
     x = np.asarray(x, float)
     checks.one_of("outside", outside, ("error", "direct"))
     problem, inside = None, None
@@ -185,8 +191,11 @@ def particle_mesh_force(x: np.ndarray, streams: Streams, pm: ParticleMesh, outsi
         return F
     pm.warn_outside(len(outx), streams)
     force = np.empty_like(x)
-    force[inside] = F + direct_sum(xin, outx, grad_W, streams.block, streams.n)    # the pairs with particles outside
     allx = streams.allgather(x)                                                    # every rank: some particle is out
-    mine = np.flatnonzero(~inside)
-    force[mine] = direct_sum(x[mine], allx, grad_W, streams.block, streams.n, streams.lo + mine)
-    return force
+
+    def direct():                               # the user's grad_W: a failure on one rank is every rank's
+        force[inside] = F + direct_sum(xin, outx, grad_W, streams.block, streams.n)    # pairs with particles outside
+        mine = np.flatnonzero(~inside)
+        force[mine] = direct_sum(x[mine], allx, grad_W, streams.block, streams.n, streams.lo + mine)
+        return force
+    return collectively(streams.comm, direct)

@@ -42,7 +42,7 @@ from typing import Callable
 import numpy as np
 
 from fpjko.common import checks
-from fpjko.common.collective import allgather_checked
+from fpjko.common.collective import allgather_checked, collectively, same_everywhere
 from fpjko.samplers.streams import Streams
 
 TAG = 0x5242                     # spawn-key tag of the permutation stream (apart from the noise streams)
@@ -136,9 +136,17 @@ class RandomBatch:
             its global index and position).
         """
         st = self.streams
+        if not getattr(self, "_agreed", False):    # the batch size and the kernel, compared once across ranks
+            same_everywhere(st.comm, "RandomBatch", {"p": self.p, "grad_W": self.grad_W})
+            self._agreed = True
         x = np.asarray(x, float)
         allx = self._gather(x)
         perm = self.permutation()                  # drawn on every rank, also one without particles
+        # the user's grad_W runs on each rank's own batches: a failure on one rank is every rank's
+        return collectively(st.comm, self._batch_forces, allx, perm)
+
+    def _batch_forces(self, allx: np.ndarray, perm: np.ndarray) -> np.ndarray:
+        st = self.streams
         n, d = st.n, allx.shape[1]
         out = np.zeros((st.n_local, d))
         if n < 2 or st.n_local == 0:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from fpjko.common import checks
-from fpjko.common.collective import allgather_checked
+from fpjko.common.collective import allgather_checked, same_everywhere
 
 try:  # optional
     from mpi4py import MPI
@@ -48,10 +48,11 @@ class Streams:
     """
 
     def __init__(self, n: int, seed: int, comm=None, block: int = 16384):
+        self.comm = _world() if comm is None else comm
+        same_everywhere(self.comm, "Streams", {"n": n, "seed": seed, "block": block})
         self.n = checks.integer("number of particles n", n, 1)
         self.seed = checks.integer("seed", seed, 0)
         self.block = checks.integer("block", block, 1)
-        self.comm = _world() if comm is None else comm
         size = self.comm.size if self.comm is not None else 1
         rank = self.comm.rank if self.comm is not None else 0
         nb = -(-self.n // self.block)

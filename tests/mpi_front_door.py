@@ -208,7 +208,88 @@ def chaos_file_bad_on_rank0():
     chaos_study(path, echo=False)
 
 
+# ---------------------------------------------------------------------------------------------- found by a probe
+def stationary_tol_differs():
+    m = ou()
+    m.stationary(m.mesh(comm, 0.2), tol=on(1, 1e-6, 1e-8))
+
+
+def callback_stops_on_rank1():
+    """A callback that asks to stop on one rank stops every rank (it hung: rank 1 returned, rank 0 waited)."""
+    seen = []
+
+    def cb(st, k, t, x):
+        seen.append(k)
+        return comm.rank == 1 and k == 2
+    st, x = ou(W=None).particles(40000, 1, dt=0.01, t_end=0.05, callback=cb)
+    assert seen[-1] == 2, seen
+
+
+def callback_raises_on_rank1():
+    def cb(st, k, t, x):
+        if comm.rank == 1 and k == 2:
+            raise RuntimeError("the user's callback failed")
+    ou(W=None).particles(40000, 1, dt=0.01, t_end=0.05, callback=cb)
+
+
+def density_sampler_fails_on_rank1():
+    """A negative value that only one rank's sampler meets (a dip narrower than every evaluation point of the
+    declaration) is one error on every rank (it hung)."""
+    m = ou(W=None, initial={"density": "exp(-x**2/2)"})
+    law = m.initial
+    real = law._values
+
+    def values(y):
+        if comm.rank == 1:
+            raise ValueError("initial density 'exp(-x**2/2)' is negative at x = [0.1] (value -0.5)")
+        return real(y)
+    law._values = values
+    m.particles(40000, 1, dt=0.01, t_end=0.02)
+
+
+def particle_mesh_cells_differ():
+    st = Streams(40, 0, comm=comm, block=8)
+    x = np.random.default_rng(st.lo).uniform(-1, 1, (st.n_local, 2))
+    pm = ParticleMesh(lambda z: -z * np.exp(-np.sum(z * z, axis=-1, keepdims=True)), [-2, -2], [2, 2], on(1, 64, 32))
+    particle_mesh_force(x, st, pm)
+
+
+def random_batch_p_differs():
+    from fpjko.samplers.random_batch import RandomBatch
+
+    st = Streams(40, 0, comm=comm, block=8)
+    x = np.random.default_rng(st.lo).uniform(-1, 1, (st.n_local, 2))
+    RandomBatch(st, lambda z: -z, on(1, 5, 3)).force(x)
+
+
+def random_batch_kernel_fails_on_rank1():
+    from fpjko.samplers.random_batch import RandomBatch
+
+    st = Streams(40, 0, comm=comm, block=8)
+    x = np.random.default_rng(st.lo).uniform(-1, 1, (st.n_local, 2))
+    calls = [0]
+
+    def gW(z):
+        calls[0] += 1
+        if comm.rank == 1 and calls[0] > 1:          # not at the comparison's probe: while summing the batches
+            raise FloatingPointError("grad W overflowed")
+        return -z
+    RandomBatch(st, gW, 2).force(x)
+
+
+def streams_seed_differs():
+    Streams(40, on(1, 1, 0), comm=comm, block=8)
+
+
+def model_numbers_as_array_or_list():
+    """[0.5] on one rank and np.array([0.5]) on the other are the same argument."""
+    ou(initial={"mean": on(1, np.array([0.5]), [0.5]), "cov": 0.1})
+
+
 CASES = {f.__name__: f for f in [
+    stationary_tol_differs, callback_stops_on_rank1, callback_raises_on_rank1, density_sampler_fails_on_rank1,
+    particle_mesh_cells_differ, random_batch_p_differs, random_batch_kernel_fails_on_rank1, streams_seed_differs,
+    model_numbers_as_array_or_list,
     network_gamma_differs, network_width_differs, network_data_differs, network_beta_out_of_range_on_both,
     network_empty_rank_matches_serial, chaos_file_bad_on_rank0,
     model_beta_differs, model_V_differs, model_initial_differs, model_bad_key_on_rank1,

@@ -127,20 +127,26 @@ def test_a_constant_isotropic_D_is_c_times_the_identity_whatever_its_number_type
     assert Model(2, V="0", D=[[2.0, 0.1], [0.1, 2.0]]).D_scale is None
 
 
-@pytest.mark.parametrize("L,h", [(10.5, 1.0), (14.0, 0.3), (8.0, 0.25), (14.0, 0.07)])
+@pytest.mark.parametrize("L,h", [(10.5, 1.0), (14.0, 0.3), (8.0, 0.25), (14.0, 0.07), (10.3, 0.2)])
 def test_histogram_bins_divide_the_cells_of_both_meshes_of_the_floor(L, h):
-    """For L/h with a fractional part the finer mesh (h/2) does not have twice the coarse mesh's cells: the bins
-    divide both counts where a common divisor exists, else the finer mesh's (the reference's bin masses exact)."""
+    """The finer mesh of the floor has exactly twice the coarser one's cells per side (for L/h with a fractional part
+    a mesh of size h/2 would not), and the bins divide the coarser count: every FE cell of both lies in one bin.
+    For L = 10.3, h = 0.2 the floor of the histogram L1 was 0.11 (bins across cells), 9e-3 for L = 10."""
     import math
 
     (bins,) = _aligned_bins(([0.0], [L]), h, 1)
-    coarse, fine = math.ceil(L / h - 1e-12), math.ceil(2 * L / h - 1e-12)
-    assert fine % bins == 0
-    common = [k for k in range(4, 33) if coarse % k == 0 and fine % k == 0]
-    assert coarse % bins == 0 if common else True
-    finer = [k for k in range(4, 33) if fine % k == 0]
-    assert bins == (max(common) if common else max(finer) if finer else min(k for k in range(33, fine + 1)
-                                                                            if fine % k == 0))
+    coarse = math.ceil(L / h - 1e-12)
+    assert coarse % bins == 0 and (2 * coarse) % bins == 0
+    within = [k for k in range(4, 33) if coarse % k == 0]
+    assert bins == (max(within) if within else min(k for k in range(33, coarse + 1) if coarse % k == 0))
+
+
+def test_the_floor_of_a_domain_not_a_multiple_of_h():
+    """Domain [-5, 5.3] with h = 0.2: the histogram floor stays at the FE error (it was 0.11 with bins cutting cells)."""
+    m = Model(1, V="0.5*x**2", initial={"mean": [0.3], "cov": 0.25}, domain=([-5.0], [5.3]))
+    r = validate(m, [250, 1000], t=0.1, repeats=2, dt=0.01, h=0.2, degree=1, fe_dt=0.01, echo=False,
+                 progress=False, comm=MPI.COMM_SELF)
+    assert r["metrics"]["histogram L1"]["floor"] < 0.01 and r["fe"]["dofs"] == [53, 105], r["metrics"]["histogram L1"]
 
 
 # ---------------------------------------------------------------------------------------------- forces
@@ -265,3 +271,92 @@ def test_every_failure_of_the_cli_is_one_error_line(tmp_path, edit, args, words)
     lines = p.stderr.strip().splitlines()
     assert p.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: "), p.stderr
     assert all(w in lines[0] for w in words), lines[0]
+
+
+# ---------------------------------------------------------------------------------------------- found by a probe
+@pytest.mark.parametrize("field", ["V", "b", "D", "density", "W"])
+def test_erf_works_in_every_field(field):
+    """erf is one of the allowed functions: numpy has none (it was lambdified to math.erf and failed on arrays)."""
+    kw = dict(d=1, V="0.5*x**2", domain=([-3.0], [3.0]), initial={"mean": [0.0], "cov": 0.2})
+    kw.update({"V": {"V": "0.5*x**2 + 0.1*erf(x)"}, "b": {"b": ["0.1*erf(x)"]}, "D": {"D": [["1 + 0.2*erf(x)**2"]]},
+               "density": {"initial": {"density": "1 + erf(x)"}}, "W": {"W": "-erf(z**2)"}}[field])
+    m = Model(**kw)
+    _, x = m.particles(64, 0, dt=0.01, t_end=0.02, comm=MPI.COMM_SELF)
+    assert np.all(np.isfinite(x))
+    s = m.fokker_planck(m.mesh(MPI.COMM_SELF, 0.2), dt=0.01)
+    s.step()
+    assert abs(s.history["mass"][-1] - 1) < 1e-10
+    s.close()
+
+
+@pytest.mark.parametrize("kw,words", [
+    (dict(W="1.0"), ["W = 1.00000000000000 is a constant", "no force"]),
+    (dict(initial={"mean": [8.0], "cov": 0.1}), ["no mass in the domain"]),
+    (dict(V="sqrt(-1)*x**2"), ["is complex"]),
+    (dict(V="x**100.0"), ["power 100", "at most 64"]),
+])
+def test_more_declarations_are_refused(kw, words):
+    with pytest.raises(ValueError) as e:
+        Model(**{**OU1, **kw})
+    assert all(w in str(e.value) for w in words), str(e.value)
+
+
+def test_a_sympy_symbol_is_the_models_by_name():
+    import sympy as sp
+
+    m = Model(1, V=sp.Symbol("x") ** 2 / 2)                       # made without real=True
+    assert m.V == m.xs[0] ** 2 / 2
+
+
+def test_a_state_that_is_no_dict_is_refused():
+    m = Model(**OU1, initial={"mean": [0.0], "cov": 0.2})
+    s = m.fokker_planck(m.mesh(MPI.COMM_SELF, 0.5))
+    with pytest.raises(TypeError, match="takes the dict of a state_dict"):
+        s.load_state_dict(None)
+    s.close()
+
+
+def test_study_sizes_of_seeds_and_directions_are_refused():
+    m = Model(**OU1, initial={"mean": [0.0], "cov": 0.2})
+    with pytest.raises(MemoryError, match="repeats = 1000000000000 seeds"):
+        validate(m, [10, 20], t=0.1, dt=0.1, repeats=10**12, echo=False, progress=False, comm=MPI.COMM_SELF)
+    with pytest.raises(MemoryError, match="n_projections = 1000000000000 directions"):
+        validate(Model(2, V="0", domain=([-3, -3], [3, 3]), initial={"mean": [0, 0], "cov": 0.2}), [10, 20], t=0.1,
+                 dt=0.1, n_projections=10**12, echo=False, progress=False, comm=MPI.COMM_SELF)
+    with pytest.raises(TypeError, match="cells must be an integer, got cells='many'"):
+        Model(**KERNEL2).particles(100, 0, dt=0.01, t_end=0.01, force="mesh", cells="many", comm=MPI.COMM_SELF)
+
+
+def test_the_chaos_study_refuses_what_it_cannot_measure(tmp_path):
+    from fpjko.model.chaos import chaos_study, load_snapshots
+
+    def save(name, **arrays):
+        np.savez(tmp_path / name, **arrays)
+        return str(tmp_path / name)
+    z = np.zeros((10, 2))
+    for path, words in [
+        (save("dup.npz", N400_s1_a=z, N0400_s1_a=z), ["name the same run"]),
+        (save("cplx.npz", N10_s0_a=z + 1j, N10_s0_b=z, N20_s0_a=np.zeros((20, 2)), N20_s0_b=np.zeros((20, 2))),
+         ["real numbers", "complex"]),
+        (save("q0.npz", N10_s0_a=np.zeros((10, 0)), N10_s0_b=np.zeros((10, 0)), N20_s0_a=np.zeros((20, 0)),
+              N20_s0_b=np.zeros((20, 0))), ["q >= 1"]),
+        (save("huge.npz", N10_s0_a=z + 1e308, N10_s0_b=z, N20_s0_a=np.zeros((20, 2)), N20_s0_b=np.zeros((20, 2))),
+         ["too large"]),
+    ]:
+        with pytest.raises(ValueError) as e:
+            chaos_study(path, echo=False, comm=MPI.COMM_SELF)
+        assert all(w in str(e.value) for w in words), (path, str(e.value))
+    (tmp_path / "trunc.npz").write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(ValueError, match="trunc.npz.*not a snapshot file"):
+        load_snapshots(str(tmp_path / "trunc.npz"))
+    good = save("ok.npz", N10_s0_a=z, N10_s0_b=z + 1, N20_s0_a=np.zeros((20, 2)), N20_s0_b=np.ones((20, 2)))
+    with pytest.raises(ValueError, match="theory must be finite"):
+        chaos_study(good, theory=float("nan"), echo=False, comm=MPI.COMM_SELF)
+
+
+def test_a_binary_file_is_no_model(tmp_path):
+    from fpjko.model import files
+
+    (tmp_path / "bin.toml").write_bytes(bytes(range(256)))
+    with pytest.raises(ValueError, match=r"bin.toml: not a TOML file"):
+        files.load(str(tmp_path / "bin.toml"))

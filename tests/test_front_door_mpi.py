@@ -38,6 +38,16 @@ EXPECTED = {
     "network_beta_out_of_range_on_both": ("ValueError", ["beta must lie in [0, 1]", "1.5"]),
     "network_empty_rank_matches_serial": None,
     "chaos_file_bad_on_rank0": ("ValueError", ["N20_s0_b", "not finite"]),
+    # found by an independent probe (they hung, crashed or passed silently)
+    "stationary_tol_differs": ("ValueError", [*DIFFERS, "Model.stationary", "'tol'"]),
+    "callback_stops_on_rank1": None,
+    "callback_raises_on_rank1": ("RuntimeError", ["the user's callback failed"]),
+    "density_sampler_fails_on_rank1": ("ValueError", ["is negative at x = [0.1]"]),
+    "particle_mesh_cells_differ": ("ValueError", [*DIFFERS, "ParticleMesh", "'cells'"]),
+    "random_batch_p_differs": ("ValueError", [*DIFFERS, "RandomBatch", "'p'"]),
+    "random_batch_kernel_fails_on_rank1": ("FloatingPointError", ["grad W overflowed"]),
+    "streams_seed_differs": ("ValueError", [*DIFFERS, "Streams", "'seed'"]),
+    "model_numbers_as_array_or_list": None,
 }
 
 

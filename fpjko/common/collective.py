@@ -167,12 +167,16 @@ def describe(value, depth: int = 2):
         return int(value)
     if isinstance(value, numbers.Real):
         return repr(float(value))
-    if isinstance(value, np.ndarray):
-        a = np.ascontiguousarray(value)
-        if a.dtype == object:
-            return ("array", a.shape, tuple(describe(v, depth) for v in a.ravel()[:64]))
-        return ("array", a.shape, str(a.dtype), hashlib.sha1(a.tobytes()).hexdigest())
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (np.ndarray, list, tuple)):
+        # numbers compare by value, however they are held: [0.5], (0.5,) and np.array([0.5]) are one argument
+        a = _numbers(value)
+        if a is not None:
+            return ("numbers", a.shape, hashlib.sha1(a.tobytes()).hexdigest())
+        if isinstance(value, np.ndarray):
+            a = np.ascontiguousarray(value)
+            if a.dtype == object:
+                return ("array", a.shape, tuple(describe(v, depth) for v in a.ravel()[:64]))
+            return ("array", a.shape, str(a.dtype), hashlib.sha1(a.tobytes()).hexdigest())
         return tuple(describe(v, depth) for v in value)
     if isinstance(value, dict):
         return tuple(sorted((str(k), describe(v, depth)) for k, v in value.items()))
@@ -199,6 +203,29 @@ def describe(value, depth: int = 2):
         return type(value).__name__
     return (type(value).__name__, tuple(sorted((k, describe(v, depth - 1)) for k, v in attrs.items()
                                                if not k.startswith("_"))))
+
+
+def _numbers(value):
+    """value as a contiguous float64 array when it is numbers (an array of a numeric dtype, or nested lists of real
+    numbers of a regular shape), else None."""
+    import numbers
+
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return np.ascontiguousarray(value, dtype=np.float64) if value.dtype.kind in "iuf" else None
+
+    def flat(v):
+        if isinstance(v, (list, tuple)):
+            return all(flat(x) for x in v)
+        return isinstance(v, numbers.Real) and not isinstance(v, bool)
+    if not value or not flat(value):
+        return None
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except ValueError:                                  # ragged
+        return None
+    return np.ascontiguousarray(a)
 
 
 PROBE_SHAPES = ((3, 16), (16, 3), (16, 2), (16, 1), (16,))   # components first (dolfinx), then rows of points

@@ -43,20 +43,26 @@ def load_snapshots(path: str) -> tuple[dict, list | None]:
     pairs : dict of (int, int) to (numpy.ndarray, numpy.ndarray)
     names : list of str or None
     """
+    import zipfile
+
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise FileNotFoundError(f"no snapshot file at {path!r}") from None
-    except (OSError, ValueError, EOFError) as e:
-        raise ValueError(f"{path!r} is not a snapshot file (.npz of arrays): {e}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise ValueError(f"{path!r} is not a snapshot file (.npz of arrays, maybe truncated): {e}") from None
     names = arrays.pop("names", None)
     bad = sorted(k for k in arrays if not KEY.match(k))
     if bad:
         raise ValueError(f"{path!r}: the keys {bad[:5]} are not of the form N<width>_s<seed>_<a|b> (or 'names')")
-    runs = {}
+    runs, keys = {}, {}
     for k, v in arrays.items():
         N, s, r = KEY.match(k).groups()
+        twin = keys.setdefault((int(N), int(s), r), k)
+        if twin != k:
+            raise ValueError(f"{path!r}: the keys {twin!r} and {k!r} name the same run (width {int(N)}, seed "
+                             f"{int(s)}, run {r})")
         runs.setdefault((int(N), int(s)), {})[r] = v
     half = sorted(f"N{N}_s{s}" for (N, s), v in runs.items() if set(v) != {"a", "b"})
     if half:
@@ -91,17 +97,20 @@ def check_snapshots(pairs: dict, names=None) -> tuple[list, list, int]:
     for (N, s), pair in sorted(pairs.items()):
         for run, x in zip("ab", pair):
             x = np.asarray(x)
-            if x.ndim != 2 or x.shape[0] != N:
-                raise ValueError(f"N{N}_s{s}_{run}: expected {N} particles as rows of an (N, q) array, got shape "
-                                 f"{x.shape}")
+            if x.ndim != 2 or x.shape[0] != N or x.shape[1] == 0:
+                raise ValueError(f"N{N}_s{s}_{run}: expected {N} particles as rows of an (N, q) array with q >= 1, "
+                                 f"got shape {x.shape}")
+            if x.dtype.kind not in "iuf":
+                raise ValueError(f"N{N}_s{s}_{run}: the particles must be real numbers, got dtype {x.dtype}")
             q = x.shape[1] if q is None else q
             if x.shape[1] != q:
                 raise ValueError(f"N{N}_s{s}_{run} has {x.shape[1]} columns, the others {q}: the runs disagree in "
                                  "shape")
-            bad = ~np.isfinite(np.asarray(x, float))
+            bad = ~(np.abs(np.asarray(x, float)) <= 1e150)         # their squares must stay finite
             if bad.any():
                 i, j = np.argwhere(bad)[0]
-                raise ValueError(f"N{N}_s{s}_{run}: particle {i} holds {x[i, j]} in column {j}: not finite")
+                raise ValueError(f"N{N}_s{s}_{run}: particle {i} holds {x[i, j]} in column {j}: "
+                                 + ("not finite" if not np.isfinite(x[i, j]) else "too large (beyond 1e150)"))
     if names is not None and len(names) != q:
         raise ValueError(f"names has {len(names)} entries for {q} columns")
     return ns, seeds, q
@@ -202,6 +211,10 @@ def _measure(snapshots, marginals, names, theory, bound, n_projections, seed, la
                 raise ValueError(f"marginal column {j} is out of the {q} columns")
             cols.append(j)
     n_projections = checks.integer("n_projections", n_projections, 1)
+    for what, v in (("theory", theory), ("bound", bound)):
+        for k, e in (v.items() if isinstance(v, dict) else [(what, v)]):
+            if e is not None:
+                checks.number(f"{what} {k}" if isinstance(v, dict) else what, e)
     metrics = ["sliced W2"] + [f"W1 {names[j]}" for j in cols]
     per = {k: np.zeros((len(seeds), len(ns))) for k in metrics}
     for i, N in enumerate(ns):
@@ -250,6 +263,9 @@ def format_chaos(result: dict) -> str:
     for j, N in enumerate(result["ns"]):
         lines.append(f"{N:>8d} " + " ".join(f"{result['metrics'][k]['mean'][j]:>11.4e} +-{result['metrics'][k]['std'][j]:>8.1e}"
                                            for k in names))
+    zero = [N for j, N in enumerate(result["ns"]) if result["metrics"][names[0]]["mean"][j] == 0.0]
+    if zero:
+        lines.append(f"the two runs are identical at N = {zero} (distance 0): no slope there")
     for k in names:
         m = result["metrics"][k]
         th = "" if m["theory"] is None else (f"; theory {m['theory']:g} " + ("inside" if m["theory_in_interval"]

@@ -73,6 +73,8 @@ def _nonfinite(e: sp.Basic) -> str | None:
         return "is undefined (nan)"
     if e.has(sp.oo, -sp.oo, sp.zoo):
         return "is infinite"
+    if e.has(sp.I):
+        return "is complex (it has an imaginary part; the fields are real)"
     return None
 
 
@@ -84,10 +86,12 @@ def _too_big(e: sp.Basic) -> str | None:
     return None
 
 
-def _big_power(e: sp.Basic):
-    """A power of a non-number base to a rational exponent beyond MAX_POWER at e's top (e or one of its factors)."""
-    for f in (e.args if e.is_Mul else (e,)):
-        if f.is_Pow and f.exp.is_Rational and abs(f.exp) > MAX_POWER and not f.base.is_Number:
+def _big_power(e: sp.Basic, deep: bool = False):
+    """A power of a non-number base to a numeric exponent (rational or float) beyond MAX_POWER at e's top (e or one
+    of its factors; deep: anywhere in e, for a sympy expression given as it is)."""
+    nodes = sp.preorder_traversal(e) if deep else (e.args if e.is_Mul else (e,))
+    for f in nodes:
+        if f.is_Pow and f.exp.is_Number and abs(f.exp) > MAX_POWER and not f.base.is_Number:
             return f
     return None
 
@@ -189,7 +193,7 @@ def parse(text: str, symbols: dict, what: str = "expression") -> sp.Expr:
                 if abs(mag) > MAX_LOG10:
                     raise ExpressionError(f"{what}: {token(node)!r} is too {'large' if mag > 0 else 'small'}: about "
                                           f"1e{mag:.0f}, beyond 1e{'' if mag > 0 else '-'}{MAX_LOG10} (in {short!r})")
-        elif e.is_Rational and abs(e) > MAX_POWER:
+        elif e.is_Number and abs(e) > MAX_POWER:
             raise ExpressionError(f"{what}: {token(node)!r} raises to the power {e}: at most {MAX_POWER} for a base "
                                   f"that is not a number (in {short!r})")
         return finite(node, b ** e)
@@ -325,7 +329,17 @@ def field(value, symbols: dict, what: str, shape: tuple = ()):
         if isinstance(v, str):
             return parse(v, symbols, where)
         if isinstance(v, sp.Basic):
-            e = v
+            # the model's own symbols by name (a Symbol('x') made without real=True is the model's x), and the
+            # bounds of a parsed formula
+            by_name = {s: symbols[s.name] for s in v.free_symbols if getattr(s, "name", None) in symbols}
+            e = v.xreplace(by_name) if by_name else v
+            if sp.count_ops(e) > MAX_NODES:
+                raise ExpressionError(f"{where}: the expression {excerpt(str(e))!r} is too large: more than "
+                                      f"{MAX_NODES} operations")
+            big = _big_power(e, deep=True)
+            if big is not None:
+                raise ExpressionError(f"{where}: {excerpt(str(big))!r} raises to the power {big.exp}: at most "
+                                      f"{MAX_POWER} for a base that is not a number")
         elif isinstance(v, bool):
             raise TypeError(f"{where}: expected a formula (string), a number or a sympy expression, got {v!r}")
         elif isinstance(v, numbers.Integral):

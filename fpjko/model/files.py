@@ -49,6 +49,8 @@ def load(path: str) -> tuple[dict, dict]:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"{path}: not a TOML file ({e})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a TOML file (not UTF-8 text)") from None
     except IsADirectoryError:
         raise ValueError(f"{path}: is a directory, not a model's TOML file") from None
     except OSError as e:

@@ -23,6 +23,15 @@ def ufl_module() -> dict:
     return m
 
 
+def _erf(x):
+    """erf on arrays (numpy has none; scipy's where present, else math.erf elementwise)."""
+    try:
+        from scipy.special import erf
+    except ImportError:                                     # pragma: no cover  (scipy is in the packages)
+        erf = np.vectorize(math.erf, otypes=[float])
+    return erf(x)
+
+
 def numpy_fn(expr, syms):
     """A vectorised numpy function of the columns (arrays of one shape) for a sympy scalar; constants broadcast.
 
@@ -36,7 +45,7 @@ def numpy_fn(expr, syms):
     callable
         f(*columns) -> numpy.ndarray of the columns' shape.
     """
-    f = sp.lambdify(syms, expr, modules="numpy")
+    f = sp.lambdify(syms, expr, modules=[{"erf": _erf}, "numpy"])
 
     def call(*cols):
         v = np.asarray(f(*cols), dtype=float)

@@ -133,6 +133,9 @@ class GaussianLaw:
         self.mean, self.cov, self.domain = mean, cov, domain
         self.d = len(mean)
         self.mass = 1.0 if domain is None else self.box_mass(*domain)
+        if domain is not None and not self.mass > 1e-12:
+            raise ValueError(f"the initial Gaussian N({mean.tolist()}, {cov.tolist()}) has no mass in the domain "
+                             f"{_box_text(*domain)} ({self.mass:.3g}): move it or widen the domain")
 
     def outside_problem(self) -> str | None:
         """Why the particles (exact draws) and the PDE (the law restricted to the domain) would not start from the

@@ -86,19 +86,21 @@ class NetworkModel:
         elif self.limit == "continuity":
             self.gamma = 0.0
 
-    def mesh(self, comm, h: float):
+    def mesh(self, comm, h: float, cells=None):
         """The PDE's mesh of the domain (interval, rectangle or box).
 
         Parameters
         ----------
         comm : mpi4py.MPI.Comm
         h : float
+        cells : sequence of int, optional
+            Cells per side instead of those of h.
 
         Returns
         -------
         dolfinx.mesh.Mesh
         """
-        return box_mesh(comm, self.domain, h)
+        return box_mesh(comm, self.domain, h, cells)
 
     def initial_density(self, x: np.ndarray) -> np.ndarray:
         """The neurons' initial Gaussian density at points given components first, shape (>= d, n) -> (n,).

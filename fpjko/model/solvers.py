@@ -8,6 +8,8 @@ naming the argument and both values, before any rank allocates, indexes or raise
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fpjko.common import checks, sizes
@@ -20,8 +22,8 @@ RESOLVE_TOL = 0.02                         # the FE interpolant of the initial l
 BYTES_PER_DOF = {1: 600, 2: 1500, 3: 4000}  # a Fokker-Planck solve's memory per dof (matrices, LU factors), measured
 
 
-def box_mesh(comm, domain, h: float):
-    """The mesh of a box domain: an interval, rectangle or box of cell size h.
+def box_mesh(comm, domain, h: float, cells=None):
+    """The mesh of a box domain: an interval, rectangle or box of cell size h (or of `cells` per side).
 
     Parameters
     ----------
@@ -29,6 +31,8 @@ def box_mesh(comm, domain, h: float):
     domain : (lower, upper)
         Arrays of length d = 1, 2 or 3.
     h : float
+    cells : sequence of int, optional
+        Cells per side instead of those of h (e.g. exactly twice a coarser mesh's).
 
     Returns
     -------
@@ -38,8 +42,26 @@ def box_mesh(comm, domain, h: float):
 
     lo, hi = (np.atleast_1d(np.asarray(v, float)) for v in domain)
     if len(lo) == 1:
-        return meshes.interval(comm, lo[0], hi[0], h)
-    return meshes.rectangle(comm, lo, hi, h) if len(lo) == 2 else meshes.box(comm, lo, hi, h)
+        return meshes.interval(comm, lo[0], hi[0], h, cells=None if cells is None else np.ravel(cells)[0])
+    if len(lo) == 2:
+        return meshes.rectangle(comm, lo, hi, h, cells=cells)
+    return meshes.box(comm, lo, hi, h, cells=cells)
+
+
+def box_cells(domain, h: float) -> list:
+    """The cells per side of the box mesh of size h (as meshes builds it: ceil(L / h - 1e-12)).
+
+    Parameters
+    ----------
+    domain : (lower, upper)
+    h : float
+
+    Returns
+    -------
+    list of int
+    """
+    lo, hi = (np.atleast_1d(np.asarray(v, float)) for v in domain)
+    return [max(1, int(math.ceil((b - a) / h - 1e-12))) for a, b in zip(lo, hi)]
 
 
 def fe_dofs(domain, h: float, degree: int) -> float:
@@ -93,23 +115,25 @@ def particles_problem(n: int, d: int, force: str, comm_size: int = 1) -> str | N
 class ModelSolvers:
     """particles / fokker_planck / jko / stationary of a Model."""
 
-    def mesh(self, comm, h: float):
+    def mesh(self, comm, h: float, cells=None):
         """The FE mesh of the model's domain (interval, rectangle or box) of cell size h.
 
         Parameters
         ----------
         comm : mpi4py.MPI.Comm
         h : float
+        cells : sequence of int, optional
+            Cells per side instead of those of h.
 
         Returns
         -------
         dolfinx.mesh.Mesh
         """
-        same_everywhere(comm, "Model.mesh", {**self.fields("model."), "h": h})
+        same_everywhere(comm, "Model.mesh", {**self.fields("model."), "h": h, "cells": cells})
         if self.domain is None:
             raise ValueError(f"model {self.name!r} has no domain: give domain=(lower, upper) for the finite elements")
         checks.positive_number("h", h)
-        return box_mesh(comm, self.domain, h)
+        return box_mesh(comm, self.domain, h, cells)
 
     def sample_initial(self, streams) -> np.ndarray:
         """The initial particles of this rank, each block from its own stream (bitwise the same on any rank count).
@@ -194,6 +218,10 @@ class ModelSolvers:
         steps = int(round(t_end / dt))
         if abs(steps * dt - t_end) > 1e-9 * max(t_end, dt):
             raise ValueError(f"t_end={t_end:g} is not a whole number of particle steps dt={dt:g}")
+        if cells is not None:
+            for c in np.atleast_1d(np.asarray(cells, dtype=object)).ravel():
+                checks.integer("cells", c, 2)
+        checks.integer("batch", batch, 2)
         kind = self.choose_force(force, n)
         agree(comm, particles_problem(n, self.d, kind, comm.size if comm is not None else 1), MemoryError)
         st = Streams(n, seed, comm=comm)

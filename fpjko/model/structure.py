@@ -90,7 +90,12 @@ def interaction(W, zs, zsym: dict):
         from fpjko.model.expressions import expanded_size
 
         expr = field(W, zsym, "W")
-        expanded = expanded_size(expr, MAX_EXPANDED_TERMS) <= MAX_EXPANDED_TERMS
+        if not expr.free_symbols:
+            raise ValueError(f"W = {expr} is a constant: no force (a number k given as a number, not as a formula, "
+                             "means k|z|^2/2)")
+        # a polynomial is expanded to read its moments (where the expansion is bounded); any other kernel is kept as
+        # written: expanding exp(-(z^2 - 4)^2) gives exp(-16) exp(8 z^2) exp(-z^4), which is inf * 0 for |z| > 9.4
+        expanded = expr.is_polynomial(*zs) and expanded_size(expr, MAX_EXPANDED_TERMS) <= MAX_EXPANDED_TERMS
         if expanded:
             expr = sp.expand(expr)
     why = _even_problem(expr, zs)

@@ -149,17 +149,16 @@ class DensityReference:
 
 
 def _aligned_bins(domain, h: float, d: int) -> list:
-    """Bins per direction that divide the cells per side of the finer box mesh (h/2; ceil(L / h - 1e-12), as meshes
-    builds them), so that the reference's bin masses are exact quadratures, and of the coarser one (h) too where a
-    common divisor exists (for L / h with a fractional part the finer mesh does not have twice as many cells): the
-    largest such divisor from 4 to BINS[d], else the smallest divisor of the finer count above BINS[d]."""
+    """Bins per direction that divide the cells per side of the coarser box mesh (h; the finer one has exactly twice
+    as many, see validate), so that every FE cell of both lies in one bin and the densities' bin masses are exact
+    quadratures: the largest divisor from 4 to BINS[d], else the smallest divisor above BINS[d]."""
+    from fpjko.model.solvers import box_cells
+
     out = []
-    for lo, hi in zip(*domain):
-        coarse, fine = (max(1, math.ceil((hi - lo) / hh - 1e-12)) for hh in (h, h / 2))
-        both = [k for k in range(4, BINS[d] + 1) if coarse % k == 0 and fine % k == 0]
-        finer = [k for k in range(4, BINS[d] + 1) if fine % k == 0]
-        above = [k for k in range(BINS[d] + 1, fine + 1) if fine % k == 0]
-        out.append(max(both) if both else max(finer) if finer else min(above) if above else fine)
+    for cells in box_cells(domain, h):
+        within = [k for k in range(4, BINS[d] + 1) if cells % k == 0]
+        above = [k for k in range(BINS[d] + 1, cells + 1) if cells % k == 0]
+        out.append(max(within) if within else min(above) if above else cells)
     return out
 
 
@@ -246,8 +245,11 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
     """
     from mpi4py import MPI
 
+    import inspect
+
     from fpjko.common.collective import agree, on_root, same_everywhere
     from fpjko.common.progress import StudyProgress
+    from fpjko.model.solvers import box_cells
 
     comm = MPI.COMM_WORLD if comm is None else comm
     fields = model.fields("model.") if hasattr(model, "fields") else {"model": model}
@@ -270,7 +272,9 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
     try:
         refs, fe_info = [], []
         for hh in (h, h / 2):
-            s = model.fokker_planck(model.mesh(comm, hh), dt=fe_dt, degree=degree, **{"scheme": "bdf2", **fe_options})
+            mesh = model.mesh(comm, hh) if hh == h or "cells" not in inspect.signature(model.mesh).parameters else \
+                model.mesh(comm, hh, cells=[2 * c for c in box_cells(model.domain, h)])   # exactly twice the cells
+            s = model.fokker_planck(mesh, dt=fe_dt, degree=degree, **{"scheme": "bdf2", **fe_options})
             s.run(t)
             refs.append(model.reference(s) if hasattr(model, "reference") else
                         DensityReference(s, model.d, n_projections, seed, V=getattr(model, "V_np", None),
@@ -367,7 +371,13 @@ def _plan(model, ns, t, repeats, seed, dt, h, degree, fe_dt, n_projections, part
 
     def weight(n):
         return steps * (step_seconds(kinds[n], n, model.d, popts.get("cells")) if choose is not None else n)
-    problem = fe_problem(domain, h / 2, degree) or particles_problem(ns[-1], model.d, kinds[ns[-1]], ranks)
+    from fpjko.common import sizes
+
+    problem = (fe_problem(domain, h / 2, degree) or particles_problem(ns[-1], model.d, kinds[ns[-1]], ranks)
+               or sizes.memory_problem(f"repeats = {repeats} seeds of {len(ns)} particle counts", 8.0 * 8 * repeats
+                                       * len(ns), "take fewer repeats")
+               or sizes.memory_problem(f"n_projections = {n_projections} directions in {model.d}D",
+                                       8.0 * n_projections * model.d, "take fewer directions"))
     text = ", ".join(sorted({f"{v} (n = {min(k for k in ns if kinds[k] == v)}..)" for v in kinds.values()})) \
         if choose is not None else "the model's own"
     return {"ns": ns, "t": t, "repeats": repeats, "h": h, "fe_dt": fe_dt, "popts": popts, "weight": weight,

@@ -255,6 +255,8 @@ class Solver:
             on this rank, in this solver's dof order: what Checkpointer's resume builds on another rank count).
         """
         self._require_open()
+        if not isinstance(state, dict):
+            raise TypeError(f"load_state_dict takes the dict of a state_dict(), got {type(state).__name__}")
         if state.get("class") != type(self).__name__:
             raise ValueError(f"the state is of a {state.get('class')}, not of a {type(self).__name__}")
         check_fingerprint(state.get("fingerprint", {}), self.fingerprint(), "the state")
