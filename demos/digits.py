@@ -222,6 +222,23 @@ def main(argv=None) -> dict:
 
 
 # %% [markdown]
+# ## What the numbers show (the defaults, measured)
+#
+# * **Part 1.** At $\beta = 1/2$ the neurons' law approaches the continuity equation like $N^{-1/2}$ (sliced $W_2$
+#   slope $-0.50$) down to the FE floor; the continuous-time model with independent noise approaches the diffusive
+#   PDE the same way (histogram $L^1$ slope $-0.52$ over every $N$ up to 16000), while SGD as run at $eta = 1$,
+#   whose noise is common to the neurons, levels off at a sliced $W_2$ of 0.04 from that PDE and keeps a covariance
+#   error of 0.08 at every $N$: it has no deterministic limit.
+# * **Part 2.** Two runs from independent initialisations approach each other like $N^{-0.41}$ ($\beta = 1/2$) and
+#   $N^{-0.25}$ ($\beta = 3/4$): faster than the theorem's bounds $N^{-(1-\beta)/2}$, slower than the sampling rate
+#   $N^{-1/2}$. At $\beta = 1$ on independent data streams their distance is 0.27-0.28 at every $N$ (slope $-0.01$);
+#   on the same data stream it falls like $N^{-0.45}$: propagation of chaos given the data.
+# * **Part 3.** After 2000 steps $\beta = 3/4$ has the best test accuracy (0.96-0.97) and $\beta = 1$ the worst
+#   (0.60-0.77): at equal steps a larger step travels further. At equal mean-field time $T = 10$ the order is
+#   $\beta = 1/2$ (0.96), $3/4$ (0.94), $1$ (0.70): with batch 1 the common noise of $\beta = 1$ costs accuracy, and
+#   "$\beta = 1$ regularises" does not survive the comparison at equal time.
+
+# %% [markdown]
 # ## Bring your own particles
 #
 # The chaos study takes pairs of runs from any trainer: an .npz holding, for each width N and seed s, the arrays
