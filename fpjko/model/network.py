@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from fpjko.common import checks
-from fpjko.model.laws import gaussian_law, sample_gaussian
+from fpjko.model.laws import GaussianLaw, gaussian_law
 from fpjko.model.solvers import box_mesh
 
 SGD_KEYS = ("beta", "gamma", "batch", "mode", "data_seed")
@@ -62,6 +62,7 @@ class NetworkModel:
         self.mean, self.cov = gaussian_law(initial or {"mean": np.zeros(self.d), "cov": 0.25}, self.d)
         lo, hi = domain if domain is not None else (-3.0 * np.ones(self.d), 3.0 * np.ones(self.d))
         self.domain = (np.atleast_1d(np.asarray(lo, float)), np.atleast_1d(np.asarray(hi, float)))
+        self.initial = GaussianLaw(self.mean, self.cov, self.domain)
         self.sgd = None
         if sgd is not None:
             unknown = sorted(set(sgd) - set(SGD_KEYS))
@@ -103,7 +104,7 @@ class NetworkModel:
         return box_mesh(comm, self.domain, h, cells)
 
     def initial_density(self, x: np.ndarray) -> np.ndarray:
-        """The neurons' initial Gaussian density at points given components first, shape (>= d, n) -> (n,).
+        """The neurons' initial Gaussian density (fpjko.model.laws.GaussianLaw), normalised on the domain.
 
         Parameters
         ----------
@@ -113,9 +114,7 @@ class NetworkModel:
         -------
         numpy.ndarray, shape (n,)
         """
-        from fpjko.references.gaussian import gaussian_density
-
-        return gaussian_density(np.asarray(x)[: self.d], self.mean, self.cov)
+        return self.initial.density(x)
 
     def particles(self, n: int, seed: int = 0, comm=None, dt: float = 1e-2, t_end: float = 1.0, callback=None):
         """n neurons from the initial law, trained to mean-field time t_end by the model's particle system.
@@ -150,7 +149,7 @@ class NetworkModel:
         if self.sgd is not None:
             return self._sgd(n, seed, comm, t_end, callback)
         st = Streams(n, seed, comm=comm)
-        theta0 = sample_gaussian(st, self.mean, self.cov)
+        theta0 = self.initial.sample(st)
         watch = None if callback is None else (lambda k, t, x: callback(st, k, t, x))
         theta = continuous_time(theta0, st, self.data, self.gamma, t_end, dt, temperature=self.temperature,
                                 callback=watch)
@@ -165,7 +164,7 @@ class NetworkModel:
         cfg = self.sgd
         p = self.data.X.shape[1]
         net = TwoLayerNetwork(n, p, 1, self.data.activation, "square", bias=False, seed=seed, comm=comm)
-        net.set_neurons(sample_gaussian(net.streams, self.mean, self.cov))
+        net.set_neurons(self.initial.sample(net.streams))
         h = cfg["gamma"] * float(n) ** (cfg["beta"] - 1.0)
         t_end = checks.number("t_end", t_end, nonnegative=True)
         steps = int(round(t_end / h))

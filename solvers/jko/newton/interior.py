@@ -92,28 +92,74 @@ class InteriorPoint:
         qscale = self.energy.cm * self.energy.m / (self.energy.m - 1) * top ** (self.energy.m - 1)
         mu, mu_end = 1e-2 * qscale, self.tol * qscale
         rho = g.ghost(np.maximum(rk[:n], 1e-3 * top))
-        st = self.state(data, rho, phi, mu, qscale)
-        its = lin = 0
-        while its < budget:
-            if st["res"] <= max(self.tol, mu / qscale):
-                if mu <= mu_end:
-                    break
-                mu = max(0.2 * mu, mu_end)
-                st = self.state(data, st["rho"], st["phi"], mu, qscale)
-                continue
-            its += 1
+
+        def direction(st):
             d, k, drho = self.schur.direction(st, data.tau, self.s, False)
-            lin += k
-            neg = drho < 0
-            amax = self.comm.allreduce(float(np.min(-st["rho"][:n][neg] / drho[neg], initial=np.inf)), op=MPI.MIN)
-            alpha, accepted = min(1.0, 0.995 * amax), False
-            for _ in range(40):
-                trial = self.state(data, g.ghost(st["rho"][:n] + alpha * drho), st["phi"] + alpha * d, mu, qscale)
-                if math.isfinite(trial["merit"]) and trial["merit"] <= (1 - 1e-4 * alpha) * st["merit"]:
-                    accepted = True
-                    break
-                alpha *= 0.5
-            if not accepted:
-                break
-            st = trial
+            return [drho], d, k
+
+        st, its, lin, mu = barrier_newton(
+            lambda r, p, m: self.state(data, r[0], p, m, qscale), direction,
+            lambda st, a, dr, dp: ([g.ghost(st["rho"][:n] + a * dr[0])], st["phi"] + a * dp),
+            lambda st: [st["rho"]], [rho], phi, mu, mu_end, qscale, self.tol, budget, self.comm, n)
         return st, its, lin, mu <= self.tol * qscale
+
+
+def barrier_newton(state, direction, move, rhos, rho, phi, mu: float, mu_end: float, qscale: float, tol: float,
+                   budget: int, comm, n: int):
+    """The interior-point Newton loop shared by the one-step and the K-step JKO solvers: at each barrier mu, Newton
+    steps until the defect is <= max(tol, mu / q*), then mu falls by 5 down to mu_end; a step is cut to 0.995 of the
+    largest that keeps every density positive (fraction to the boundary) and halved until the residual norm falls
+    (at most 40 halvings; then the loop stops and the caller reports it).
+
+    Parameters
+    ----------
+    state : callable
+        state(rho_parts, phi, mu) -> dict with 'rho', 'phi', 'merit', 'res'.
+    direction : callable
+        direction(st) -> (list of d rho (n,), d phi, Krylov iterations).
+    move : callable
+        move(st, alpha, drho_parts, dphi) -> (rho_parts, phi) of the trial point.
+    rhos : callable
+        rhos(st) -> the list of the iterate's densities (edge layouts), in the order of drho_parts.
+    rho : list of numpy.ndarray
+    phi : numpy.ndarray or list
+    mu, mu_end, qscale, tol : float
+    budget : int
+    comm : mpi4py.MPI.Comm
+    n : int
+        Owned nodes.
+
+    Returns
+    -------
+    state : dict
+    iterations, linear_iterations : int
+    mu : float
+        The last barrier parameter.
+    """
+    st = state(rho, phi, mu)
+    its = lin = 0
+    while its < budget:
+        if st["res"] <= max(tol, mu / qscale):
+            if mu <= mu_end:
+                break
+            mu = max(0.2 * mu, mu_end)
+            st = state(rhos(st), st["phi"], mu)
+            continue
+        its += 1
+        drho, dphi, k = direction(st)
+        lin += k
+        amax = math.inf
+        for r, dr in zip(rhos(st), drho):
+            neg = dr < 0
+            amax = min(amax, float(np.min(-r[:n][neg] / dr[neg], initial=np.inf)))
+        alpha, accepted = min(1.0, 0.995 * comm.allreduce(amax, op=MPI.MIN)), False
+        for _ in range(40):
+            trial = state(*move(st, alpha, drho, dphi), mu)
+            if math.isfinite(trial["merit"]) and trial["merit"] <= (1 - 1e-4 * alpha) * st["merit"]:
+                accepted = True
+                break
+            alpha *= 0.5
+        if not accepted:
+            break
+        st = trial
+    return st, its, lin, mu

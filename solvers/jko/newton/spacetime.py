@@ -40,6 +40,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from fpjko.solvers.core import linear
+from fpjko.solvers.jko.newton.interior import barrier_newton
 
 
 class SpaceTime:
@@ -293,40 +294,22 @@ class SpaceTime:
 
     def iterate(self, data, rho, phi, budget: int, tol: float, mu0: float = 1e-2):
         """Interior-point Newton from the slabs (rho, phi) (see `solve`), the barrier starting at mu0 q*."""
-        g, K, n = self.graph, self.K, self.n
+        g, n = self.graph, self.n
         qscale = self.energy.eps if self.energy.eps else 1.0
         floor = 1e-12 * g.max(data.rk)
         rho = [g.ghost(np.maximum(r[:n], floor)) for r in rho]
         mu_end = tol * qscale
         mu = max(mu_end, mu0 * qscale)
-        st = self.state(data, rho, phi, mu, qscale)
-        its = lin = 0
-        while its < budget:
-            if st["res"] <= max(tol, mu / qscale):
-                if mu <= mu_end:
-                    break
-                mu = max(0.2 * mu, mu_end)
-                st = self.state(data, st["rho"], st["phi"], mu, qscale)
-                continue
-            its += 1
+
+        def direction(st):
             dphi, drho, k = self.direction(st, data.tau)
-            lin += k
-            amax = math.inf
-            for r, dr in zip(st["rho"], drho):
-                neg = dr < 0
-                amax = min(amax, float(np.min(-r[:n][neg] / dr[neg], initial=np.inf)))
-            amax = self.comm.allreduce(amax, op=MPI.MIN)
-            alpha, accepted = min(1.0, 0.995 * amax), False
-            for _ in range(40):
-                trial = self.state(data, [g.ghost(r[:n] + alpha * dr) for r, dr in zip(st["rho"], drho)],
-                                   [p + alpha * dp for p, dp in zip(st["phi"], dphi)], mu, qscale)
-                if math.isfinite(trial["merit"]) and trial["merit"] <= (1 - 1e-4 * alpha) * st["merit"]:
-                    accepted = True
-                    break
-                alpha *= 0.5
-            if not accepted:
-                break
-            st = trial
+            return drho, dphi, k
+
+        st, its, lin, mu = barrier_newton(
+            lambda r, p, m: self.state(data, r, p, m, qscale), direction,
+            lambda st, a, dr, dp: ([g.ghost(r[:n] + a * d) for r, d in zip(st["rho"], dr)],
+                                   [p + a * d for p, d in zip(st["phi"], dp)]),
+            lambda st: st["rho"], rho, phi, mu, mu_end, qscale, tol, budget, self.comm, n)
         return st, its, lin, bool(st["res"] <= tol and mu <= mu_end)
 
     def w2(self, st: dict, tau: float) -> float:
