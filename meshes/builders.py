@@ -1,4 +1,4 @@
-"""Simplex meshes of intervals, rectangles, boxes and disks from a target cell size."""
+"""Simplex meshes of intervals, rectangles, L-shaped domains, boxes and disks from a target cell size."""
 
 from __future__ import annotations
 
@@ -212,6 +212,49 @@ def disk(comm: MPI.Comm, radius: float, h: float, center=(0.0, 0.0)) -> dolfinx.
         a, b, c = x[tri[:, 0]], x[tri[:, 1]], x[tri[:, 2]]
         det = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
         tri[det < 0] = tri[det < 0][:, [0, 2, 1]]
+    else:
+        x, tri = np.zeros((0, 2)), np.zeros((0, 3), dtype=np.int64)
+    element = ufl.Mesh(basix.ufl.element("Lagrange", "triangle", 1, shape=(2,)))
+    return create_mesh(comm, tri, x, element)
+
+
+def l_shape(comm: MPI.Comm, lower, upper, h: float) -> dolfinx.mesh.Mesh:
+    """The L-shaped domain: the rectangle [lower, upper] without its upper-right quarter, in right triangles of legs
+    at most h (the rectangle's 'right' diagonal: non-obtuse, so the two-point schemes' weights are >= 0). A
+    non-convex domain: a W2 geodesic between its arms bends around the re-entrant corner. Rank 0 builds the
+    triangulation; dolfinx distributes it.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+    lower, upper : array_like, shape (2,)
+        Opposite corners of the rectangle; the re-entrant corner is at their midpoint.
+    h : float
+        The largest leg.
+
+    Returns
+    -------
+    dolfinx.mesh.Mesh
+    """
+    same_everywhere(comm, "meshes.l_shape", {"lower": lower, "upper": upper, "h": h})
+    lower, upper = np.asarray(lower, float), np.asarray(upper, float)
+    if lower.shape != (2,) or upper.shape != (2,):
+        raise ValueError(f"l_shape needs 2D corners, got lower={lower.tolist()}, upper={upper.tolist()}")
+    half = [_cells_for((upper[i] - lower[i]) / 2, h, f"l_shape half side {i}") for i in range(2)]
+    n = [2 * c for c in half]
+    check_size(2.0 * n[0] * n[1] * 0.75, f"l_shape {n[0]} x {n[1]} with h={h:g}")
+    if comm.rank == 0:
+        gx, gy = (np.linspace(lower[i], upper[i], n[i] + 1) for i in range(2))
+        X, Y = np.meshgrid(gx, gy, indexing="ij")
+        i, j = (a.ravel() for a in np.meshgrid(np.arange(n[0]), np.arange(n[1]), indexing="ij"))
+        keep = ~((i >= half[0]) & (j >= half[1]))
+        i, j = i[keep], j[keep]
+        node = lambda a, b: a * (n[1] + 1) + b          # noqa: E731
+        v0, v1, v2, v3 = node(i, j), node(i + 1, j), node(i, j + 1), node(i + 1, j + 1)
+        tri = np.concatenate([np.column_stack([v0, v1, v3]), np.column_stack([v0, v3, v2])]).astype(np.int64)
+        used = np.unique(tri)
+        x = np.column_stack([X.ravel(), Y.ravel()])[used]
+        tri = np.searchsorted(used, tri).astype(np.int64)
     else:
         x, tri = np.zeros((0, 2)), np.zeros((0, 3), dtype=np.int64)
     element = ufl.Mesh(basix.ufl.element("Lagrange", "triangle", 1, shape=(2,)))

@@ -50,7 +50,7 @@ def make_ksp(A: PETSc.Mat, prefix: str, options: dict | None = None, user=None) 
     """
     db = PETSc.Options()
     merged = {**direct_solver_options(), **(options or {})}
-    if options and "pc_type" in options and options["pc_type"] != "lu":
+    if options and "pc_type" in options and options["pc_type"] not in ("lu", "cholesky"):
         merged.pop("pc_factor_mat_solver_type", None)
     ours = [key for key in merged if not db.hasName(prefix + key)]   # the rest came from the user
     for key in ours:

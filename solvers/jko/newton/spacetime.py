@@ -25,8 +25,10 @@ intermediate densities (whose Lagrangian is linear in them):
 (|grad phi|^2_i = sum_j w_ij (phi_i - phi_j)^2: the discrete Hamilton-Jacobi equation in pseudo-time). Its
 Jacobian is [[D, -B^T], [B, T]] in (rho, phi) with D diagonal (mu / rho^2, e''), B block lower bidiagonal in time
 (dG^l / d rho^l, dG^l / d rho^(l-1)) and T = tau' blockdiag(L(theta^l)); the Newton direction comes from the Schur
-complement S = B D^-1 B^T + T, symmetric positive definite and block tridiagonal in time, solved by CG + BoomerAMG
-on the space-time graph (diagonally scaled), then d rho = D^-1 (B^T d phi - H). mu falls by factors of 5 to
+complement S = B D^-1 B^T + T, symmetric positive definite and block tridiagonal in time, diagonally scaled and
+factorised by a direct solver (MUMPS Cholesky by default; S keeps its pattern, so the ordering is computed once per
+K; Krylov + AMG or block Jacobi on S did not converge reliably at the small barriers), then
+d rho = D^-1 (B^T d phi - H). mu falls by factors of 5 to
 tol q* (q* the entropy's scale), with fraction-to-the-boundary steps on every density and backtracking on the
 residual norm. The first iterate is the one-step solution: rho^l interpolated linearly, phi^l = phi for every l.
 """
@@ -70,7 +72,7 @@ class SpaceTime:
         opts.update(petsc_options or {})
         self._opts, self._user = opts, tuple(petsc_options or {})
         self.prefix = prefix + "st_"
-        self._ksp = self._S = None
+        self._ksp = self._S = self._Bt = None
 
     # ------------------------------------------------------------------ the space-time pattern
     def _build_pattern(self) -> None:
@@ -219,10 +221,13 @@ class SpaceTime:
         vd.array[:] = dinv
         self._B.copy(self._Bs, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
         self._Bs.diagonalScale(R=vd)
-        if self._S is not None:
-            self._S.destroy()
-        self._S = self._Bs.matTransposeMult(self._B)
+        # S keeps its pattern from one Newton iteration to the next: the direct solver's symbolic factorisation
+        # (its ordering) is done once per K
+        # (B^T explicitly and MatMatMult: MatMatTransposeMult with a reused result gives wrong values under MPI)
+        self._Bt = self._B.transpose(PETSc.Mat() if self._Bt is None else self._Bt)   # (None: in place)
+        self._S = self._Bs.matMult(self._Bt, result=self._S)
         self._S.axpy(1.0, self._T, structure=PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN)
+        self._S.setOption(PETSc.Mat.Option.SPD, True)      # a Cholesky factorisation without pivoting
         sc = self._vec["sc"]
         self._S.getDiagonal(sc)
         sc.array[:] = 1.0 / np.sqrt(sc.array)
@@ -269,31 +274,35 @@ class SpaceTime:
             prev = r
         return rho, phi
 
-    def solve(self, data, rho1: np.ndarray, phi1: np.ndarray, budget: int, tol: float):
-        """The K-slab step from the one-step solution (rho1, phi1): interior-point Newton to the tolerance.
+    def guess(self, data, rho1: np.ndarray, phi1: np.ndarray) -> tuple[list, list]:
+        """A first iterate from the one-step solution (rho1, phi1): rho^l interpolated linearly from rho_k to rho1,
+        every phi^l = phi1.
 
         Parameters
         ----------
         data : StepData
         rho1, phi1 : numpy.ndarray, shape (n + n_extra,)
-            A first guess of rho^K and of every phi^l (e.g. the one-step solution, or a coarser K's).
-        budget : int
-        tol : float
+
+        Returns
+        -------
+        rho, phi : list of numpy.ndarray, shape (n + n_extra,), length K
+        """
+        g, K, n = self.graph, self.K, self.n
+        rk = data.rk
+        rho = [g.ghost((1 - (l + 1) / K) * rk[:n] + (l + 1) / K * rho1[:n]) for l in range(K)]
+        return rho, [phi1.copy() for _ in range(K)]
+
+    def iterate(self, data, rho, phi, budget: int, tol: float, mu0: float = 1e-2):
+        """Interior-point Newton from the slabs (rho, phi) (`guess` or `refine`) to the tolerance, the barrier
+        starting at max(mu0, tol) q*.
 
         Returns
         -------
         state : dict
         iterations, linear_iterations : int
         converged : bool
+            The stopping test held at the barrier's end value.
         """
-        g, K, n = self.graph, self.K, self.n
-        rk = data.rk
-        rho = [g.ghost((1 - (l + 1) / K) * rk[:n] + (l + 1) / K * rho1[:n]) for l in range(K)]
-        phi = [phi1.copy() for _ in range(K)]
-        return self.iterate(data, rho, phi, budget, tol)
-
-    def iterate(self, data, rho, phi, budget: int, tol: float, mu0: float = 1e-2):
-        """Interior-point Newton from the slabs (rho, phi) (see `solve`), the barrier starting at mu0 q*."""
         g, n = self.graph, self.n
         qscale = self.energy.eps if self.energy.eps else 1.0
         floor = 1e-12 * g.max(data.rk)
@@ -318,6 +327,6 @@ class SpaceTime:
         return math.sqrt(max(self.K * tp * tp * float(np.sum(st["kin"])) / 2, 0.0))
 
     def destroy(self) -> None:
-        for obj in (self._ksp, self._S, self._B, self._Bs, self._T, *self._vec.values()):
+        for obj in (self._ksp, self._S, self._Bt, self._B, self._Bs, self._T, *self._vec.values()):
             if obj is not None:
                 obj.destroy()
