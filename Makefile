@@ -4,7 +4,7 @@ RUN  ?= docker/run
 OUT  ?= results
 PYTEST_ARGS ?=
 
-NOTEBOOKS ?= mantel jko_vs_pde double_well particles_vs_fe sgd_not_gibbs phase_transition mean_field_network wide_minima aggregation digits
+NOTEBOOKS ?= mantel jko_vs_pde jko_geodesic double_well particles_vs_fe sgd_not_gibbs phase_transition mean_field_network wide_minima aggregation digits
 
 .PHONY: demo test bench notebooks docs env shell
 demo:            ## the main demo: 2D double-well Fokker-Planck, PNGs, VTX/XDMF series, summary

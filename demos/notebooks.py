@@ -15,7 +15,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LITERATE = ("mantel", "jko_vs_pde", "double_well", "particles_vs_fe", "sgd_not_gibbs", "phase_transition",
+LITERATE = ("mantel", "jko_vs_pde", "jko_geodesic", "double_well", "particles_vs_fe", "sgd_not_gibbs", "phase_transition",
             "mean_field_network", "wide_minima", "aggregation")
 
 

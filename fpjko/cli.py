@@ -34,7 +34,7 @@ import sys
 _NUMBER = re.compile(r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 GLOBAL_PETSC = ("log_view", "info", "options_left", "options_view", "help", "malloc_debug", "malloc_view",
                 "on_error_abort", "log_trace", "start_in_debugger", "no_signal_handler", "memory_view")
-DEMOS = ("aggregation", "digits", "double_well", "jko_vs_pde", "mantel", "mean_field_network", "particles_vs_fe",
+DEMOS = ("aggregation", "digits", "double_well", "jko_geodesic", "jko_vs_pde", "mantel", "mean_field_network", "particles_vs_fe",
          "phase_transition", "sgd_not_gibbs", "wide_minima")
 BENCHES = ("fp_scaling", "jko_newton", "jko", "interaction", "kernels", "ou_vs_fd", "particles", "deep_relaxation",
            "front_door", "digits", "jko_spacetime")
