@@ -24,6 +24,17 @@ def run_mpi(nprocs: int, script: str, *args, timeout: int = 600) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
+def run_demo_mpi(name: str, out, *args, timeout: int = 900) -> dict:
+    """`python3 -m fpjko.demos.<name> --out OUT --no-png ARGS` under mpirun -n 2; returns its summary.json."""
+    cmd = ["mpirun", "-n", "2", sys.executable, "-m", f"fpjko.demos.{name}", "--out", str(out), "--no-png",
+           *map(str, args)]
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    with open(os.path.join(str(out), "summary.json")) as fh:
+        return json.load(fh)
+
+
 def run_faults(script: str, *args, timeout: int = 420) -> tuple[dict, list, str]:
     """Run tests/<script> (the fault_harness protocol) under mpirun -n 2: ({case: {rank: record}}, the cases that
     started, the output). A run that times out still returns what it printed."""

@@ -4,13 +4,10 @@ both sides, and the 2-rank run equal to the serial one."""
 
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 
-from conftest import ROOT
+from conftest import run_demo_mpi
 
 SHORT = ["--ns", "1000", "10000", "--rbm-n", "10000", "--rbm-dts", "0.1", "0.05", "0.025",
          "--gif-n", "5000", "--gif-times", "0", "1", "2"]
@@ -39,12 +36,7 @@ def test_aggregation_demo_short(tmp_path):
     # round-off, so every distance, slope and profile is the serial one (2 seeds there: the serial run's first two,
     # compared seed by seed, so that the comparison costs what it did)
     out2 = tmp_path / "n2"
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    p = subprocess.run(["mpirun", "-n", "2", sys.executable, "-m", "fpjko.demos.aggregation", "--out", str(out2),
-                        "--no-png", "--repeats", "2", *SHORT], capture_output=True, text=True, timeout=900, env=env,
-                       cwd=ROOT)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    s2 = json.loads((out2 / "summary.json").read_text())
+    s2 = run_demo_mpi("aggregation", out2, "--repeats", "2", *SHORT)
     per_seed = [json.loads((d / "validate.json").read_text())["metrics"]["sliced W2"]["per_seed"]
                 for d in (tmp_path, out2)]
     np.testing.assert_allclose(per_seed[1], per_seed[0][:2], rtol=1e-8)

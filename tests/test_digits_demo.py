@@ -4,13 +4,10 @@ the theory says even at this size: at beta = 1 runs on independent data stay apa
 approach each other."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 
-from conftest import ROOT
+from conftest import run_demo_mpi
 
 SHORT = ["--ns", "200", "800", "3200", "--seeds", "2", "--T", "4.0", "--steps", "50", "--pde-ns", "100", "400",
          "--pde-repeats", "2", "--pde-t", "0.2", "--h", "0.5"]
@@ -34,12 +31,7 @@ def test_digits_demo_short(tmp_path):
     for name in ("chaos.png", "figure1_equal_time.png", "figure1_equal_steps.png", "summary.json", "runs_b1.npz"):
         assert (tmp_path / name).stat().st_size > 1000
 
-    out2 = tmp_path / "n2"
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    p = subprocess.run(["mpirun", "-n", "2", sys.executable, "-m", "fpjko.demos.digits", "--out", str(out2),
-                        "--no-png", *SHORT], capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    s2 = json.loads((out2 / "summary.json").read_text())
+    s2 = run_demo_mpi("digits", tmp_path / "n2", *SHORT)
     assert s2["ranks"] == 2
     for label, st in chaos.items():
         for k, m in st["metrics"].items():

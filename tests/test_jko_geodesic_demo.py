@@ -3,12 +3,7 @@ large-tau step on the L-shaped mesh passes the re-entrant corner and is longer t
 lands near the equilibrium, and in 1D 'auto' is the exact Gaussian step where the one-step scheme and the PDE at
 t = tau are far from it."""
 
-import json
-import os
-import subprocess
-import sys
-
-from conftest import ROOT
+from conftest import run_demo_mpi
 
 SHORT = ["--taus", "0.01", "0.04", "--cells", "400"]
 
@@ -38,12 +33,7 @@ def test_jko_geodesic_demo_serial_and_two_ranks(tmp_path):
     for name in ("geodesic_l_shape.png", "jko_step_vs_pde.png", "summary.json"):
         assert (tmp_path / name).stat().st_size > 1000
 
-    out2 = tmp_path / "n2"
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    p = subprocess.run(["mpirun", "-n", "2", sys.executable, "-m", "fpjko.demos.jko_geodesic", "--out", str(out2),
-                        "--no-png", *SHORT], capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
-    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
-    s2 = json.loads((out2 / "summary.json").read_text())
+    s2 = run_demo_mpi("jko_geodesic", tmp_path / "n2", *SHORT, timeout=600)
     check(s2)
     g1, g2 = s1["geodesic"], s2["geodesic"]
     assert g1["K"] == g2["K"] and abs(g1["w_K"] - g2["w_K"]) < 1e-7 * g1["w_K"], (g1, g2)
