@@ -56,9 +56,15 @@ class ParticleMesh:
             raise ValueError(f"the box must be lower < upper of one length d <= 3, got {lower!r}, {upper!r}")
         cells = ({1: 256, 2: 256, 3: 64}[d] if cells is None else cells)
         self.cells = np.array([checks.integer("cells", c, 2) for c in np.broadcast_to(cells, (d,))])
-        with np.errstate(all="ignore"):
-            self.grid = GridConvolution(grad_W, self.lower, self.upper, (self.upper - self.lower) / self.cells,
-                                        order=order, memory_limit=memory_limit)
+        try:
+            with np.errstate(all="ignore"):
+                self.grid = GridConvolution(grad_W, self.lower, self.upper, (self.upper - self.lower) / self.cells,
+                                            order=order, memory_limit=memory_limit)
+        except ValueError as e:
+            if "singular at 0" not in str(e):
+                raise
+            raise ValueError(f"the particle mesh convolves the force kernel grad W: {e}; e.g. W = log|z| "
+                             f"in 1D has grad W = 1/z: use force='direct' or force='rbm'") from None
         if self.grid.k != d:
             raise ValueError(f"grad_W must return shape (..., {d}) (the gradient), got {self.grid.k} components")
         self.h, self.shape = self.grid.h, self.grid.shape

@@ -36,6 +36,10 @@ def cholesky_batch(D: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
     n, d = D.shape[0], D.shape[-1]
     if D.shape[1:] != (d, d):
         raise ValueError(f"diffusion must have shape (n, d, d), got {D.shape}")
+    if not np.all(np.isfinite(D)):
+        i = int(np.argmax(~np.isfinite(D).reshape(n, -1).all(axis=1)))
+        raise ValueError(_where("diffusion D is not finite (the model's value, not a time-step problem)",
+                                np.nan_to_num(D), x, i))
     if not np.allclose(D, np.swapaxes(D, 1, 2), rtol=1e-12, atol=1e-14 * max(1.0, float(np.abs(D).max(initial=0)))):
         i = int(np.argmax(np.abs(D - np.swapaxes(D, 1, 2)).reshape(n, -1).max(axis=1)))
         raise ValueError(_where("diffusion D is not symmetric", D, x, i))
@@ -285,8 +289,12 @@ def euler_maruyama(x0: np.ndarray, drift: Callable, beta: float, dt: float, step
         agree(comm, blame or _blow_up(x, k, dt, off), FloatingPointError)
         if record_every and k % record_every == 0:
             rec.append(x.copy())
-        if callback is not None and any_stop(comm, callback, k, t, x):      # stop (or fail) on every rank together
-            break
+        if callback is not None:
+            if any_stop(comm, callback, k, t, x):                           # stop (or fail) on every rank together
+                break
+            bad = None if np.all(np.isfinite(x)) else int(np.argmax(~np.isfinite(x).all(axis=1)))
+            agree(comm, None if bad is None else f"the callback left particle {off + bad} not finite after step {k} "
+                                                 f"(x = {x[bad].tolist()})", ValueError)
     pbar.close()
     return (x, np.array(rec)) if record_every else x
 

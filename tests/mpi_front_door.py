@@ -286,7 +286,34 @@ def model_numbers_as_array_or_list():
     ou(initial={"mean": on(1, np.array([0.5]), [0.5]), "cov": 0.1})
 
 
+# ---------------------------------------------------------------------------------------------- found by a re-probe
+def checkpoint_every_differs():
+    from fpjko.solvers.io.checkpoint import Checkpointer
+
+    m = ou(W=None)
+    s = m.fokker_planck(m.mesh(comm, 0.5), dt=0.01)
+    s.run(0.04, checkpoint=Checkpointer(os.path.join(WORK, "cpe"), every=on(1, 2, 1)))
+
+
+def checkpoint_path_differs():
+    from fpjko.solvers.io.checkpoint import Checkpointer
+
+    m = ou(W=None)
+    s = m.fokker_planck(m.mesh(comm, 0.5), dt=0.01)
+    s.run(0.02, checkpoint=Checkpointer(os.path.join(WORK, on(1, "cpB", "cpA")), every=1))
+
+
+def resume_path_differs():
+    from fpjko.solvers.io.checkpoint import Checkpointer, resume
+
+    m = ou(W=None)
+    s = m.fokker_planck(m.mesh(comm, 0.5), dt=0.01)
+    s.run(0.02, checkpoint=Checkpointer(os.path.join(WORK, "rA"), every=1))
+    resume(s, os.path.join(WORK, on(1, "rB", "rA")))
+
+
 CASES = {f.__name__: f for f in [
+    checkpoint_every_differs, checkpoint_path_differs, resume_path_differs,
     stationary_tol_differs, callback_stops_on_rank1, callback_raises_on_rank1, density_sampler_fails_on_rank1,
     particle_mesh_cells_differ, random_batch_p_differs, random_batch_kernel_fails_on_rank1, streams_seed_differs,
     model_numbers_as_array_or_list,

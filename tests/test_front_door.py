@@ -360,3 +360,83 @@ def test_a_binary_file_is_no_model(tmp_path):
     (tmp_path / "bin.toml").write_bytes(bytes(range(256)))
     with pytest.raises(ValueError, match=r"bin.toml: not a TOML file"):
         files.load(str(tmp_path / "bin.toml"))
+
+
+# ---------------------------------------------------------------------------------------------- found by a re-probe
+@pytest.mark.parametrize("d, field, expr, where", [
+    (1, "V", "1/(x-0.123456)**2", [0.1235]),
+    (1, "V", "log(abs(x-0.3))", [0.3]),
+    (1, "b", ["1/(x-0.2)"], [0.2]),
+    (1, "D", [["1 + 1/(x-0.7)**2"]], [0.7]),
+    (2, "V", "1/((x-0.1234)**2 + (y-0.777)**2)", [0.1234, 0.777]),
+    (3, "V", "log((x-0.1234)**2 + (y-0.777)**2 + (z-0.3)**2)", [0.1234, 0.777, 0.3]),
+])
+def test_a_pole_between_the_checking_grid_points_is_refused(d, field, expr, where):
+    """V = 1/(x - 0.123456)^2 was finite at every checking point, and its particles were flung to 1e7 on [-4, 4] while
+    validate returned W1 = 85786 without a word. The zero of a denominator (or of a log's argument) is found between
+    the grid's points, named, and located (to the grid's spacing)."""
+    kw = {"V": "0.5*(x**2)" if field != "V" else expr}
+    if field != "V":
+        kw[field] = expr
+    with pytest.raises(ValueError, match=f"{field} has a pole in the domain near x") as e:
+        Model(d, beta=1.0, domain=([-4.0] * d, [4.0] * d), **kw)
+    near = np.array(eval(str(e.value).split("near x = ")[1].split(",  where")[0].split(", where")[0]))
+    assert np.max(np.abs(near - np.array(where))) < 4e-3, str(e.value)
+
+
+@pytest.mark.parametrize("V", ["1/(1 + x**2)", "exp(-x**2)/(2 + sin(x))", "log(x**2 + 1)", "(x**2 - 1)**2"])
+def test_formulas_without_poles_pass_the_pole_check(V):
+    Model(1, V=V, beta=1.0, domain=([-4.0], [4.0]))
+
+
+def test_validate_refuses_particles_that_leave_the_domain():
+    """A drift that pushes the particles out of the box: the PDE with no-flux walls is not their law (the re-probe's
+    pole model returned W1 = 85786 silently)."""
+    m = Model(1, V="-x", beta=1.0, initial={"mean": [0.0], "cov": 0.04}, domain=([-2.0], [2.0]))
+    with pytest.raises(ValueError, match=r"n = 50, seed 0: \d+ of the particles .* are outside the domain"):
+        validate(m, ns=[50, 100], t=3.0, repeats=2, dt=0.01, h=0.2, plot=False, echo=False, progress=False)
+
+
+def test_an_initial_law_with_no_mass_on_the_mesh_is_named():
+    """A peak between the nodes of a coarse mesh: its interpolant is 0 everywhere (a ZeroDivisionError before)."""
+    m = Model(1, V="0.5*x**2", beta=1.0, initial={"mean": [1.234], "cov": 1e-6}, domain=([-4.0], [4.0]))
+    with pytest.raises(ValueError, match="no mass on this mesh"):
+        m.fokker_planck(m.mesh(MPI.COMM_SELF, 0.5))
+
+
+def test_an_empty_initial_table_is_refused():
+    with pytest.raises(ValueError, match="initial is an empty table"):
+        Model(1, V="0.5*x**2", beta=1.0, initial={}, domain=([-4.0], [4.0]))
+
+
+def test_a_diffusion_that_is_not_finite_is_named_as_such():
+    m = Model(1, V="x", D=[["sqrt(x)"]], beta=1.0, initial={"mean": [0.5], "cov": 0.01}, domain=([0.05], [4.0]))
+    with pytest.raises(ValueError, match=r"diffusion D is not finite \(the model's value"):
+        with np.errstate(invalid="ignore"):
+            m.particles(2000, dt=0.01, t_end=1.0)
+
+
+def test_a_callback_that_spoils_a_particle_is_named():
+    """It was blamed on dt ('particles blew up ... dt is too large')."""
+    m = Model(1, V="0.5*x**2", beta=1.0, initial={"mean": [0.5], "cov": 0.09}, domain=([-4.0], [4.0]))
+
+    def cb(streams, k, t, x):
+        if k == 2:
+            x[-1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"the callback left particle 599 not finite after step 2"):
+        m.particles(600, dt=0.01, t_end=0.1, callback=cb)
+
+
+def test_the_log_kernel_on_the_particle_mesh_in_1d_names_its_force():
+    m = Model(1, V="0.5*x**2", W="log(abs(z))", beta=1.0, initial={"mean": [0.5], "cov": 0.09},
+              domain=([-4.0], [4.0]))
+    with pytest.raises(ValueError, match=r"the particle mesh convolves the force kernel grad W.*force='direct'"):
+        m.particles(600, dt=0.01, t_end=0.02, force="mesh")
+
+
+def test_a_chaos_file_that_is_not_an_npz_is_named(tmp_path):
+    from fpjko.model.chaos import load_snapshots
+
+    (tmp_path / "x.toml").write_text("V = 'x'\n")
+    with pytest.raises(ValueError, match=r"is not a snapshot file: an .npz"):
+        load_snapshots(str(tmp_path / "x.toml"))

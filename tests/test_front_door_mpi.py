@@ -48,6 +48,10 @@ EXPECTED = {
     "random_batch_kernel_fails_on_rank1": ("FloatingPointError", ["grad W overflowed"]),
     "streams_seed_differs": ("ValueError", [*DIFFERS, "Streams", "'seed'"]),
     "model_numbers_as_array_or_list": None,
+    # found by the re-probe: a checkpoint's every or path differing per rank hung or let rank 0's path win
+    "checkpoint_every_differs": ("ValueError", [*DIFFERS, ".run", "'checkpoint'", "'every'"]),
+    "checkpoint_path_differs": ("ValueError", [*DIFFERS, ".run", "'checkpoint'", "cpA", "cpB"]),
+    "resume_path_differs": ("ValueError", [*DIFFERS, "resume", "'path'", "rA", "rB"]),
 }
 
 

@@ -170,8 +170,9 @@ def describe(value, depth: int = 2):
     if isinstance(value, (np.ndarray, list, tuple)):
         # numbers compare by value, however they are held: [0.5], (0.5,) and np.array([0.5]) are one argument
         a = _numbers(value)
-        if a is not None:
-            return ("numbers", a.shape, hashlib.sha1(a.tobytes()).hexdigest())
+        if a is not None:        # a few numbers by value (the message shows them), more by a digest
+            return ("numbers", a.shape, tuple(repr(float(v)) for v in a.ravel()) if a.size <= 16 else
+                    hashlib.sha1(a.tobytes()).hexdigest())
         if isinstance(value, np.ndarray):
             a = np.ascontiguousarray(value)
             if a.dtype == object:

@@ -45,6 +45,8 @@ def load_snapshots(path: str) -> tuple[dict, list | None]:
     """
     import zipfile
 
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):
+        raise ValueError(f"{path!r} is not a snapshot file: an .npz (a zip of numpy arrays) is expected")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

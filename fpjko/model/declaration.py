@@ -26,6 +26,7 @@ from fpjko.model import structure
 from fpjko.model.expressions import field
 from fpjko.model.forms import ModelForms, numpy_fn
 from fpjko.model.laws import initial_law
+from fpjko.model.poles import find_pole
 from fpjko.model.solvers import ModelSolvers
 
 GRID_CHECK = {1: 257, 2: 65, 3: 17}     # points per direction at which V, grad V, D and b are checked on the domain
@@ -154,6 +155,16 @@ class Model(ModelForms, ModelSolvers):
                     expr = {"V": self.V, "grad V": self.V, "b": self.b}[what]
                     raise ValueError(f"{what} is not finite at x = {np.round(pts[i], 6).tolist()} of the domain "
                                      f"(value {vals[i].tolist()}; {'V' if what != 'b' else 'b'} = {str(expr)[:80]})")
+        # and between the grid's points: a pole of V, b or D (1/(x - 0.123456)^2 is finite on any grid that
+        # misses 0.123456)
+        fields = [("V", self.V)] + [("b", e) for e in (list(self.b) if self.b is not None else [])] + \
+            [("D", e) for e in (list(self.D) if self.D is not None else [])]
+        for what, expr in fields:
+            hit = find_pole(sp.sympify(expr), self.xs, *self.domain, numpy_fn)
+            if hit is not None:
+                raise ValueError(f"{what} has a pole in the domain near x = {np.round(hit[0], 6).tolist()}, where "
+                                 f"{str(hit[1])[:60]} vanishes ({what} = {str(expr)[:80]}): the particles and the PDE "
+                                 "are not defined there; move the domain or regularise the formula")
 
     def _density(self, text):
         expr = field(text, self._xsym, "initial density")

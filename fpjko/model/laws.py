@@ -54,6 +54,9 @@ def check_keys(initial, d: int) -> str:
         raise TypeError(f"initial must be a table: {{'mean': [...], 'cov': ...}} (a Gaussian) or {{'density': "
                         f"'formula'}}, got {initial!r}")
     keys = set(initial)
+    if not keys:
+        raise ValueError("initial is an empty table: give {'mean': [...], 'cov': ...} (a Gaussian) or {'density': "
+                         "'formula'}, or leave it out for the standard Gaussian N(0, I)")
     kind = "density" if "density" in keys else "gaussian"
     unknown = sorted(keys - set(KEYS[kind]))
     if unknown:

@@ -292,6 +292,7 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
             j, r = divmod(i, repeats)
             st, x = model.particles(n, sd, comm=comm, dt=dt, t_end=t, **popts)
             xs = st.allgather(x) if st is not None else x   # the same cloud (and distances) on every rank
+            _check_inside(xs, model.domain, n, sd, t)          # the same verdict on every rank
             for k, v in ref.distances(xs).items():
                 per_seed[k][r, j] = v
             prog.run_done(f"n = {n}, seed {sd}")
@@ -314,6 +315,23 @@ def validate(model, ns, t: float, repeats: int = 3, seed: int = 0, dt: float = 1
     if keep:
         result.update(solver=s, particles=(st, x))
     return result
+
+
+def _check_inside(xs: np.ndarray, domain, n: int, seed: int, t: float) -> None:
+    """Refuse a cloud with more particles outside the domain than MASS_OUTSIDE_TOL of the mass explains (with 4
+    standard deviations of slack): the PDE lives on the box with no-flux walls, so it is not the law of particles
+    that leave it (a drift that pushes them out, a pole of V)."""
+    from fpjko.model.laws import MASS_OUTSIDE_TOL
+
+    lo, hi = domain
+    out = ~np.all((xs >= lo) & (xs <= hi), axis=1)
+    k = int(out.sum())
+    if k > n * MASS_OUTSIDE_TOL + 4 * math.sqrt(n * MASS_OUTSIDE_TOL) + 2:
+        far = xs[out][int(np.argmax(np.max(np.maximum(lo - xs[out], xs[out] - hi), axis=1)))]
+        raise ValueError(f"n = {n}, seed {seed}: {k} of the particles ({k / n:.1%}) are outside the domain "
+                         f"{lo.tolist()} .. {hi.tolist()} at t = {t:g} (the farthest at {np.round(far, 4).tolist()}): "
+                         "the PDE on the domain (no-flux walls) is not their law; take a larger domain, or check V "
+                         "and b for a drift that pushes them out")
 
 
 def _write_result(result: dict, out: str, plot: bool) -> None:

@@ -37,6 +37,7 @@ A subclass provides
 from __future__ import annotations
 
 import math
+import os
 import time as _time
 from typing import Callable
 
@@ -197,7 +198,9 @@ class Solver:
             self.
         """
         self._require_initial("run")
-        same_everywhere(self.comm, f"{type(self).__name__}.run", {"t_end": t_end})
+        same_everywhere(self.comm, f"{type(self).__name__}.run", {
+            "t_end": t_end, "checkpoint": None if checkpoint is None else
+            {"path": os.path.abspath(getattr(checkpoint, "path", "")), "every": getattr(checkpoint, "every", None)}})
         h = self.step_size
         t_end = validation.end_time(t_end, self.t, h)
         nsteps = max(0, int(math.ceil((t_end - self.t) / h - 1e-9)))     # variable_step: an estimate

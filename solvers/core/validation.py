@@ -49,6 +49,9 @@ def check_density(comm: MPI.Comm, values: np.ndarray, coords: np.ndarray, mass: 
     vmax, _ = _where(comm, values, coords, np.argmax)
     if vmin < -neg_tol * max(abs(vmax), 1.0):
         raise ValueError(f"{what} is negative: min value {vmin:.6g} at x={_fmt(xmin)}")
+    if math.isfinite(mass) and mass <= 0:
+        raise ValueError(f"{what} has no mass on this mesh ({mass:.3g}): it vanishes at every node (a peak narrower "
+                         f"than the mesh, or placed between its nodes: the mesh does not resolve it; take a smaller h)")
     if not math.isfinite(mass) or abs(mass - 1.0) > mass_tol:
         raise ValueError(f"{what} is not normalised: mass {mass:.8g} differs from 1 by "
                          f"{abs(mass - 1.0):.3g} > mass_tol={mass_tol:g} (pass normalize=True to rescale)")

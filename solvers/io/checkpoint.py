@@ -17,7 +17,7 @@ import os
 import dolfinx.mesh
 import numpy as np
 
-from fpjko.common.collective import agree
+from fpjko.common.collective import agree, same_everywhere
 from fpjko.common.files import read_npz, write_npz
 from fpjko.solvers.core.protocol import check_fingerprint
 
@@ -108,6 +108,7 @@ def resume(solver, path) -> None:
     """
     comm = solver.comm
     path = os.fspath(path)
+    same_everywhere(comm, "resume", {"path": os.path.abspath(path)})
     data = read_npz(comm, path, "checkpoint", keys=("meta",))
     meta = json.loads(str(data["meta"]))
     if meta.get("class") != type(solver).__name__:
