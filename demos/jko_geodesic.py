@@ -94,16 +94,6 @@ def parse(argv=None):
     return p.parse_args(cli.script_args(argv))
 
 
-def _gather(comm, X, values, n):
-    """(x (N, d), values (N,)) of the owned nodes of all ranks, sorted by coordinates (one order on any rank
-    count)."""
-    parts = comm.allgather((X[:n], values[:n]))
-    xs = np.concatenate([p[0] for p in parts])
-    vals = np.concatenate([p[1] for p in parts])
-    order = np.lexsort(np.round(xs, 10).T[::-1])
-    return xs[order], vals[order]
-
-
 # %% [markdown]
 # Part 1: one step at large $\tau$ on the L, its geodesic kept.
 
@@ -123,7 +113,7 @@ def geodesic_part(a, comm) -> dict:
     to_eq = comm.allreduce(float(J.ml[: J.n] @ np.abs(J.rho.x.array[: J.n] - eq[: J.n])))
     K = rec["pseudo_steps"]
     shown = sorted({round(i * K / 4) for i in range(5)})
-    snaps = {l: _gather(comm, J.X[:, :2], geo[l].x.array, J.n) for l in shown}
+    snaps = {l: J.density(geo[l]) for l in shown}
     # how close to the corner each density's mass passes: the mass within 0.15 of (0, 0)
     near = [comm.allreduce(float(J.ml[: J.n] @ (g.x.array[: J.n] * (np.hypot(J.X[: J.n, 0], J.X[: J.n, 1]) < 0.15))))
             for g in geo]
@@ -187,7 +177,7 @@ def step_part(a, comm) -> dict:
                         "K": rec["pseudo_steps"], "pseudo_error": rec["pseudo_error"], "w2": rec["w2"],
                         "converged": rec["converged"], "seconds": time.perf_counter() - t0}
             if tau == a.taus[-1]:
-                curves[key] = _gather(comm, J.X[:, :1], J.rho.x.array, J.n)
+                curves[key] = J.density()
             J.close()
         row["exact_step_to_pde"] = _l1_gauss(m1, s1, mp, sp)
         row["exact_w2"] = math.hypot(m1 - X0, s1 - S0)

@@ -21,7 +21,7 @@ import numpy as np
 
 from fpjko.common import checks
 from fpjko.common.collective import allgather_checked, collectively, same_everywhere
-from fpjko.kernels import GridConvolution
+from fpjko.kernels import GridConvolution, SingularKernelError
 from fpjko.kernels.transfer import bounds, deposit_exact
 from fpjko.samplers.streams import Streams
 
@@ -60,11 +60,9 @@ class ParticleMesh:
             with np.errstate(all="ignore"):
                 self.grid = GridConvolution(grad_W, self.lower, self.upper, (self.upper - self.lower) / self.cells,
                                             order=order, memory_limit=memory_limit)
-        except ValueError as e:
-            if "singular at 0" not in str(e):
-                raise
-            raise ValueError(f"the particle mesh convolves the force kernel grad W: {e}; e.g. W = log|z| "
-                             f"in 1D has grad W = 1/z: use force='direct' or force='rbm'") from None
+        except SingularKernelError as e:
+            raise SingularKernelError(f"the particle mesh convolves the force kernel grad W: {e}; e.g. W = log|z| "
+                                      "in 1D has grad W = 1/z: use force='direct' or force='rbm'") from None
         if self.grid.k != d:
             raise ValueError(f"grad_W must return shape (..., {d}) (the gradient), got {self.grid.k} components")
         self.h, self.shape = self.grid.h, self.grid.shape

@@ -36,10 +36,7 @@ def cholesky_batch(D: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
     n, d = D.shape[0], D.shape[-1]
     if D.shape[1:] != (d, d):
         raise ValueError(f"diffusion must have shape (n, d, d), got {D.shape}")
-    if not np.all(np.isfinite(D)):
-        i = int(np.argmax(~np.isfinite(D).reshape(n, -1).all(axis=1)))
-        raise ValueError(_where("diffusion D is not finite (the model's value, not a time-step problem)",
-                                np.nan_to_num(D), x, i))
+    _check_finite_D(D, x)
     if not np.allclose(D, np.swapaxes(D, 1, 2), rtol=1e-12, atol=1e-14 * max(1.0, float(np.abs(D).max(initial=0)))):
         i = int(np.argmax(np.abs(D - np.swapaxes(D, 1, 2)).reshape(n, -1).max(axis=1)))
         raise ValueError(_where("diffusion D is not symmetric", D, x, i))
@@ -63,6 +60,14 @@ def cholesky_batch(D: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
     if bad.any():
         raise ValueError(_where("diffusion D is not positive definite", D, x, int(np.argmax(bad))))
     return L
+
+
+def _check_finite_D(D: np.ndarray, x) -> None:
+    """ValueError naming the first matrix of D (n, d, d) that is not finite: the model's value, not the step's."""
+    if not np.all(np.isfinite(D)):
+        i = int(np.argmax(~np.isfinite(D).reshape(len(D), -1).all(axis=1)))
+        raise ValueError(_where("diffusion D is not finite (the model's value, not a time-step problem)",
+                                np.nan_to_num(D), x, i))
 
 
 def _where(msg, D, x, i) -> str:
@@ -147,9 +152,7 @@ def psd_factor_batch(D: np.ndarray, x: np.ndarray | None = None, rtol: float = 1
     n = len(D)
     if n == 0:                                       # a rank without particles
         return D.copy()
-    if not np.all(np.isfinite(D)):
-        i = int(np.argmax(~np.isfinite(D).reshape(n, -1).all(axis=1)))
-        raise ValueError(_where("diffusion D is not finite", np.nan_to_num(D), x, i))
+    _check_finite_D(D, x)
     scale = np.abs(D).reshape(n, -1).max(axis=1, initial=0.0)
     if not np.allclose(D, np.swapaxes(D, 1, 2), rtol=1e-12, atol=1e-14 * max(1.0, float(scale.max(initial=0)))):
         i = int(np.argmax(np.abs(D - np.swapaxes(D, 1, 2)).reshape(n, -1).max(axis=1)))

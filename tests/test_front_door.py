@@ -3,6 +3,7 @@ particles' forces and checks are right for every input, sizes are refused with t
 anything is allocated, the study compares the problem the user wrote, and `fpjko validate` answers any failure
 with one `error:` line. The same checks under `mpirun -n 2`: tests/test_front_door_mpi.py."""
 
+import ast
 import os
 import subprocess
 import sys
@@ -380,7 +381,7 @@ def test_a_pole_between_the_checking_grid_points_is_refused(d, field, expr, wher
         kw[field] = expr
     with pytest.raises(ValueError, match=f"{field} has a pole in the domain near x") as e:
         Model(d, beta=1.0, domain=([-4.0] * d, [4.0] * d), **kw)
-    near = np.array(eval(str(e.value).split("near x = ")[1].split(",  where")[0].split(", where")[0]))
+    near = np.array(ast.literal_eval(str(e.value).split("near x = ")[1].split(", where")[0]))
     assert np.max(np.abs(near - np.array(where))) < 4e-3, str(e.value)
 
 

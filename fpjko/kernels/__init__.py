@@ -7,8 +7,8 @@ Used by the particle-mesh forces (fpjko.samplers.particle_mesh) and by the finit
 (fpjko.solvers.fokker_planck.interaction.KernelInteraction, method="fft"; NewtonJKO).
 """
 
-from fpjko.kernels.grid import GridConvolution, singular_cell_average, singularity_exponent
+from fpjko.kernels.grid import GridConvolution, SingularKernelError, singular_cell_average, singularity_exponent
 from fpjko.kernels.transfer import deposit, have_numba, interpolate
 
-__all__ = ["GridConvolution", "deposit", "interpolate", "have_numba", "singular_cell_average",
+__all__ = ["GridConvolution", "SingularKernelError", "deposit", "interpolate", "have_numba", "singular_cell_average",
            "singularity_exponent"]

@@ -125,6 +125,10 @@ def singularity_exponent(W, d: int, scale: float) -> float:
     return float(math.log(max(b, 1e-300) / a) / math.log(r1 / r2))
 
 
+class SingularKernelError(ValueError):
+    """A kernel whose singularity at 0 is not integrable in the grid's dimension (the grid cannot convolve it)."""
+
+
 class GridConvolution:
     """The grid, the kernel's spectrum and the transfer order for kernel sums over a box.
 
@@ -210,8 +214,8 @@ class GridConvolution:
         if self.singular:
             s = singularity_exponent(W, d, float(np.min(self.h)))
             if not (s < d - 1e-3):
-                raise ValueError(f"the kernel is singular at 0 like |z|^-{s:.3g}, which is not integrable in {d}D "
-                                 f"(an integrable singularity needs |z|^-s with s < {d}, or log|z|)")
+                raise SingularKernelError(f"the kernel is singular at 0 like |z|^-{s:.3g}, which is not integrable in "
+                                          f"{d}D (an integrable singularity needs |z|^-s with s < {d}, or log|z|)")
             vals[zero] = self._zeta_weight(W, s) if self._power_law(W, s) else singular_cell_average(W, self.h)
         vals[~used] = 0.0
         bad = used & ~np.all(np.isfinite(vals), axis=-1)

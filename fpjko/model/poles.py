@@ -61,10 +61,10 @@ def find_pole(expr, syms, lower, upper, numpy_fn):
     axes = [np.linspace(lower[i], upper[i], m) for i in range(d)]
     pts = np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1)
     for part in singular_parts(expr):
-        g = numpy_fn(part, syms)
+        fn = numpy_fn(part, syms)
 
-        def f(P, g=g):
-            return np.broadcast_to(g(*P.T), (len(P),))
+        def f(P, fn=fn):
+            return np.broadcast_to(fn(*P.T), (len(P),))
         with np.errstate(all="ignore"):
             v = np.asarray(f(pts))
         if np.iscomplexobj(v) or not np.all(np.isfinite(v)):
@@ -84,12 +84,11 @@ def find_pole(expr, syms, lower, upper, numpy_fn):
                 hi[ax] = axes[ax][idx[ax] + 1]
                 return 0.5 * (lo + hi), part
         i = int(np.argmin(np.abs(v)))
-        box = np.stack([lower, upper], axis=1)
         with np.errstate(all="ignore"):
             res = minimize(lambda p: float(np.abs(f(np.clip(p, lower, upper)[None, :])).ravel()[0]), pts[i],
                            method="Nelder-Mead", options={"xatol": 1e-12 * float(np.max(upper - lower)),
                                                           "fatol": 1e-14 * scale, "maxiter": 400 * d})
-        x = np.clip(res.x, box[:, 0], box[:, 1])
+        x = np.clip(res.x, lower, upper)
         if float(np.abs(f(x[None, :])).ravel()[0]) <= TOUCH * scale:
             return x, part
     return None

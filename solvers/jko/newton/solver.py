@@ -421,7 +421,6 @@ class NewtonJKO(DensitySolver):
         see the loop for a K that does not converge).
         Returns (state, K, estimate, W_K, Newton iterations, linear iterations, converged).
         W * rho stays at the one-step's (an outer pass of the interaction is the one-step solve's)."""
-        from fpjko.solvers.core import linear
         from fpjko.solvers.jko.newton.spacetime import SpaceTime
 
         n = self.n
@@ -441,11 +440,7 @@ class NewtonJKO(DensitySolver):
         conv = True                                   # (the one-step solution: the first K's start)
         for K in Ks:
             if K not in self._spacetime:
-                direct = linear.direct_solver_options()
-                if direct.get("pc_factor_mat_solver_type") == "mumps":
-                    direct["pc_type"] = "cholesky"               # the scaled Schur complement is SPD
-                self._spacetime[K] = SpaceTime(self.graph, self.energy, K, self.s, self.prefix,
-                                               {**direct, **self.schur_options})
+                self._spacetime[K] = SpaceTime(self.graph, self.energy, K, self.s, self.prefix, self.schur_options)
             S = self._spacetime[K]
             budget = 3 * self.max_iter
             guess = (functools.partial(S.guess, data, one["rho"], one["phi"]) if prev_st is None else
@@ -494,15 +489,21 @@ class NewtonJKO(DensitySolver):
             out.append(u)
         return out
 
-    def density(self) -> tuple[np.ndarray, np.ndarray]:
-        """All ranks' nodes and densities, sorted lexicographically by x (for 1D plots, tests).
+    def density(self, values=None) -> tuple[np.ndarray, np.ndarray]:
+        """All ranks' nodes and densities, sorted lexicographically by x (for plots, tests).
+
+        Parameters
+        ----------
+        values : dolfinx.fem.Function, optional
+            Another function on the solver's space (e.g. one of `geodesic()`) instead of rho.
 
         Returns
         -------
         x : numpy.ndarray, shape (N, d)
         rho : numpy.ndarray, shape (N,)
         """
-        parts = self.comm.allgather((self.X[: self.n, : self.d], self.rho.x.array[: self.n]))
+        u = self.rho if values is None else values
+        parts = self.comm.allgather((self.X[: self.n, : self.d], u.x.array[: self.n]))
         xs = np.concatenate([p[0] for p in parts])
         vals = np.concatenate([p[1] for p in parts])
         order = np.lexsort(np.round(xs, 10).T[::-1])         # rounded: the same order on any rank count

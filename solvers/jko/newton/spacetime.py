@@ -59,16 +59,16 @@ class SpaceTime:
     prefix : str
         PETSc options prefix of the space-time Schur solve ('st_' is appended).
     petsc_options : dict, optional
+        Options of the Schur solve over its defaults (a direct solver: MUMPS Cholesky where PETSc has MUMPS).
     """
 
     def __init__(self, graph, energy, K: int, s: float, prefix: str, petsc_options: dict | None = None):
         self.graph, self.energy, self.K, self.s = graph, energy, int(K), float(s)
         self.comm, self.n = graph.comm, graph.n
         self._build_pattern()
-        opts = {**linear.iterative_solver_options(symmetric=True, rtol=1e-10), "ksp_norm_type": "unpreconditioned"}
-        if opts["pc_type"] == "hypre":
-            opts.update({"pc_hypre_boomeramg_coarsen_type": "HMIS", "pc_hypre_boomeramg_interp_type": "ext+i",
-                         "pc_hypre_boomeramg_P_max": 4, "pc_hypre_boomeramg_agg_nl": 1})
+        opts = linear.direct_solver_options()
+        if opts.get("pc_factor_mat_solver_type") == "mumps":
+            opts["pc_type"] = "cholesky"              # the scaled Schur complement is SPD (see `direction`)
         opts.update(petsc_options or {})
         self._opts, self._user = opts, tuple(petsc_options or {})
         self.prefix = prefix + "st_"
