@@ -89,7 +89,9 @@ def parse(argv=None):
     p.add_argument("--tau", type=float, default=10.0, help="Part 1: the step")
     p.add_argument("--taus", type=float, nargs="*", default=[0.01, 0.02, 0.04], help="Part 2: the steps")
     p.add_argument("--cells", type=int, default=1600, help="Part 2: cells on [-2, 2]")
-    p.add_argument("--pseudo-tol", type=float, default=1e-3)
+    p.add_argument("--pseudo-tol", type=float, default=1e-3, help="Part 2: the tolerance of 'auto'")
+    p.add_argument("--geodesic-tol", type=float, default=1e-4,
+                   help="Part 1: the tolerance of 'auto' (tighter, for a finer picture of the geodesic: K = 8)")
     p.add_argument("--no-png", action="store_true")
     return p.parse_args(cli.script_args(argv))
 
@@ -102,7 +104,7 @@ def geodesic_part(a, comm) -> dict:
     msh = meshes.l_shape(comm, [-1, -1], [1, 1], a.h)
     t0 = time.perf_counter()
     J = NewtonJKO(msh, a.tau, potential=lambda x: ((x[0] - M1[0]) ** 2 + (x[1] - M1[1]) ** 2) / (2 * S * S),
-                  beta=1.0, pseudo_steps="auto", pseudo_tol=a.pseudo_tol, max_pseudo_steps=32, keep_geodesic=True)
+                  beta=1.0, pseudo_steps="auto", pseudo_tol=a.geodesic_tol, max_pseudo_steps=32, keep_geodesic=True)
     J.set_initial(lambda x: gauss2(x, M0, S), normalize=True)
     rec = J.step()
     secs = time.perf_counter() - t0

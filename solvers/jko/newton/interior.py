@@ -105,10 +105,11 @@ class InteriorPoint:
 
 
 def barrier_newton(state, direction, move, rhos, rho, phi, mu: float, mu_end: float, qscale: float, tol: float,
-                   budget: int, comm, n: int):
+                   budget: int, comm, n: int, to_boundary: bool = True):
     """The interior-point Newton loop shared by the one-step and the K-step JKO solvers: at each barrier mu, Newton
     steps until the defect is <= max(tol, mu / q*), then mu falls by 5 down to mu_end; a step is cut to 0.995 of the
-    largest that keeps every density positive (fraction to the boundary) and halved until the residual norm falls
+    largest that keeps every density positive (fraction to the boundary; not with to_boundary=False, where
+    `move` keeps the densities positive itself) and halved until the residual norm falls
     (at most 40 halvings; then the loop stops and the caller reports it).
 
     Parameters
@@ -128,6 +129,8 @@ def barrier_newton(state, direction, move, rhos, rho, phi, mu: float, mu_end: fl
     comm : mpi4py.MPI.Comm
     n : int
         Owned nodes.
+    to_boundary : bool
+        Cut each step to the boundary of rho > 0 (False: `move` keeps the densities positive).
 
     Returns
     -------
@@ -149,10 +152,10 @@ def barrier_newton(state, direction, move, rhos, rho, phi, mu: float, mu_end: fl
         drho, dphi, k = direction(st)
         lin += k
         amax = math.inf
-        for r, dr in zip(rhos(st), drho):
+        for r, dr in zip(rhos(st) if to_boundary else (), drho):
             neg = dr < 0
             amax = min(amax, float(np.min(-r[:n][neg] / dr[neg], initial=np.inf)))
-        alpha, accepted = min(1.0, 0.995 * comm.allreduce(amax, op=MPI.MIN)), False
+        alpha, accepted = min(1.0, 0.995 * comm.allreduce(amax, op=MPI.MIN) if to_boundary else 1.0), False
         for _ in range(40):
             trial = state(*move(st, alpha, drho, dphi), mu)
             if math.isfinite(trial["merit"]) and trial["merit"] <= (1 - 1e-4 * alpha) * st["merit"]:

@@ -167,9 +167,12 @@ class NewtonJKO(DensitySolver):
         K, the pseudo-time steps of the transport cost (fpjko.solvers.jko.newton.spacetime): 1 (default) is one
         Benamou-Brenier step (fast; its cost is not W2 for a step that moves a bump by more than its width);
         K > 1 the K-step action, whose intermediate densities are the discrete geodesic; 'auto' doubles K from 2
-        until the pseudo-time error estimate |rho_K - rho_(K/2)|_1 / 3 (second order in 1/K; against the last K'
-        that converged, /((K/K')^2 - 1)) is below pseudo_tol. The step is judged converged on the last K's
-        stopping test and, with 'auto', the estimate.
+        and returns the Richardson extrapolation in pseudo-time rho_K + (rho_K - rho_(K/2)) / 3 (the 1/K^2 term
+        cancelled; against the last K' that converged, /((K/K')^2 - 1)), limited to [rho_K / 2, 2 rho_K] and
+        scaled to the mass, once the estimate of its error is below pseudo_tol: |rho_K - rho_(K/2)|_1 / 3 (the
+        error of rho_K), or |ext_K - ext_(K/2)|_1 / 15 (fourth order) where the last three levels' differences
+        fall at the second-order rate. The step is judged converged on the last K's stopping test and, with
+        'auto', the estimate.
     pseudo_tol : float
         The tolerance of 'auto' on the estimate of the step's pseudo-time error (L1 of the density).
     max_pseudo_steps : int
@@ -417,8 +420,8 @@ class NewtonJKO(DensitySolver):
 
     def _pseudo_time(self, data, one: dict):
         """The K-step transport cost from the one-step solution `one` (fixed K, or 'auto': K = 2, 4, ... from the
-        previous K's state until the estimate |rho_K - rho_(K/2)|_1 / 3 <= pseudo_tol or K = max_pseudo_steps;
-        see the loop for a K that does not converge).
+        previous K's state until the estimate (see pseudo_steps) <= pseudo_tol or K = max_pseudo_steps; see the
+        loop for a K that does not converge).
         Returns (state, K, estimate, W_K, Newton iterations, linear iterations, converged).
         W * rho stays at the one-step's (an outer pass of the interaction is the one-step solve's)."""
         from fpjko.solvers.jko.newton.spacetime import SpaceTime
@@ -436,8 +439,10 @@ class NewtonJKO(DensitySolver):
         # neighbouring slabs of a small K hardly overlap, and its barrier problem is very stiff) is not compared;
         # its slabs still start the next K, and the step is judged on the last K
         ref_rho, ref_K, prev_st, prev_solver, est = one["rho"], 1, None, None, math.nan
+        ext_prev = None                               # (K, extrapolated density, |rho_K - rho_K'|_1, K')
         its = lin = 0
         conv = True                                   # (the one-step solution: the first K's start)
+        result = None
         for K in Ks:
             if K not in self._spacetime:
                 self._spacetime[K] = SpaceTime(self.graph, self.energy, K, self.s, self.prefix, self.schur_options)
@@ -451,29 +456,54 @@ class NewtonJKO(DensitySolver):
             # from 1e-2 q*
             k = l = 0
             if conv:
-                st, k, l, conv = S.iterate(data, *guess(), min(budget, 30), self.tol, mu0=self.tol)
+                st, k, l, conv = S.iterate(data, *guess(), min(budget, 15), self.tol, mu0=self.tol)
             if not conv:
                 st, k2, l2, conv = S.iterate(data, *guess(), budget, self.tol, mu0=1e-2)
                 k, l = k + k2, l + l2
             its, lin = its + k, lin + l
             prev_st, prev_solver = st, S
-            if conv:
-                diff = self.comm.allreduce(float(self.ml[:n] @ np.abs(st["rho"][-1][:n] - ref_rho[:n])))
-                est = diff / ((K / ref_K) ** 2 - 1)
-                ref_rho, ref_K = st["rho"][-1], K
-                if auto and est <= self.pseudo_tol:
-                    break
-            else:
+            result = st["rho"][-1]
+            if not conv:
                 est = math.nan
+                continue
+            diff = st["rho"][-1][:n] - ref_rho[:n]
+            dn = self.comm.allreduce(float(self.ml[:n] @ np.abs(diff)))
+            q = (K / ref_K) ** 2 - 1
+            est = dn / q
+            if auto:
+                # Richardson in pseudo-time: rho_K + (rho_K - rho_K') / q cancels the 1/K^2 term; its error, fourth
+                # order, is estimated from the last two extrapolations where the last three levels are in the
+                # asymptotic range (the ratio of successive differences near that of 1/K^2)
+                ext = self._extrapolate(st["rho"][-1], diff / q)
+                if ext_prev is not None and ext_prev[0] == ref_K:
+                    K2 = ext_prev[3]
+                    expect = (ref_K ** -2 - K ** -2) / (K2 ** -2 - ref_K ** -2)
+                    if dn <= 1.6 * expect * ext_prev[2]:
+                        dext = self.comm.allreduce(float(self.ml[:n] @ np.abs(ext[:n] - ext_prev[1][:n])))
+                        est = min(est, dext / ((K / ref_K) ** 4 - 1))
+                ext_prev = (K, ext, dn, ref_K)
+                result = ext
+            ref_rho, ref_K = st["rho"][-1], K
+            if auto and est <= self.pseudo_tol:
+                break
         ok = conv and (not auto or est <= self.pseudo_tol)
         if self.keep_geodesic:
             self._geodesic = [data.rk[:n].copy()] + [r[:n].copy() for r in st["rho"]]
-        out = {"rho": st["rho"][-1], "phi": st["phi"][-1], "res": st["res"], "kin": 0.0}
+        out = {"rho": result, "phi": st["phi"][-1], "res": st["res"], "kin": 0.0}
         return out, K, (est if auto else math.nan), S.w2(st, self.tau), its, lin, ok
 
+    def _extrapolate(self, rho: np.ndarray, corr: np.ndarray) -> np.ndarray:
+        """rho + corr limited to [rho / 2, 2 rho] (a correction that large is outside the asymptotic range: in the
+        far tails of a moving bump) and scaled to the step's mass."""
+        n, g = self.n, self.graph
+        r = np.clip(rho[:n] + corr, 0.5 * rho[:n], 2.0 * rho[:n])
+        return g.ghost(r * (self.mass0 / self.mass(r)))
+
     def geodesic(self) -> list:
-        """The K + 1 densities of the last step, rho^0 = rho_k ... rho^K = rho_(k+1) (keep_geodesic=True): the
-        discrete W2 geodesic (displacement interpolation) between them, rho^l at pseudo-time l / K.
+        """The K + 1 densities of the last step, rho^0 = rho_k ... rho^K (keep_geodesic=True): the discrete W2
+        geodesic (displacement interpolation) of the K-step problem, rho^l at pseudo-time l / K. rho^K is
+        rho_(k+1) for a fixed K; with 'auto' rho_(k+1) is the extrapolation, which differs from rho^K by about the
+        pseudo-time error of rho^K (the history's pseudo_error bounds the extrapolation's).
 
         Returns
         -------

@@ -29,8 +29,13 @@ complement S = B D^-1 B^T + T, symmetric positive definite and block tridiagonal
 factorised by a direct solver (MUMPS Cholesky by default; S keeps its pattern, so the ordering is computed once per
 K; Krylov + AMG or block Jacobi on S did not converge reliably at the small barriers), then
 d rho = D^-1 (B^T d phi - H). mu falls by factors of 5 to
-tol q* (q* the entropy's scale), with fraction-to-the-boundary steps on every density and backtracking on the
-residual norm. The first iterate is the one-step solution: rho^l interpolated linearly, phi^l = phi for every l.
+tol q* (q* the entropy's scale). A density's step is Newton's where it rises and exponential where it falls
+(rho exp(a d rho / rho): positive for every step length, no cut to the boundary), each slab scaled back to the
+step's mass, with backtracking on the residual norm: in the far tails of a moving bump the direction asks a
+density to fall by many times itself, and the fraction-to-the-boundary rule cut every step there to a few percent
+(at 128^2, 94 Newton iterations for one step against 16). The first iterate is the one-step solution, rho^l its
+geometric interpolation rho_k^(1 - l/K) rho^(l/K) (one bump between two bumps, where the linear one is two),
+phi^l = phi for every l; K from K/2 inserts the geometric means of neighbouring slabs.
 """
 
 from __future__ import annotations
@@ -269,10 +274,19 @@ class SpaceTime:
         rho, phi = [], []
         prev = data.rk
         for r, p in zip(st["rho"], st["phi"]):
-            rho += [0.5 * (prev + r), r]
+            rho += [self._between(data, prev, r, 0.5), r]
             phi += [p, p]
             prev = r
         return rho, phi
+
+    def _between(self, data, a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+        """a^(1 - t) b^t scaled to the step's mass: between two bumps the geometric interpolation is a bump where
+        the linear one is two (for two Gaussians of one variance it is their displacement interpolation), so the
+        interior-point iteration starts near the geodesic instead of cutting its first steps to keep rho > 0."""
+        g, n = self.graph, self.n
+        floor = 1e-12 * g.max(data.rk)
+        r = np.exp((1 - t) * np.log(np.maximum(a[:n], floor)) + t * np.log(np.maximum(b[:n], floor)))
+        return g.ghost(r * (data.mass / self.comm.allreduce(float(g.ml[:n] @ r))))
 
     def guess(self, data, rho1: np.ndarray, phi1: np.ndarray) -> tuple[list, list]:
         """A first iterate from the one-step solution (rho1, phi1): rho^l interpolated linearly from rho_k to rho1,
@@ -287,9 +301,8 @@ class SpaceTime:
         -------
         rho, phi : list of numpy.ndarray, shape (n + n_extra,), length K
         """
-        g, K, n = self.graph, self.K, self.n
-        rk = data.rk
-        rho = [g.ghost((1 - (l + 1) / K) * rk[:n] + (l + 1) / K * rho1[:n]) for l in range(K)]
+        K = self.K
+        rho = [self._between(data, data.rk, rho1, (l + 1) / K) for l in range(K - 1)] + [self.graph.ghost(rho1[:self.n])]
         return rho, [phi1.copy() for _ in range(K)]
 
     def iterate(self, data, rho, phi, budget: int, tol: float, mu0: float = 1e-2):
@@ -316,10 +329,27 @@ class SpaceTime:
 
         st, its, lin, mu = barrier_newton(
             lambda r, p, m: self.state(data, r, p, m, qscale), direction,
-            lambda st, a, dr, dp: ([g.ghost(r[:n] + a * d) for r, d in zip(st["rho"], dr)],
+            lambda st, a, dr, dp: (self._positive_step(st["rho"], a, dr, data.mass, 1e-88 * floor),
                                    [p + a * d for p, d in zip(st["phi"], dp)]),
-            lambda st: st["rho"], rho, phi, mu, mu_end, qscale, tol, budget, self.comm, n)
+            lambda st: st["rho"], rho, phi, mu, mu_end, qscale, tol, budget, self.comm, n, to_boundary=False)
         return st, its, lin, bool(st["res"] <= tol and mu <= mu_end)
+
+    def _positive_step(self, rho: list, a: float, drho: list, mass: float, floor: float) -> list:
+        """rho + a drho where drho >= 0, rho exp(a drho / rho) where drho < 0, each slab scaled to the step's mass:
+        Newton's step to first order, and positive for every a (in the far tails of a moving bump the direction
+        asks a density to fall by many times itself, and cutting the whole step to the boundary there stalled the
+        iteration at the small barriers: 94 Newton iterations for one step at 128^2 against 16 now). The linear
+        step keeps each slab's mass (the mass balances sum to it); the exponential one does to first order, and
+        the scaling restores it to round-off. Densities stay above `floor` (1e-100 max rho_k: mu / rho^2 stays finite)."""
+        n = self.n
+        out = []
+        for r, d in zip(rho, drho):
+            x = r[:n] + a * d
+            neg = d < 0
+            x[neg] = r[:n][neg] * np.exp(np.maximum(a * d[neg] / r[:n][neg], -30.0))
+            out.append(np.maximum(x, floor))
+        masses = self.comm.allreduce(np.array([float(self.graph.ml[:n] @ x) for x in out]), op=MPI.SUM)
+        return [self.graph.ghost(x * (mass / m)) for x, m in zip(out, masses)]
 
     def w2(self, st: dict, tau: float) -> float:
         """The step's transport distance W_K = (K sum_l tau'^2 kin_l / 2)^(1/2)."""
@@ -330,3 +360,4 @@ class SpaceTime:
         for obj in (self._ksp, self._S, self._Bt, self._B, self._Bs, self._T, *self._vec.values()):
             if obj is not None:
                 obj.destroy()
+
