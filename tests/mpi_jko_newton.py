@@ -38,7 +38,7 @@ def main(case):
         steps = 3
     elif case == "kernel":
         s = NewtonJKO(meshes.interval(comm, -3, 3, 0.05), 0.1, potential=lambda x: 0.25 * x[0] ** 4, beta=2.0,
-                      interaction=lambda z: 1.0 - np.exp(-z[..., 0] ** 2))
+                      interaction=lambda z: 1.0 - np.exp(-z[..., 0] ** 2), pseudo_steps=1)
         s.set_initial(lambda x: np.exp(-(x[0] - 1) ** 2 / 0.5), normalize=True)
         steps = 3
     elif case == "spacetime":

@@ -1,4 +1,5 @@
-"""NewtonJKO (solvers/jko/newton/): the fully discrete JKO step on the P1 edge graph, by Newton.
+"""NewtonJKO (solvers/jko/newton/): the fully discrete JKO step on the P1 edge graph, by Newton, with one
+pseudo-time step of the transport cost (pseudo_steps=1; the default 'auto' is tests/test_jko_spacetime.py's).
 
 Exact references. One JKO step for F = int a|x|^2/2 rho + 1/2 iint k|x - y|^2/2 rho rho + beta^-1 int rho log rho
 from N(m, s^2 I) is Gaussian again: W2^2 between isotropic Gaussians is |m - m'|^2 + d (s - s')^2, the
@@ -19,9 +20,16 @@ from mpi4py import MPI
 
 from fpjko import meshes
 from conftest import fitted_slope, run_mpi
-from fpjko.solvers.jko.newton import NewtonJKO
+from fpjko.solvers.jko.newton import NewtonJKO as _NewtonJKO
 
 COMM = MPI.COMM_WORLD
+
+
+def NewtonJKO(*args, **kw):
+    """The one-pseudo-time-step scheme (pseudo_steps=1), whose properties these tests measure (the default
+    'auto', K pseudo-time steps: tests/test_jko_spacetime.py)."""
+    kw.setdefault("pseudo_steps", 1)
+    return _NewtonJKO(*args, **kw)
 
 
 def gauss(x, m, s):

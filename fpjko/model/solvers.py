@@ -291,7 +291,8 @@ class ModelSolvers:
         mesh : dolfinx.mesh.Mesh
         tau : float
         **kw
-            More NewtonJKO keywords (tol, max_iter, mobility, ...).
+            More NewtonJKO keywords (tol, max_iter, mobility, pseudo_steps: 'auto' by default, the exact step to
+            pseudo_tol; 1 for the fast one-pseudo-time-step scheme, ...).
 
         Returns
         -------
