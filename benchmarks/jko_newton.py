@@ -1,4 +1,5 @@
-"""Seconds per JKO step of NewtonJKO versus spatial dofs, with its accuracy; run serial and under mpirun -n 2.
+"""Seconds per JKO step of NewtonJKO's one-pseudo-time-step scheme (pseudo_steps=1) versus spatial dofs, with its
+accuracy; run serial and under mpirun -n 2 (the default K-step mode: benchmarks/jko_spacetime.py).
 
 2D Ornstein-Uhlenbeck (f = |x|^2 / 2, beta = 1) on [-5, 5]^2, right-triangle meshes of (n + 1)^2 nodes, tau = 0.1,
 from N((1, 0.5), 0.49 I): three steps. Per size: Newton iterations and Krylov iterations of the first step,
@@ -42,7 +43,7 @@ def exact_step():
 
 def measure(msh, label, steps=3) -> dict:
     comm = msh.comm
-    J = NewtonJKO(msh, TAU, potential=lambda x: 0.5 * (x[0] ** 2 + x[1] ** 2), beta=1.0)
+    J = NewtonJKO(msh, TAU, potential=lambda x: 0.5 * (x[0] ** 2 + x[1] ** 2), beta=1.0, pseudo_steps=1)
     J.set_initial(lambda x: gauss2(x, M0, S0), normalize=True)
     secs, recs = [], []
     for k in range(steps):
