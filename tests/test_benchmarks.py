@@ -122,5 +122,7 @@ def test_jko_spacetime_benchmark_quick(tmp_path):
 
     jko_spacetime.main(["--out", str(tmp_path), "--quick"])
     rows = json.loads((tmp_path / "jko_spacetime-n1.json").read_text())["rows"]
-    assert [r["mode"] for r in rows] == ["one step", "auto (tol 0.002)"] and rows[1]["K"][0] >= 2
-    assert rows[1]["l1_step1"] < rows[0]["l1_step1"]            # the K-step is nearer the exact Gaussian step
+    assert [r["mode"] for r in rows] == ["one step", "auto (tol 0.001)"] and rows[1]["K"][0] >= 2
+    assert all(r["converged"] for r in rows)
+    # the K-step is nearer the exact Gaussian step (measured at 24^2: 0.104 against 0.151, the mesh's floor there)
+    assert rows[1]["l1_step1"] < 0.8 * rows[0]["l1_step1"], rows
