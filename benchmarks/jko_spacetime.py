@@ -5,8 +5,8 @@ one-pseudo-time-step scheme, on a problem whose JKO iterates are exact Gaussians
 about 1.4 widths. Meshes: the N x N squares cut by their 'right' diagonals (meshes.rectangle, Delaunay: a 5-point
 edge graph), and the N x N quadrilaterals of meshes.unit_square (Q1: a 9-point graph) for comparison. Per grid and
 mode: L1 to the exact iterate after step 1 and after the last step, the K that 'auto' chose, Newton iterations and
-CPU seconds per step (one core; the first step's apart). A fixed K = 16 row at 128^2 gives the mesh's floor for step 1 (the
-step's error with the pseudo-time error removed): what no K can go below at that h.
+CPU seconds per step (one core; the first step's apart). A fixed K = 16 row at 128^2 gives the mesh's floor for
+step 1 (the step's error with the pseudo-time error removed): what no K can go below at that h.
 
     python3 -m benchmarks.jko_spacetime [--out results/benchmarks] [--quick]
 """

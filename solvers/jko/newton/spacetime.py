@@ -27,16 +27,16 @@ Jacobian is [[D, -B^T], [B, T]] in (rho, phi) with D diagonal (mu / rho^2, e''),
 (dG^l / d rho^l, dG^l / d rho^(l-1)) and T = tau' blockdiag(L(theta^l)); the Newton direction comes from the Schur
 complement S = B D^-1 B^T + T, symmetric positive definite and block tridiagonal in time, diagonally scaled and
 factorised by a direct solver (Cholesky: CHOLMOD on one rank, MUMPS on several; S keeps its pattern, so the
-ordering is computed once per K; Krylov + AMG or block Jacobi on S did not converge reliably at the small barriers), then
-d rho = D^-1 (B^T d phi - H). mu falls by factors of 5 to
-tol q* (q* the entropy's scale). A density's step is Newton's where it keeps at least half of the density and
-exponential beyond (`_positive_step`: positive for every step length, no cut to the boundary), each slab scaled
-back to the step's mass, with backtracking on the residual norm: in the far tails of a moving bump the direction asks a
-density to fall by many times itself, and the fraction-to-the-boundary rule cut every step there to a few percent
-(at 128^2, 94 Newton iterations for one step against 16). The first iterate is the one-step solution, rho^l its
-geometric interpolation rho_k^(1 - l/K) rho^(l/K) (one bump between two bumps, where the linear one is two),
-phi^l = phi for every l; K from K/2 inserts the geometric means of neighbouring slabs and interpolates phi
-linearly in pseudo-time (the start's defect at 128^2, K = 4: 0.09 against 1.5 with phi repeated).
+ordering is computed once per K; Krylov + AMG or block Jacobi on S, and the previous iteration's factor as CG's
+preconditioner, did not converge reliably at the small barriers), then d rho = D^-1 (B^T d phi - H). mu falls by
+factors of 5 to tol q* (q* the entropy's scale). A density's step is Newton's where it keeps at least half of the
+density and exponential beyond (`_positive_step`: positive for every step length, no cut to the boundary), each
+slab scaled back to the step's mass, with backtracking on the residual norm: in the far tails of a moving bump the
+direction asks a density to fall by many times itself, and the fraction-to-the-boundary rule cut every step there
+to a few percent (at 128^2, 94 Newton iterations for one step against 16). The first iterate is the one-step
+solution, rho^l its geometric interpolation rho_k^(1 - l/K) rho^(l/K) (one bump between two bumps, where the
+linear one is two), phi^l = phi for every l; K from K/2 inserts the geometric means of neighbouring slabs and
+interpolates phi linearly in pseudo-time (the start's defect at 128^2, K = 4: 0.09 against 1.5 with phi repeated).
 """
 
 from __future__ import annotations
@@ -316,8 +316,8 @@ class SpaceTime:
         return g.ghost(r * (data.mass / self.comm.allreduce(float(g.ml[:n] @ r))))
 
     def guess(self, data, rho1: np.ndarray, phi1: np.ndarray) -> tuple[list, list]:
-        """A first iterate from the one-step solution (rho1, phi1): rho^l interpolated linearly from rho_k to rho1,
-        every phi^l = phi1.
+        """A first iterate from the one-step solution (rho1, phi1): rho^l interpolated geometrically from rho_k to
+        rho1 (`_between`), every phi^l = phi1.
 
         Parameters
         ----------
@@ -329,7 +329,8 @@ class SpaceTime:
         rho, phi : list of numpy.ndarray, shape (n + n_extra,), length K
         """
         K = self.K
-        rho = [self._between(data, data.rk, rho1, (l + 1) / K) for l in range(K - 1)] + [self.graph.ghost(rho1[:self.n])]
+        rho = [self._between(data, data.rk, rho1, (l + 1) / K) for l in range(K - 1)]
+        rho.append(self.graph.ghost(rho1[: self.n]))
         return rho, [phi1.copy() for _ in range(K)]
 
     def iterate(self, data, rho, phi, budget: int, tol: float, mu0: float = 1e-2):
