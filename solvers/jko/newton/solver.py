@@ -43,7 +43,8 @@ E_h decreases at every step.
 Accuracy. By default (pseudo_steps='auto') the transport cost is not this one-step W_h but K pseudo-time steps
 of the same action (fpjko.solvers.jko.newton.spacetime), K chosen per step by an estimate of the pseudo-time
 error, extrapolated in K: the minimizing movement for the discrete W2 to pseudo_tol at any tau, its first iterate
-the one-step solution below. pseudo_steps=1 is the one-step scheme alone (fast, 3-10x cheaper per step).
+the one-step solution below. pseudo_steps=1 is the one-step scheme alone (fast: 3-8x cheaper per step near
+equilibrium, 20-200x for steps that move a bump by its width).
 One pseudo-time step is not the exact W2: with the midpoint mobility (the trapezoidal rule for
 the geodesic's action) a Gaussian dilation 0.3 -> 0.43 has W_h^2 1.5% below W2^2 (the implicit mobility:
 20%). The step then differs from the exact JKO step by O(tau^2) (measured slope 1.7-1.9 against the exact
@@ -110,6 +111,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 
 import dolfinx.fem
 import numpy as np
@@ -181,13 +183,15 @@ class NewtonJKO(DensitySolver):
     pseudo_tol : float
         The tolerance of 'auto' on the estimate of the step's pseudo-time error (L1 of the density).
     max_pseudo_steps : int
-        The largest K of 'auto' (a step that reaches it warns and says so in history).
+        The largest K of 'auto', a power of 2 (a step that reaches it without meeting pseudo_tol is not converged:
+        it warns and says why).
     keep_geodesic : bool
         Keep the K + 1 densities rho^0 = rho_k ... rho^K = rho_(k+1) of the last step (`geodesic()`).
 
     Notes
     -----
-    History: the core keys (energy: E(rho), iterations: Newton iterations) and interaction_energy, w2 (the
+    History: the core keys (energy: E(rho), iterations: Newton iterations, the one-step solve's and every K's:
+    max_iter caps the one-step solve and, three times over, each K) and interaction_energy, w2 (the
     step's transport distance), linear_iterations, residual, min_rho, energy_decrease, pseudo_steps (K) and
     pseudo_error (the estimate of 'auto', else nan).
     """
@@ -216,11 +220,19 @@ class NewtonJKO(DensitySolver):
         self.tol = validation.positive_number("tol", tol)
         self.max_iter = validation.integer("max_iter", max_iter, 1)
         self.predictor = bool(predictor)
-        if pseudo_steps != "auto":
+        if not (isinstance(pseudo_steps, str) and pseudo_steps == "auto"):
+            if isinstance(pseudo_steps, bool) or not isinstance(pseudo_steps, numbers.Integral):
+                raise TypeError(f"pseudo_steps must be 'auto' or an integer K >= 1, "
+                                f"got pseudo_steps={pseudo_steps!r}")
             validation.integer("pseudo_steps", pseudo_steps, 1)
         self.pseudo_steps = pseudo_steps
         self.pseudo_tol = validation.positive_number("pseudo_tol", pseudo_tol)
         self.max_pseudo_steps = validation.integer("max_pseudo_steps", max_pseudo_steps, 2)
+        if self.max_pseudo_steps & (self.max_pseudo_steps - 1):
+            raise ValueError(f"max_pseudo_steps must be a power of 2 ('auto' doubles K: 2, 4, 8, ...), "
+                             f"got max_pseudo_steps={max_pseudo_steps}")
+        if not isinstance(keep_geodesic, (bool, np.bool_)):
+            raise TypeError(f"keep_geodesic must be True or False, got keep_geodesic={keep_geodesic!r}")
         self.keep_geodesic = bool(keep_geodesic)
         self._spacetime, self._geodesic = {}, None
         validation.one_of("negative_weights", negative_weights, ("clip", "error"))
@@ -368,41 +380,63 @@ class NewtonJKO(DensitySolver):
     # ------------------------------------------------------------------ the step
     def _advance(self) -> dict:
         """One JKO step (Solver.step): Newton on the dual (with an entropy) or the interior-point iteration
-        (without), inside an outer fixed point on W * rho when there is an interaction."""
+        (without), then the K-step (pseudo_steps != 1) from its solution, inside an outer fixed point on W * rho
+        when there is an interaction (each pass solves the step with W * rho frozen, the K-step's levels from the
+        last pass's slabs)."""
         n, g = self.n, self.graph
+        multi = self.pseudo_steps != 1
         phi = self._phi.copy()
-        its = lin = 0
+        its = lin = its1 = passes = 0
         psi = self.energy.psi(self._rk)
         start = None                                  # the predictor's (or, without entropy, phi_k)
         r_int = math.inf if self.W is not None else 0.0
-        mu_done = True
+        mu_done, warm = True, {}
         while True:
+            passes += 1
             data = StepData(self.tau, self._rk, psi, self.mass0, self._phi, self._steep)
             if self.eps:
                 # with an interaction, the first passes need not be solved beyond the change of W * rho
                 tol = max(self.tol, min(1e-3, 1e-2 * r_int)) if self.W is not None else self.tol
-                st, k, l, self._steep = self.dual.solve(data, start, self.max_iter - its, tol)
+                st, k, l, self._steep = self.dual.solve(data, start, max(self.max_iter - its1, 1), tol)
             else:
-                st, k, l, mu_done = self.interior.solve(data, phi if start is None else start, self.max_iter - its)
+                st, k, l, mu_done = self.interior.solve(data, phi if start is None else start,
+                                                        max(self.max_iter - its1, 1))
             start = st["phi"]
-            its, lin, phi = its + k, lin + l, st["phi"]
+            its, its1, lin, phi = its + k, its1 + k, lin + l, st["phi"]
+            if multi:
+                # the one-step solution is the K-step's first iterate (its K = 1 level)
+                stK, K, est, w2, k2, l2, convK = self._pseudo_time(data, st, warm)
+                its, lin = its + k2, lin + l2
+            rho_new = stK["rho"] if multi else st["rho"]
             if self.W is None:
                 break
-            new = self.energy.convolve(st["rho"])
-            r_int = self.comm.allreduce(float(np.sum(self.ml[:n] * st["rho"][:n] * np.abs(new - psi)))) / self.mass0
+            new = self.energy.convolve(rho_new)
+            r_int = self.comm.allreduce(float(np.sum(self.ml[:n] * rho_new[:n] * np.abs(new - psi)))) / self.mass0
             psi = new
-            if (r_int <= self.tol and st["res"] <= self.tol) or its >= self.max_iter:
+            if ((r_int <= self.tol and (multi or st["res"] <= self.tol)) or its1 >= self.max_iter
+                    or passes >= self.max_iter):
                 break
-        converged = st["res"] <= self.tol and r_int <= self.tol and mu_done
-        K, est, w2 = 1, math.nan, self.tau * math.sqrt(max(st["kin"] / 2, 0.0))
-        if self.pseudo_steps != 1:
-            st, K, est, w2, k2, l2, ok = self._pseudo_time(StepData(self.tau, self._rk, psi, self.mass0, self._phi,
-                                                                    self._steep), st)
-            # the one-step solve is the K-step's first iterate (and the fixed point of W * rho): the step is judged
-            # on the K-step's test (at large tau the one-step dual iteration may stall where the K-step converges)
-            its, lin, converged = its + k2, lin + l2, ok and r_int <= self.tol
-        elif self.keep_geodesic:
-            self._geodesic = [self._rk[:n].copy(), st["rho"][:n].copy()]
+        why = []
+        if multi:
+            # judged on the K-step's test (at large tau the one-step dual iteration may stall where the K-step
+            # converges) and, with 'auto', its estimate
+            est_ok = self.pseudo_steps != "auto" or est <= self.pseudo_tol
+            if not convK:
+                why.append(f"K-step mass-balance defect {stK['res']:.3e} (tol={self.tol:g}) at K = {K}")
+            if not est_ok:
+                why.append(f"pseudo-time error estimate {est:.3e} above pseudo_tol={self.pseudo_tol:g} at "
+                           f"K = {K} (max_pseudo_steps={self.max_pseudo_steps}): raise max_pseudo_steps or "
+                           f"pseudo_tol, or reduce tau")
+            st, converged = stK, convK and est_ok and r_int <= self.tol
+        else:
+            converged = st["res"] <= self.tol and r_int <= self.tol and mu_done
+            K, est, w2 = 1, math.nan, self.tau * math.sqrt(max(st["kin"] / 2, 0.0))
+            if st["res"] > self.tol or not mu_done:
+                why.append(f"mass-balance defect {st['res']:.3e} (tol={self.tol:g})")
+            if self.keep_geodesic:
+                self._geodesic = [self._rk[:n].copy(), st["rho"][:n].copy()]
+        if r_int > self.tol:
+            why.append(f"interaction change {r_int:.3e} (tol={self.tol:g}) after {passes} passes")
         if not self.eps:
             # the barrier iterate's mass is that of rho_k up to the tolerance: remove the rest
             st["rho"] = g.ghost(st["rho"][:n] * (self.mass0 / self.mass(st["rho"])))
@@ -420,15 +454,16 @@ class NewtonJKO(DensitySolver):
         self._step_info = {"w2": w2, "linear_iterations": lin, "residual": max(st["res"], r_int),
                            "energy_decrease": F_old - F, "pseudo_steps": K, "pseudo_error": est}
         return {"converged": bool(converged), "iterations": its, **self._step_info,
-                "why": None if converged else f"mass-balance defect {st['res']:.3e}, interaction change {r_int:.3e} "
-                                              f"(tol={self.tol:g}) after {its} Newton iterations"}
+                "why": None if converged else "; ".join(why or ["not converged"]) + f" after {its} Newton iterations"}
 
-    def _pseudo_time(self, data, one: dict):
+    def _pseudo_time(self, data, one: dict, warm: dict):
         """The K-step transport cost from the one-step solution `one` (fixed K, or 'auto': K = 2, 4, ... from the
         previous K's state until the estimate (see pseudo_steps) <= pseudo_tol or K = max_pseudo_steps; see the
         loop for a K that does not converge).
-        Returns (state, K, estimate, W_K, Newton iterations, linear iterations, converged).
-        W * rho stays at the one-step's (an outer pass of the interaction is the one-step solve's)."""
+        `warm` maps K to the state of the last pass with another W * rho (an interaction's fixed point): each K
+        starts from it where it is there, and it is updated.
+        Returns (state, K, estimate, W_K, Newton iterations, linear iterations, converged: the last K's stopping
+        test held)."""
         from fpjko.solvers.jko.newton.spacetime import SpaceTime
 
         n = self.n
@@ -453,8 +488,12 @@ class NewtonJKO(DensitySolver):
                 self._spacetime[K] = SpaceTime(self.graph, self.energy, K, self.s, self.prefix, self.schur_options)
             S = self._spacetime[K]
             budget = 3 * self.max_iter
-            guess = (functools.partial(S.guess, data, one["rho"], one["phi"]) if prev_st is None else
-                     functools.partial(prev_solver.refine, prev_st, data))
+            if K in warm:
+                guess = functools.partial(lambda w: (list(w["rho"]), list(w["phi"])), warm[K])
+            elif prev_st is None:
+                guess = functools.partial(S.guess, data, one["rho"], one["phi"])
+            else:
+                guess = functools.partial(prev_solver.refine, prev_st, data)
             # the first iterate (the one-step solution, or the previous K's slabs) is close: the barrier starts at
             # its end value (measured at 48^2: 22 Newton iterations for K = 2, 4, 8 against 57 from mu = 1e-2 q*);
             # where that fails (10 iterations: a start that converges takes 4-6), or the previous K did not
@@ -466,7 +505,7 @@ class NewtonJKO(DensitySolver):
                 st, k2, l2, conv = S.iterate(data, *guess(), budget, self.tol, mu0=1e-2)
                 k, l = k + k2, l + l2
             its, lin = its + k, lin + l
-            prev_st, prev_solver = st, S
+            prev_st, prev_solver, warm[K] = st, S, st
             result = st["rho"][-1]
             if not conv:
                 est = math.nan
@@ -491,11 +530,10 @@ class NewtonJKO(DensitySolver):
             ref_rho, ref_K = st["rho"][-1], K
             if auto and est <= self.pseudo_tol:
                 break
-        ok = conv and (not auto or est <= self.pseudo_tol)
         if self.keep_geodesic:
             self._geodesic = [data.rk[:n].copy()] + [r[:n].copy() for r in st["rho"]]
         out = {"rho": result, "phi": st["phi"][-1], "res": st["res"], "kin": 0.0}
-        return out, K, (est if auto else math.nan), S.w2(st, self.tau), its, lin, ok
+        return out, K, (est if auto else math.nan), S.w2(st, self.tau), its, lin, conv
 
     def _extrapolate(self, rho: np.ndarray, corr: np.ndarray) -> np.ndarray:
         """rho + corr limited to [rho / 2, 2 rho] (a correction that large is outside the asymptotic range: in the
