@@ -173,21 +173,21 @@ class NewtonJKO(DensitySolver):
         K, the pseudo-time steps of the transport cost (fpjko.solvers.jko.newton.spacetime): 1 is one
         Benamou-Brenier step (fast; its cost is not W2 for a step that moves a bump by more than its width);
         K > 1 the K-step action, whose intermediate densities are the discrete geodesic; 'auto' (default: the
-        minimizing movement to pseudo_tol, at any tau) doubles K from 2
-        and returns the Richardson extrapolation in pseudo-time rho_K + (rho_K - rho_(K/2)) / 3 (the 1/K^2 term
-        cancelled; against the last K' that converged, /((K/K')^2 - 1)), limited to [rho_K / 2, 2 rho_K] and
-        scaled to the mass, once the estimate of its error is below pseudo_tol: |rho_K - rho_(K/2)|_1 / 3 (the
-        error of rho_K), or |ext_K - ext_(K/2)|_1 r / (1 - r) where the last three levels' differences fall at
-        the second-order rate, r the observed ratio of successive differences of the extrapolations, at least
-        the fourth-order 1/16 (then the estimate is |ext_K - ext_(K/2)|_1 / 15). The step is judged converged on the last K's stopping test and, with
-        'auto', the estimate.
+        minimizing movement to pseudo_tol, at any tau) doubles K from 2 and returns the Richardson extrapolation
+        in pseudo-time rho_K + (rho_K - rho_(K/2)) / 3 (the 1/K^2 term cancelled; against the last K' that
+        converged, /((K/K')^2 - 1)), limited to [rho_K / 2, 2 rho_K] and scaled to the mass, once the estimate of
+        its error is below pseudo_tol: |rho_K - rho_(K/2)|_1 / 3 (the error of rho_K), or
+        |ext_K - ext_(K/2)|_1 r / (1 - r) where the last three levels' differences fall at the second-order rate,
+        r the observed ratio of successive differences of the extrapolations, at least the fourth-order 1/16
+        (then the estimate is |ext_K - ext_(K/2)|_1 / 15). The step is judged converged on the last K's stopping
+        test and, with 'auto', the estimate.
     pseudo_tol : float
         The tolerance of 'auto' on the estimate of the step's pseudo-time error (L1 of the density).
     max_pseudo_steps : int
         The largest K of 'auto', a power of 2 (a step that reaches it without meeting pseudo_tol is not converged:
         it warns and says why).
     keep_geodesic : bool
-        Keep the K + 1 densities rho^0 = rho_k ... rho^K = rho_(k+1) of the last step (`geodesic()`).
+        Keep the K + 1 densities rho^0 = rho_k ... rho^K of the last step's K-step problem (`geodesic()`).
 
     Notes
     -----
