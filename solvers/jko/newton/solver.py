@@ -502,6 +502,11 @@ class NewtonJKO(DensitySolver):
             k = l = 0
             if conv:
                 st, k, l, conv = S.iterate(data, *guess(), min(budget, 10), self.tol, mu0=self.tol)
+                if not conv and st["res"] <= 1e-4:
+                    # nearly there, slowly (densities far below the barrier's equilibrium double per Newton
+                    # iteration: 1 / rho is far from linear there): go on rather than start the path again
+                    st, k2, l2, conv = S.iterate(data, st["rho"], st["phi"], budget - k, self.tol, mu0=self.tol)
+                    k, l = k + k2, l + l2
             if not conv:
                 st, k2, l2, conv = S.iterate(data, *guess(), budget, self.tol, mu0=1e-2)
                 k, l = k + k2, l + l2
