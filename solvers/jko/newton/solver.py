@@ -178,9 +178,10 @@ class NewtonJKO(DensitySolver):
         converged, /((K/K')^2 - 1)), limited to [rho_K / 2, 2 rho_K] and scaled to the mass, once the estimate of
         its error is below pseudo_tol: |rho_K - rho_(K/2)|_1 / 3 (the error of rho_K), or
         |ext_K - ext_(K/2)|_1 r / (1 - r) where the last three levels' differences fall at the second-order rate,
-        r the observed ratio of successive differences of the extrapolations, at least the fourth-order 1/16
-        (then the estimate is |ext_K - ext_(K/2)|_1 / 15). The step is judged converged on the last K's stopping
-        test and, with 'auto', the estimate.
+        r the observed ratio of successive differences of the extrapolations (with only two extrapolations, that
+        of the levels' differences), at least the fourth-order 1/16. A one-step solution that did not converge
+        is not a level. The step is judged converged on the last K's stopping test and, with 'auto', the
+        estimate.
     pseudo_tol : float
         The tolerance of 'auto' on the estimate of the step's pseudo-time error (L1 of the density).
     max_pseudo_steps : int
@@ -423,8 +424,8 @@ class NewtonJKO(DensitySolver):
             # converges) and, with 'auto', its estimate
             est_ok = self.pseudo_steps != "auto" or est <= self.pseudo_tol
             if not convK:
-                why.append(f"K-step mass-balance defect {stK['res']:.3e} (tol={self.tol:g}) at K = {K}")
-            if not est_ok:
+                why.append(f"K-step mass-balance defect {stK['res']:.3e} (tol={self.tol:g}) at K = {K}: reduce tau")
+            if not est_ok and convK:
                 why.append(f"pseudo-time error estimate {est:.3e} above pseudo_tol={self.pseudo_tol:g} at "
                            f"K = {K} (max_pseudo_steps={self.max_pseudo_steps}): raise max_pseudo_steps or "
                            f"pseudo_tol, or reduce tau")
@@ -479,7 +480,9 @@ class NewtonJKO(DensitySolver):
         # 1/K, |rho_K - rho_K'|_1 / ((K / K')^2 - 1). A level that does not converge (at large tau the bumps of
         # neighbouring slabs of a small K hardly overlap, and its barrier problem is very stiff) is not compared;
         # its slabs still start the next K, and the step is judged on the last K
-        ref_rho, ref_K, prev_st, prev_solver, est = one["rho"], 1, None, None, math.nan
+        # (a one-step solve that did not converge is no level: at large tau its density can be garbage)
+        ref_rho, ref_K = (one["rho"], 1) if one["res"] <= self.tol else (None, None)
+        prev_st, prev_solver, est = None, None, math.nan
         ext_prev = None          # (K, extrapolated density, |rho_K - rho_K'|_1, K', |ext_K - ext_K'|_1 or None)
         its = lin = 0
         conv = True                                   # (the one-step solution: the first K's start)
@@ -513,8 +516,10 @@ class NewtonJKO(DensitySolver):
             its, lin = its + k, lin + l
             prev_st, prev_solver, warm[K] = st, S, st
             result = st["rho"][-1]
-            if not conv:
+            if not conv or ref_rho is None:
                 est = math.nan
+                if conv:
+                    ref_rho, ref_K = st["rho"][-1], K
                 continue
             diff = st["rho"][-1][:n] - ref_rho[:n]
             dn = self.comm.allreduce(float(self.ml[:n] @ np.abs(diff)))
@@ -534,11 +539,14 @@ class NewtonJKO(DensitySolver):
                 if ext_prev is not None and ext_prev[0] == ref_K:
                     K2 = ext_prev[3]
                     expect = (ref_K ** -2 - K ** -2) / (K2 ** -2 - ref_K ** -2)
-                    dext = self.comm.allreduce(float(self.ml[:n] @ np.abs(ext[:n] - ext_prev[1][:n])))
-                    if dn <= 1.6 * expect * ext_prev[2]:
-                        r = (ref_K / K) ** 4
-                        if ext_prev[4]:
-                            r = max(r, dext / ext_prev[4])
+                    # the levels' ratio within 1.6x of the second-order one, either way (far below it, the coarser
+                    # level is not in the asymptotic range: a bump moving 11 widths, K = 1, 2, 4: 0.11)
+                    if ext_prev[2] > 0 and expect / 1.6 <= dn / ext_prev[2] <= 1.6 * expect:
+                        dext = self.comm.allreduce(float(self.ml[:n] @ np.abs(ext[:n] - ext_prev[1][:n])))
+                        # r: the observed ratio of the extrapolations' differences; with none yet, that of the
+                        # levels' (about 1/4 per doubling: a third of the difference, where the fourth order would
+                        # say a fifteenth; a bump moving 9 widths in one step, K = 8: error 0.41 of the difference)
+                        r = max((ref_K / K) ** 4, dext / ext_prev[4] if ext_prev[4] else dn / ext_prev[2])
                         est = min(est, dext * r / (1 - r) if r < 1 else math.inf)
                 ext_prev = (K, ext, dn, ref_K, dext)
                 result = ext
