@@ -17,8 +17,8 @@
 # with $W_2$ written as the Benamou-Brenier action over $K$ pseudo-time steps on the mesh's edge graph
 # (NewtonJKO's default `pseudo_steps="auto"`: $K$ doubles, and the step is extrapolated in $K$, until the
 # estimate of the pseudo-time error is below `pseudo_tol`). Its $K + 1$ densities are the discrete $W_2$ geodesic
-# (displacement interpolation) from $\rho_k$ to $\rho_{k+1}$ (`keep_geodesic=True`, `geodesic()`); Part 1 asks
-# for `pseudo_tol=3e-4` so that the picture has $K = 8$ slabs.
+# (displacement interpolation) from $\rho_k$ to $\rho_{k+1}$ (`keep_geodesic=True`, `geodesic()`); at the default
+# `pseudo_tol=1e-3` Part 1's picture has $K = 8$ slabs (`--geodesic-tol` for more).
 #
 # **Part 1, the geodesic on a non-convex domain.** On the L-shaped domain $[-1, 1]^2$ minus its upper-right
 # quarter, $\rho_k$ is a Gaussian bump in the lower-right arm and $V = |x - m_1|^2 / (2 s^2)$ has its well in the
@@ -91,8 +91,8 @@ def parse(argv=None):
     p.add_argument("--taus", type=float, nargs="*", default=[0.01, 0.02, 0.04], help="Part 2: the steps")
     p.add_argument("--cells", type=int, default=1600, help="Part 2: cells on [-2, 2]")
     p.add_argument("--pseudo-tol", type=float, default=1e-3, help="Part 2: the tolerance of 'auto'")
-    p.add_argument("--geodesic-tol", type=float, default=3e-4,
-                   help="Part 1: the tolerance of 'auto' (tighter, for a finer picture of the geodesic: K = 8)")
+    p.add_argument("--geodesic-tol", type=float, default=1e-3,
+                   help="Part 1: the tolerance of 'auto' (tighter: more slabs in the picture of the geodesic)")
     p.add_argument("--no-png", action="store_true")
     return p.parse_args(cli.script_args(argv))
 
