@@ -151,11 +151,13 @@ def barrier_newton(state, direction, move, rhos, rho, phi, mu: float, mu_end: fl
         its += 1
         drho, dphi, k = direction(st)
         lin += k
-        amax = math.inf
-        for r, dr in zip(rhos(st) if to_boundary else (), drho):
-            neg = dr < 0
-            amax = min(amax, float(np.min(-r[:n][neg] / dr[neg], initial=np.inf)))
-        alpha, accepted = min(1.0, 0.995 * comm.allreduce(amax, op=MPI.MIN) if to_boundary else 1.0), False
+        alpha, accepted = 1.0, False
+        if to_boundary:
+            amax = math.inf
+            for r, dr in zip(rhos(st), drho):
+                neg = dr < 0
+                amax = min(amax, float(np.min(-r[:n][neg] / dr[neg], initial=np.inf)))
+            alpha = min(1.0, 0.995 * comm.allreduce(amax, op=MPI.MIN))
         for _ in range(40):
             trial = state(*move(st, alpha, drho, dphi), mu)
             if math.isfinite(trial["merit"]) and trial["merit"] <= (1 - 1e-4 * alpha) * st["merit"]:

@@ -112,6 +112,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+from typing import NamedTuple
 
 import dolfinx.fem
 import numpy as np
@@ -135,6 +136,16 @@ from fpjko.solvers.jko.newton.schur import SchurSystem
 MOBILITY = {"midpoint": 0.5, "implicit": 1.0}
 EXTRA_KEYS = ("interaction_energy", "w2", "linear_iterations", "residual", "min_rho", "energy_decrease", "pseudo_steps",
               "pseudo_error")
+
+
+class _Extrapolation(NamedTuple):
+    """One level of 'auto': its K and the level K' it was compared with, the extrapolated density, the levels'
+    difference |rho_K - rho_K'|_1 and the extrapolations' |ext_K - ext_K'|_1 (None where not comparable)."""
+    K: int
+    ref_K: int
+    ext: np.ndarray
+    dn: float
+    dext: float | None
 
 
 class NewtonJKO(DensitySolver):
@@ -483,7 +494,7 @@ class NewtonJKO(DensitySolver):
         # (a one-step solve that did not converge is no level: at large tau its density can be garbage)
         ref_rho, ref_K = (one["rho"], 1) if one["res"] <= self.tol else (None, None)
         prev_st, prev_solver, est = None, None, math.nan
-        ext_prev = None          # (K, extrapolated density, |rho_K - rho_K'|_1, K', |ext_K - ext_K'|_1 or None)
+        ext_prev = None                               # the last level's _Extrapolation
         its = lin = 0
         conv = True                                   # (the one-step solution: the first K's start)
         result = None
@@ -536,19 +547,19 @@ class NewtonJKO(DensitySolver):
                 # moving 15 widths)
                 ext = self._extrapolate(st["rho"][-1], diff / q)
                 dext = None
-                if ext_prev is not None and ext_prev[0] == ref_K:
-                    K2 = ext_prev[3]
-                    expect = (ref_K ** -2 - K ** -2) / (K2 ** -2 - ref_K ** -2)
+                p = ext_prev
+                if p is not None and p.K == ref_K:
+                    expect = (ref_K ** -2 - K ** -2) / (p.ref_K ** -2 - ref_K ** -2)
                     # the levels' ratio within 1.6x of the second-order one, either way (far below it, the coarser
                     # level is not in the asymptotic range: a bump moving 11 widths, K = 1, 2, 4: 0.11)
-                    if ext_prev[2] > 0 and expect / 1.6 <= dn / ext_prev[2] <= 1.6 * expect:
-                        dext = self.comm.allreduce(float(self.ml[:n] @ np.abs(ext[:n] - ext_prev[1][:n])))
+                    if p.dn > 0 and expect / 1.6 <= dn / p.dn <= 1.6 * expect:
+                        dext = self.comm.allreduce(float(self.ml[:n] @ np.abs(ext[:n] - p.ext[:n])))
                         # r: the observed ratio of the extrapolations' differences; with none yet, that of the
                         # levels' (about 1/4 per doubling: a third of the difference, where the fourth order would
                         # say a fifteenth; a bump moving 9 widths in one step, K = 8: error 0.41 of the difference)
-                        r = max((ref_K / K) ** 4, dext / ext_prev[4] if ext_prev[4] else dn / ext_prev[2])
+                        r = max((ref_K / K) ** 4, dext / p.dext if p.dext else dn / p.dn)
                         est = min(est, dext * r / (1 - r) if r < 1 else math.inf)
-                ext_prev = (K, ext, dn, ref_K, dext)
+                ext_prev = _Extrapolation(K, ref_K, ext, dn, dext)
                 result = ext
             ref_rho, ref_K = st["rho"][-1], K
             if auto and est <= self.pseudo_tol:

@@ -73,16 +73,18 @@ class SpaceTime:
         self.graph, self.energy, self.K, self.s = graph, energy, int(K), float(s)
         self.comm, self.n = graph.comm, graph.n
         self._build_pattern()
+        user = dict(petsc_options or {})
         opts = linear.direct_solver_options()
         if opts.get("pc_factor_mat_solver_type") == "mumps":
             opts["pc_type"] = "cholesky"              # the scaled Schur complement is SPD (see `direction`)
-        self._mumps_opts = dict(opts) if opts.get("pc_factor_mat_solver_type") == "mumps" else None
-        if self.comm.size == 1 and PETSc.Sys.hasExternalPackage("cholmod"):
+        self._fallback = None                         # the options `direction` turns to when CHOLMOD refuses
+        if (self.comm.size == 1 and PETSc.Sys.hasExternalPackage("cholmod")
+                and "pc_factor_mat_solver_type" not in user):
             # on one rank CHOLMOD's supernodal Cholesky: 1.6x faster than MUMPS's here (128^2, K = 4: 0.92 s
-            # against 1.46 s per factorisation); MUMPS where CHOLMOD meets a non-positive pivot (`direction`)
+            # against 1.46 s per factorisation); MUMPS where CHOLMOD meets a non-positive pivot
+            self._fallback = {**opts, **user}
             opts.update(pc_type="cholesky", pc_factor_mat_solver_type="cholmod")
-        opts.update(petsc_options or {})
-        self._opts, self._user = opts, tuple(petsc_options or {})
+        self._opts, self._user = {**opts, **user}, tuple(user)
         self.prefix = prefix + "st_"
         self._ksp = self._S = self._Bt = None
 
@@ -259,11 +261,11 @@ class SpaceTime:
         try:
             its = linear.solve(self._ksp, b, x, "JKO space-time Newton step (Schur complement)")
         except PETSc.Error:
-            if self._opts.get("pc_factor_mat_solver_type") != "cholmod" or self._mumps_opts is None:
+            if self._fallback is None:
                 raise
             # CHOLMOD stops at a pivot that rounding made non-positive (far tails of a large step: the mobility
             # and rho^2 / mu vanish there); MUMPS's Cholesky goes on: it takes this K's solves from here
-            self._opts, self._mumps_opts = self._mumps_opts, None
+            self._opts, self._fallback = self._fallback, None
             self._ksp.destroy()
             self._ksp = linear.make_ksp(self._S, self.prefix, self._opts, user=self._user)
             x.set(0.0)
@@ -289,12 +291,12 @@ class SpaceTime:
         -------
         rho, phi : list of numpy.ndarray, shape (n + n_extra,), length 2K
         """
-        rho, phi = [], []
-        prev = data.rk
+        phi = []
         P = st["phi"]
         K = len(P)
-        for l, (r, p) in enumerate(zip(st["rho"], P)):
-            rho += [self._between(data, prev, r, 0.5), r]
+        mids = self._between(data, [(a, b, 0.5) for a, b in zip([data.rk] + st["rho"][:-1], st["rho"])])
+        rho = [r for pair in zip(mids, st["rho"]) for r in pair]
+        for l, p in enumerate(P):
             if K == 1:
                 phi += [p, p]
             else:
@@ -303,17 +305,23 @@ class SpaceTime:
                 lo = P[l - 1] if l > 0 else 2 * p - P[l + 1]
                 hi = P[l + 1] if l < K - 1 else 2 * p - P[l - 1]
                 phi += [p + 0.25 * (lo - p), p + 0.25 * (hi - p)]
-            prev = r
         return rho, phi
 
-    def _between(self, data, a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-        """a^(1 - t) b^t scaled to the step's mass: between two bumps the geometric interpolation is a bump where
-        the linear one is two (for two Gaussians of one variance it is their displacement interpolation), so the
-        interior-point iteration starts near the geodesic instead of cutting its first steps to keep rho > 0."""
-        g, n = self.graph, self.n
-        floor = 1e-12 * g.max(data.rk)
-        r = np.exp((1 - t) * np.log(np.maximum(a[:n], floor)) + t * np.log(np.maximum(b[:n], floor)))
-        return g.ghost(r * (data.mass / self.comm.allreduce(float(g.ml[:n] @ r))))
+    def _between(self, data, triples: list) -> list:
+        """a^(1 - t) b^t for each (a, b, t), scaled to the step's mass: between two bumps the geometric
+        interpolation is a bump where the linear one is two (for two Gaussians of one variance it is their
+        displacement interpolation), so the interior-point iteration starts near the geodesic instead of cutting
+        its first steps to keep rho > 0."""
+        n = self.n
+        floor = 1e-12 * self.graph.max(data.rk)
+        return self._to_mass([np.exp((1 - t) * np.log(np.maximum(a[:n], floor)) + t * np.log(np.maximum(b[:n], floor)))
+                              for a, b, t in triples], data.mass)
+
+    def _to_mass(self, parts: list, mass: float) -> list:
+        """Each owned part (shape (n,)) scaled to `mass` (one reduction for all), in the edge layout."""
+        g = self.graph
+        masses = self.comm.allreduce(np.array([float(g.ml[: self.n] @ x) for x in parts]), op=MPI.SUM)
+        return [g.ghost(x * (mass / m)) for x, m in zip(parts, masses)]
 
     def guess(self, data, rho1: np.ndarray, phi1: np.ndarray) -> tuple[list, list]:
         """A first iterate from the one-step solution (rho1, phi1): rho^l interpolated geometrically from rho_k to
@@ -329,7 +337,7 @@ class SpaceTime:
         rho, phi : list of numpy.ndarray, shape (n + n_extra,), length K
         """
         K = self.K
-        rho = [self._between(data, data.rk, rho1, (l + 1) / K) for l in range(K - 1)]
+        rho = self._between(data, [(data.rk, rho1, (l + 1) / K) for l in range(K - 1)])
         rho.append(self.graph.ghost(rho1[: self.n]))
         return rho, [phi1.copy() for _ in range(K)]
 
@@ -379,8 +387,7 @@ class SpaceTime:
             neg = u < -0.5
             x[neg] = r[:n][neg] * 0.5 * np.exp(np.maximum(2 * u[neg] + 1, -60.0))
             out.append(np.maximum(x, floor))
-        masses = self.comm.allreduce(np.array([float(self.graph.ml[:n] @ x) for x in out]), op=MPI.SUM)
-        return [self.graph.ghost(x * (mass / m)) for x, m in zip(out, masses)]
+        return self._to_mass(out, mass)
 
     def w2(self, st: dict, tau: float) -> float:
         """The step's transport distance W_K = (K sum_l tau'^2 kin_l / 2)^(1/2)."""
