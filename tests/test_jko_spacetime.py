@@ -77,11 +77,11 @@ def test_auto_gives_the_exact_gaussian_step_to_the_tolerance():
 
 
 def test_auto_extrapolates_in_pseudo_time_and_its_estimate_holds():
-    """'auto' returns the Richardson extrapolation rho_K + (rho_K - rho_(K/2)) / 3 and estimates its error from the
-    last extrapolations (the tail of the observed geometric series, at least fourth order): at tau = 0.02 (the
-    bump moves 2.7 widths) it stops at K = 16, where the K = 16 density alone is 2.3e-3 from the K -> infinity step
-    (here the extrapolation of K = 32 and 64) and the second-order estimate would ask for K = 32; the extrapolation
-    is 6.7e-5 from it and the recorded estimate is that distance to within a factor 1.5 (measured 6.4e-5)."""
+    """'auto' returns the Richardson extrapolation rho_K + (rho_K - rho_K') / ((K / K')^2 - 1) (K = 2, 3, 4, 6, 8,
+    ...) and estimates its error from the last extrapolations (the tail of the observed geometric series, at least
+    fourth order): at tau = 0.02 (the bump moves 2.7 widths) it stops at K = 8, where the K = 8 density alone is
+    9.1e-3 from the K -> infinity step (here the extrapolation of K = 32 and 64); the extrapolation is 4.4e-4 from
+    it and the recorded estimate is that distance to within a factor 1.5 (measured 4.5e-4)."""
     R = {}
     for K in (32, 64):
         ref = solver(1600, K)
@@ -94,7 +94,7 @@ def test_auto_extrapolates_in_pseudo_time_and_its_estimate_holds():
     fixed = solver(1600, K)
     fixed.step()
     d_auto, d_fixed = l1(J, limit), l1(fixed, limit)
-    assert rec["converged"] and K <= 16 and rec["pseudo_error"] <= 1e-3, rec
+    assert rec["converged"] and K <= 12 and rec["pseudo_error"] <= 1e-3, rec
     assert d_auto < 1.5 * rec["pseudo_error"] and rec["pseudo_error"] < 1.5 * d_auto, (d_auto, rec["pseudo_error"])
     assert d_auto < 0.1 * d_fixed, (d_auto, d_fixed)
     assert abs(J.mass() - 1.0) < 1e-13
@@ -103,9 +103,9 @@ def test_auto_extrapolates_in_pseudo_time_and_its_estimate_holds():
 def test_the_estimate_holds_where_the_bump_moves_fifteen_widths():
     """From N(-4.5, 0.15^2) in V = x^2 / 2 at tau = 1 the bump moves 2.25 (15 widths) in one step; the
     extrapolations converge there at about third order, not fourth (measured errors 2.7e-2, 6.0e-3, 9.0e-4 at
-    K = 8, 16, 32), and the estimate from their observed ratio stays above the error: 'auto' goes on to K = 64,
-    estimate 1.7e-4 for an error of 1.1e-4 against the extrapolation of K = 64 and 128 (the fourth-order /15 had
-    stopped at K = 32 with 3.8e-4 for an error of 9.0e-4)."""
+    K = 8, 16, 32 from K / 2), and the estimate from their observed ratio stays above the error: 'auto' stops at
+    K = 32 (from K = 24), estimate 7.4e-4 for an error of 5.8e-4 against the extrapolation of K = 64 and 128 (the
+    fourth-order /15 of K = 16, 32 had said 3.8e-4 for an error of 9.0e-4)."""
     msh = meshes.interval(SELF, -5.0, 5.0, 0.01)
     R = {}
     for K in (64, 128, "auto"):
@@ -114,7 +114,7 @@ def test_the_estimate_holds_where_the_bump_moves_fifteen_widths():
         rec = J.step()
         R[K] = J.rho.x.array.copy()
     err = l1(J, R[128] + (R[128] - R[64]) / 3)
-    assert rec["converged"] and rec["pseudo_steps"] == 64 and rec["pseudo_error"] <= 1e-3, rec
+    assert rec["converged"] and rec["pseudo_steps"] >= 24 and rec["pseudo_error"] <= 1e-3, rec
     assert err <= rec["pseudo_error"] <= 3 * err, (err, rec["pseudo_error"])
 
 
@@ -223,10 +223,10 @@ def l1_to_exact_2d(msh) -> tuple[float, dict]:
 def test_the_step_on_an_l_shape_and_a_disk():
     """The same Gaussian step far from the boundary on other meshes. On the L [0, 1.5]^2 minus its upper-right
     quarter (re-entrant corner 4.7 widths from the bump) the mesh near the bump is the unit square's, and the step
-    is the square's to 1e-6 (measured 6.435519e-2 on both). On the Delaunay disk (rings of points, an unstructured
-    mesh) the error falls with h (measured 0.168, 0.051 at h = 1/16, 1/32: the two-point flux is only first-order
-    consistent on general meshes, so the rate is not the square's 2) and at h = 1/32 (856 nodes) is below the
-    square's at h = 1/24 (625 nodes, 0.064). Every step converged by its own test with the estimate <= pseudo_tol."""
+    is the square's to 1e-6 (measured 6.424332e-2 and 6.424331e-2). On the Delaunay disk (rings of points, an
+    unstructured mesh) the error falls with h (measured 0.168, 0.051 at h = 1/16, 1/32: the two-point flux is only
+    first-order consistent on general meshes, so the rate is not the square's 2) and at h = 1/32 (856 nodes) is
+    below the square's at h = 1/24 (625 nodes, 0.064). Every step converged by its own test with the estimate <= pseudo_tol."""
     e_sq, r_sq = l1_to_exact_2d(meshes.rectangle(SELF, [0, 0], [1, 1], 1 / 24))
     e_l, r_l = l1_to_exact_2d(meshes.l_shape(SELF, [0, 0], [1.5, 1.5], 1 / 24))
     e_d1, r_d1 = l1_to_exact_2d(meshes.disk(SELF, 0.5, 1 / 16, center=(0.5, 0.5)))
@@ -271,8 +271,8 @@ def test_the_estimate_holds_in_2d_where_the_one_step_solve_fails():
     """A bump of width 0.07 moved 9 widths in one step (tau = 1, V = 100 |x - (0.7, 0.7)|^2 on [0, 1]^2, h = 1/24):
     the one-step solve does not converge (its density is no level of the estimate), the levels reach the
     asymptotic range only at K = 8, and the estimate is not below the distance to the extrapolation of K = 32 and
-    64 (measured: K = 16, estimate 5.5e-4 for 2.2e-4; the fixed fourth-order /15 had said 1.8e-4 at K = 8 for an
-    error of 1.1e-3)."""
+    64 (measured: K = 12, estimate 5.0e-4 for 3.4e-4; with K doubling, K = 16, 5.5e-4 for 2.2e-4; the fixed
+    fourth-order /15 had said 1.8e-4 at K = 8 for an error of 1.1e-3)."""
     def g2(x):
         return np.exp(-((x[0] - 0.25) ** 2 + (x[1] - 0.25) ** 2) / (2 * 0.07 ** 2)) / (2 * math.pi * 0.07 ** 2)
 

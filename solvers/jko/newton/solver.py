@@ -184,15 +184,16 @@ class NewtonJKO(DensitySolver):
         K, the pseudo-time steps of the transport cost (fpjko.solvers.jko.newton.spacetime): 1 is one
         Benamou-Brenier step (fast; its cost is not W2 for a step that moves a bump by more than its width);
         K > 1 the K-step action, whose intermediate densities are the discrete geodesic; 'auto' (default: the
-        minimizing movement to pseudo_tol, at any tau) doubles K from 2 and returns the Richardson extrapolation
-        in pseudo-time rho_K + (rho_K - rho_(K/2)) / 3 (the 1/K^2 term cancelled; against the last K' that
-        converged, /((K/K')^2 - 1)), limited to [rho_K / 2, 2 rho_K] and scaled to the mass, once the estimate of
-        its error is below pseudo_tol: |rho_K - rho_(K/2)|_1 / 3 (the error of rho_K), or
-        |ext_K - ext_(K/2)|_1 r / (1 - r) where the last three levels' differences fall at the second-order rate,
-        r the observed ratio of successive differences of the extrapolations (with only two extrapolations, that
-        of the levels' differences), at least the fourth-order 1/16. A one-step solution that did not converge
-        is not a level. The step is judged converged on the last K's stopping test and, with 'auto', the
-        estimate.
+        minimizing movement to pseudo_tol, at any tau) takes K = 2, 3, 4, 6, 8, 12, ... (each from the previous
+        K's slabs) and returns the Richardson extrapolation in pseudo-time rho_K + (rho_K - rho_K') / q,
+        q = (K / K')^2 - 1 (the 1/K^2 term cancelled; K' the previous K that converged, the one-step solution
+        first), limited to [rho_K / 2, 2 rho_K] and scaled to the mass, once the estimate of its error is below
+        pseudo_tol: |rho_K - rho_K'|_1 / q (the error of rho_K), or |ext_K - ext_K'|_1 r / (1 - r) where the
+        last three levels' differences fall at the second-order rate (within 1.6x), r the observed ratio of
+        successive differences of the extrapolations (with only two extrapolations, the levels' observed
+        second-order rate), at least the fourth-order (K'' / K)^2 (1/4 on this ladder). A one-step solution that
+        did not converge is not a level. The step is judged converged on the last K's stopping test and, with
+        'auto', the estimate.
     pseudo_tol : float
         The tolerance of 'auto' on the estimate of the step's pseudo-time error (L1 of the density).
     max_pseudo_steps : int
@@ -242,7 +243,7 @@ class NewtonJKO(DensitySolver):
         self.pseudo_tol = validation.positive_number("pseudo_tol", pseudo_tol)
         self.max_pseudo_steps = validation.integer("max_pseudo_steps", max_pseudo_steps, 2)
         if self.max_pseudo_steps & (self.max_pseudo_steps - 1):
-            raise ValueError(f"max_pseudo_steps must be a power of 2 ('auto' doubles K: 2, 4, 8, ...), "
+            raise ValueError(f"max_pseudo_steps must be a power of 2 ('auto' takes K = 2, 3, 4, 6, 8, ...), "
                              f"got max_pseudo_steps={max_pseudo_steps}")
         if not isinstance(keep_geodesic, (bool, np.bool_)):
             raise TypeError(f"keep_geodesic must be True or False, got keep_geodesic={keep_geodesic!r}")
@@ -481,11 +482,16 @@ class NewtonJKO(DensitySolver):
 
         n = self.n
         auto = self.pseudo_steps == "auto"
-        # K = 2, 4, ...: each K starts from the previous one's slabs (refined in pseudo-time); a fixed K that is a
+        # K = 2, 4, ...: each K starts from the previous one's slabs (resampled in pseudo-time); a fixed K that is a
         # power of 2 goes the same way (a cold start at large K needs many more interior-point iterations)
         top = self.max_pseudo_steps if auto else self.pseudo_steps
         Ks = [2 ** j for j in range(1, int(math.log2(top)) + 1)]
-        if not auto and (not Ks or Ks[-1] != top):
+        if auto:
+            # 2, 3, 4, 6, 8, 12, ...: three levels in a factor 2 of K (where the bump moves a width or more in
+            # one step, K = 1 is not in the asymptotic range, and with doubling alone the first three comparable
+            # levels were 2, 4, 8: the K = 8 solve cost 4x the K = 4 one, 128^2)
+            Ks = sorted(set(Ks) | {3 * k // 2 for k in Ks if 3 * k // 2 < top and k >= 2})
+        elif not Ks or Ks[-1] != top:
             Ks = [top]
         # the estimate compares rho_K with the last converged K' (the one-step solution at first): second order in
         # 1/K, |rho_K - rho_K'|_1 / ((K / K')^2 - 1). A level that does not converge (at large tau the bumps of
@@ -508,7 +514,7 @@ class NewtonJKO(DensitySolver):
             elif prev_st is None:
                 guess = functools.partial(S.guess, data, one["rho"], one["phi"])
             else:
-                guess = functools.partial(prev_solver.refine, prev_st, data)
+                guess = functools.partial(prev_solver.resample, prev_st, data, K)
             # the first iterate (the one-step solution, or the previous K's slabs) is close: the barrier starts at
             # its end value (measured at 48^2: 22 Newton iterations for K = 2, 4, 8 against 57 from mu = 1e-2 q*);
             # where that fails (10 iterations: a start that converges takes 4-6), or the previous K did not
@@ -554,10 +560,14 @@ class NewtonJKO(DensitySolver):
                     # level is not in the asymptotic range: a bump moving 11 widths, K = 1, 2, 4: 0.11)
                     if p.dn > 0 and expect / 1.6 <= dn / p.dn <= 1.6 * expect:
                         dext = self.comm.allreduce(float(self.ml[:n] @ np.abs(ext[:n] - p.ext[:n])))
-                        # r: the observed ratio of the extrapolations' differences; with none yet, that of the
-                        # levels' (about 1/4 per doubling: a third of the difference, where the fourth order would
-                        # say a fifteenth; a bump moving 9 widths in one step, K = 8: error 0.41 of the difference)
-                        r = max((ref_K / K) ** 4, dext / p.dext if p.dext else dn / p.dn)
+                        # r: the observed ratio of the extrapolations' differences; with none yet, the levels'
+                        # observed rate (their errors' ratio at second order, (K' / K)^2, scaled by the observed
+                        # over the expected ratio of their differences: about 1/4 per doubling, a third of the
+                        # difference where the fourth order would say a fifteenth; a bump moving 9 widths in one
+                        # step, K = 8: error 0.41 of the difference); at least the fourth-order ratio of the
+                        # extrapolations' errors (c / (K''^2 K'^2) against c / (K'^2 K^2): (K'' / K)^2)
+                        r2 = (dn / p.dn) / expect * (ref_K / K) ** 2
+                        r = max((p.ref_K / K) ** 2, dext / p.dext if p.dext else r2)
                         est = min(est, dext * r / (1 - r) if r < 1 else math.inf)
                 ext_prev = _Extrapolation(K, ref_K, ext, dn, dext)
                 result = ext

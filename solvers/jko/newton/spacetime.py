@@ -35,8 +35,9 @@ slab scaled back to the step's mass, with backtracking on the residual norm: in 
 direction asks a density to fall by many times itself, and the fraction-to-the-boundary rule cut every step there
 to a few percent (at 128^2, 94 Newton iterations for one step against 16). The first iterate is the one-step
 solution, rho^l its geometric interpolation rho_k^(1 - l/K) rho^(l/K) (one bump between two bumps, where the
-linear one is two), phi^l = phi for every l; K from K/2 inserts the geometric means of neighbouring slabs and
-interpolates phi linearly in pseudo-time (the start's defect at 128^2, K = 4: 0.09 against 1.5 with phi repeated).
+linear one is two), phi^l = phi for every l; a K from a smaller K' (`resample`: 2 -> 3 -> 4 -> 6 ...) interpolates
+the K' slabs' densities geometrically and their phi linearly in pseudo-time (the start's defect at 128^2, K = 4
+from 2: 0.09 against 1.5 with phi repeated).
 """
 
 from __future__ import annotations
@@ -277,34 +278,44 @@ class SpaceTime:
         return dphi, [drho[l * n:(l + 1) * n] for l in range(K)], its
 
     # ------------------------------------------------------------------ the interior-point iteration
-    def refine(self, st: dict, data) -> tuple[list, list]:
-        """A first iterate for 2K slabs from this K-slab state: the new midpoints' densities are the neighbours'
-        geometric means, phi of the new slabs linear in pseudo-time between the old slabs' (kept where K = 1).
+    def resample(self, st: dict, data, K2: int) -> tuple[list, list]:
+        """A first iterate for K2 slabs from a state of K slabs (K -> 2K, or any other K2): rho^l lives at
+        pseudo-time l / K (rho^0 = rho_k) and phi^l at the midpoint (l - 1/2) / K of its slab. A new density between
+        two old ones is their geometric interpolation (`_between`; the old one where the times meet), a new phi
+        linear in pseudo-time between the old ones' (extrapolated at the ends, repeated where K = 1).
 
         Parameters
         ----------
         st : dict
             A state of this K.
         data : StepData
+        K2 : int
+            The new number of slabs.
 
         Returns
         -------
-        rho, phi : list of numpy.ndarray, shape (n + n_extra,), length 2K
+        rho, phi : list of numpy.ndarray, shape (n + n_extra,), length K2
         """
-        phi = []
-        P = st["phi"]
+        P, R = st["phi"], [data.rk] + list(st["rho"])
         K = len(P)
-        mids = self._between(data, [(a, b, 0.5) for a, b in zip([data.rk] + st["rho"][:-1], st["rho"])])
-        rho = [r for pair in zip(mids, st["rho"]) for r in pair]
-        for l, p in enumerate(P):
-            if K == 1:
-                phi += [p, p]
+        rho, between, where = [None] * K2, [], []
+        for j in range(1, K2 + 1):
+            l, rem = divmod(j * K, K2)             # t = j / K2 = (l + rem / K2) / K
+            if rem == 0:
+                rho[j - 1] = R[l]
             else:
-                # phi^l belongs to slab l's midpoint in pseudo-time; the new slabs' midpoints are a quarter slab
-                # either side: linear in pseudo-time between neighbouring slabs (extrapolated at the ends)
-                lo = P[l - 1] if l > 0 else 2 * p - P[l + 1]
-                hi = P[l + 1] if l < K - 1 else 2 * p - P[l - 1]
-                phi += [p + 0.25 * (lo - p), p + 0.25 * (hi - p)]
+                between.append((R[l], R[l + 1], rem / K2))
+                where.append(j - 1)
+        for j, r in zip(where, self._between(data, between) if between else []):
+            rho[j] = r
+        phi = []
+        for j in range(1, K2 + 1):
+            u = ((2 * j - 1) * K - K2) / (2 * K2)  # the new midpoint in units of the old phi's index
+            if K == 1:
+                phi.append(P[0])
+                continue
+            i = min(max(int(math.floor(u)), 0), K - 2)
+            phi.append(P[i] + (u - i) * (P[i + 1] - P[i]))
         return rho, phi
 
     def _between(self, data, triples: list) -> list:
@@ -342,7 +353,7 @@ class SpaceTime:
         return rho, [phi1.copy() for _ in range(K)]
 
     def iterate(self, data, rho, phi, budget: int, tol: float, mu0: float = 1e-2):
-        """Interior-point Newton from the slabs (rho, phi) (`guess` or `refine`) to the tolerance, the barrier
+        """Interior-point Newton from the slabs (rho, phi) (`guess` or `resample`) to the tolerance, the barrier
         starting at max(mu0, tol) q*.
 
         Returns
