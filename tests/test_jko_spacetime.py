@@ -118,6 +118,18 @@ def test_the_estimate_holds_where_the_bump_moves_fifteen_widths():
     assert err <= rec["pseudo_error"] <= 3 * err, (err, rec["pseudo_error"])
 
 
+def test_the_observed_order_of_three_levels():
+    """The order p of 'auto''s levels K'' < K' < K from the ratio of their differences,
+    (K'^-p - K^-p) / (K''^-p - K'^-p): exact on the doubling ladder (ratio 2^-p) and on 2, 3, 4, 6 ...; clamped to
+    [0.5, 8]."""
+    from fpjko.solvers.jko.newton.solver import _observed_order
+    for p in (1.0, 1.5, 2.0, 3.0):
+        assert _observed_order(2, 4, 8, 2.0 ** -p) == pytest.approx(p, abs=1e-12)
+        ratio = (4.0 ** -p - 6.0 ** -p) / (3.0 ** -p - 4.0 ** -p)
+        assert _observed_order(3, 4, 6, ratio) == pytest.approx(p, abs=1e-12)
+    assert _observed_order(2, 4, 8, 2.0) == 0.5 and _observed_order(2, 4, 8, 1e-9) == 8.0
+
+
 def test_the_densities_of_the_step_are_the_displacement_interpolation():
     """rho^(K/2) of the step from N(m0, s0) to its JKO image N(m1, s1) is the W2 midpoint N((m0 + m1)/2,
     (s0 + s1)/2) (to the K- and h-floors), and each rho^l has the mass of rho_k to round-off."""
@@ -226,7 +238,8 @@ def test_the_step_on_an_l_shape_and_a_disk():
     is the square's to 1e-6 (measured 6.424332e-2 and 6.424331e-2). On the Delaunay disk (rings of points, an
     unstructured mesh) the error falls with h (measured 0.168, 0.051 at h = 1/16, 1/32: the two-point flux is only
     first-order consistent on general meshes, so the rate is not the square's 2) and at h = 1/32 (856 nodes) is
-    below the square's at h = 1/24 (625 nodes, 0.064). Every step converged by its own test with the estimate <= pseudo_tol."""
+    below the square's at h = 1/24 (625 nodes, 0.064). Every step converged by its own test with the estimate
+    <= pseudo_tol."""
     e_sq, r_sq = l1_to_exact_2d(meshes.rectangle(SELF, [0, 0], [1, 1], 1 / 24))
     e_l, r_l = l1_to_exact_2d(meshes.l_shape(SELF, [0, 0], [1.5, 1.5], 1 / 24))
     e_d1, r_d1 = l1_to_exact_2d(meshes.disk(SELF, 0.5, 1 / 16, center=(0.5, 0.5)))
@@ -271,8 +284,9 @@ def test_the_estimate_holds_in_2d_where_the_one_step_solve_fails():
     """A bump of width 0.07 moved 9 widths in one step (tau = 1, V = 100 |x - (0.7, 0.7)|^2 on [0, 1]^2, h = 1/24):
     the one-step solve does not converge (its density is no level of the estimate), the levels reach the
     asymptotic range only at K = 8, and the estimate is not below the distance to the extrapolation of K = 32 and
-    64 (measured: K = 12, estimate 5.0e-4 for 3.4e-4; with K doubling, K = 16, 5.5e-4 for 2.2e-4; the fixed
-    fourth-order /15 had said 1.8e-4 at K = 8 for an error of 1.1e-3)."""
+    64 (measured: K = 16, estimate 2.9e-4 for 1.3e-4: the levels' observed order is 1.4, 1.4, 1.7 at K = 6, 8, 12,
+    where the estimate is rho_K's error at that order, and 2.0 at K = 16; the fixed fourth-order /15 had said
+    1.8e-4 at K = 8 for an error of 1.1e-3)."""
     def g2(x):
         return np.exp(-((x[0] - 0.25) ** 2 + (x[1] - 0.25) ** 2) / (2 * 0.07 ** 2)) / (2 * math.pi * 0.07 ** 2)
 

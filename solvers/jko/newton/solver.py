@@ -138,6 +138,22 @@ EXTRA_KEYS = ("interaction_energy", "w2", "linear_iterations", "residual", "min_
               "pseudo_error")
 
 
+def _observed_order(a: int, b: int, c: int, ratio: float) -> float:
+    """The order p with (b^-p - c^-p) / (a^-p - b^-p) = ratio (levels a < b < c whose differences fell by `ratio`;
+    decreasing in p), by bisection on [0.5, 8] (clamped there)."""
+    def f(p):
+        return (b ** -p - c ** -p) / (a ** -p - b ** -p)
+    lo, hi = 0.5, 8.0
+    if ratio >= f(lo):
+        return lo
+    if ratio <= f(hi):
+        return hi
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if f(mid) > ratio else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
 class _Extrapolation(NamedTuple):
     """One level of 'auto': its K and the level K' it was compared with, the extrapolated density, the levels'
     difference |rho_K - rho_K'|_1 and the extrapolations' |ext_K - ext_K'|_1 (None where not comparable)."""
@@ -188,12 +204,15 @@ class NewtonJKO(DensitySolver):
         K's slabs) and returns the Richardson extrapolation in pseudo-time rho_K + (rho_K - rho_K') / q,
         q = (K / K')^2 - 1 (the 1/K^2 term cancelled; K' the previous K that converged, the one-step solution
         first), limited to [rho_K / 2, 2 rho_K] and scaled to the mass, once the estimate of its error is below
-        pseudo_tol: |rho_K - rho_K'|_1 / q (the error of rho_K), or |ext_K - ext_K'|_1 r / (1 - r) where the
-        last three levels' differences fall at the second-order rate (within 1.6x), r the observed ratio of
-        successive differences of the extrapolations (with only two extrapolations, the levels' observed
-        second-order rate), at least the fourth-order (K'' / K)^2 (1/4 on this ladder). A one-step solution that
-        did not converge is not a level. The step is judged converged on the last K's stopping test and, with
-        'auto', the estimate.
+        pseudo_tol: |rho_K - rho_K'|_1 / q (the error of rho_K); where the last three levels' observed order p is
+        at least 1.75 (and their differences' ratio not below 1/1.6 of the second-order one), where smaller, the
+        larger of
+        |ext_K - ext_K'|_1 r / (1 - r), r the observed ratio of successive differences of the extrapolations
+        (with only two extrapolations, the levels' observed second-order rate), at least the fourth-order
+        (K'' / K)^2 (1/4 on this ladder), and the model's error |rho_K - rho_K'|_1 |1 / q_p - 1 / q|
+        (q_p = (K / K')^p - 1); where p < 1.75 (levels before the asymptotic range), rho_K's error at the
+        observed order, |rho_K - rho_K'|_1 / q_p. A one-step solution that did not converge is not a level. The
+        step is judged converged on the last K's stopping test and, with 'auto', the estimate.
     pseudo_tol : float
         The tolerance of 'auto' on the estimate of the step's pseudo-time error (L1 of the density).
     max_pseudo_steps : int
@@ -556,9 +575,11 @@ class NewtonJKO(DensitySolver):
                 p = ext_prev
                 if p is not None and p.K == ref_K:
                     expect = (ref_K ** -2 - K ** -2) / (p.ref_K ** -2 - ref_K ** -2)
-                    # the levels' ratio within 1.6x of the second-order one, either way (far below it, the coarser
-                    # level is not in the asymptotic range: a bump moving 11 widths, K = 1, 2, 4: 0.11)
-                    if p.dn > 0 and expect / 1.6 <= dn / p.dn <= 1.6 * expect:
+                    # the levels in the asymptotic range: their observed order at least 1.75, and their ratio not
+                    # below the second-order one / 1.6 (far below it, the coarser level is not in the asymptotic
+                    # range: a bump moving 11 widths, K = 1, 2, 4: 0.11)
+                    order = _observed_order(p.ref_K, ref_K, K, dn / p.dn) if p.dn > 0 else math.nan
+                    if 1.75 <= order and expect / 1.6 <= dn / p.dn:
                         dext = self.comm.allreduce(float(self.ml[:n] @ np.abs(ext[:n] - p.ext[:n])))
                         # r: the observed ratio of the extrapolations' differences; with none yet, the levels'
                         # observed rate (their errors' ratio at second order, (K' / K)^2, scaled by the observed
@@ -568,7 +589,16 @@ class NewtonJKO(DensitySolver):
                         # extrapolations' errors (c / (K''^2 K'^2) against c / (K'^2 K^2): (K'' / K)^2)
                         r2 = (dn / p.dn) / expect * (ref_K / K) ** 2
                         r = max((p.ref_K / K) ** 2, dext / p.dext if p.dext else r2)
-                        est = min(est, dext * r / (1 - r) if r < 1 else math.inf)
+                        tail = dext * r / (1 - r) if r < 1 else math.inf
+                        # and at least the model's error: the correction with the levels' observed order
+                        # against the second-order one (pre-asymptotic levels: a bump moving 13 widths on the
+                        # square, K = 3, 4, 6 at order 1.5: the tail said 8.8e-5 for an error of 4.4e-4)
+                        model = dn * abs(1 / ((K / ref_K) ** order - 1) - 1 / q)
+                        est = min(est, max(tail, model))
+                    elif order < 1.75:
+                        # below second order (pre-asymptotic levels): the error of rho_K at the observed order (at
+                        # least 1/2), an upper bound of the extrapolation's
+                        est = dn / ((K / ref_K) ** order - 1)
                 ext_prev = _Extrapolation(K, ref_K, ext, dn, dext)
                 result = ext
             ref_rho, ref_K = st["rho"][-1], K
