@@ -18,7 +18,7 @@
 # (NewtonJKO's default `pseudo_steps="auto"`: $K = 2, 3, 4, 6, 8, \dots$, and the step is extrapolated in $K$, until
 # the estimate of the pseudo-time error is below `pseudo_tol`). Its $K + 1$ densities are the discrete $W_2$ geodesic
 # (displacement interpolation) from $\rho_k$ to $\rho_{k+1}$ (`keep_geodesic=True`, `geodesic()`); at the default
-# `pseudo_tol=1e-3` Part 1's picture has $K = 6$ slabs (`--geodesic-tol` for more).
+# `pseudo_tol=1e-3` Part 1's picture has $K = 12$ slabs (`--geodesic-tol` for more).
 #
 # **Part 1, the geodesic on a non-convex domain.** On the L-shaped domain $[-1, 1]^2$ minus its upper-right
 # quarter, $\rho_k$ is a Gaussian bump in the lower-right arm and $V = |x - m_1|^2 / (2 s^2)$ has its well in the

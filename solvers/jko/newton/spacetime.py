@@ -259,6 +259,12 @@ class SpaceTime:
         b.array[:] -= np.concatenate(st["G"])
         b.array[:] *= sc.array
         x.set(0.0)
+        # CHOLMOD reads its print level when the factor is created (the first solve): 0, or it writes its own
+        # "matrix not positive definite" line to stderr before the fallback below (its errors still reach PETSc)
+        db, quiet = PETSc.Options(), self.prefix + "mat_cholmod_print"
+        quiet = quiet if self._fallback is not None and not db.hasName(quiet) else None
+        if quiet:
+            db.setValue(quiet, 0)
         try:
             its = linear.solve(self._ksp, b, x, "JKO space-time Newton step (Schur complement)")
         except PETSc.Error:
@@ -271,6 +277,9 @@ class SpaceTime:
             self._ksp = linear.make_ksp(self._S, self.prefix, self._opts, user=self._user)
             x.set(0.0)
             its = linear.solve(self._ksp, b, x, "JKO space-time Newton step (Schur complement)")
+        finally:
+            if quiet:
+                db.delValue(quiet)
         x.array[:] *= sc.array
         self._B.multTranspose(x, t)
         drho = dinv * (t.array - H)
