@@ -253,9 +253,11 @@ def test_the_step_on_an_l_shape_and_a_disk():
 def test_an_interaction_at_large_tau_is_the_exact_step():
     """V = (x - 1/2)^2 / 2 and W = 2 |z|^2 / 2 from N(-1, 0.3^2): the exact step is N(m', s'^2) with the mean of V
     alone and the spread of V + W (the interaction does not move the mean). W * rho is a fixed point over the K-step
-    (every pass from the last one's slabs): at tau = 1 'auto' is within the mesh's floor of it (measured mean error
-    4.4e-4, L1 6.8e-4), where the one-step scheme's mean is 0.055 off (and, with W * rho frozen at the one-step's
-    solution, the K-step's mean was 0.026 off, reported converged)."""
+    (every pass from the last one's slabs, Anderson(1) across passes), and an error of the step is fed back through
+    it: the map's slope here is about 1/2, so the estimate is twice the levels' (without it, K = 6 said 8.1e-4 for
+    an error of 1.1e-3). At tau = 1 'auto' stops at K = 8 with 4.3e-4, the L1 distance to the exact step 4.0e-4
+    (mean error 2.6e-4; the mesh's floor, K = 32: 5e-5), where the one-step scheme's mean is 0.055 off (and, with
+    W * rho frozen at the one-step's solution, the K-step's mean was 0.026 off, reported converged)."""
     tau, a, c, k, m0, s0 = 1.0, 1.0, 0.5, 2.0, -1.0, 0.3
     msh = meshes.interval(SELF, -4.0, 4.0, 8.0 / 1600)
     J = NewtonJKO(msh, tau, potential=lambda x: 0.5 * a * (x[0] - c) ** 2, beta=1.0, interaction=k)
@@ -265,8 +267,11 @@ def test_an_interaction_at_large_tau_is_the_exact_step():
     b = 1 / tau + a + k
     s1 = (s0 / tau + math.sqrt(s0 * s0 / tau ** 2 + 4 * b)) / (2 * b)
     x, r, w = J.X[: J.n, 0], J.rho.x.array[: J.n], J.ml[: J.n]
-    assert rec["converged"] and rec["residual"] <= 1e-8 and rec["pseudo_error"] <= 1e-3, rec
-    assert abs(float(w @ (x * r)) - m1) < 1e-3 and l1(J, gauss(x, m1, s1)) < 2e-3, (float(w @ (x * r)), m1)
+    # (the Newton tolerance with 'auto': 1e-3 pseudo_tol)
+    assert rec["converged"] and rec["residual"] <= 1e-6 and rec["pseudo_error"] <= 1e-3 and J.tol == 1e-6, rec
+    err = l1(J, gauss(x, m1, s1))
+    assert abs(float(w @ (x * r)) - m1) < 5e-4 and err < 1e-3, (float(w @ (x * r)), m1, err)
+    assert err <= rec["pseudo_error"] + 1e-4, (err, rec["pseudo_error"])
     assert rec["interaction_energy"] == pytest.approx(0.5 * k * s1 ** 2, rel=2e-3)
 
 
