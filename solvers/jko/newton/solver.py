@@ -229,8 +229,8 @@ class NewtonJKO(DensitySolver):
         larger of |ext_K - ext_K'|_1 r / (1 - r), r the observed ratio of successive differences of the
         extrapolations (at least the fourth-order (K'' / K)^2, 1/4 on this ladder; where the earlier difference
         involves the one-step solution, at least the ratio of a third-order remainder; with only two
-        extrapolations, the levels' observed second-order rate), and the model's error |rho_K - rho_K'|_1 |1 / q_p - 1 / q|
-        (q_p = (K / K')^p - 1); where p < 1.75 (levels before the asymptotic range), rho_K's error at the
+        extrapolations, the levels' observed second-order rate), and the model's error
+        |rho_K - rho_K'|_1 |1 / q_p - 1 / q| (q_p = (K / K')^p - 1); where p < 1.75 (levels before the asymptotic range), rho_K's error at the
         observed order, |rho_K - rho_K'|_1 / q_p. A one-step solution that did not converge is not a level. The
         step is judged converged on the last K's stopping test and, with 'auto', the estimate.
     pseudo_tol : float
