@@ -230,9 +230,10 @@ class NewtonJKO(DensitySolver):
         extrapolations (at least the fourth-order (K'' / K)^2, 1/4 on this ladder; where the earlier difference
         involves the one-step solution, at least the ratio of a third-order remainder; with only two
         extrapolations, the levels' observed second-order rate), and the model's error
-        |rho_K - rho_K'|_1 |1 / q_p - 1 / q| (q_p = (K / K')^p - 1); where p < 1.75 (levels before the asymptotic range), rho_K's error at the
-        observed order, |rho_K - rho_K'|_1 / q_p. A one-step solution that did not converge is not a level. The
-        step is judged converged on the last K's stopping test and, with 'auto', the estimate.
+        |rho_K - rho_K'|_1 |1 / q_p - 1 / q| (q_p = (K / K')^p - 1); where p < 1.75 (levels before the
+        asymptotic range), rho_K's error at the observed order, |rho_K - rho_K'|_1 / q_p. A one-step solution that
+        did not converge is not a level. The step is judged converged on the last K's stopping test and, with
+        'auto', the estimate (with an interaction, divided by 1 - lam: see Interaction above).
     pseudo_tol : float
         The tolerance of 'auto' on the estimate of the step's pseudo-time error (L1 of the density).
     max_pseudo_steps : int
