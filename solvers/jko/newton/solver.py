@@ -158,14 +158,6 @@ def _observed_order(a: int, b: int, c: int, ratio: float) -> float:
     return 0.5 * (lo + hi)
 
 
-def _remainder_ratio(a: int, b: int, c: int, power: int) -> float:
-    """The ratio of the errors of the extrapolations ext(b, c) and ext(a, b) (ext(x, y) = rho_y + (rho_y - rho_x) /
-    ((y / x)^2 - 1)) where the levels' error beyond the cancelled 1/K^2 term is c / K^power."""
-    def ext(x, y):
-        return y ** -power + (y ** -power - x ** -power) / ((y / x) ** 2 - 1)
-    return abs(ext(b, c) / ext(a, b))
-
-
 class _Extrapolation(NamedTuple):
     """One level of 'auto': its K and the level K' it was compared with, the extrapolated density, the levels'
     difference |rho_K - rho_K'|_1, the extrapolations' |ext_K - ext_K'|_1 (None where not comparable) and the
@@ -227,9 +219,9 @@ class NewtonJKO(DensitySolver):
         pseudo_tol: |rho_K - rho_K'|_1 / q (the error of rho_K); where the last three levels' observed order p is
         at least 1.75 (and their differences' ratio not below 1/1.6 of the second-order one), where smaller, the
         larger of |ext_K - ext_K'|_1 r / (1 - r), r the observed ratio of successive differences of the
-        extrapolations (at least the fourth-order (K'' / K)^2, 1/4 on this ladder; where the earlier difference
-        involves the one-step solution, at least the ratio of a third-order remainder; with only two
-        extrapolations, the levels' observed second-order rate), and the model's error
+        extrapolations (at least the fourth-order (K'' / K)^2, 1/4 on this ladder; with only two extrapolations,
+        or where the earlier difference involves the one-step solution, the levels' observed second-order rate),
+        and the model's error
         |rho_K - rho_K'|_1 |1 / q_p - 1 / q| (q_p = (K / K')^p - 1); where p < 1.75 (levels before the
         asymptotic range), rho_K's error at the observed order, |rho_K - rho_K'|_1 / q_p. A one-step solution that
         did not converge is not a level. The step is judged converged on the last K's stopping test and, with
@@ -637,15 +629,12 @@ class NewtonJKO(DensitySolver):
                         # step, K = 8: error 0.41 of the difference); at least the fourth-order ratio of the
                         # extrapolations' errors (c / (K''^2 K'^2) against c / (K'^2 K^2): (K'' / K)^2)
                         r2 = (dn / p.dn) / expect * (ref_K / K) ** 2
+                        # (an earlier difference that involves the one-step solution, the least asymptotic level,
+                        # is no measure of the ratio: the benchmark's first step, 128^2: 0.10 where the
+                        # extrapolations' errors fell by 0.33; two bumps, h = 1/24: K = 4 said 8.0e-4 for an error
+                        # of 1.6e-3; a third-order remainder's ratio instead was still 0.8-0.9x in 1D)
                         if p.dext and p.low >= 2:
                             r = max((p.ref_K / K) ** 2, dext / p.dext)
-                        elif p.dext:
-                            # the earlier difference involves the one-step solution, the least asymptotic level:
-                            # its ratio is no measure (the benchmark's first step, 128^2: 0.10 where the
-                            # extrapolations' errors fell by 0.33; two bumps, h = 1/24: K = 4 said 8.0e-4 for an
-                            # error of 1.6e-3): at least the ratio of a third-order remainder, scaled as r2
-                            r = max(_remainder_ratio(p.ref_K, ref_K, K, 3) * max(1.0, (dn / p.dn) / expect),
-                                    dext / p.dext)
                         else:
                             r = r2
                         tail = dext * r / (1 - r) if r < 1 else math.inf
