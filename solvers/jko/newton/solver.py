@@ -221,11 +221,10 @@ class NewtonJKO(DensitySolver):
         larger of |ext_K - ext_K'|_1 r / (1 - r), r the observed ratio of successive differences of the
         extrapolations (at least the fourth-order (K'' / K)^2, 1/4 on this ladder; with only two extrapolations,
         or where the earlier difference involves the one-step solution, the levels' observed second-order rate),
-        and the model's error
-        |rho_K - rho_K'|_1 |1 / q_p - 1 / q| (q_p = (K / K')^p - 1); where p < 1.75 (levels before the
-        asymptotic range), rho_K's error at the observed order, |rho_K - rho_K'|_1 / q_p. A one-step solution that
-        did not converge is not a level. The step is judged converged on the last K's stopping test and, with
-        'auto', the estimate (with an interaction, divided by 1 - lam: see Interaction above).
+        and the model's error |rho_K - rho_K'|_1 |1 / q_p - 1 / q| (q_p = (K / K')^p - 1); where p < 1.75 (levels
+        before the asymptotic range), rho_K's error at the observed order, |rho_K - rho_K'|_1 / q_p. A one-step
+        solution that did not converge is not a level. The step is judged converged on the last K's stopping test
+        and, with 'auto', the estimate (with an interaction, divided by 1 - lam: see Interaction above).
     pseudo_tol : float
         The tolerance of 'auto' on the estimate of the step's pseudo-time error (L1 of the density).
     max_pseudo_steps : int
@@ -530,8 +529,8 @@ class NewtonJKO(DensitySolver):
                 "why": None if converged else "; ".join(why or ["not converged"]) + f" after {its} Newton iterations"}
 
     def _pseudo_time(self, data, one: dict, warm: dict, amp: float = 1.0):
-        """The K-step transport cost from the one-step solution `one` (fixed K, or 'auto': K = 2, 4, ... from the
-        previous K's state until the estimate (see pseudo_steps) <= pseudo_tol or K = max_pseudo_steps; see the
+        """The K-step transport cost from the one-step solution `one` (fixed K, or 'auto': K = 2, 3, 4, 6, ... from
+        the previous K's state until the estimate (see pseudo_steps) <= pseudo_tol or K = max_pseudo_steps; see the
         loop for a K that does not converge).
         `warm` maps K to the state of the last pass with another W * rho (an interaction's fixed point): each K
         starts from it where it is there, and it is updated; `amp` >= 1 multiplies the estimate (the fixed point's
@@ -542,8 +541,8 @@ class NewtonJKO(DensitySolver):
 
         n = self.n
         auto = self.pseudo_steps == "auto"
-        # K = 2, 4, ...: each K starts from the previous one's slabs (resampled in pseudo-time); a fixed K that is a
-        # power of 2 goes the same way (a cold start at large K needs many more interior-point iterations)
+        # each K starts from the previous one's slabs (resampled in pseudo-time); a fixed K that is a power of 2
+        # goes through 2, 4, ... the same way (a cold start at large K needs many more interior-point iterations)
         top = self.max_pseudo_steps if auto else self.pseudo_steps
         Ks = [2 ** j for j in range(1, int(math.log2(top)) + 1)]
         if auto:
@@ -605,12 +604,9 @@ class NewtonJKO(DensitySolver):
             if auto:
                 # Richardson in pseudo-time: rho_K + (rho_K - rho_K') / q cancels the 1/K^2 term. Its error is
                 # estimated from the last two extrapolations where the last three levels are in the asymptotic
-                # range (the ratio of successive differences within 1.6x that of 1/K^2), as the tail of a
-                # geometric series |ext_K - ext_K'| r / (1 - r), r the observed ratio of successive differences of
-                # the extrapolations (at least the fourth-order one, 1/16 per doubling; with no earlier
-                # extrapolation, that one): where the bump moves many widths in one step the extrapolations
-                # converge more slowly than at fourth order, and /15 would be optimistic (measured 2.4x, a 1D step
-                # moving 15 widths)
+                # range (below), as the tail of a geometric series |ext_K - ext_K'| r / (1 - r): where the bump
+                # moves many widths in one step the extrapolations converge more slowly than at fourth order, and
+                # the fourth-order ratio alone would be optimistic (measured 2.4x, a 1D step moving 15 widths)
                 ext = self._extrapolate(st["rho"][-1], diff / q)
                 dext = None
                 p = ext_prev

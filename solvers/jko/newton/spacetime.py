@@ -315,14 +315,13 @@ class SpaceTime:
             else:
                 between.append((R[l], R[l + 1], rem / K2))
                 where.append(j - 1)
-        for j, r in zip(where, self._between(data, between) if between else []):
+        for j, r in zip(where, self._between(data, between)):
             rho[j] = r
+        if K == 1:
+            return rho, [P[0]] * K2
         phi = []
         for j in range(1, K2 + 1):
             u = ((2 * j - 1) * K - K2) / (2 * K2)  # the new midpoint in units of the old phi's index
-            if K == 1:
-                phi.append(P[0])
-                continue
             i = min(max(int(math.floor(u)), 0), K - 2)
             phi.append(P[i] + (u - i) * (P[i + 1] - P[i]))
         return rho, phi
