@@ -650,8 +650,30 @@ class NewtonJKO(DensitySolver):
                 break
         if self.keep_geodesic:
             self._geodesic = [data.rk[:n].copy()] + [r[:n].copy() for r in st["rho"]]
+        if self.eps:
+            result = self._barrier_tails(result, one["rho"])
         out = {"rho": result, "phi": st["phi"][-1], "res": st["res"], "kin": 0.0}
         return out, K, (est * amp if auto else math.nan), S.w2(st, self.tau), its, lin, conv
+
+    def _barrier_tails(self, rho: np.ndarray, one: np.ndarray) -> np.ndarray:
+        """The K-step's density where it is above tol (the interior-point barrier's end value mu / q*, a density),
+        the one-step solution's (at most tol) below tol / 100, their geometric blend between, scaled to the step's
+        mass.
+
+        Below about the barrier's density the K-step's tails are the barrier's, not the step's: against the
+        one-step solution (the benchmark, 128^2, K = 2, tol 1e-6, max rho 100) their log10 ratio has a median of
+        0.03-0.7 down to 1e-8 of the maximum and 0.3-3 below 1e-10 (up to 9 decades). Such tails as the next
+        step's rho_k left its dual Newton iteration crawling at a rate of 1/e (the exponential rho(q) far from its
+        target): 8-15 iterations instead of 3-4 at some steps of 96^2-144^2, 'auto' or fixed K; with the one-step
+        solution's tails, whose mass is below 1e-8 of the total, 2-5 at every step, and L1 to the exact iterates
+        equal to 3 digits."""
+        n, g = self.n, self.graph
+        hi = self.tol
+        # (the one-step values at most tol: where that solve did not converge they can be garbage, never mass)
+        r, r1 = rho[:n], np.clip(one[:n], 1e-300, hi)
+        w = np.clip(np.log(np.maximum(r, 1e-300) / (1e-2 * hi)) / math.log(100.0), 0.0, 1.0)
+        out = np.where(w >= 1.0, r, np.exp(w * np.log(np.maximum(r, 1e-300)) + (1 - w) * np.log(r1)))
+        return g.ghost(out * (self.mass0 / self.mass(out)))
 
     def _extrapolate(self, rho: np.ndarray, corr: np.ndarray) -> np.ndarray:
         """rho + corr limited to [rho / 2, 2 rho] (a correction that large is outside the asymptotic range: in the
