@@ -223,7 +223,8 @@ class NewtonJKO(DensitySolver):
         or where the earlier difference involves the one-step solution, the levels' observed second-order rate),
         and the model's error |rho_K - rho_K'|_1 |1 / q_p - 1 / q| (q_p = (K / K')^p - 1); where p < 1.75 (levels
         before the asymptotic range), rho_K's error at the observed order, |rho_K - rho_K'|_1 / q_p. A one-step
-        solution that did not converge is not a level. The step is judged converged on the last K's stopping test
+        solution that did not converge is not a level. Below tol (the barrier's end value, a density) the step's
+        far tails are the one-step solution's (`_barrier_tails`). The step is judged converged on the last K's stopping test
         and, with 'auto', the estimate (with an interaction, divided by 1 - lam: see Interaction above).
     pseudo_tol : float
         The tolerance of 'auto' on the estimate of the step's pseudo-time error (L1 of the density).
