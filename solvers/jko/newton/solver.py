@@ -223,9 +223,9 @@ class NewtonJKO(DensitySolver):
         or where the earlier difference involves the one-step solution, the levels' observed second-order rate),
         and the model's error |rho_K - rho_K'|_1 |1 / q_p - 1 / q| (q_p = (K / K')^p - 1); where p < 1.75 (levels
         before the asymptotic range), rho_K's error at the observed order, |rho_K - rho_K'|_1 / q_p. A one-step
-        solution that did not converge is not a level. Below tol (the barrier's end value, a density) the step's
-        far tails are the one-step solution's (`_barrier_tails`). The step is judged converged on the last K's stopping test
-        and, with 'auto', the estimate (with an interaction, divided by 1 - lam: see Interaction above).
+        solution that did not converge is not a level. Below the K-step barrier's end value (tol / 10 or
+        min(tol, 1e-8), a density) the step's far tails are the one-step solution's (`_barrier_tails`). The step is judged converged on the
+        last K's stopping test and, with 'auto', the estimate (with an interaction, divided by 1 - lam: see Interaction above).
     pseudo_tol : float
         The tolerance of 'auto' on the estimate of the step's pseudo-time error (L1 of the density).
     max_pseudo_steps : int
@@ -581,11 +581,11 @@ class NewtonJKO(DensitySolver):
             # converge (its slabs are then far from this K's), the path from 1e-2 q*
             k = l = 0
             if conv:
-                st, k, l, conv = S.iterate(data, *guess(), min(budget, 10), self.tol, mu0=self.tol)
+                st, k, l, conv = S.iterate(data, *guess(), min(budget, 10), self.tol, mu0=0.0)
                 if not conv and st["res"] <= 1e-4:
                     # nearly there, slowly (densities far below the barrier's equilibrium double per Newton
                     # iteration: 1 / rho is far from linear there): go on rather than start the path again
-                    st, k2, l2, conv = S.iterate(data, st["rho"], st["phi"], budget - k, self.tol, mu0=self.tol)
+                    st, k2, l2, conv = S.iterate(data, st["rho"], st["phi"], budget - k, self.tol, mu0=0.0)
                     k, l = k + k2, l + l2
             if not conv:
                 st, k2, l2, conv = S.iterate(data, *guess(), budget, self.tol, mu0=1e-2)
@@ -657,20 +657,22 @@ class NewtonJKO(DensitySolver):
         return out, K, (est * amp if auto else math.nan), S.w2(st, self.tau), its, lin, conv
 
     def _barrier_tails(self, rho: np.ndarray, one: np.ndarray) -> np.ndarray:
-        """The K-step's density where it is above tol (the interior-point barrier's end value mu / q*, a density),
-        the one-step solution's (at most tol) below tol / 100, their geometric blend between, scaled to the step's
-        mass.
+        """The K-step's density where it is above b = barrier_density(tol) (the interior-point barrier's end value
+        mu / q*, a density), the one-step solution's (at most b) below b / 100, their geometric blend between,
+        scaled to the step's mass.
 
         Below about the barrier's density the K-step's tails are the barrier's, not the step's: against the
-        one-step solution (the benchmark, 128^2, K = 2, tol 1e-6, max rho 100) their log10 ratio has a median of
-        0.03-0.7 down to 1e-8 of the maximum and 0.3-3 below 1e-10 (up to 9 decades). Such tails as the next
+        one-step solution (the benchmark, 128^2, K = 2, the barrier's density 1e-6, max rho 100) their log10 ratio
+        has a median of 0.03-0.7 down to 1e-8 of the maximum and 0.3-3 below 1e-10 (up to 9 decades). Such tails as the next
         step's rho_k left its dual Newton iteration crawling at a rate of 1/e (the exponential rho(q) far from its
         target): 8-15 iterations instead of 3-4 at some steps of 96^2-144^2, 'auto' or fixed K; with the one-step
         solution's tails, whose mass is below 1e-8 of the total, 2-5 at every step, and L1 to the exact iterates
         equal to 3 digits."""
+        from fpjko.solvers.jko.newton.spacetime import barrier_density
+
         n, g = self.n, self.graph
-        hi = self.tol
-        # (the one-step values at most tol: where that solve did not converge they can be garbage, never mass)
+        hi = barrier_density(self.tol)
+        # (the one-step values at most b: where that solve did not converge they can be garbage, never mass)
         r, r1 = rho[:n], np.clip(one[:n], 1e-300, hi)
         w = np.clip(np.log(np.maximum(r, 1e-300) / (1e-2 * hi)) / math.log(100.0), 0.0, 1.0)
         out = np.where(w >= 1.0, r, np.exp(w * np.log(np.maximum(r, 1e-300)) + (1 - w) * np.log(r1)))
