@@ -201,7 +201,8 @@ def test_the_next_step_starts_from_the_one_step_tails_below_the_barrier():
         assert rec["converged"], rec
         its.append(rec["iterations"])
         q, b = 1 + tau * a, 1 / tau + a
-        m, s = [(mi + tau * a * ci) / q for mi, ci in zip(m, c)], (s / tau + math.sqrt(s * s / tau ** 2 + 4 * b)) / (2 * b)
+        m = [(mi + tau * a * ci) / q for mi, ci in zip(m, c)]
+        s = (s / tau + math.sqrt(s * s / tau ** 2 + 4 * b)) / (2 * b)
         err.append(float(J.ml[: J.n] @ np.abs(J.rho.x.array[: J.n] - gauss2(J.X.T, m, s)[: J.n])))
     assert max(its[1:]) <= 8, its
     assert max(abs(v - 1.0) for v in J.history["mass"]) < 1e-12

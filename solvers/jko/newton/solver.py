@@ -224,8 +224,9 @@ class NewtonJKO(DensitySolver):
         and the model's error |rho_K - rho_K'|_1 |1 / q_p - 1 / q| (q_p = (K / K')^p - 1); where p < 1.75 (levels
         before the asymptotic range), rho_K's error at the observed order, |rho_K - rho_K'|_1 / q_p. A one-step
         solution that did not converge is not a level. Below the K-step barrier's end value (tol / 10 or
-        min(tol, 1e-8), a density) the step's far tails are the one-step solution's (`_barrier_tails`). The step is judged converged on the
-        last K's stopping test and, with 'auto', the estimate (with an interaction, divided by 1 - lam: see Interaction above).
+        min(tol, 1e-8), a density) the step's far tails are the one-step solution's (`_barrier_tails`). The step
+        is judged converged on the last K's stopping test and, with 'auto', the estimate (with an interaction,
+        divided by 1 - lam: see Interaction above).
     pseudo_tol : float
         The tolerance of 'auto' on the estimate of the step's pseudo-time error (L1 of the density).
     max_pseudo_steps : int
@@ -663,11 +664,11 @@ class NewtonJKO(DensitySolver):
 
         Below about the barrier's density the K-step's tails are the barrier's, not the step's: against the
         one-step solution (the benchmark, 128^2, K = 2, the barrier's density 1e-6, max rho 100) their log10 ratio
-        has a median of 0.03-0.7 down to 1e-8 of the maximum and 0.3-3 below 1e-10 (up to 9 decades). Such tails as the next
-        step's rho_k left its dual Newton iteration crawling at a rate of 1/e (the exponential rho(q) far from its
-        target): 8-15 iterations instead of 3-4 at some steps of 96^2-144^2, 'auto' or fixed K; with the one-step
-        solution's tails, whose mass is below 1e-8 of the total, 2-5 at every step, and L1 to the exact iterates
-        equal to 3 digits."""
+        has a median of 0.03-0.7 down to 1e-8 of the maximum and 0.3-3 below 1e-10 (up to 9 decades). Such tails as
+        the next step's rho_k left its dual Newton iteration crawling at a rate of 1/e (the exponential rho(q) far
+        from its target): 8-15 iterations instead of 3-4 at some steps of 96^2-144^2, 'auto' or fixed K; with the
+        one-step solution's tails, whose mass is below 1e-8 of the total, 2-5 at every step, and L1 to the exact
+        iterates equal to 3 digits."""
         from fpjko.solvers.jko.newton.spacetime import barrier_density
 
         n, g = self.n, self.graph
