@@ -191,18 +191,14 @@ def test_the_next_step_starts_from_the_one_step_tails_below_the_barrier():
     its dual Newton iteration crawling at 1/e per iteration (measured: 17 iterations at the fourth step, 14 of
     them the one-step solve's); the one-step solution's tails there keep every later step at 5-8 (measured 8, 8,
     7, 6, 5), with the mass to round-off and the L1 error to the exact iterates falling (0.048 to 0.019)."""
-    tau, a, c, m, s = 1e-3, 250.0, (0.6, 0.6), [0.4, 0.4], 0.04
-    J = NewtonJKO(meshes.rectangle(SELF, [0, 0], [1, 1], 1 / 48), tau, beta=1.0, pseudo_steps=2,
-                  potential=lambda x: 0.5 * a * ((x[0] - c[0]) ** 2 + (x[1] - c[1]) ** 2))
-    J.set_initial(lambda x: gauss2(x, m, s), normalize=True)
+    m, s = (0.4, 0.4), 0.04
+    J = bump_2d(meshes.rectangle(SELF, [0, 0], [1, 1], 1 / 48), 1e-3, m, s, pseudo_steps=2)
     its, err = [], []
     for _ in range(6):
         rec = J.step()
         assert rec["converged"], rec
         its.append(rec["iterations"])
-        q, b = 1 + tau * a, 1 / tau + a
-        m = [(mi + tau * a * ci) / q for mi, ci in zip(m, c)]
-        s = (s / tau + math.sqrt(s * s / tau ** 2 + 4 * b)) / (2 * b)
+        m, s = exact_step_2d(m, s, 1e-3)
         err.append(float(J.ml[: J.n] @ np.abs(J.rho.x.array[: J.n] - gauss2(J.X.T, m, s)[: J.n])))
     assert max(its[1:]) <= 8, its
     assert max(abs(v - 1.0) for v in J.history["mass"]) < 1e-12
@@ -216,10 +212,7 @@ def test_each_k_converges_in_two_iterations_below_the_barriers_floor():
     floor m mu per tail node puts under the defect, so each K from the previous one's slabs converges in about two
     iterations: the first step (K = 2, 3, 4, 6) in 16 Newton iterations with the one-step solve's (measured; 23
     with the barrier ending at tol, the same K, density and estimate)."""
-    tau, a, c = 1e-3, 250.0, (0.6, 0.6)
-    J = NewtonJKO(meshes.rectangle(SELF, [0, 0], [1, 1], 1 / 48), tau, beta=1.0,
-                  potential=lambda x: 0.5 * a * ((x[0] - c[0]) ** 2 + (x[1] - c[1]) ** 2))
-    J.set_initial(lambda x: gauss2(x, (0.4, 0.4), 0.04), normalize=True)
+    J = bump_2d(meshes.rectangle(SELF, [0, 0], [1, 1], 1 / 48), 1e-3, (0.4, 0.4), 0.04)
     rec = J.step()
     assert rec["converged"] and rec["pseudo_steps"] == 6 and rec["pseudo_error"] <= 1e-3, rec
     assert rec["iterations"] <= 17, rec
@@ -286,17 +279,30 @@ def gauss2(x, m, s):
     return np.exp(-((x[0] - m[0]) ** 2 + (x[1] - m[1]) ** 2) / (2 * s * s)) / (2 * math.pi * s * s)
 
 
+A2, C2 = 250.0, (0.6, 0.6)                              # 2D: V = A2/2 |x - C2|^2, beta = 1
+
+
+def bump_2d(msh, tau, m0, s0, **kw):
+    """NewtonJKO from N(m0, s0^2 I) in V = A2/2 |x - C2|^2, beta = 1."""
+    J = NewtonJKO(msh, tau, potential=lambda x: 0.5 * A2 * ((x[0] - C2[0]) ** 2 + (x[1] - C2[1]) ** 2), beta=1.0,
+                  **kw)
+    J.set_initial(lambda x: gauss2(x, m0, s0), normalize=True)
+    return J
+
+
+def exact_step_2d(m, s, tau):
+    """The exact JKO step of N(m, s^2 I) in V = A2/2 |x - C2|^2, beta = 1: a Gaussian (mean, standard deviation)."""
+    q, b = 1 + tau * A2, 1 / tau + A2
+    m1 = [(mi + tau * A2 * ci) / q for mi, ci in zip(m, C2)]
+    return m1, (s / tau + math.sqrt(s * s / tau ** 2 + 4 * b)) / (2 * b)
+
+
 def l1_to_exact_2d(msh) -> tuple[float, dict]:
     """One 'auto' step (pseudo_tol 2e-3) of N((0.4, 0.4), 0.06^2) in V = 125 |x - (0.6, 0.6)|^2, tau = 0.002:
     L1 to the exact step and the record."""
-    tau, a, c, m0, s0 = 0.002, 250.0, (0.6, 0.6), (0.4, 0.4), 0.06
-    J = NewtonJKO(msh, tau, potential=lambda x: 0.5 * a * ((x[0] - c[0]) ** 2 + (x[1] - c[1]) ** 2), beta=1.0,
-                  pseudo_steps="auto", pseudo_tol=2e-3)
-    J.set_initial(lambda x: gauss2(x, m0, s0), normalize=True)
+    J = bump_2d(msh, 0.002, (0.4, 0.4), 0.06, pseudo_steps="auto", pseudo_tol=2e-3)
     rec = J.step()
-    q, b = 1 + tau * a, 1 / tau + a
-    m1 = [(mi + tau * a * ci) / q for mi, ci in zip(m0, c)]
-    s1 = (s0 / tau + math.sqrt(s0 * s0 / tau ** 2 + 4 * b)) / (2 * b)
+    m1, s1 = exact_step_2d((0.4, 0.4), 0.06, 0.002)
     err = float(J.ml[: J.n] @ np.abs(J.rho.x.array[: J.n] - gauss2(J.X.T, m1, s1)[: J.n]))
     J.close()
     return err, rec

@@ -668,15 +668,27 @@ class NewtonJKO(DensitySolver):
         the next step's rho_k left its dual Newton iteration crawling at a rate of 1/e (the exponential rho(q) far
         from its target): 8-15 iterations instead of 3-4 at some steps of 96^2-144^2, 'auto' or fixed K; with the
         one-step solution's tails, whose mass is below 1e-8 of the total, 2-5 at every step, and L1 to the exact
-        iterates equal to 3 digits."""
+        iterates equal to 3 digits.
+
+        Parameters
+        ----------
+        rho, one : numpy.ndarray, shape (n + n_extra,)
+            The K-step's density (or its extrapolation) and the one-step solution, in the edge layout.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n + n_extra,)
+        """
         from fpjko.solvers.jko.newton.spacetime import barrier_density
 
         n, g = self.n, self.graph
         hi = barrier_density(self.tol)
+        r = rho[:n]
+        lr = np.log(np.maximum(r, 1e-300))
         # (the one-step values at most b: where that solve did not converge they can be garbage, never mass)
-        r, r1 = rho[:n], np.clip(one[:n], 1e-300, hi)
-        w = np.clip(np.log(np.maximum(r, 1e-300) / (1e-2 * hi)) / math.log(100.0), 0.0, 1.0)
-        out = np.where(w >= 1.0, r, np.exp(w * np.log(np.maximum(r, 1e-300)) + (1 - w) * np.log(r1)))
+        lr1 = np.log(np.clip(one[:n], 1e-300, hi))
+        w = np.clip((lr - math.log(1e-2 * hi)) / math.log(100.0), 0.0, 1.0)
+        out = np.where(w >= 1.0, r, np.exp(w * lr + (1 - w) * lr1))
         return g.ghost(out * (self.mass0 / self.mass(out)))
 
     def _extrapolate(self, rho: np.ndarray, corr: np.ndarray) -> np.ndarray:
@@ -689,7 +701,8 @@ class NewtonJKO(DensitySolver):
     def geodesic(self) -> list:
         """The K + 1 densities of the last step, rho^0 = rho_k ... rho^K (keep_geodesic=True): the discrete W2
         geodesic (displacement interpolation) of the K-step problem, rho^l at pseudo-time l / K. rho^K is
-        rho_(k+1) for a fixed K; with 'auto' rho_(k+1) is the extrapolation, which differs from rho^K by about the
+        rho_(k+1) for a fixed K (but in the far tails below the barrier's density, whose mass is below 1e-8:
+        `_barrier_tails`); with 'auto' rho_(k+1) is the extrapolation, which differs from rho^K by about the
         pseudo-time error of rho^K (the history's pseudo_error bounds the extrapolation's).
 
         Returns

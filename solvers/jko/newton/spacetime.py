@@ -61,7 +61,17 @@ def barrier_density(tol: float) -> float:
     third iteration only crossed it). Measured there, K = 4, six steps, CPU s at mu / q* = tol, tol / 10, tol / 100:
     tol 1e-5: 39, 10.4, 10.8; 1e-6: 29, 13.8; 1e-7: 19, 14, 21; and at tol 1e-8 ('auto' or a fixed K) tol / 10 was
     1.2-1.6x slower than tol (the barrier problem stiffer). 'auto' (tol 1e-6): the first step 15 Newton iterations
-    against 20, the densities and the estimates equal to 4 digits."""
+    against 20, the densities and the estimates equal to 4 digits.
+
+    Parameters
+    ----------
+    tol : float
+        The Newton stopping test (mass-balance defect / mass).
+
+    Returns
+    -------
+    float
+    """
     return max(0.1 * tol, min(tol, 1e-8))
 
 
