@@ -38,6 +38,11 @@ solution, rho^l its geometric interpolation rho_k^(1 - l/K) rho^(l/K) (one bump 
 linear one is two), phi^l = phi for every l; a K from a smaller K' (`resample`: 2 -> 3 -> 4 -> 6 ...) interpolates
 the K' slabs' densities geometrically and their phi linearly in pseudo-time (the start's defect at 128^2, K = 4
 from 2: 0.09 against 1.5 with phi repeated).
+
+The problem may be posed on a cut (`active`: NewtonJKO chooses it where the step's density is used): the nodes off
+it keep rho_k in every slab, their equations are dropped and the edges that touch them leave B, T and the
+residuals, so S is the cut's space-time system (the nodes off it decoupled diagonal rows); its factorisation costs
+what the cut's nodes do.
 """
 
 from __future__ import annotations
@@ -91,11 +96,23 @@ class SpaceTime:
     petsc_options : dict, optional
         Options of the Schur solve over its defaults (a direct Cholesky solver: CHOLMOD on one rank where PETSc
         has it, else MUMPS).
+    active : numpy.ndarray of bool, shape (n,), optional
+        The cut: the owned nodes the step is solved on (None: all); the others keep rho_k (module docstring).
     """
 
-    def __init__(self, graph, energy, K: int, s: float, prefix: str, petsc_options: dict | None = None):
+    def __init__(self, graph, energy, K: int, s: float, prefix: str, petsc_options: dict | None = None,
+                 active: np.ndarray | None = None):
         self.graph, self.energy, self.K, self.s = graph, energy, int(K), float(s)
         self.comm, self.n = graph.comm, graph.n
+        self.active = None if active is None else np.asarray(active, bool)
+        if self.active is None:
+            self.w, self._keep = graph.w, None
+        else:
+            ag = graph.ghost(self.active.astype(float)) > 0.5
+            ea = ag[graph.ei] & ag[graph.ej]
+            self.w = np.where(ea, graph.w, 0.0)
+            self._keep = np.ones(len(graph._cols), bool)
+            self._keep[graph._off_pos] = ea
         self._build_pattern()
         user = dict(petsc_options or {})
         opts = linear.direct_solver_options()
@@ -121,6 +138,10 @@ class SpaceTime:
         P = g.pattern
         ranges = np.asarray(P.getOwnershipRanges(), dtype=np.int64)
         indptr, cols = g._indptr, g._cols.astype(np.int64)
+        if self._keep is not None:
+            # the edges to or from an inactive node are not in the pattern
+            r = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))[self._keep]
+            indptr, cols = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=n))]), cols[self._keep]
         owner = np.searchsorted(ranges, cols, side="right") - 1
         base, width, local = K * ranges[owner], ranges[owner + 1] - ranges[owner], cols - ranges[owner]
         rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
@@ -146,7 +167,7 @@ class SpaceTime:
         g = self.graph
         v = np.empty(len(g._cols))
         v[g._diag_pos], v[g._off_pos] = diag, off
-        return v
+        return v if self._keep is None else v[self._keep]
 
     def _fill(self, blocks_cur: list, blocks_prev: list, T_blocks: list) -> None:
         """Set B from the per-slab (diag (n,), off (n_edges,)) of dG^l/drho^l and dG^l/drho^(l-1), and T."""
@@ -180,7 +201,7 @@ class SpaceTime:
             kin (the kinetic sums per slab).
         """
         g, en, K, s = self.graph, self.energy, self.K, self.s
-        ei, ej, w, n = g.ei, g.ej, g.w, self.n
+        ei, ej, w, n = g.ei, g.ej, self.w, self.n
         mo = g.ml[:n]
         tp = data.tau / K
         dphi = [p[ei] - p[ej] for p in phi]
@@ -200,6 +221,8 @@ class SpaceTime:
                 e1, e2 = self._energy_derivatives(r, mu)
                 H.append(mo * (en.V_nodal[:n] + data.psi + e1 - phi[l][:n]) - 0.25 * tp * s * hj[l])
                 d2.append(e2)
+        if self.active is not None:
+            G, H = [x * self.active for x in G], [x * self.active for x in H]
         loc = np.array([sum(float(np.sum((a * a + b * b) / mo)) for a, b in zip(G, H)),
                         sum(float(np.abs(a).sum()) for a in G),
                         sum(float(np.abs(r[:n] * b).sum()) for r, b in zip(rho, H)),
@@ -242,7 +265,7 @@ class SpaceTime:
             Krylov iterations.
         """
         g, K, s, n = self.graph, self.K, self.s, self.n
-        ei, w = g.ei, g.w
+        ei, w = g.ei, self.w
         mo = g.ml[:n]
         tp = tau / K
         cur, prev, Tb = [], [], []
@@ -397,6 +420,8 @@ class SpaceTime:
         g, n = self.graph, self.n
         qscale = self.energy.eps if self.energy.eps else 1.0
         floor = 1e-12 * g.max(data.rk)
+        if self.active is not None:
+            rho = [np.where(self.active, r[:n], data.rk[:n]) for r in rho]
         rho = [g.ghost(np.maximum(r[:n], floor)) for r in rho]
         mu_end = barrier_density(tol) * qscale
         mu = max(mu_end, mu0 * qscale)
