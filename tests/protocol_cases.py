@@ -64,12 +64,17 @@ def continuity(comm):
 CASES["ContinuityEquation"] = (continuity, 1e-12)
 
 
+def _narrow2(x):
+    return gaussian_density(x[:2], [0.5, -0.3], np.eye(2) * 0.05)
+
+
 def newton_jko(comm):
+    """(A narrow bump: its K-step's cut, NewtonJKO._cut, holds about half the nodes and is part of the state.)"""
     from fpjko.solvers import NewtonJKO
 
-    s = NewtonJKO(meshes.rectangle(comm, [-3, -3], [3, 3], 0.4), 0.1, potential=lambda x: 0.5 * (x[0] ** 2 + x[1] ** 2),
+    s = NewtonJKO(meshes.rectangle(comm, [-3, -3], [3, 3], 0.2), 0.1, potential=lambda x: 2.0 * (x[0] ** 2 + x[1] ** 2),
                   beta=1.0, interaction=0.5)
-    return s, (_gauss2,), {"normalize": True}
+    return s, (_narrow2,), {"normalize": True}
 
 
 CASES["NewtonJKO"] = (newton_jko, 1e-8)
