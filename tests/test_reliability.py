@@ -74,6 +74,33 @@ def test_a_misspelled_petsc_option_is_reported():
         ok.step()
 
 
+def test_a_matrix_option_reaches_the_factorisation():
+    """Options of the factor matrix (mat_*) given to a solver are read when the factor is made, in the first solve:
+    they were taken out of PETSc's database when the KSP was set up and silently never used (an ICNTL of MUMPS,
+    CHOLMOD's ordering methods); now they reach the factor, and the database is left as found."""
+    from petsc4py import PETSc
+
+    from fpjko.solvers.core import linear
+
+    n = 8
+    A = PETSc.Mat().createAIJ((n, n), nnz=3, comm=PETSc.COMM_SELF)
+    for i in range(n):
+        A.setValue(i, i, 2.0)
+        for j in (i - 1, i + 1):
+            if 0 <= j < n:
+                A.setValue(i, j, -1.0)
+    A.assemble()
+    ksp = linear.make_ksp(A, "tmat_", {"pc_type": "lu", "pc_factor_mat_solver_type": "mumps",
+                                       "mat_mumps_icntl_14": 55})
+    b, x = A.createVecs()
+    b.set(1.0)
+    linear.solve(ksp, b, x, "test")
+    assert ksp.getPC().getFactorMatrix().getMumpsIcntl(14) == 55
+    assert not any(k.startswith("tmat_") for k in PETSc.Options().getAll())
+    for obj in (ksp, A, b, x):
+        obj.destroy()
+
+
 @pytest.mark.parametrize("cls", [LocalEntropy, ViscousHJ])
 def test_a_loss_of_the_wrong_shape_is_refused(cls):
     """f returning 3 values for every point set was read out of bounds (results changed from run to run)."""

@@ -72,6 +72,9 @@ def make_ksp(A: PETSc.Mat, prefix: str, options: dict | None = None, user=None) 
     finally:
         for key in ours:             # leave the database as found, so the next solver starts clean
             db.delValue(prefix + key)
+    # the matrix options (mat_*: the factorisation's, e.g. mat_mumps_icntl_14) are read when the factor is made,
+    # in the first solve: `solve` puts them back in the database around it
+    ksp.setAttr("fpjko_mat_options", {prefix + k: merged[k] for k in ours if k.startswith("mat_")})
     return ksp
 
 
@@ -110,8 +113,17 @@ def _report_unused(comm, prefix: str, given) -> None:
 
 
 def solve(ksp: PETSc.KSP, b: PETSc.Vec, x: PETSc.Vec, what: str) -> int:
-    """Solve and fail loudly (with PETSc's reason) when the KSP diverges; returns iterations."""
-    ksp.solve(b, x)
+    """Solve and fail loudly (with PETSc's reason) when the KSP diverges; returns iterations. The matrix options
+    that `make_ksp` was given (mat_*, read when the factor is made) are in PETSc's database during the solve."""
+    db = PETSc.Options()
+    mat = {k: v for k, v in (ksp.getAttr("fpjko_mat_options") or {}).items() if not db.hasName(k)}
+    for k, v in mat.items():
+        db.setValue(k, v)
+    try:
+        ksp.solve(b, x)
+    finally:
+        for k in mat:
+            db.delValue(k)
     reason = ksp.getConvergedReason()
     if reason < 0:
         names = {v: k for k, v in vars(PETSc.KSP.ConvergedReason).items() if isinstance(v, int)}
