@@ -226,8 +226,9 @@ class NewtonJKO(DensitySolver):
         solution that did not converge is not a level. Below the K-step barrier's end value (tol / 10 or
         min(tol, 1e-8), a density) the step's far tails are the one-step solution's (`_barrier_tails`), and with
         an entropy the K-step is solved only on the nodes its density is used on, its cut (`_cut`, checked after
-        the solve by `_cut_holds`; the whole mesh's step to about 1e-8 of the mass, at the cost of the cut's
-        nodes: about half of them on the benchmark). The step is judged converged on the last K's stopping test and, with 'auto', the estimate (with an interaction,
+        each level by `_cut_holds`, else the step is solved on the whole mesh; the whole mesh's step to the
+        Newton tolerance, at the cost of the cut's nodes: about half of them on the benchmark). The step is
+        judged converged on the last K's stopping test and, with 'auto', the estimate (with an interaction,
         divided by 1 - lam: see Interaction above).
     pseudo_tol : float
         The tolerance of 'auto' on the estimate of the step's pseudo-time error (L1 of the density).
@@ -247,6 +248,7 @@ class NewtonJKO(DensitySolver):
     """
 
     default_mass_tol = 1e-6
+    optional_functions = ("cut",)                     # (checkpoints written before the cut resume without it)
     label = "JKO steps (Newton)"
     default_prefix = "njko_"
     extra_keys = EXTRA_KEYS
@@ -294,6 +296,7 @@ class NewtonJKO(DensitySolver):
             raise TypeError(f"keep_geodesic must be True or False, got keep_geodesic={keep_geodesic!r}")
         self.keep_geodesic = bool(keep_geodesic)
         self._spacetime, self._geodesic, self._active = {}, None, None
+        self._cut_failed = -1                         # the step (self.steps) whose cut failed _cut_holds
         validation.one_of("negative_weights", negative_weights, ("clip", "error"))
         self.mesh = mesh
         self.d = mesh.geometry.dim
@@ -398,6 +401,7 @@ class NewtonJKO(DensitySolver):
         self.rho.x.array[:] = vals
         self._rk = self.graph.ghost(vals[: self.n])
         self._use_cut(None)
+        self._cut_failed = -1
         # the potential's first guess: phi = dE/drho(rho_0) (where rho_0 = 0: its limit, floored)
         g = self.energy.gradient(vals)
         self._phi = self.graph.ghost(g)
@@ -420,6 +424,20 @@ class NewtonJKO(DensitySolver):
 
     def _state(self) -> dict:
         return {"scalars": {"mass0": self.mass0, "steep": bool(self._steep), "cut": self._active is not None}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """As DensitySolver's; a state without the K-step's cut (written before NewtonJKO kept one) resumes with
+        none (the next step makes it).
+
+        Parameters
+        ----------
+        state : dict
+            As state_dict() returns it.
+        """
+        if isinstance(state, dict) and "cut" not in state.get("functions", {"cut": None}):
+            state = {**state, "functions": {**state["functions"], "cut": np.zeros(self.n)},
+                     "scalars": {**state.get("scalars", {}), "cut": False}}
+        super().load_state_dict(state)
 
     def _restore(self, state: dict) -> None:
         self.mass0 = float(state["scalars"]["mass0"])
@@ -550,22 +568,24 @@ class NewtonJKO(DensitySolver):
         Returns (state, K, estimate, W_K, Newton iterations, linear iterations, converged: the last K's stopping
         test held).
         With an entropy the K-step is solved on the nodes where its density is used (`_cut`), its slabs' mass on
-        the cut's boundary checked after the solve (`_cut_holds`; where it fails, the cut grows and the step is
-        solved again, the whole mesh at the third try)."""
+        the cut's boundary checked after each level (`_cut_holds`); where that fails, the step is solved again on
+        the whole mesh, and so are the other passes of this step (an interaction's fixed point)."""
         its = lin = 0
-        for attempt in range(3):
+        for attempt in range(2):
             if self.eps:
-                self._use_cut(self._cut(data, one["rho"], grow=attempt) if attempt < 2 else None)
-            st, out, K, est, w2, k, l, conv = self._ladder(data, one, warm, amp)
+                self._use_cut(None if attempt or self._cut_failed == self.steps else self._cut(data, one["rho"]))
+            st, out, K, est, w2, k, l, conv, held = self._ladder(data, one, warm, amp)
             its, lin = its + k, lin + l
-            if self._active is None or not conv or self._cut_holds(st):
+            if held:
                 break
+            self._cut_failed = self.steps
             warm.clear()
         return out, K, est, w2, its, lin, conv
 
     def _ladder(self, data, one: dict, warm: dict, amp: float = 1.0):
         """The K-step ladder of `_pseudo_time` on the current cut; returns (the last K's state, then as
-        `_pseudo_time`)."""
+        `_pseudo_time`, then whether the cut held: False where a level's slabs failed `_cut_holds`, the ladder
+        then stopped there)."""
         from fpjko.solvers.jko.newton.spacetime import SpaceTime
 
         n = self.n
@@ -620,6 +640,8 @@ class NewtonJKO(DensitySolver):
                 st, k2, l2, conv = S.iterate(data, *guess(), budget, self.tol, mu0=1e-2)
                 k, l = k + k2, l + l2
             its, lin = its + k, lin + l
+            if self._active is not None and not self._cut_holds(st):
+                return st, None, K, math.nan, math.nan, its, lin, conv, False
             prev_st, prev_solver, warm[K] = st, S, st
             result = st["rho"][-1]
             if not conv or ref_rho is None:
@@ -683,25 +705,24 @@ class NewtonJKO(DensitySolver):
         if self.eps:
             result = self._barrier_tails(result, one["rho"])
         out = {"rho": result, "phi": st["phi"][-1], "res": st["res"], "kin": 0.0}
-        return st, out, K, (est * amp if auto else math.nan), S.w2(st, self.tau), its, lin, conv
+        return st, out, K, (est * amp if auto else math.nan), S.w2(st, self.tau), its, lin, conv, True
 
-    def _cut(self, data, one: np.ndarray, grow: int = 0) -> np.ndarray | None:
+    def _cut(self, data, one: np.ndarray) -> np.ndarray | None:
         """The nodes the K-step is solved on: within 2 rings of the nodes where rho_k, the one-step solution or
         their normalised geometric interpolation rho_k^(1 - t) one^t (t = 1/16 ... 15/16: where the geodesic
         passes between two bumps) is at least b = barrier_density(tol), connected among them to rho_k's nodes
         above b (a spike of the one-step solution's far tails, converged only in the mass-weighted defect, is no
         island: 1D, h = 0.01, one at 13 b two cells from rho_k's 1e-13 took the K = 2 level from 4 to 32 Newton
-        iterations); the K-step's result is not used below b (see `_barrier_tails`). The last cut is kept while
-        it holds these nodes and at most 1.5 times as many (its pattern and the direct solver's ordering are then
-        reused); a new one takes 4 rings more, and `grow` > 0 (the last cut failed `_cut_holds`) 8 rings around
-        the last. None (the whole mesh) where rho_k is nowhere above b or the cut would hold every node.
+        iterations); the K-step's result is not used below b (see `_barrier_tails`). A new cut takes 4 rings
+        more; the last one is kept while it holds the nodes needed and is at most 1.5 times a new one (its
+        pattern and the direct solver's ordering are then reused). None (the whole mesh) where rho_k is nowhere
+        above b or the cut would hold every node.
 
         Parameters
         ----------
         data : StepData
         one : numpy.ndarray, shape (n + n_extra,)
             The one-step solution.
-        grow : int
 
         Returns
         -------
@@ -710,8 +731,6 @@ class NewtonJKO(DensitySolver):
         from fpjko.solvers.jko.newton.spacetime import barrier_density
 
         n = self.n
-        if grow and self._active is not None:
-            return self._dilate(self._active, 8)
         lb = math.log(barrier_density(self.tol))
         a, b = np.log(np.maximum(data.rk[:n], 1e-300)), np.log(np.maximum(one[:n], 1e-300))
         need = (a >= lb) | (b >= lb)
@@ -725,13 +744,14 @@ class NewtonJKO(DensitySolver):
         if not self.comm.allreduce(int(np.count_nonzero(seed))):
             return None
         need = self._dilate(self._connected(need, seed), 2)
+        fresh = self._dilate(need, 4)
         cur = self._active
-        if cur is not None:
-            counts = self.comm.allreduce(np.array([np.count_nonzero(need & ~cur), need.sum(), cur.sum()]))
-            if counts[0] == 0 and counts[2] <= 1.5 * counts[1]:
-                return cur
-        need = self._dilate(need, 4)
-        return None if self.comm.allreduce(int(np.count_nonzero(~need))) == 0 else need
+        counts = self.comm.allreduce(np.array([np.count_nonzero(~fresh), 0 if cur is None else
+                                               np.count_nonzero(need & ~cur), fresh.sum(),
+                                               0 if cur is None else cur.sum()]))
+        if cur is not None and counts[1] == 0 and counts[3] <= 1.5 * counts[2]:
+            return cur
+        return None if counts[0] == 0 else fresh
 
     def _connected(self, cand: np.ndarray, seed: np.ndarray) -> np.ndarray:
         """The nodes of `cand` connected within it to a node of `seed` (owned bool arrays; collective): each
@@ -779,7 +799,9 @@ class NewtonJKO(DensitySolver):
 
     def _cut_holds(self, st: dict) -> bool:
         """Whether each slab's mass on the cut's boundary nodes (those with a neighbour off the cut) is at most
-        tol / 10 of the step's: where the geodesic would pass off the cut, its mass piles up there."""
+        tol / 10 of the step's: where the geodesic would pass off the cut, its mass piles up there (a level whose
+        Newton iteration did not converge included: a forced cut too small ended so, its density 1.68 of the mass
+        away in L1, probe of issue 36)."""
         n, g = self.n, self.graph
         off = g.ghost((~self._active).astype(float)) > 0.5
         edge = self._active & (np.bincount(g.ei, off[g.ej], minlength=n) > 0)

@@ -118,6 +118,10 @@ class SpaceTime:
         opts = linear.direct_solver_options()
         if opts.get("pc_factor_mat_solver_type") == "mumps":
             opts["pc_type"] = "cholesky"              # the scaled Schur complement is SPD (see `direction`)
+            # MUMPS's workspace 100% above its analysis's estimate (20% by default): on two ranks the benchmark's
+            # first step stopped now and then with INFOG(1) = -9 (workspace too small: 1 run in 10 of the whole
+            # mesh, 3 in 12 with two solvers in one process; 0 in 12 at 100%, probe of issue 36)
+            opts["mat_mumps_icntl_14"] = 100
         self._fallback = None                         # the options `direction` turns to when CHOLMOD refuses
         if (self.comm.size == 1 and PETSc.Sys.hasExternalPackage("cholmod")
                 and "pc_factor_mat_solver_type" not in user):
@@ -126,12 +130,16 @@ class SpaceTime:
             self._fallback = {**opts, **user}
             # CHOLMOD's print level 0: else it writes its own "matrix not positive definite" line to stderr before
             # the fallback in `direction` (its errors still reach PETSc)
+            opts.pop("mat_mumps_icntl_14", None)
             opts.update(pc_type="cholesky", pc_factor_mat_solver_type="cholmod", mat_cholmod_print=0)
-            if "pc_factor_mat_ordering_type" not in user:
-                # PETSc's nested dissection, taken as given (nmethods = 1): CHOLMOD's own choice (AMD and METIS
-                # tried on the K n x K n graph, METIS's taken) made each K's symbolic factorisation cost about two
-                # numeric ones (128^2, the benchmark's first step: 1.9 s of analysis for 2.5 s of factorisations);
-                # with nd 0.2 s and 3.1 s, the ten steps 9.3 s against 10.9 (256^2: 60 s against 74)
+            if "pc_factor_mat_ordering_type" not in user and self.K <= 6:
+                # PETSc's nested dissection, taken as given (nmethods = 1), up to K = 6: CHOLMOD's own choice (AMD
+                # and METIS tried on the K n x K n graph, METIS's taken) made each K's symbolic factorisation cost
+                # about two numeric ones (128^2, the benchmark's first step: 1.9 s of analysis for 2.5 s of
+                # factorisations; with nd 0.2 s and 3.1 s; the ten steps 9.3 s against 10.9, 256^2 60 s against
+                # 74). Its factors are larger (numeric +22% at K = 6, +25% at K = 8, +38% at K = 16), so from K = 8
+                # on, where the numeric factorisations outweigh the analysis, CHOLMOD's own (128^2, one step to
+                # K = 16: 52 s against 63 with nd)
                 opts.update(pc_factor_mat_ordering_type="nd", mat_cholmod_nmethods=1)
         self._opts, self._user = {**opts, **user}, tuple(user)
         self.prefix = prefix + "st_"
@@ -315,7 +323,8 @@ class SpaceTime:
         x.set(0.0)
         try:
             its = linear.solve(self._ksp, b, x, "JKO space-time Newton step (Schur complement)")
-        except PETSc.Error:
+        except (PETSc.Error, RuntimeError):
+            # (a failed factorisation: PETSc's error, or the KSP's reason DIVERGED_PC(SETUP)_FAILED)
             if self._fallback is None:
                 raise
             # CHOLMOD stops at a pivot that rounding made non-positive (far tails of a large step: the mobility
