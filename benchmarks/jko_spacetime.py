@@ -73,11 +73,12 @@ def main(argv=None):
             + [(128, "auto", 10, "quadrilaterals"), (128, 16, 1, "triangles")])
     rows = [run(N, mode, steps, mesh) for N, mode, steps, mesh in plan]
     if MPI.COMM_WORLD.rank == 0:
-        print(f"{'grid':>6} {'mesh':<14} {'mode':<16} {'steps':>5} {'L1 step 1':>10} {'L1 last':>10} {'K':>10} "
-              f"{'CPU s step 1':>12} {'CPU s/step':>11}")
+        print(f"{'grid':>6} {'mesh':<14} {'mode':<16} {'steps':>5} {'L1 step 1':>10} {'L1 last':>10} {'K':>12} "
+              f"{'cut':>5} {'CPU s step 1':>12} {'CPU s/step':>11}")
         for r in rows:
+            cut = "" if r["cut_fraction_step1"] is None else f"{r['cut_fraction_step1']:.2f}"
             print(f"{r['grid']:>6} {r['mesh']:<14} {r['mode']:<16} {r['steps']:>5d} {r['l1_step1']:>10.3e} "
-                  f"{r['l1_last']:>10.3e} {str(sorted(set(r['K']))):>10} {r['cpu_s_step1']:>12.2f} "
+                  f"{r['l1_last']:>10.3e} {str(sorted(set(r['K']))):>12} {cut:>5} {r['cpu_s_step1']:>12.2f} "
                   f"{r['cpu_s_per_step']:>11.3f}")
         write_result(a.out, "jko_spacetime", 1, {"benchmark": "jko_spacetime", "machine": platform.machine(),
                                                  "numpy": np.__version__, "rows": rows})

@@ -864,7 +864,9 @@ class NewtonJKO(DensitySolver):
         geodesic (displacement interpolation) of the K-step problem, rho^l at pseudo-time l / K. rho^K is
         rho_(k+1) for a fixed K (but in the far tails below the barrier's density, whose mass is below 1e-8:
         `_barrier_tails`); with 'auto' rho_(k+1) is the extrapolation, which differs from rho^K by about the
-        pseudo-time error of rho^K (the history's pseudo_error bounds the extrapolation's).
+        pseudo-time error of rho^K (the history's pseudo_error bounds the extrapolation's). Off the step's cut
+        (history cut_nodes; with an entropy, where every density of the step is below the barrier's density)
+        every rho^l is rho_k.
 
         Returns
         -------
