@@ -72,6 +72,7 @@ class Solver:
     step_name = "dt"                # the attribute that holds the step size: 'dt', or 'tau' for the JKO solvers
     record_every = 1
     variable_step = False           # the step comes from a stability limit at every step (see the module doc)
+    optional_functions = ()         # functions an older state may lack (its _restore then makes them)
 
     # ------------------------------------------------------------------ the state the base class keeps
     def _init_protocol(self, comm, prefix: str | None = None, arguments: dict | None = None) -> None:
@@ -264,10 +265,12 @@ class Solver:
             raise ValueError(f"the state is of a {state.get('class')}, not of a {type(self).__name__}")
         check_fingerprint(state.get("fingerprint", {}), self.fingerprint(), "the state")
         mine = self._functions()
-        missing = sorted(set(mine) - set(state.get("functions", {})))
+        missing = sorted(set(mine) - set(state.get("functions", {})) - set(self.optional_functions))
         if missing:
             raise ValueError(f"the state lacks the functions {missing}")
         for name, fn in mine.items():
+            if name not in state.get("functions", {}):
+                continue                  # an optional function the state predates: _restore makes it
             src = state["functions"][name]
             n = fn.function_space.dofmap.index_map.size_local * fn.function_space.dofmap.index_map_bs
             vals = src.x.array[:n] if hasattr(src, "x") else np.asarray(src)

@@ -117,8 +117,8 @@ def resume(solver, path) -> None:
     functions = {}
     for name, fn in solver._functions().items():
         if f"keys:{name}" not in data:
-            if name in getattr(solver, "optional_functions", ()):
-                continue                  # (a field added since: the solver's load_state_dict supplies it)
+            if name in solver.optional_functions:
+                continue                  # (a field added since: the solver's _restore makes it)
             raise ValueError(f"checkpoint {path!r} lacks the function {name!r}")
         V = fn.function_space
         saved_keys, values = data[f"keys:{name}"], data[f"values:{name}"]

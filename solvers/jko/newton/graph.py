@@ -183,6 +183,69 @@ class EdgeGraph:
         """
         return self.comm.allreduce(float(np.max(r[: self.n], initial=0.0)), op=MPI.MAX)
 
+    def touches(self, mask: np.ndarray) -> np.ndarray:
+        """Which owned nodes have a neighbour in `mask` (collective).
+
+        Parameters
+        ----------
+        mask : numpy.ndarray of bool, shape (n,)
+
+        Returns
+        -------
+        numpy.ndarray of bool, shape (n,)
+        """
+        near = self.ghost(np.asarray(mask, float)) > 0.5
+        return np.bincount(self.ei, near[self.ej], minlength=self.n) > 0
+
+    def dilate(self, mask: np.ndarray, rings: int) -> np.ndarray:
+        """`mask` with the nodes within `rings` edges of it (collective).
+
+        Parameters
+        ----------
+        mask : numpy.ndarray of bool, shape (n,)
+        rings : int
+
+        Returns
+        -------
+        numpy.ndarray of bool, shape (n,)
+        """
+        for _ in range(rings):
+            mask = mask | self.touches(mask)
+        return mask
+
+    def connected(self, cand: np.ndarray, seed: np.ndarray) -> np.ndarray:
+        """The nodes of `cand` connected within it to a node of `seed` (collective): each rank's components
+        (scipy.sparse.csgraph), joined across ranks through the ghost edges until none is added.
+
+        Parameters
+        ----------
+        cand, seed : numpy.ndarray of bool, shape (n,)
+
+        Returns
+        -------
+        numpy.ndarray of bool, shape (n,)
+        """
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        n = self.n
+        inner = self.ej < n
+        both = inner & cand[self.ei] & cand[np.where(inner, self.ej, 0)]
+        if n:
+            _, lab = connected_components(coo_matrix((np.ones(int(both.sum())), (self.ei[both], self.ej[both])),
+                                                     shape=(n, n)), directed=False)
+        else:
+            lab = np.zeros(0, np.int64)
+        on = np.zeros(int(lab.max(initial=-1)) + 1, bool)
+        on[lab[seed & cand]] = True
+        while True:
+            near = self.ghost((cand & on[lab]).astype(float)) > 0.5
+            hit = np.unique(lab[self.ei[~inner & cand[self.ei] & near[self.ej]]])
+            new = hit[~on[hit]]
+            on[new] = True
+            if not self.comm.allreduce(len(new)):
+                return cand & on[lab]
+
     def envelope(self, phi: np.ndarray, source: np.ndarray, L: float) -> np.ndarray:
         """phi on the `source` nodes, elsewhere its L-Lipschitz (McShane) extension min_k phi_k + L d(i, k) over
         the graph (edge lengths |x_i - x_j|): Bellman-Ford sweeps until nothing changes on any rank.

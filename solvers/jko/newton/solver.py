@@ -248,7 +248,7 @@ class NewtonJKO(DensitySolver):
     """
 
     default_mass_tol = 1e-6
-    optional_functions = ("cut",)                     # (checkpoints written before the cut resume without it)
+    optional_functions = ("cut",)                     # (states written before the cut resume without it)
     label = "JKO steps (Newton)"
     default_prefix = "njko_"
     extra_keys = EXTRA_KEYS
@@ -311,6 +311,8 @@ class NewtonJKO(DensitySolver):
         self.rho_k = dolfinx.fem.Function(self.V, name="rho_k")
         # the K-step's cut (1 on its nodes; see _cut): part of the state, as it is kept from step to step
         self._active_fn = dolfinx.fem.Function(self.V, name="cut")
+        # its boundary (`_cut_holds`) and size (history cut_nodes), set with it (`_set_cut`); no cut: every node
+        self._cut_edge, self._cut_nodes = None, float(self.V.dofmap.index_map.size_global)
         pot = self._nodal(potential, "potential") if potential is not None else np.zeros(len(self.X))
         inter = as_interaction(interaction, self.d)
         check_even(inter, self.d, self.comm)
@@ -425,27 +427,15 @@ class NewtonJKO(DensitySolver):
     def _state(self) -> dict:
         return {"scalars": {"mass0": self.mass0, "steep": bool(self._steep), "cut": self._active is not None}}
 
-    def load_state_dict(self, state: dict) -> None:
-        """As DensitySolver's; a state without the K-step's cut (written before NewtonJKO kept one) resumes with
-        none (the next step makes it).
-
-        Parameters
-        ----------
-        state : dict
-            As state_dict() returns it.
-        """
-        if isinstance(state, dict) and "cut" not in state.get("functions", {"cut": None}):
-            state = {**state, "functions": {**state["functions"], "cut": np.zeros(self.n)},
-                     "scalars": {**state.get("scalars", {}), "cut": False}}
-        super().load_state_dict(state)
-
     def _restore(self, state: dict) -> None:
         self.mass0 = float(state["scalars"]["mass0"])
         self._steep = bool(state["scalars"]["steep"])
         self.rho_k.x.array[:] = self.rho.x.array
         self._rk = self.graph.ghost(self.rho.x.array[: self.n])
         self._phi = self.graph.ghost(self.phi.x.array[: self.n])
-        self._set_cut(self._active_fn.x.array[: self.n] > 0.5 if state["scalars"].get("cut") else None)
+        # (a state written before the cut has none: optional_functions)
+        cut = state["scalars"].get("cut") and "cut" in state["functions"]
+        self._set_cut(self._active_fn.x.array[: self.n] > 0.5 if cut else None)
         self._step_info = {"w2": 0.0, "linear_iterations": 0, "residual": 0.0, "energy_decrease": math.nan,
                            "pseudo_steps": 0, "pseudo_error": math.nan, "cut_nodes": math.nan}
 
@@ -543,8 +533,7 @@ class NewtonJKO(DensitySolver):
                                       f"JKO step {self.steps + 1}: Newton produced non-finite densities "
                                       f"(tau={self.tau}); reduce tau", FloatingPointError)
         F_old = self.history["energy"][-1]
-        cut = math.nan if not multi else float(
-            self.comm.allreduce(int(self.n if self._active is None else np.count_nonzero(self._active))))
+        cut = self._cut_nodes if multi else math.nan
         self._rk, self._phi = st["rho"], phi
         for u in (self.rho, self.rho_k):
             u.x.array[:n] = st["rho"][:n]
@@ -743,8 +732,8 @@ class NewtonJKO(DensitySolver):
         seed = a >= lb
         if not self.comm.allreduce(int(np.count_nonzero(seed))):
             return None
-        need = self._dilate(self._connected(need, seed), 2)
-        fresh = self._dilate(need, 4)
+        need = self.graph.dilate(self.graph.connected(need, seed), 2)
+        fresh = self.graph.dilate(need, 4)
         cur = self._active
         counts = self.comm.allreduce(np.array([np.count_nonzero(~fresh), 0 if cur is None else
                                                np.count_nonzero(need & ~cur), fresh.sum(),
@@ -752,32 +741,6 @@ class NewtonJKO(DensitySolver):
         if cur is not None and counts[1] == 0 and counts[3] <= 1.5 * counts[2]:
             return cur
         return None if counts[0] == 0 else fresh
-
-    def _connected(self, cand: np.ndarray, seed: np.ndarray) -> np.ndarray:
-        """The nodes of `cand` connected within it to a node of `seed` (owned bool arrays; collective): each
-        rank's components (scipy.sparse.csgraph), joined across ranks through the ghost edges until none is
-        added."""
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
-
-        n, g = self.n, self.graph
-        inner = g.ej < n
-        both = inner & cand[g.ei] & cand[np.where(inner, g.ej, 0)]
-        if n:
-            _, lab = connected_components(coo_matrix((np.ones(int(both.sum())), (g.ei[both], g.ej[both])),
-                                                     shape=(n, n)), directed=False)
-        else:
-            lab = np.zeros(0, np.int64)
-        on = np.zeros(int(lab.max(initial=-1)) + 1, bool)
-        on[lab[seed & cand]] = True
-        while True:
-            act = cand & on[lab]
-            ag = g.ghost(act.astype(float)) > 0.5
-            hit = np.unique(lab[g.ei[~inner & cand[g.ei] & ag[g.ej]]])
-            new = hit[~on[hit]]
-            on[new] = True
-            if not self.comm.allreduce(len(new)):
-                return cand & on[lab]
 
     def _use_cut(self, act: np.ndarray | None) -> None:
         """Make `act` the cut (None: the whole mesh) where it is not already (collective)."""
@@ -796,25 +759,17 @@ class NewtonJKO(DensitySolver):
         self._active = act
         self._active_fn.x.array[: self.n] = 0.0 if act is None else act
         self._active_fn.x.scatter_forward()
+        self._cut_edge = None if act is None else act & self.graph.touches(~act)
+        self._cut_nodes = float(self.comm.allreduce(int(self.n if act is None else np.count_nonzero(act))))
 
     def _cut_holds(self, st: dict) -> bool:
         """Whether each slab's mass on the cut's boundary nodes (those with a neighbour off the cut) is at most
         tol / 10 of the step's: where the geodesic would pass off the cut, its mass piles up there (a level whose
         Newton iteration did not converge included: a forced cut too small ended so, its density 1.68 of the mass
         away in L1, probe of issue 36)."""
-        n, g = self.n, self.graph
-        off = g.ghost((~self._active).astype(float)) > 0.5
-        edge = self._active & (np.bincount(g.ei, off[g.ej], minlength=n) > 0)
+        n, edge = self.n, self._cut_edge
         m = self.comm.allreduce(np.array([float(self.ml[:n][edge] @ r[:n][edge]) for r in st["rho"]]))
         return bool(m.max(initial=0.0) <= 0.1 * self.tol * self.mass0)
-
-    def _dilate(self, act: np.ndarray, rings: int) -> np.ndarray:
-        """act with the nodes within `rings` edges of it (collective)."""
-        g, n = self.graph, self.n
-        for _ in range(rings):
-            ag = g.ghost(act.astype(float))
-            act = act | (np.bincount(g.ei, ag[g.ej], minlength=n) > 0)
-        return act
 
     def _barrier_tails(self, rho: np.ndarray, one: np.ndarray) -> np.ndarray:
         """The K-step's density where it is above b = barrier_density(tol) (the interior-point barrier's end value
