@@ -229,14 +229,15 @@ def test_the_k_step_on_its_cut_is_the_whole_meshs_step():
     """With an entropy the K-step is solved on its cut (NewtonJKO._cut: within 2 rings of the nodes where rho_k,
     the one-step solution or their normalised geometric interpolation reach the barrier's density b, the K-step's
     result being the one-step solution's below b, and 4 rings more). The benchmark's problem at h = 1/48, three
-    'auto' steps: the cut holds 1740 of the 2401 nodes, kept for the three steps (one ordering per K), and each
+    'auto' steps at tol 1e-6 (at the default 1e-5 a level stops one Newton iteration earlier on one of the two, and
+    they agree to that tolerance instead): the cut holds 1740 of the 2401 nodes, kept for the three steps (one ordering per K), and each
     step equals the whole mesh's to 4.3e-9 of the mass (measured; where a level stops at another Newton iteration
     the two agree to the Newton tolerance instead, up to 2.5e-6 at tol 1e-6 in a probe of 20 problems), with the
     same K and estimate. The cut is in the state: a solver loaded from state_dict() continues on it, to
     round-off."""
     m, s = (0.4, 0.4), 0.04
     msh = meshes.rectangle(SELF, [0, 0], [1, 1], 1 / 48)
-    ref, J = _whole_mesh(bump_2d(msh, 1e-3, m, s)), bump_2d(msh, 1e-3, m, s)
+    ref, J = _whole_mesh(bump_2d(msh, 1e-3, m, s, tol=1e-6)), bump_2d(msh, 1e-3, m, s, tol=1e-6)
     cuts = []
     for _ in range(3):
         a, b = ref.step(), J.step()
@@ -246,7 +247,7 @@ def test_the_k_step_on_its_cut_is_the_whole_meshs_step():
         cuts.append(J._active)
     assert ref._active is None and cuts[2] is cuts[0] and cuts[0].sum() <= 0.75 * J.n, cuts[0].sum()
     assert J.history["cut_nodes"][1:] == [cuts[0].sum()] * 3 and ref.history["cut_nodes"][1:] == [J.n] * 3
-    c = bump_2d(msh, 1e-3, m, s)
+    c = bump_2d(msh, 1e-3, m, s, tol=1e-6)
     c.load_state_dict(J.state_dict())
     assert np.array_equal(c._active, J._active)
     J.step(), c.step()
@@ -362,8 +363,9 @@ def test_bad_pseudo_steps_are_refused():
             NewtonJKO(msh, 0.1, beta=1.0, max_pseudo_steps=bad)
     with pytest.raises(ValueError, match=r"tol must be at most pseudo_tol / 10 .* got tol=0.001, pseudo_tol=0.0001"):
         NewtonJKO(msh, 0.1, beta=1.0, tol=1e-3, pseudo_tol=1e-4)
-    assert NewtonJKO(msh, 0.1, beta=1.0).tol == 1e-6 and NewtonJKO(msh, 0.1, beta=1.0, pseudo_tol=1e-5).tol == 1e-8
-    assert NewtonJKO(msh, 0.1, beta=1.0, pseudo_tol=10.0).tol == 1e-6
+    assert NewtonJKO(msh, 0.1, beta=1.0).tol == 1e-5
+    assert NewtonJKO(msh, 0.1, beta=1.0, pseudo_tol=1e-5).tol == pytest.approx(1e-7, rel=1e-12)
+    assert NewtonJKO(msh, 0.1, beta=1.0, pseudo_tol=10.0).tol == 1e-5
     assert NewtonJKO(msh, 0.1, beta=1.0, pseudo_steps=4).tol == 1e-8 and NewtonJKO(msh, 0.1, beta=1.0, tol=1e-3,
                                                                                   pseudo_steps=1).tol == 1e-3
     with pytest.raises(TypeError, match="keep_geodesic must be True or False, got keep_geodesic='no'"):
@@ -467,8 +469,8 @@ def test_an_interaction_at_large_tau_is_the_exact_step():
     b = 1 / tau + a + k
     s1 = (s0 / tau + math.sqrt(s0 * s0 / tau ** 2 + 4 * b)) / (2 * b)
     x, r, w = J.X[: J.n, 0], J.rho.x.array[: J.n], J.ml[: J.n]
-    # (the Newton tolerance with 'auto': 1e-3 pseudo_tol)
-    assert rec["converged"] and rec["residual"] <= 1e-6 and rec["pseudo_error"] <= 1e-3 and J.tol == 1e-6, rec
+    # (the Newton tolerance with 'auto': 1e-2 pseudo_tol)
+    assert rec["converged"] and rec["residual"] <= 1e-5 and rec["pseudo_error"] <= 1e-3 and J.tol == 1e-5, rec
     err = l1(J, gauss(x, m1, s1))
     assert abs(float(w @ (x * r)) - m1) < 5e-4 and err < 1e-3, (float(w @ (x * r)), m1, err)
     assert err <= rec["pseudo_error"] + 1e-4, (err, rec["pseudo_error"])

@@ -380,6 +380,33 @@ class SpaceTime:
             phi.append(P[i] + (u - i) * (P[i + 1] - P[i]))
         return rho, phi
 
+    def predict(self, data, fine: dict, coarse: dict) -> tuple[list, list]:
+        """A first iterate for this K from the states of two levels K0 < K1 < K: each resampled to K (`resample`),
+        then extrapolated in 1 / K^2 as the levels converge, x_K1 + (x_K1 - x_K0) (K1^-2 - K^-2) / (K0^-2 - K1^-2),
+        the densities limited to [r / 2, 2 r] of the finer level's and scaled to the step's mass.
+
+        The resampled finer level alone is off by the levels' second-order difference. The benchmark's first step
+        (128^2): one Newton iteration took the defect of K = 6 from K = 4 to 7.1e-5, from this prediction (K = 3
+        and 4) to 4.7e-6; K = 4: 1.4e-4 against 1.8e-5.
+
+        Parameters
+        ----------
+        data : StepData
+        fine, coarse : dict
+            States of K1 and K0 slabs (as `iterate` returns them; K0 = 1: the one-step solution's).
+
+        Returns
+        -------
+        rho, phi : list of numpy.ndarray, shape (n + n_extra,), length K
+        """
+        n, K = self.n, self.K
+        r1, p1 = self.resample(fine, data, K)
+        r0, p0 = self.resample(coarse, data, K)
+        K1, K0 = len(fine["phi"]), len(coarse["phi"])
+        w = (K1 ** -2 - K ** -2) / (K0 ** -2 - K1 ** -2)
+        rho = [np.clip(a[:n] + w * (a[:n] - b[:n]), 0.5 * a[:n], 2.0 * a[:n]) for a, b in zip(r1, r0)]
+        return self._to_mass(rho, data.mass), [a + w * (a - b) for a, b in zip(p1, p0)]
+
     def _between(self, data, triples: list) -> list:
         """a^(1 - t) b^t for each (a, b, t), scaled to the step's mass: between two bumps the geometric
         interpolation is a bump where the linear one is two (for two Gaussians of one variance it is their
