@@ -229,11 +229,11 @@ def test_the_k_step_on_its_cut_is_the_whole_meshs_step():
     """With an entropy the K-step is solved on its cut (NewtonJKO._cut: within 2 rings of the nodes where rho_k,
     the one-step solution or their normalised geometric interpolation reach the barrier's density b, the K-step's
     result being the one-step solution's below b, and 4 rings more). The benchmark's problem at h = 1/48, three
-    'auto' steps at tol 1e-6 (at the default 1e-5 a level stops one Newton iteration earlier on one of the two, and
-    they agree to that tolerance instead): the cut holds 1740 of the 2401 nodes, kept for the three steps (one ordering per K), and each
-    step equals the whole mesh's to 4.3e-9 of the mass (measured; where a level stops at another Newton iteration
-    the two agree to the Newton tolerance instead, up to 2.5e-6 at tol 1e-6 in a probe of 20 problems), with the
-    same K and estimate. The cut is in the state: a solver loaded from state_dict() continues on it, to
+    'auto' steps at tol 1e-6 (at the default 1e-5 a level stops one Newton iteration earlier on one of the two, and they
+    agree to that tolerance instead): the cut holds 1740 of the 2401 nodes, kept for the three steps (one ordering per
+    K), and each step equals the whole mesh's to 4.3e-9 of the mass (measured; where a level stops at another Newton
+    iteration the two agree to the Newton tolerance instead, up to 2.5e-6 at tol 1e-6 in a probe of 20 problems), with
+    the same K and estimate. The cut is in the state: a solver loaded from state_dict() continues on it, to
     round-off."""
     m, s = (0.4, 0.4), 0.04
     msh = meshes.rectangle(SELF, [0, 0], [1, 1], 1 / 48)

@@ -140,6 +140,9 @@ from fpjko.solvers.jko.newton.schur import SchurSystem
 MOBILITY = {"midpoint": 0.5, "implicit": 1.0}
 EXTRA_KEYS = ("interaction_energy", "w2", "linear_iterations", "residual", "min_rho", "energy_decrease", "pseudo_steps",
               "pseudo_error", "cut_nodes")
+# the step's history values before any step (set_initial, and a restored state)
+NO_STEP_INFO = {"w2": 0.0, "linear_iterations": 0, "residual": 0.0, "energy_decrease": math.nan, "pseudo_steps": 0,
+                "pseudo_error": math.nan, "cut_nodes": math.nan}
 
 
 def _observed_order(a: int, b: int, c: int, ratio: float) -> float:
@@ -214,23 +217,22 @@ class NewtonJKO(DensitySolver):
         Benamou-Brenier step (fast; its cost is not W2 for a step that moves a bump by more than its width);
         K > 1 the K-step action, whose intermediate densities are the discrete geodesic; 'auto' (default: the
         minimizing movement to pseudo_tol, at any tau) takes K = 2, 3, 4, 6, 8, 12, ... (each from the previous
-        two levels' slabs extrapolated in K, `SpaceTime.predict`) and returns the Richardson extrapolation in pseudo-time rho_K + (rho_K - rho_K') / q,
-        q = (K / K')^2 - 1 (the 1/K^2 term cancelled; K' the previous K that converged, the one-step solution
-        first), limited to [rho_K / 2, 2 rho_K] and scaled to the mass, once the estimate of its error is below
-        pseudo_tol: |rho_K - rho_K'|_1 / q (the error of rho_K); where the last three levels' observed order p is
-        at least 1.75 (and their differences' ratio not below 1/1.6 of the second-order one), where smaller, the
-        larger of |ext_K - ext_K'|_1 r / (1 - r), r the observed ratio of successive differences of the
-        extrapolations (at least the fourth-order (K'' / K)^2, 1/4 on this ladder; with only two extrapolations,
-        or where the earlier difference involves the one-step solution, the levels' observed second-order rate),
-        and the model's error |rho_K - rho_K'|_1 |1 / q_p - 1 / q| (q_p = (K / K')^p - 1); where p < 1.75 (levels
-        before the asymptotic range), rho_K's error at the observed order, |rho_K - rho_K'|_1 / q_p. A one-step
-        solution that did not converge is not a level. Below the K-step barrier's end value (tol / 10 or
-        min(tol, 1e-8), a density) the step's far tails are the one-step solution's (`_barrier_tails`), and with
-        an entropy the K-step is solved only on the nodes its density is used on, its cut (`_cut`, checked after
-        each level by `_cut_holds`, else the step is solved on the whole mesh; the whole mesh's step to the
-        Newton tolerance, at the cost of the cut's nodes: about half of them on the benchmark). The step is
-        judged converged on the last K's stopping test and, with 'auto', the estimate (with an interaction,
-        divided by 1 - lam: see Interaction above).
+        two levels' slabs extrapolated in K, `SpaceTime.predict`) and returns the Richardson extrapolation in
+        pseudo-time rho_K + (rho_K - rho_K') / q, q = (K / K')^2 - 1 (the 1/K^2 term cancelled; K' the previous K that
+        converged, the one-step solution first), limited to [rho_K / 2, 2 rho_K] and scaled to the mass, once the
+        estimate of its error is below pseudo_tol: |rho_K - rho_K'|_1 / q (the error of rho_K); where the last three
+        levels' observed order p is at least 1.75 (and their differences' ratio not below 1/1.6 of the second-order
+        one), where smaller, the larger of |ext_K - ext_K'|_1 r / (1 - r), r the observed ratio of successive
+        differences of the extrapolations (at least the fourth-order (K'' / K)^2, 1/4 on this ladder; with only two
+        extrapolations, or where the earlier difference involves the one-step solution, the levels' observed
+        second-order rate), and the model's error |rho_K - rho_K'|_1 |1 / q_p - 1 / q| (q_p = (K / K')^p - 1); where p <
+        1.75 (levels before the asymptotic range), rho_K's error at the observed order, |rho_K - rho_K'|_1 / q_p. A
+        one-step solution that did not converge is not a level. Below the K-step barrier's end value (tol / 10 or
+        min(tol, 1e-8), a density) the step's far tails are the one-step solution's (`_barrier_tails`), and with an
+        entropy the K-step is solved only on the nodes its density is used on, its cut (`_cut`, checked after each level
+        by `_cut_holds`, else the step is solved on the whole mesh; the whole mesh's step to the Newton tolerance, at
+        the cost of the cut's nodes: about half of them on the benchmark). The step is judged converged on the last K's
+        stopping test and, with 'auto', the estimate (with an interaction, divided by 1 - lam: see Interaction above).
     pseudo_tol : float
         The tolerance of 'auto' on the estimate of the step's pseudo-time error (L1 of the density).
     max_pseudo_steps : int
@@ -412,8 +414,7 @@ class NewtonJKO(DensitySolver):
         self.phi.x.scatter_forward()
         self.mass0 = self.mass(vals)
         self._steep = False
-        self._step_info = {"w2": 0.0, "linear_iterations": 0, "residual": 0.0, "energy_decrease": math.nan,
-                           "pseudo_steps": 0, "pseudo_error": math.nan, "cut_nodes": math.nan}
+        self._step_info = dict(NO_STEP_INFO)
         self._geodesic = None
 
     def _measure(self) -> dict:
@@ -437,8 +438,7 @@ class NewtonJKO(DensitySolver):
         # (a state written before the cut has none: optional_functions)
         cut = state["scalars"].get("cut") and "cut" in state["functions"]
         self._set_cut(self._active_fn.x.array[: self.n] > 0.5 if cut else None)
-        self._step_info = {"w2": 0.0, "linear_iterations": 0, "residual": 0.0, "energy_decrease": math.nan,
-                           "pseudo_steps": 0, "pseudo_error": math.nan, "cut_nodes": math.nan}
+        self._step_info = dict(NO_STEP_INFO)
 
     def _fingerprint(self) -> dict:
         return {**self._fp, "num_dofs": self.V.dofmap.index_map.size_global, "potential_moments": self._potential_fp}
@@ -619,8 +619,8 @@ class NewtonJKO(DensitySolver):
                 guess = functools.partial(S.predict, data, prev_st, coarse)
             else:
                 guess = functools.partial(prev_solver.resample, prev_st, data, K)
-            # the first iterate (the one-step solution, or the previous K's slabs) is close: the barrier starts at
-            # its end value (measured at 48^2: 22 Newton iterations for K = 2, 4, 8 against 57 from mu = 1e-2 q*);
+            # the first iterate (the one-step solution, or the previous levels' slabs) is close: the barrier starts
+            # at its end value (measured at 48^2: 22 Newton iterations for K = 2, 4, 8 against 57 from mu = 1e-2 q*);
             # where that fails (10 iterations: a start that converges takes 4-6), or the previous K did not
             # converge (its slabs are then far from this K's), the path from 1e-2 q*
             k = l = 0
