@@ -43,6 +43,8 @@ def test_jko_geodesic_demo_serial_and_two_ranks(tmp_path, capfd):
     g1, g2 = s1["geodesic"], s2["geodesic"]
     assert g1["K"] == g2["K"] and abs(g1["w_K"] - g2["w_K"]) < 1e-7 * g1["w_K"], (g1, g2)
     assert abs(g1["l1_end_to_equilibrium"] - g2["l1_end_to_equilibrium"]) < 1e-6
+    # ('auto''s step is the one-step solution's off its cut, whose far tails agree to its Newton test's
+    # mass-weighted defect (tol 1e-5): measured 5.2e-8 apart, the one-step rows to 1e-10)
     for r1, r2 in zip(s1["step"]["rows"], s2["step"]["rows"]):
-        for mode in ("one_step", "auto"):
-            assert abs(r1[mode]["l1_to_exact_step"] - r2[mode]["l1_to_exact_step"]) < 1e-8, (r1, r2)
+        for mode, bound in (("one_step", 1e-8), ("auto", 2e-7)):
+            assert abs(r1[mode]["l1_to_exact_step"] - r2[mode]["l1_to_exact_step"]) < bound, (r1, r2)

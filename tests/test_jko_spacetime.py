@@ -225,29 +225,34 @@ def _whole_mesh(J):
     return J
 
 
-def test_the_k_step_on_its_cut_is_the_whole_meshs_step():
+@pytest.mark.parametrize("kw, nodes, bound", [
+    (dict(tol=1e-6), 1134, 1e-2 * 1e-3), (dict(tol=1e-6, pseudo_tol=1e-2), 962, 1e-2 * 1e-2),
+    (dict(pseudo_steps=4), 1908, 1e-8)])
+def test_the_k_step_on_its_cut_is_the_whole_meshs_step(kw, nodes, bound):
     """With an entropy the K-step is solved on its cut (NewtonJKO._cut: within 2 rings of the nodes where rho_k,
-    the one-step solution or their normalised geometric interpolation reach the barrier's density b, the K-step's
-    result being the one-step solution's below b, and 4 rings more). The benchmark's problem at h = 1/48, three
-    'auto' steps at tol 1e-6 (at the default 1e-5 a level stops one Newton iteration earlier on one of the two, and they
-    agree to that tolerance instead): the cut holds 1740 of the 2401 nodes, kept for the three steps (one ordering per
-    K), and each step equals the whole mesh's to 4.3e-9 of the mass (measured; where a level stops at another Newton
-    iteration the two agree to the Newton tolerance instead, up to 2.5e-6 at tol 1e-6 in a probe of 20 problems), with
-    the same K and estimate. The cut is in the state: a solver loaded from state_dict() continues on it, to
-    round-off."""
+    the one-step solution or their normalised geometric interpolation reach the cut's density level, the K-step's
+    result being the one-step solution's off the cut, and 4 rings more). With 'auto' that level leaves out at most
+    1e-2 pseudo_tol of the mass (solver.CUT_MASS), with a fixed K nothing above the barrier's density. The benchmark's
+    problem at h = 1/48, three steps: the cut holds 1134 of the 2401 nodes at pseudo_tol 1e-3 (level 4e-4 - 5e-4), 962
+    at 1e-2 and 1908 with K = 4 (level 1e-8), kept for the three steps (one ordering per K), and each step equals the
+    whole mesh's within that allowance (measured: 1.0e-8, 2.1e-8, 6.8e-7 at pseudo_tol 1e-3, 6.9e-8 - 1.2e-6 at
+    1e-2, against 1e-5 and 1e-4 allowed; 1.3e-10 - 3.3e-10 with K = 4), with the same K and estimate. The cut is in
+    the state: a solver loaded from state_dict() continues on it, to round-off."""
     m, s = (0.4, 0.4), 0.04
     msh = meshes.rectangle(SELF, [0, 0], [1, 1], 1 / 48)
-    ref, J = _whole_mesh(bump_2d(msh, 1e-3, m, s, tol=1e-6)), bump_2d(msh, 1e-3, m, s, tol=1e-6)
+    ref, J = _whole_mesh(bump_2d(msh, 1e-3, m, s, **kw)), bump_2d(msh, 1e-3, m, s, **kw)
+    assert J._cut_mass == (bound if "pseudo_steps" not in kw else 0.0)
     cuts = []
     for _ in range(3):
         a, b = ref.step(), J.step()
         assert a["converged"] and b["converged"] and a["pseudo_steps"] == b["pseudo_steps"], (a, b)
-        assert b["pseudo_error"] == pytest.approx(a["pseudo_error"], rel=1e-4)
-        assert l1(J, ref.rho.x.array) <= 2e-8
+        if "pseudo_steps" not in kw:
+            assert b["pseudo_error"] == pytest.approx(a["pseudo_error"], rel=1e-2)
+        assert l1(J, ref.rho.x.array) <= bound
         cuts.append(J._active)
-    assert ref._active is None and cuts[2] is cuts[0] and cuts[0].sum() <= 0.75 * J.n, cuts[0].sum()
+    assert ref._active is None and cuts[2] is cuts[0] and abs(cuts[0].sum() - nodes) <= 0.02 * nodes, cuts[0].sum()
     assert J.history["cut_nodes"][1:] == [cuts[0].sum()] * 3 and ref.history["cut_nodes"][1:] == [J.n] * 3
-    c = bump_2d(msh, 1e-3, m, s, tol=1e-6)
+    c = bump_2d(msh, 1e-3, m, s, **kw)
     c.load_state_dict(J.state_dict())
     assert np.array_equal(c._active, J._active)
     J.step(), c.step()
@@ -459,7 +464,11 @@ def test_an_interaction_at_large_tau_is_the_exact_step():
     it: the map's slope here is about 1/2, so the estimate is twice the levels' (without it, K = 6 said 8.1e-4 for
     an error of 1.1e-3). At tau = 1 'auto' stops at K = 8 with 4.3e-4, the L1 distance to the exact step 4.0e-4
     (mean error 2.6e-4; the mesh's floor, K = 32: 5e-5), where the one-step scheme's mean is 0.055 off (and, with
-    W * rho frozen at the one-step's solution, the K-step's mean was 0.026 off, reported converged)."""
+    W * rho frozen at the one-step's solution, the K-step's mean was 0.026 off, reported converged). The passes
+    change the cut twice (its level, 1e-2 pseudo_tol of the mass, at 3e-5 here): the last pass's slabs start the
+    nodes a new cut adds from the one-step guess (NewtonJKO._warm_onto_cut), 107 Newton iterations in all (measured;
+    265 from rho_k there, where every level's restart failed in one pass; 97 with the cut at the barrier's
+    density)."""
     tau, a, c, k, m0, s0 = 1.0, 1.0, 0.5, 2.0, -1.0, 0.3
     msh = meshes.interval(SELF, -4.0, 4.0, 8.0 / 1600)
     J = NewtonJKO(msh, tau, potential=lambda x: 0.5 * a * (x[0] - c) ** 2, beta=1.0, interaction=k)
@@ -471,6 +480,7 @@ def test_an_interaction_at_large_tau_is_the_exact_step():
     x, r, w = J.X[: J.n, 0], J.rho.x.array[: J.n], J.ml[: J.n]
     # (the Newton tolerance with 'auto': 1e-2 pseudo_tol)
     assert rec["converged"] and rec["residual"] <= 1e-5 and rec["pseudo_error"] <= 1e-3 and J.tol == 1e-5, rec
+    assert rec["iterations"] <= 130, rec
     err = l1(J, gauss(x, m1, s1))
     assert abs(float(w @ (x * r)) - m1) < 5e-4 and err < 1e-3, (float(w @ (x * r)), m1, err)
     assert err <= rec["pseudo_error"] + 1e-4, (err, rec["pseudo_error"])
