@@ -52,6 +52,8 @@ from fpjko.common.warn import warn
 
 
 WINDOW = 10        # ALG2 iterations between two checks of the stopping test
+# the step's history values before any step (set_initial, and a restored state)
+NO_STEP_INFO = {"w2": 0.0, "inner_iterations": 0, "residual": 0.0, "energy_decrease": math.nan}
 
 
 class JKOSolver(DensitySolver):
@@ -267,7 +269,7 @@ class JKOSolver(DensitySolver):
         self._M = self._sum(self._mass0)
         self._lam = 0.0
         self._fR.x.array[:] = self.f
-        self._step_info = {"w2": 0.0, "inner_iterations": 0, "residual": 0.0, "energy_decrease": math.nan}
+        self._step_info = dict(NO_STEP_INFO)
 
     def _measure(self) -> dict:
         return {"mass": self.mass(), "energy": self.free_energy(), "interaction_energy": self.interaction_energy(),
@@ -282,7 +284,7 @@ class JKOSolver(DensitySolver):
 
     def _restore(self, state: dict) -> None:
         self._M, self._lam = float(state["scalars"]["M"]), float(state["scalars"]["lam"])
-        self._step_info = {"w2": 0.0, "inner_iterations": 0, "residual": 0.0, "energy_decrease": math.nan}
+        self._step_info = dict(NO_STEP_INFO)
 
     def _fingerprint(self) -> dict:
         if getattr(self, "_potential_fp", None) is None:     # sum f, f^2, f x_k over the owned P1 nodes, once
