@@ -232,8 +232,8 @@ class NewtonJKO(DensitySolver):
         one-step solution that did not converge is not a level. Below the K-step barrier's end value (tol / 10 or
         min(tol, 1e-8), a density) the step's far tails are the one-step solution's (`_barrier_tails`), and with an
         entropy the K-step is solved only on the nodes its density is used on, its cut (`_cut`, checked after each level
-        by `_cut_holds`, else the step is solved on the whole mesh): with 'auto' the cut leaves out at most 1e-2
-        pseudo_tol of the mass (`CUT_MASS`; the rest is the one-step solution's), with a fixed K nothing above the
+        by `_cut_holds`, else the step is solved on the whole mesh): with 'auto' and no interaction the cut leaves out
+        at most 1e-2 pseudo_tol of the mass (`CUT_MASS`; the rest is the one-step solution's), else nothing above the
         barrier's density (the whole mesh's step to the Newton tolerance); on the benchmark 26% of the nodes at 256^2
         (40% at the barrier's density). The step is judged converged on the last K's
         stopping test and, with 'auto', the estimate (with an interaction, divided by 1 - lam: see Interaction above).
@@ -304,10 +304,7 @@ class NewtonJKO(DensitySolver):
         self.keep_geodesic = bool(keep_geodesic)
         self._spacetime, self._geodesic, self._active = {}, None, None
         self._cut_failed = -1                         # the step (self.steps) whose cut failed _cut_holds
-        # with 'auto' the mass the cut may leave out (`_cut`: 1e-2 pseudo_tol; the step's error is pseudo_tol), else
-        # none beyond the barrier's density (the K-step to the Newton tolerance); and the last cut's density level
-        self._cut_mass = CUT_MASS * self.pseudo_tol if auto else 0.0
-        self._cut_level = math.nan
+        self._cut_level = math.nan                    # the last cut's density level (`_cut`)
         validation.one_of("negative_weights", negative_weights, ("clip", "error"))
         self.mesh = mesh
         self.d = mesh.geometry.dim
@@ -331,6 +328,11 @@ class NewtonJKO(DensitySolver):
         self.volume = self.comm.allreduce(float(self.ml[: self.n].sum()))
         self.energy = Energy(self.graph, pot, self.eps, m, self.cm, inter if isinstance(inter, KernelInteraction) else W)
         self.W = W
+        # with 'auto' the mass the cut may leave out (`_cut`: 1e-2 pseudo_tol; the step's error is pseudo_tol), else
+        # none beyond the barrier's density (the K-step to the Newton tolerance). Not with an interaction: W * rho
+        # weighs the tails left to the one-step solution by the distance (a 1D step at tau = 1, W = 2 |z|^2 / 2, mass
+        # 5: 4.2e-2 pseudo_tol from the whole mesh's step at tol 1e-7, where the barrier's cut is 1.5e-4 from it)
+        self._cut_mass = CUT_MASS * self.pseudo_tol if auto and W is None else 0.0
         # options under 'st_' are the space-time solve's (pseudo_steps > 1), the rest the one-step Schur solve's
         self.schur_options = {k[3:]: v for k, v in (petsc_options or {}).items() if k.startswith("st_")}
         self.schur = SchurSystem(self.graph, self.prefix, {k: v for k, v in (petsc_options or {}).items()
@@ -585,8 +587,8 @@ class NewtonJKO(DensitySolver):
     def _warm_onto_cut(self, warm: dict, before: np.ndarray | None, data, one: dict) -> None:
         """The last pass's slabs (`warm`, an interaction's fixed point) on a new cut: on the nodes it adds (off the
         cut `before`, they held rho_k) the one-step start of `SpaceTime.guess`, rho_k^(1 - t) one^t and one's phi
-        (those nodes may be at up to the cut's level: 1D, tau = 1, from rho_k there every level's restart failed,
-        188 Newton iterations instead of 20)."""
+        (1D, tau = 1, W = 2 |z|^2 / 2, the cut changed twice: 97 Newton iterations against 123 from rho_k there; at a
+        cut's level of 3e-5 every level's restart failed in one pass, 265)."""
         if before is None or not warm:
             return
         n, g = self.n, self.graph
@@ -741,13 +743,14 @@ class NewtonJKO(DensitySolver):
         spike of the one-step solution's far tails, converged only in the mass-weighted defect, is no island: 1D,
         h = 0.01, one at 13 b two cells from rho_k's 1e-13 took the K = 2 level from 4 to 32 Newton iterations).
         b is the barrier's density barrier_density(tol), below which the K-step's result is not used (see
-        `_barrier_tails`), and with 'auto' the largest density below which the largest of those densities holds at
-        most 1e-2 pseudo_tol of the mass (`_cut_log_level`): the step is only asked to pseudo_tol, and off the cut it
-        is the one-step solution (the benchmark's first step at 256^2: b = 1e-3 of a peak of 100, the cut 26% of the
-        nodes instead of 40%, the ten steps 1.2-1.5x faster, L1 to the exact iterates equal to 3 digits; at h = 1/48
-        within 7e-7 of the whole mesh's step). A new cut takes 4 rings more; the last one is kept while it holds the
-        nodes needed and is at most 1.5 times a new one (its pattern and the direct solver's ordering are then
-        reused). None (the whole mesh) where rho_k is nowhere above b or the cut would hold every node.
+        `_barrier_tails`), and with 'auto' and no interaction (whose W * rho weighs the tails by the distance: see
+        __init__) the largest density below which the largest of those densities holds at most 1e-2 pseudo_tol of the
+        mass (`_cut_log_level`): the step is only asked to pseudo_tol, and off the cut it is the one-step solution
+        (the benchmark's first step at 256^2: b = 1e-3 of a peak of 100, the cut 26% of the nodes instead of 40%, the
+        ten steps 1.2-1.5x faster, L1 to the exact iterates equal to 3 digits; at h = 1/48 within 7e-7 of the whole
+        mesh's step). A new cut takes 4 rings more; the last one is kept while it holds the nodes needed and is at
+        most 1.5 times a new one (its pattern and the direct solver's ordering are then reused). None (the whole mesh)
+        where rho_k is nowhere above b or the cut would hold every node.
 
         Parameters
         ----------
