@@ -792,8 +792,9 @@ class NewtonJKO(DensitySolver):
 
     def _cut_log_level(self, u: np.ndarray, lb: float) -> float:
         """The log of the cut's density level: the largest L >= lb (the barrier's density, in log) with the mass of
-        exp(u) below exp(L) at most self._cut_mass (with 'auto', 1e-2 pseudo_tol; else lb itself), by bisection in L,
-        rounded down to an eighth of a decade (collective; u: the log of the largest density at each owned node)."""
+        exp(u) below exp(L) at most self._cut_mass (1e-2 pseudo_tol with 'auto' and no interaction; else lb itself), by
+        bisection in L, rounded down to an eighth of a decade (collective; u: the log of the largest density at each
+        owned node)."""
         if self._cut_mass <= 0:
             return lb
         w = self.ml[: self.n] * np.exp(u)
@@ -835,7 +836,7 @@ class NewtonJKO(DensitySolver):
 
     def _cut_holds(self, st: dict) -> bool:
         """Whether each slab's mass on the cut's boundary nodes (those with a neighbour off the cut) is at most tol /
-        10 of the step's, or the mass the cut may leave out (with 'auto', 1e-2 pseudo_tol; the benchmark's boundaries
+        10 of the step's, or the mass the cut may leave out (1e-2 pseudo_tol, see `_cut`; the benchmark's boundaries
         held 1e-7 - 2e-6 at pseudo_tol 1e-3, above tol / 10 in three of ten steps at 128^2): where the geodesic would
         pass off the cut, its mass piles up there (a level whose Newton iteration did not converge included: a forced
         cut too small ended so, its density 1.68 of the mass away in L1, probe of issue 36)."""
@@ -895,7 +896,7 @@ class NewtonJKO(DensitySolver):
         `_barrier_tails`); with 'auto' rho_(k+1) is the extrapolation, which differs from rho^K by about the
         pseudo-time error of rho^K (the history's pseudo_error bounds the extrapolation's). Off the step's cut
         (history cut_nodes; with an entropy, where every density of the step is below the cut's level: the
-        barrier's density, with 'auto' higher, see `_cut`) every rho^l is rho_k.
+        barrier's density, with 'auto' and no interaction higher, see `_cut`) every rho^l is rho_k.
 
         Returns
         -------
