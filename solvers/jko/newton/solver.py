@@ -791,27 +791,30 @@ class NewtonJKO(DensitySolver):
         return None if counts[0] == 0 else fresh
 
     def _cut_log_level(self, u: np.ndarray, lb: float) -> float:
-        """The log of the cut's density level: the largest L >= lb (the barrier's density, in log) with the mass of
-        exp(u) below exp(L) at most self._cut_mass (1e-2 pseudo_tol with 'auto' and no interaction; else lb itself), by
-        bisection in L, rounded down to an eighth of a decade (collective; u: the log of the largest density at each
-        owned node)."""
+        """The log of the cut's density level: the largest L in [lb, max u] (lb the barrier's density, in log) on a
+        grid of eighths of a decade with the mass of exp(u) below exp(L) at most self._cut_mass (1e-2 pseudo_tol
+        with 'auto' and no interaction; else lb itself), by bisection over the grid (collective; u: the log of the
+        largest density at each owned node). On a grid: a level at some node's density would put that node on the
+        side the one-step solve's round-off says, one rank against two."""
         if self._cut_mass <= 0:
             return lb
         w = self.ml[: self.n] * np.exp(u)
 
-        def below(L):
-            return self.comm.allreduce(float(w[u < L].sum()))
-        hi = self.comm.allreduce(float(np.max(u, initial=-np.inf)), op=MPI.MAX)
-        if not math.isfinite(hi) or hi <= lb or below(lb) > self._cut_mass:
-            return lb
-        lo = lb
-        for _ in range(40):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if below(mid) <= self._cut_mass else (lo, mid)
-        # down to a multiple of an eighth of a decade: the bisection ends at some node's density, whose side of the
-        # level would then follow the round-off of the one-step solve (one rank against two)
+        def fits(k):                                  # the mass below grid level k within the allowance
+            return self.comm.allreduce(float(w[u < k * step].sum())) <= self._cut_mass
         step = math.log(10.0) / 8
-        return max(lb, math.floor(lo / step) * step)
+        top = self.comm.allreduce(float(np.max(u, initial=-np.inf)), op=MPI.MAX)
+        if not math.isfinite(top):
+            return lb
+        lo, hi = math.ceil(lb / step), math.floor(top / step)     # the grid's levels in [lb, max u]
+        if hi < lo or not fits(lo):
+            return lb
+        if fits(hi):
+            return hi * step
+        while hi - lo > 1:                            # fits(lo), not fits(hi)
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        return lo * step
 
     def _use_cut(self, act: np.ndarray | None) -> bool:
         """Make `act` the cut (None: the whole mesh) where it is not already (collective); whether it changed."""
