@@ -2,7 +2,8 @@
 
 Cases (NewtonJKO's default pseudo_steps='auto'): ou2d (rectangle, 3 steps), porous (1D, m = 2, interior-point
 path), kernel (1D, a general W by the gathered double sum: W * rho a fixed point over the K-step), empty_rank (2D,
-every cell on rank 0), spacetime (2D, a bump moved 1.4 widths per step)."""
+every cell on rank 0), spacetime (2D, a bump moved 1.4 widths per step), disk (2D, the Delaunay disk: its
+circumcentric control volumes, graph.control_volumes, from each rank's rows)."""
 
 import json
 import math
@@ -31,6 +32,10 @@ def main(case):
         else:
             msh = meshes.rectangle(comm, [-4, -4], [4, 4], 0.2)
         s = NewtonJKO(msh, 0.1, potential=lambda x: 0.5 * (x[0] ** 2 + x[1] ** 2), beta=1.0)
+        s.set_initial(lambda x: gauss2(x, (1.0, 0.5), 0.6), normalize=True)
+        steps = 3
+    elif case == "disk":
+        s = NewtonJKO(meshes.disk(comm, 4.0, 0.2), 0.1, potential=lambda x: 0.5 * (x[0] ** 2 + x[1] ** 2), beta=1.0)
         s.set_initial(lambda x: gauss2(x, (1.0, 0.5), 0.6), normalize=True)
         steps = 3
     elif case == "porous":
