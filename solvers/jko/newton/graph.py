@@ -14,6 +14,9 @@ from fpjko.solvers.core import validation
 from fpjko.solvers.fokker_planck.edge_averaged import lumped_mass
 
 
+ISOTROPY_WARN = 0.05       # EdgeGraph warns above this mean isotropy defect (`isotropy_defect`)
+
+
 def control_volumes(V, ei: np.ndarray, dx: np.ndarray, w: np.ndarray, D, lumped: np.ndarray) -> np.ndarray:
     """The circumcentric dual volumes of a P1 mesh from its transmissibilities: the two-point scheme's control volumes.
 
@@ -23,12 +26,21 @@ def control_volumes(V, ei: np.ndarray, dx: np.ndarray, w: np.ndarray, D, lumped:
     m_i = (1/2d) sum_j w_ij |x_i - x_j|^2 (a boundary node's cell also has faces on the boundary, pyramids of height
     0). With a constant metric D the same holds in the coordinates D^(-1/2) x, whence the norm |.|_{D^-1}. These are
     the volumes with which the edge fluxes are consistent (Eymard-Gallouet-Herbin's admissible meshes; Maas's
-    discrete transport): the discrete Hamilton-Jacobi term (1/4 m_i) sum_j w_ij (phi_i - phi_j)^2 is |grad phi|^2 / 2
-    for a linear phi at a symmetric node, and the mass balance m_i rho_i' + sum_j F_ij = 0 is a divergence. The
-    lumped masses int phi_i (barycentric dual cells) equal them at the interior nodes of the structured meshes but
-    differ by up to a factor 2 on a 'crossed' rectangle (2/3 and 1/3 of h^2 against 1/2) and by 15-45% on a Delaunay
-    disk, where a step with them does not converge as h -> 0 (docs/guide.md). A node without a positive weight (all
-    of its edges clipped on a non-Delaunay mesh) keeps its lumped mass; no flux reaches it.
+    discrete transport): the mass balance m_i rho_i' + sum_j F_ij = 0 is a divergence, and the trace of
+    (1/2 m_i) sum_j w_ij (x_j - x_i)(x_j - x_i)^T is d, so the discrete Hamilton-Jacobi term
+    (1/4 m_i) sum_j w_ij (phi_i - phi_j)^2 is |grad phi|^2 / 2 for a linear phi where that tensor is the identity
+    (`isotropy_defect`: at every interior node of the structured meshes and the 'crossed' rectangle, to about 0.01
+    on meshes.disk). The lumped masses int phi_i (barycentric dual cells) equal these volumes at the interior nodes
+    of the structured meshes but differ by up to a factor 2 on a 'crossed' rectangle (2/3 and 1/3 of h^2 against 1/2)
+    and by 15-45% on a Delaunay disk, where a step with them did not converge as h -> 0 (docs/guide.md).
+
+    The identity sum_(i != j in T) w^T_ij |x_i - x_j|^2 = 2 d |T| of each simplex T makes these volumes sum to the
+    domain's on any simplex mesh. EdgeGraph uses them on meshes without a negative weight (Delaunay; in 3D not every
+    Delaunay mesh), and the lumped masses on the others: there the signed circumcentric volumes are no tiling
+    (two flat obtuse triangles of area 0.1 sharing their long edge: 2.5 at each apex, -2.4 at that edge's ends), the clipped weights' volumes
+    exceed the domain's (a sheared mesh whose diagonals were all clipped: 1.8 times its area), and with clipped
+    fluxes no choice of volumes was consistent (L1 0.47-0.85 on that mesh at every h). A node whose volume is not
+    positive keeps its lumped mass (not met on the Delaunay meshes measured).
 
     Parameters
     ----------
@@ -39,11 +51,11 @@ def control_volumes(V, ei: np.ndarray, dx: np.ndarray, w: np.ndarray, D, lumped:
     dx : numpy.ndarray, shape (n_edges, d)
         x_i - x_j along each edge.
     w : numpy.ndarray, shape (n_edges,)
-        The (clipped) transmissibilities.
+        The transmissibilities (none negative).
     D : numpy.ndarray, shape (d, d), or None
         The constant metric (None: the identity).
     lumped : numpy.ndarray, shape (n_local,)
-        The lumped masses (the fallback of nodes without a positive weight).
+        The lumped masses (the fallback of a node whose volume is not positive).
 
     Returns
     -------
@@ -57,6 +69,56 @@ def control_volumes(V, ei: np.ndarray, dx: np.ndarray, w: np.ndarray, D, lumped:
     u.x.array[:n] = np.where(vol > 0, vol, lumped[:n])
     u.x.scatter_forward()
     return u.x.array.copy()
+
+
+def isotropy_defect(V, ei: np.ndarray, dx: np.ndarray, w: np.ndarray, D, ml: np.ndarray) -> float:
+    """The mean over the interior nodes, weighted by their volumes, of |D^(-1/2) T_i D^(-1/2) - I| (spectral norm),
+    T_i = (1/2 m_i) sum_j w_ij (x_j - x_i)(x_j - x_i)^T (collective; 0.0 without interior nodes).
+
+    The two-point transport cost sum_ij w_ij theta_ij (phi_i - phi_j)^2 / 2 is int rho grad phi . T grad phi / D
+    locally, so it is W2's (in the metric D) only where T_i = D: the isotropy condition under which Gladbach, Kopfer
+    and Maas (SIAM J. Math. Anal. 2020) show the discrete transport distances converge to W2. Measured: 0 on the
+    structured meshes (interval, 'right' and 'crossed' rectangles, box, Q1 squares); on meshes.disk 0.044, 0.020,
+    0.011, 0.0054, 0.0027 at 4, 8, 16, 32, 64 rings, falling as h; on Delaunay squares of a lattice jittered by
+    0.1 h, 0.2 h, 0.3 h and of uniform random points 0.03, 0.06, 0.09 and 0.23 at every h, and there the L1 error of
+    the Gaussian step of tests/test_jko_spacetime.py (l1_to_exact_2d) stalls at 0.020, 0.036, 0.048 and 0.083
+    (h = 1/64 .. 1/128), where on the 'right' square it falls to 0.0025 at h = 1/128. EdgeGraph warns above
+    ISOTROPY_WARN = 0.05.
+
+    Parameters
+    ----------
+    V : dolfinx.fem.FunctionSpace
+    ei : numpy.ndarray of int, shape (n_edges,)
+    dx : numpy.ndarray, shape (n_edges, d)
+        x_i - x_j along each edge.
+    w : numpy.ndarray, shape (n_edges,)
+        The transmissibilities (clipped).
+    D : numpy.ndarray, shape (d, d), or None
+    ml : numpy.ndarray, shape (n_local,)
+        The control volumes.
+
+    Returns
+    -------
+    float
+    """
+    import dolfinx.mesh
+
+    msh, n = V.mesh, V.dofmap.index_map.size_local
+    d, tdim = msh.geometry.dim, msh.topology.dim
+    msh.topology.create_connectivity(tdim - 1, tdim)
+    facets = dolfinx.mesh.exterior_facet_indices(msh.topology)
+    bdofs = dolfinx.fem.locate_dofs_topological(V, tdim - 1, facets)
+    inner = np.ones(n, bool)
+    inner[bdofs[bdofs < n]] = False
+    if D is not None:
+        ev, U = np.linalg.eigh(D)
+        dx = dx @ (U / np.sqrt(ev))                                       # D^(-1/2) (x_i - x_j), rotated
+    T = np.zeros((n, d, d))
+    np.add.at(T, ei, w[:, None, None] * dx[:, :, None] * dx[:, None, :])
+    T /= 2 * ml[:n, None, None]
+    dev = np.linalg.norm(T[inner] - np.eye(d), ord=2, axis=(1, 2)) if inner.any() else np.zeros(0)
+    num, den = V.mesh.comm.allreduce(np.array([float(ml[:n][inner] @ dev), float(ml[:n][inner].sum())]))
+    return num / den if den > 0 else 0.0
 
 
 class EdgeGraph:
@@ -83,11 +145,14 @@ class EdgeGraph:
         Dof coordinates (owned, then dolfinx's ghosts).
     ml : numpy.ndarray, shape (n_local,)
         Control volumes: the circumcentric (Voronoi) dual volumes m_i = (1/2d) sum_j w_ij |x_i - x_j|^2 in the
-        metric D^-1 (`control_volumes`), owned then dolfinx's ghosts.
+        metric D^-1 (`control_volumes`), owned then dolfinx's ghosts; the lumped masses on a mesh with a negative
+        weight.
     lumped : numpy.ndarray, shape (n_local,)
         The lumped masses int phi_i. They equal ml at the interior nodes of the structured meshes (meshes.interval,
         rectangle with a 'right' or 'left' diagonal, box, l_shape) but not on a Delaunay mesh of scattered points
         or on a 'crossed' rectangle.
+    isotropy_defect : float
+        How far the edge graph is from W2's at the interior nodes (`isotropy_defect`; a warning above 0.05).
     ei, ej : numpy.ndarray of int, shape (n_edges,)
         Each directed edge's owned row i and its column j in the edge layout.
     w : numpy.ndarray, shape (n_edges,)
@@ -155,11 +220,21 @@ class EdgeGraph:
             if negative_weights == "error":
                 raise ValueError(f"the mesh is not Delaunay: {what}")
             warn(self.comm, f"JKO: the mesh is not Delaunay: {what}; clipped to 0 (the scheme stays convex, "
-                       "positive and mass-conserving but loses consistency on those edges)", RuntimeWarning,
-                 stacklevel=3)
+                       "positive and mass-conserving but loses consistency on those edges; the control volumes are "
+                       "the lumped masses, as no circumcentric cells tile such a mesh)", RuntimeWarning, stacklevel=3)
         self.w = np.maximum(w, 0.0)
         self._elen = np.linalg.norm(Xe[self.ei] - Xe[self.ej], axis=1)
-        self.ml = control_volumes(V, self.ei, Xe[self.ei] - Xe[self.ej], self.w, self.D, self.lumped)
+        dx = Xe[self.ei] - Xe[self.ej]
+        self.ml = self.lumped.copy() if nbad else control_volumes(V, self.ei, dx, w, self.D, self.lumped)
+        self.isotropy_defect = isotropy_defect(V, self.ei, dx, self.w, self.D, self.ml)
+        if self.isotropy_defect > ISOTROPY_WARN and not nbad:
+            warn(self.comm, f"JKO: the mesh's edge graph is not isotropic: its mean isotropy defect at the interior "
+                       f"nodes is {self.isotropy_defect:.3g} (0 on the structured and 'crossed' rectangles and boxes, "
+                       f"0.02 .. 0.003 on meshes.disk at 8 .. 64 rings, falling with h); on such a mesh the discrete "
+                       f"W2 is not W2 and the step's error stops falling with h (L1 floors of about 0.6 times the "
+                       f"defect on a Gaussian step, for Delaunay squares of jittered or random points): use a mesh "
+                       f"of a regular point lattice or of rings (meshes.rectangle, box, disk, l_shape)",
+                 RuntimeWarning, stacklevel=3)
         self._row_start = np.flatnonzero(np.r_[True, np.diff(self.ei) != 0]) if len(self.ei) else np.zeros(0, int)
         self._rows_with_edges = self.ei[self._row_start] if len(self.ei) else np.zeros(0, int)
 
