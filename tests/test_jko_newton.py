@@ -293,7 +293,8 @@ def test_isotropy_defect():
         warnings.simplefilter("error")
         disk = [_graph(meshes.disk(COMM, 0.5, h)).isotropy_defect for h in (1 / 16, 1 / 32, 1 / 64)]
     assert 0.015 < disk[0] < 0.025 and 1.8 < disk[0] / disk[1] < 2.2 and 1.8 < disk[1] / disk[2] < 2.2, disk
-    with pytest.warns(RuntimeWarning, match=r"not isotropic: its mean isotropy defect at the interior nodes is 0\.0[89]"):
+    with pytest.warns(RuntimeWarning, match=r"not isotropic: its mean isotropy defect at the interior nodes "
+                                            r"is 0\.0[89]"):
         d16 = _graph(_delaunay_square(1 / 16, 0.3)).isotropy_defect
     with pytest.warns(RuntimeWarning, match="not isotropic"):
         d32 = _graph(_delaunay_square(1 / 32, 0.3)).isotropy_defect
