@@ -200,15 +200,31 @@ def disk(comm: MPI.Comm, radius: float, h: float, center=(0.0, 0.0)) -> dolfinx.
     -------
     dolfinx.mesh.Mesh
     """
-    from scipy.spatial import Delaunay
-
     same_everywhere(comm, "meshes.disk", {"radius": radius, "h": h, "center": center})
     nr = _cells_for(radius, h, f"disk radius {radius}")         # every rank checks the size: rank 0 builds alone
     check_size(2 * math.pi * nr * nr, f"disk of radius {radius} with h={h:g}")
+    return delaunay_mesh(comm, disk_points(radius, h, center) if comm.rank == 0 else None)
+
+
+def delaunay_mesh(comm: MPI.Comm, x) -> dolfinx.mesh.Mesh:
+    """The Delaunay triangulation of rank 0's points in the plane, its triangles counter-clockwise; dolfinx
+    distributes it. Collective.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+    x : array_like, shape (num_points, 2)
+        The points, on rank 0 (ignored on the others).
+
+    Returns
+    -------
+    dolfinx.mesh.Mesh
+    """
+    from scipy.spatial import Delaunay
+
     if comm.rank == 0:
-        x = disk_points(radius, h, center)
+        x = np.asarray(x, float)
         tri = Delaunay(x).simplices.astype(np.int64)
-        # orient counter-clockwise
         a, b, c = x[tri[:, 0]], x[tri[:, 1]], x[tri[:, 2]]
         det = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
         tri[det < 0] = tri[det < 0][:, [0, 2, 1]]
@@ -259,6 +275,26 @@ def l_shape(comm: MPI.Comm, lower, upper, h: float) -> dolfinx.mesh.Mesh:
         x, tri = np.zeros((0, 2)), np.zeros((0, 3), dtype=np.int64)
     element = ufl.Mesh(basix.ufl.element("Lagrange", "triangle", 1, shape=(2,)))
     return create_mesh(comm, tri, x, element)
+
+
+def boundary_dofs(V) -> np.ndarray:
+    """The owned dofs of V on the exterior facets of its mesh.
+
+    Parameters
+    ----------
+    V : dolfinx.fem.FunctionSpace
+
+    Returns
+    -------
+    numpy.ndarray of int32, shape (num_owned_boundary_dofs,)
+    """
+    import dolfinx.fem
+
+    msh = V.mesh
+    fdim = msh.topology.dim - 1
+    msh.topology.create_connectivity(fdim, msh.topology.dim)
+    dofs = dolfinx.fem.locate_dofs_topological(V, fdim, dolfinx.mesh.exterior_facet_indices(msh.topology))
+    return dofs[dofs < V.dofmap.index_map.size_local]
 
 
 def cell_size(msh: dolfinx.mesh.Mesh) -> float:

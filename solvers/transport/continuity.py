@@ -32,6 +32,7 @@ import ufl
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from fpjko.meshes.builders import boundary_dofs
 from fpjko.solvers.core import moments, validation
 from fpjko.solvers.core.compat import expression, interpolate, petsc_vec
 from fpjko.solvers.core.diagnostics import DensityDiagnostics
@@ -139,7 +140,7 @@ class ContinuityEquation(DensitySolver, DensityDiagnostics):
         self._energy = dolfinx.fem.form(self.f_expr * self._stage * ufl.dx
                                         + (0.5 * self.interaction.psi * self._stage * ufl.dx
                                            if self.interaction is not None else 0))
-        self._bnd = self._boundary_dofs()
+        self._bnd = boundary_dofs(self.V)
         self._cells = self.V.dofmap.list[:nc]                      # (nc, tdim + 1) DG1 dofs = vertices
         self._last_step = (math.nan, math.nan)
 
@@ -149,15 +150,6 @@ class ContinuityEquation(DensitySolver, DensityDiagnostics):
         if self.fixed_dt is not None:
             return self.fixed_dt
         return self.cfl * self.h_min / max(self.max_speed(), 1e-300)
-
-    def _boundary_dofs(self) -> np.ndarray:
-        import dolfinx.mesh
-
-        fdim = self.mesh.topology.dim - 1
-        self.mesh.topology.create_connectivity(fdim, self.mesh.topology.dim)
-        facets = dolfinx.mesh.exterior_facet_indices(self.mesh.topology)
-        dofs = dolfinx.fem.locate_dofs_topological(self.V, fdim, facets)
-        return dofs[dofs < self.n_owned]
 
     # ------------------------------------------------------------------ set-up
     def _set_initial(self, rho0, normalize: bool = False, mass_tol: float = 1e-2) -> None:

@@ -10,6 +10,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from fpjko.common.warn import warn
+from fpjko.meshes.builders import boundary_dofs
 from fpjko.solvers.core import validation
 from fpjko.solvers.fokker_planck.edge_averaged import lumped_mass
 
@@ -17,7 +18,26 @@ from fpjko.solvers.fokker_planck.edge_averaged import lumped_mass
 ISOTROPY_WARN = 0.05       # EdgeGraph warns above this mean isotropy defect (`isotropy_defect`)
 
 
-def control_volumes(V, ei: np.ndarray, dx: np.ndarray, w: np.ndarray, D, lumped: np.ndarray) -> np.ndarray:
+def in_metric(dx: np.ndarray, D) -> np.ndarray:
+    """Edge vectors in the metric of D: the rows D^(-1/2) (x_i - x_j), so that |.|^2 is (x_i - x_j)^T D^-1 (x_i - x_j).
+
+    Parameters
+    ----------
+    dx : numpy.ndarray, shape (n_edges, d)
+    D : numpy.ndarray, shape (d, d), or None
+        A constant SPD metric (None: the identity, dx returned).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_edges, d)
+    """
+    if D is None:
+        return dx
+    ev, U = np.linalg.eigh(D)
+    return dx @ ((U / np.sqrt(ev)) @ U.T)
+
+
+def control_volumes(V, ei: np.ndarray, dy: np.ndarray, w: np.ndarray, lumped: np.ndarray) -> np.ndarray:
     """The circumcentric dual volumes of a P1 mesh from its transmissibilities: the two-point scheme's control volumes.
 
     For a Delaunay simplex mesh the stiffness weight w_ij = -int grad phi_i . grad phi_j is |s_ij| / |x_i - x_j|, s_ij
@@ -48,12 +68,10 @@ def control_volumes(V, ei: np.ndarray, dx: np.ndarray, w: np.ndarray, D, lumped:
         The P1 space (its index map carries the ghosts).
     ei : numpy.ndarray of int, shape (n_edges,)
         Each directed edge's owned row.
-    dx : numpy.ndarray, shape (n_edges, d)
-        x_i - x_j along each edge.
+    dy : numpy.ndarray, shape (n_edges, d)
+        x_i - x_j along each edge in the metric D (`in_metric`).
     w : numpy.ndarray, shape (n_edges,)
         The transmissibilities (none negative).
-    D : numpy.ndarray, shape (d, d), or None
-        The constant metric (None: the identity).
     lumped : numpy.ndarray, shape (n_local,)
         The lumped masses (the fallback of a node without a positive weight).
 
@@ -63,15 +81,14 @@ def control_volumes(V, ei: np.ndarray, dx: np.ndarray, w: np.ndarray, D, lumped:
         Owned values, then dolfinx's ghosts.
     """
     n, d = V.dofmap.index_map.size_local, V.mesh.geometry.dim
-    sq = (dx * dx).sum(axis=1) if D is None else np.einsum("ei,ij,ej->e", dx, np.linalg.inv(D), dx)
-    vol = np.bincount(ei, weights=w * sq, minlength=n)[:n] / (2 * d)
+    vol = np.bincount(ei, weights=w * (dy * dy).sum(axis=1), minlength=n)[:n] / (2 * d)
     u = dolfinx.fem.Function(V)
     u.x.array[:n] = np.where(vol > 0, vol, lumped[:n])
     u.x.scatter_forward()
     return u.x.array.copy()
 
 
-def isotropy_defect(V, ei: np.ndarray, dx: np.ndarray, w: np.ndarray, D, ml: np.ndarray) -> float:
+def isotropy_defect(V, ei: np.ndarray, dy: np.ndarray, w: np.ndarray, ml: np.ndarray) -> float:
     """The mean over the interior nodes, weighted by their volumes, of |D^(-1/2) T_i D^(-1/2) - I| (spectral norm),
     T_i = (1/2 m_i) sum_j w_ij (x_j - x_i)(x_j - x_i)^T (collective; 0.0 without interior nodes).
 
@@ -90,11 +107,10 @@ def isotropy_defect(V, ei: np.ndarray, dx: np.ndarray, w: np.ndarray, D, ml: np.
     ----------
     V : dolfinx.fem.FunctionSpace
     ei : numpy.ndarray of int, shape (n_edges,)
-    dx : numpy.ndarray, shape (n_edges, d)
-        x_i - x_j along each edge.
+    dy : numpy.ndarray, shape (n_edges, d)
+        x_i - x_j along each edge in the metric D (`in_metric`).
     w : numpy.ndarray, shape (n_edges,)
         The transmissibilities (clipped).
-    D : numpy.ndarray, shape (d, d), or None
     ml : numpy.ndarray, shape (n_local,)
         The control volumes.
 
@@ -102,20 +118,11 @@ def isotropy_defect(V, ei: np.ndarray, dx: np.ndarray, w: np.ndarray, D, ml: np.
     -------
     float
     """
-    import dolfinx.mesh
-
-    msh, n = V.mesh, V.dofmap.index_map.size_local
-    d, tdim = msh.geometry.dim, msh.topology.dim
-    msh.topology.create_connectivity(tdim - 1, tdim)
-    facets = dolfinx.mesh.exterior_facet_indices(msh.topology)
-    bdofs = dolfinx.fem.locate_dofs_topological(V, tdim - 1, facets)
+    n, d = V.dofmap.index_map.size_local, V.mesh.geometry.dim
     inner = np.ones(n, bool)
-    inner[bdofs[bdofs < n]] = False
-    if D is not None:
-        ev, U = np.linalg.eigh(D)
-        dx = dx @ (U / np.sqrt(ev))                                       # D^(-1/2) (x_i - x_j), rotated
+    inner[boundary_dofs(V)] = False
     T = np.zeros((n, d, d))
-    np.add.at(T, ei, w[:, None, None] * dx[:, :, None] * dx[:, None, :])
+    np.add.at(T, ei, w[:, None, None] * dy[:, :, None] * dy[:, None, :])
     T /= 2 * ml[:n, None, None]
     dev = np.linalg.norm(T[inner] - np.eye(d), ord=2, axis=(1, 2)) if inner.any() else np.zeros(0)
     num, den = V.mesh.comm.allreduce(np.array([float(ml[:n][inner] @ dev), float(ml[:n][inner].sum())]))
@@ -224,10 +231,11 @@ class EdgeGraph:
                        "positive and mass-conserving but loses consistency on those edges; the control volumes are "
                        "the lumped masses, as no circumcentric cells tile such a mesh)", RuntimeWarning, stacklevel=3)
         self.w = np.maximum(w, 0.0)
-        self._elen = np.linalg.norm(Xe[self.ei] - Xe[self.ej], axis=1)
         dx = Xe[self.ei] - Xe[self.ej]
-        self.ml = self.lumped.copy() if nbad else control_volumes(V, self.ei, dx, w, self.D, self.lumped)
-        self.isotropy_defect = isotropy_defect(V, self.ei, dx, self.w, self.D, self.ml)
+        self._elen = np.linalg.norm(dx, axis=1)
+        dy = in_metric(dx, self.D)
+        self.ml = self.lumped.copy() if nbad else control_volumes(V, self.ei, dy, w, self.lumped)
+        self.isotropy_defect = isotropy_defect(V, self.ei, dy, self.w, self.ml)
         if self.isotropy_defect > ISOTROPY_WARN and not nbad:
             warn(self.comm, f"JKO: the mesh's edge graph is not isotropic: its mean isotropy defect at the interior "
                        f"nodes is {self.isotropy_defect:.3g} (0 on the structured and 'crossed' rectangles and boxes, "
