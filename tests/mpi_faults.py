@@ -342,6 +342,16 @@ def _quad1(x):
     return 0.5 * x[0] ** 2
 
 
+def newton_p1_normalised_on_disk():
+    """A density whose P1 integral is 1, given without normalize=True: on the Delaunay disk its mass in NewtonJKO's
+    control volumes is not 1 (decided on allreduced masses: every rank raises)."""
+    from fpjko.solvers import NewtonJKO
+    J = NewtonJKO(meshes.disk(comm, 0.5, 1 / 32, center=(0.5, 0.5)), 0.01, beta=1.0)
+    rho = np.exp(-((J.X[:, 0] - 0.5) ** 2 + (J.X[:, 1] - 0.5) ** 2) / 0.02)
+    rho /= comm.allreduce(float(J.graph.lumped[: J.n] @ rho[: J.n]))
+    J.set_initial(rho[: J.n])
+
+
 def config_newton_tau_nan_on_rank1():
     from fpjko.solvers import NewtonJKO
     NewtonJKO(LINE(), on(1, NAN, 0.1), potential=_quad1, beta=1.0)
@@ -477,7 +487,7 @@ CASES = {f.__name__: f for f in [
     histogram_nan_on_rank1, histogram_wrong_dim_on_rank1, project_nan_on_rank0, project_wrong_dim_on_rank0,
     sampler_nan_start_on_rank1, sampler_blow_up_on_rank1, sampler_nan_dt_on_rank1, sampler_drift_shape_on_rank0,
     network_nan_neuron_on_rank1, moments_wrong_rows_on_rank0, random_batch_wrong_rows_on_rank1,
-    random_batch_nan_on_rank1, streams_empty_rank_sample,
+    random_batch_nan_on_rank1, streams_empty_rank_sample, newton_p1_normalised_on_disk,
     empty_rank_checkpoint_and_series, empty_rank_checkpoint_fails_on_rank0, *CONFIG_CASES]}
 
 

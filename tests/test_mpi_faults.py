@@ -46,6 +46,7 @@ EXPECTED = {
     "random_batch_nan_on_rank1": ("ValueError", ["on rank 1 of 2", "RandomBatch.force: particle 507 is not finite",
                                                  "x=[", "nan]"]),
     "streams_empty_rank_sample": None,
+    "newton_p1_normalised_on_disk": ("ValueError", ["P1 integral is 1", "control volumes", "normalize=True"]),
     "empty_rank_checkpoint_and_series": None,
     "empty_rank_checkpoint_fails_on_rank0": ("OSError", ["could not write the checkpoint", "No space left on device"]),
 }
